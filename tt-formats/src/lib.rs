@@ -1,0 +1,1 @@
+//! Pure shared data for the device stack (see crate docs once written).

@@ -1,0 +1,1 @@
+//! Safe layer (see crate docs once written).

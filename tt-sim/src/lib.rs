@@ -1,0 +1,1 @@
+//! The simulator (see crate docs once written).

@@ -1,0 +1,1 @@
+//! Raw C ABI bindings (see crate docs once written).

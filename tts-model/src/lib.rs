@@ -1,0 +1,1 @@
+//! tts-model (see crate docs once written).
