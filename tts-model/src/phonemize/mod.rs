@@ -1,0 +1,1 @@
+//! Text to phoneme ids with espeak-ng loaded at run time and Piper's rules (work in progress).
