@@ -42,7 +42,7 @@ flags=(
 # The PyPI libclang has no compiler resource headers (stddef.h, stdbool.h): take the C compiler's.
 resource_include="$(cc -print-file-name=include)"
 [ -f "$resource_include/stddef.h" ] || { echo "need a C compiler (cc) for stddef.h/stdbool.h" >&2; exit 1; }
-clang_args=(-x c -std=c11 --target=x86_64-unknown-linux-gnu -Wno-comment -isystem "$resource_include")
+clang_args=(-x c -std=c11 --target=x86_64-unknown-linux-gnu -isystem "$resource_include")
 
 tmp="$(mktemp)"
 trap 'rm -f "$tmp"' EXIT
@@ -53,7 +53,7 @@ trap 'rm -f "$tmp"' EXIT
     echo "// bindgen ${BINDGEN_VERSION} with libclang ${LIBCLANG_VERSION} (PyPI \`libclang\`):"
     printf '//   bindgen'
     for f in "${flags[@]}"; do printf " '%s'" "$f"; done
-    echo " include/tt_shim.h -- -x c -std=c11 --target=x86_64-unknown-linux-gnu -Wno-comment -isystem <cc -print-file-name=include>"
+    echo " include/tt_shim.h -- -x c -std=c11 --target=x86_64-unknown-linux-gnu -isystem <cc -print-file-name=include>"
     echo "// Layout assertions below are checked at compile time for the target (LP64: x86_64, aarch64 Linux)."
     echo
     cat "$tmp"

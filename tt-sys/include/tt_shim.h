@@ -2,7 +2,7 @@
  * tt_shim.h - the versioned C ABI between host code and a Tenstorrent device provider.
  *
  * Two providers implement this table:
- *   - "metal": tt-sys/shim/metal/*.cpp over the TT-Metal 0.81-era mesh API, built into
+ *   - "metal": tt-sys/shim/metal/tt_shim_metal.cpp over the TT-Metal 0.81-era mesh API, built into
  *     libtt_shim_metal.so where TT-Metal is installed and loaded at run time;
  *   - "sim":   the tt-sim crate, in-process.
  *

@@ -12,6 +12,12 @@ mod bindings;
 
 pub use bindings::*;
 
+pub mod loader;
+pub mod result;
+
+pub use loader::{Api, LoadError};
+pub use result::{ShimError, status_name};
+
 #[cfg(test)]
 mod tests {
     use super::*;
