@@ -1,0 +1,187 @@
+//! Whole-tile codecs for every supported format: 1024 values in tile order <-> one tile page.
+//!
+//! - Float formats: `Float32` (little-endian IEEE bits), `Float16_b` (little-endian bf16),
+//!   `Float16` (IEEE half, host encode/decode only), `Bfp8_b`/`Bfp4_b`/`Bfp2_b` (see [`crate::bfp`]).
+//! - Integer formats (`Int32`, `UInt32`, `UInt16`, `UInt8`): the f32 interface carries integer
+//!   *values*: encoding converts with Rust's saturating `as` cast (toward zero, NaN -> 0), decoding
+//!   gives the integer as f32 (exact below 2^24). Code that needs every integer bit should use
+//!   [`encode_tile_u32`]/[`decode_tile_u32`], which move raw 32-bit words.
+//! - `Bfp8`/`Bfp4` (5-bit exponent) are not implemented and return [`FormatError::Unsupported`].
+//!
+//! "Host" encoding is what TT-Metal's host library writes into a buffer; "device" encoding is what
+//! the Tensix packer writes from DEST (see [`crate::scalar`] and [`crate::bfp`]).
+
+use crate::bfp::{self, PackSrc};
+use crate::format::{DataFormat, FormatError};
+use crate::scalar::{bf16_to_f32, f32_to_bf16_device, f32_to_bf16_host};
+use crate::tile::TILE_HW;
+
+/// Packer configuration that affects the bits written (TT-Metal `ComputeConfig`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct PackerConfig {
+    /// DEST holds fp32 (`fp32_dest_acc_en`). With `false` the DEST values handed to the packer must
+    /// be bf16-exact (a 16-bit DEST cannot hold anything else).
+    pub fp32_dest_acc_en: bool,
+    /// `bfp8_pack_precise`.
+    pub bfp8_pack_precise: bool,
+}
+
+fn unsupported(fmt: DataFormat, operation: &'static str, hint: &'static str) -> FormatError {
+    FormatError::Unsupported {
+        format: fmt.name(),
+        operation,
+        hint,
+    }
+}
+
+fn put_words<const N: usize>(values: &[f32; TILE_HW], f: impl Fn(f32) -> [u8; N]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(TILE_HW * N);
+    for &v in values {
+        out.extend_from_slice(&f(v));
+    }
+    out
+}
+
+/// Host encoding of one tile (TT-Metal host library rules: bf16 round-to-nearest-even, BFP per
+/// `blockfloat_common.cpp`).
+pub fn encode_tile_host(fmt: DataFormat, values: &[f32; TILE_HW]) -> Result<Vec<u8>, FormatError> {
+    Ok(match fmt {
+        DataFormat::Float32 => put_words(values, |v| v.to_bits().to_le_bytes()),
+        DataFormat::Float16_b => put_words(values, |v| f32_to_bf16_host(v).to_le_bytes()),
+        DataFormat::Float16 => {
+            put_words(values, |v| half::f16::from_f32(v).to_bits().to_le_bytes())
+        }
+        DataFormat::Bfp8_b | DataFormat::Bfp4_b | DataFormat::Bfp2_b => {
+            bfp::encode_bfp_tile_host(fmt, values)?
+        }
+        DataFormat::Int32 => put_words(values, |v| (v as i32).to_le_bytes()),
+        DataFormat::UInt32 => put_words(values, |v| (v as u32).to_le_bytes()),
+        DataFormat::UInt16 => put_words(values, |v| (v as u16).to_le_bytes()),
+        DataFormat::UInt8 => put_words(values, |v| [v as u8]),
+        DataFormat::Bfp8 | DataFormat::Bfp4 => {
+            return Err(unsupported(fmt, "encode_tile_host", "use Bfp8_b or Bfp4_b"));
+        }
+    })
+}
+
+/// Device (packer) encoding of one tile of DEST values with TT-Metal's default packer
+/// configuration (`bfp8_pack_precise = false`; the DEST width does not change the bits for
+/// bf16-exact inputs). See [`encode_tile_device_with`].
+pub fn encode_tile_device(
+    fmt: DataFormat,
+    values: &[f32; TILE_HW],
+) -> Result<Vec<u8>, FormatError> {
+    encode_tile_device_with(fmt, PackerConfig::default(), values)
+}
+
+/// Device (packer) encoding of one tile of DEST values (tile order):
+/// - `Float32`, `Int32`, `UInt32`: the DEST bits unchanged;
+/// - `Float16_b`: [`f32_to_bf16_device`];
+/// - BFP: [`bfp::encode_bfp_tile_device`] with [`PackSrc::for_config`];
+/// - `UInt16`, `UInt8`: the integer value, as in [`encode_tile_host`];
+/// - `Float16`, `Bfp8`, `Bfp4`: unsupported.
+pub fn encode_tile_device_with(
+    fmt: DataFormat,
+    config: PackerConfig,
+    values: &[f32; TILE_HW],
+) -> Result<Vec<u8>, FormatError> {
+    Ok(match fmt {
+        DataFormat::Float32 => put_words(values, |v| v.to_bits().to_le_bytes()),
+        DataFormat::Float16_b => put_words(values, |v| f32_to_bf16_device(v).to_le_bytes()),
+        DataFormat::Bfp8_b | DataFormat::Bfp4_b | DataFormat::Bfp2_b => {
+            bfp::encode_bfp_tile_device(
+                fmt,
+                PackSrc::for_config(config.fp32_dest_acc_en, config.bfp8_pack_precise),
+                values,
+            )?
+        }
+        DataFormat::Int32 | DataFormat::UInt32 | DataFormat::UInt16 | DataFormat::UInt8 => {
+            encode_tile_host(fmt, values)?
+        }
+        DataFormat::Float16 | DataFormat::Bfp8 | DataFormat::Bfp4 => {
+            return Err(unsupported(
+                fmt,
+                "encode_tile_device",
+                "the packer model covers Float32, Float16_b, Bfp8_b, Bfp4_b, Bfp2_b and the integer formats",
+            ));
+        }
+    })
+}
+
+fn check_len(fmt: DataFormat, bytes: &[u8]) -> Result<(), FormatError> {
+    if bytes.len() != fmt.tile_size_bytes() {
+        return Err(FormatError::WrongLength {
+            what: "encoded tile",
+            expected: fmt.tile_size_bytes(),
+            actual: bytes.len(),
+            unit: "bytes",
+        });
+    }
+    Ok(())
+}
+
+fn map_words<const N: usize>(bytes: &[u8], f: impl Fn([u8; N]) -> f32) -> [f32; TILE_HW] {
+    let mut out = [0f32; TILE_HW];
+    for (o, c) in out.iter_mut().zip(bytes.chunks_exact(N)) {
+        let mut w = [0u8; N];
+        w.copy_from_slice(c);
+        *o = f(w);
+    }
+    out
+}
+
+/// Decodes one tile page into 1024 f32 values in tile order. BFP tiles are decoded the way the
+/// unpacker reads them (bf16-exact results; see [`crate::bfp`]); use
+/// [`bfp::decode_bfp_tile_host`] for TT-Metal's host decoder.
+pub fn decode_tile(fmt: DataFormat, bytes: &[u8]) -> Result<[f32; TILE_HW], FormatError> {
+    if matches!(fmt, DataFormat::Bfp8 | DataFormat::Bfp4) {
+        return Err(unsupported(fmt, "decode_tile", "use Bfp8_b or Bfp4_b"));
+    }
+    check_len(fmt, bytes)?;
+    Ok(match fmt {
+        DataFormat::Float32 => map_words(bytes, |w: [u8; 4]| f32::from_le_bytes(w)),
+        DataFormat::Float16_b => map_words(bytes, |w: [u8; 2]| bf16_to_f32(u16::from_le_bytes(w))),
+        DataFormat::Float16 => map_words(bytes, |w: [u8; 2]| {
+            half::f16::from_bits(u16::from_le_bytes(w)).to_f32()
+        }),
+        DataFormat::Int32 => map_words(bytes, |w: [u8; 4]| i32::from_le_bytes(w) as f32),
+        DataFormat::UInt32 => map_words(bytes, |w: [u8; 4]| u32::from_le_bytes(w) as f32),
+        DataFormat::UInt16 => map_words(bytes, |w: [u8; 2]| u16::from_le_bytes(w) as f32),
+        DataFormat::UInt8 => map_words(bytes, |w: [u8; 1]| w[0] as f32),
+        _ => bfp::decode_bfp_tile(fmt, bytes)?,
+    })
+}
+
+/// Raw 32-bit words (little-endian) of a `Float32`/`Int32`/`UInt32` tile.
+pub fn encode_tile_u32(fmt: DataFormat, words: &[u32; TILE_HW]) -> Result<Vec<u8>, FormatError> {
+    match fmt {
+        DataFormat::Float32 | DataFormat::Int32 | DataFormat::UInt32 => {
+            Ok(words.iter().flat_map(|w| w.to_le_bytes()).collect())
+        }
+        _ => Err(unsupported(
+            fmt,
+            "encode_tile_u32",
+            "only 32-bit formats carry raw words",
+        )),
+    }
+}
+
+/// Inverse of [`encode_tile_u32`].
+pub fn decode_tile_u32(fmt: DataFormat, bytes: &[u8]) -> Result<[u32; TILE_HW], FormatError> {
+    if !matches!(
+        fmt,
+        DataFormat::Float32 | DataFormat::Int32 | DataFormat::UInt32
+    ) {
+        return Err(unsupported(
+            fmt,
+            "decode_tile_u32",
+            "only 32-bit formats carry raw words",
+        ));
+    }
+    check_len(fmt, bytes)?;
+    let mut out = [0u32; TILE_HW];
+    for (o, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+        *o = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+    }
+    Ok(out)
+}
