@@ -17,6 +17,12 @@
 //!   11x10 grid is logical x 0..11 -> NoC x [1,2,3,4,5,6,7,10,11,12,13] and logical y 0..10 ->
 //!   NoC y 2..11. 8 DRAM banks at the preferred worker endpoints
 //!   [0-11, 0-3, 0-8, 0-6, 9-11, 9-3, 9-8, 9-6].
+//!
+//! # Unreserved L1 base
+//! `MEM_MAP_END` of tt-metal's 2026 `dev_mem_map.h` (WH 0x8120, BH 0x9DE0) plus the 69 KiB
+//! kernel-config buffer (`L1_KERNEL_CONFIG_SIZE`), rounded up to the DRAM alignment:
+//! WH 0x19520 (103,712 B), BH 0x1B200 (111,104 B). The exact value on a given TT-Metal build may
+//! differ by a few hundred bytes; programs must query it, never hard-code it.
 
 use crate::coords::{CoordError, CoreCoord};
 
@@ -101,7 +107,7 @@ static WORMHOLE_B0: ArchSpec = ArchSpec {
     worker_grid: cc(8, 8),
     clock_mhz: 1000,
     l1_size: 1464 * 1024,
-    l1_unreserved_base: 0x19A00,
+    l1_unreserved_base: 0x19520,
     l1_alignment: 16,
     dram_alignment: 32,
     num_dram_banks: 12,
@@ -139,7 +145,7 @@ static BLACKHOLE: ArchSpec = ArchSpec {
     worker_grid: cc(11, 10),
     clock_mhz: 1350,
     l1_size: 1536 * 1024,
-    l1_unreserved_base: 0x1B400,
+    l1_unreserved_base: 0x1B200,
     l1_alignment: 16,
     dram_alignment: 64,
     num_dram_banks: 8,

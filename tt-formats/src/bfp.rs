@@ -294,3 +294,224 @@ pub fn decode_bfp_tile_host(fmt: DataFormat, bytes: &[u8]) -> Result<[f32; TILE_
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn row(vals: &[f32]) -> [u32; 16] {
+        let mut r = [0u32; 16];
+        for (d, v) in r.iter_mut().zip(vals) {
+            *d = v.to_bits();
+        }
+        r
+    }
+
+    fn tile_with_row0(vals: &[f32]) -> [f32; TILE_HW] {
+        let mut t = [0f32; TILE_HW];
+        t[..vals.len()].copy_from_slice(vals);
+        t
+    }
+
+    // Hand-derived (module docs): shared exponent 128 (from -2.5); 1.0 -> 0x800000>>1>>17 = 32;
+    // -2.5 -> 0xA00000>>17 = 80 | sign; 0.1 -> 0xCCCCCD>>5 = 0x66666, >>17 = 3 (rest < tie).
+    #[test]
+    fn host_bfp8_known_row() {
+        let (e, m) = encode_row_host(&row(&[1.0, -2.5, 0.1, 0.0, -0.0]), 7);
+        assert_eq!(e, 128);
+        assert_eq!(&m[..5], &[0x20, 0xD0, 0x03, 0x00, 0x00]);
+        assert_eq!(bf16_f(bfp8_to_bf16(0x20, 128)), 1.0);
+        assert_eq!(bf16_f(bfp8_to_bf16(0xD0, 128)), -2.5);
+        assert_eq!(bf16_f(bfp8_to_bf16(0x03, 128)), 0.09375);
+    }
+
+    fn bf16_f(b: u16) -> f32 {
+        crate::scalar::bf16_to_f32(b)
+    }
+
+    #[test]
+    fn host_ties_to_even_device_away() {
+        // 1 + 1/128: 24-bit mantissa 0x810000, kept 0x40, dropped exactly half -> even 0x40.
+        // 1 + 3/128: kept 0x41 (odd), half dropped -> 0x42.
+        let (_, m) = encode_row_host(&row(&[1.0078125, 1.0234375]), 7);
+        assert_eq!(&m[..2], &[0x40, 0x42]);
+        // Device (both pack sources): half goes away from zero: 0x41 and 0x42.
+        for src in [PackSrc::Bfp8B, PackSrc::Float16B, PackSrc::Float32] {
+            let w = [
+                device_pack_word(1.0078125f32.to_bits(), src),
+                device_pack_word(1.0234375f32.to_bits(), src),
+            ];
+            let mut words = [0u16; 16];
+            words[..2].copy_from_slice(&w);
+            let (e, m) = encode_row_device(&words, 7);
+            assert_eq!(e, 127);
+            assert_eq!(&m[..2], &[0x41, 0x42], "{src:?}");
+        }
+    }
+
+    #[test]
+    fn saturation_host_vs_device() {
+        // 0x3FFFFFFF (just below 2): host rounds the magnitude up to 128 and saturates at 127;
+        // device (Bfp8B) truncates to bf16 0x3FFF, rounds m7->m6 up to 2.0 = new exponent 128.
+        let x = f32::from_bits(0x3FFF_FFFF);
+        let (e, m) = encode_row_host(&row(&[x]), 7);
+        assert_eq!((e, m[0]), (127, 0x7F));
+        let mut w = [0u16; 16];
+        w[0] = device_pack_word(x.to_bits(), PackSrc::Bfp8B);
+        assert_eq!(w[0], 0x4000);
+        let (e, m) = encode_row_device(&w, 7);
+        assert_eq!((e, m[0]), (128, 0x40));
+        // Float32 pack source truncates: 0x3FFF -> magnitude (0xFF + 1) >> 1 = 0x80 -> clamp 0x7F.
+        w[0] = device_pack_word(x.to_bits(), PackSrc::Float32);
+        assert_eq!(
+            encode_row_device(&w, 7),
+            (127, {
+                let mut a = [0u8; 16];
+                a[0] = 0x7F;
+                a
+            })
+        );
+    }
+
+    #[test]
+    fn device_flushes_and_nan_to_inf() {
+        assert_eq!(
+            device_pack_word(f32::from_bits(0x0000_0001).to_bits(), PackSrc::Float16B),
+            0
+        );
+        assert_eq!(device_pack_word((-0.0f32).to_bits(), PackSrc::Bfp8B), 0);
+        assert_eq!(
+            device_pack_word(f32::NAN.to_bits(), PackSrc::Float32),
+            0x7F80
+        );
+        // Values more than 7 binades below the block maximum vanish (shift >= 8).
+        let mut w = [0u16; 16];
+        w[0] = 0x4300; // 128.0
+        w[1] = 0x3F80; // 1.0, shift 7: (0x80 + 0x80) >> 8 = 1
+        w[2] = 0x3F00; // 0.5, shift 8 -> 0
+        w[3] = 0xBF80; // -1.0 -> 1 | sign
+        let (e, m) = encode_row_device(&w, 7);
+        assert_eq!(e, 0x86);
+        assert_eq!(&m[..4], &[0x40, 0x01, 0x00, 0x81]);
+    }
+
+    #[test]
+    fn host_denormals_and_specials() {
+        // A row of only denormals: shared exponent 0, the hidden 1 is still added.
+        let (e, m) = encode_row_host(&row(&[f32::from_bits(1)]), 7);
+        assert_eq!((e, m[0]), (0, 0x40));
+        // Infinity takes exponent 255 and magnitude 64; it decodes back to infinity.
+        let (e, m) = encode_row_host(&row(&[f32::NEG_INFINITY, 1.0]), 7);
+        assert_eq!((e, m[0], m[1]), (255, 0xC0, 0x00));
+        assert_eq!(bf16_f(bfp8_to_bf16(0xC0, 255)), f32::NEG_INFINITY);
+    }
+
+    #[test]
+    fn unpacker_vs_host_decoder_on_signed_zero() {
+        assert_eq!(bfp8_to_bf16(0x80, 130), 0xFF80); // -inf on the device
+        assert_eq!(decode_value_host(0x80, 130, 7), 0x8000_0000); // -0.0 on the host
+        assert_eq!(bfp8_to_bf16(0x00, 130), 0);
+    }
+
+    #[test]
+    fn bfp4_and_bfp2_packing_order() {
+        // Bfp4: 1.0 -> 0x800000>>21 = 4; -1.0 -> 0xC; element 0 in the low nibble.
+        let t = tile_with_row0(&[1.0, -1.0, 0.5, 0.0]);
+        let b = encode_bfp_tile_host(DataFormat::Bfp4_b, &t).unwrap();
+        assert_eq!(b.len(), 576);
+        assert_eq!(b[0], 127);
+        assert_eq!(b[64], 0xC4);
+        assert_eq!(b[65], 0x02); // 0.5 -> 0x800000>>1>>21 = 2
+        let d = decode_bfp_tile(DataFormat::Bfp4_b, &b).unwrap();
+        assert_eq!(&d[..4], &[1.0, -1.0, 0.5, 0.0]);
+        // Bfp2: 1.0 -> 01, -1.0 -> 11, 0.4 -> 0 (below half), 0.75 -> 01 (above half).
+        let t = tile_with_row0(&[1.0, -1.0, 0.4, 0.75]);
+        let b = encode_bfp_tile_host(DataFormat::Bfp2_b, &t).unwrap();
+        assert_eq!(b.len(), 320);
+        assert_eq!(b[64], 0x4D);
+        let d = decode_bfp_tile(DataFormat::Bfp2_b, &b).unwrap();
+        assert_eq!(&d[..4], &[1.0, -1.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn device_bfp4_truncates_bfp8() {
+        // 1.0 + 0.75 = 1.75: bfp8 magnitude 0x70; bfp4 keeps the top 3 bits 0b111 (no rounding).
+        // 1.9375 (bfp8 0x7C) also gives 0b111; 1.125 (0x48) gives 0b100.
+        let t = tile_with_row0(&[1.75, 1.9375, 1.125]);
+        let b = encode_bfp_tile_device(DataFormat::Bfp4_b, PackSrc::Float16B, &t).unwrap();
+        assert_eq!(b[64], 0x77);
+        assert_eq!(b[65] & 0xF, 0x4);
+        let b2 = encode_bfp_tile_device(DataFormat::Bfp2_b, PackSrc::Float16B, &t).unwrap();
+        assert_eq!(b2[64] & 0x3F, 0b01_01_01);
+    }
+
+    #[test]
+    fn exponent_section_order() {
+        let mut t = [0f32; TILE_HW];
+        for (r, v) in t.chunks_exact_mut(16).enumerate() {
+            v[5] = f32::from_bits(((r as u32 + 60) << 23) | 0x12_3456);
+        }
+        let b = encode_bfp_tile_host(DataFormat::Bfp8_b, &t).unwrap();
+        for r in 0..64 {
+            assert_eq!(b[r] as usize, r + 60);
+            assert_eq!(b[64 + r * 16 + 5], 0x40 | 0x09); // 1.0010010... -> 0x49
+        }
+        assert!(decode_bfp_tile(DataFormat::Bfp8_b, &b[..100]).is_err());
+        assert!(encode_bfp_tile_host(DataFormat::Float16_b, &t).is_err());
+    }
+
+    fn finite_tile() -> impl Strategy<Value = Vec<f32>> {
+        prop::collection::vec(
+            prop_oneof![
+                (-1.0e3f32..1.0e3f32),
+                (-1.0f32..1.0f32),
+                any::<u32>().prop_map(|b| f32::from_bits(b & 0xBFFF_FFFF)), // exponent <= 127+0x7f... finite
+            ],
+            TILE_HW,
+        )
+    }
+
+    fn arr(v: &[f32]) -> [f32; TILE_HW] {
+        let mut a = [0f32; TILE_HW];
+        a.copy_from_slice(v);
+        a
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn bfp8_host_error_within_one_block_ulp(v in finite_tile()) {
+            let t = arr(&v);
+            let b = encode_bfp_tile_host(DataFormat::Bfp8_b, &t).unwrap();
+            let d = decode_bfp_tile(DataFormat::Bfp8_b, &b).unwrap();
+            let h = decode_bfp_tile_host(DataFormat::Bfp8_b, &b).unwrap();
+            for i in 0..TILE_HW {
+                let e = b[i / 16] as i32;
+                prop_assume!(e > 6); // keep block ULPs normal
+                // Magnitude step of the block is 2^(E-127-6); rounding to nearest and no sticky
+                // bit keep the error within one step (saturation at 127 too).
+                let ulp = 2f64.powi(e - 127 - 6);
+                prop_assert!((d[i] as f64 - t[i] as f64).abs() <= ulp, "i={} x={} got {}", i, t[i], d[i]);
+                prop_assert_eq!(d[i].to_bits(), h[i].to_bits());
+                // Decoded values are bf16-exact.
+                prop_assert_eq!(d[i].to_bits() & 0xFFFF, 0);
+            }
+        }
+
+        #[test]
+        fn encoders_are_idempotent_on_decoded_tiles(v in finite_tile(), fmt in prop_oneof![Just(DataFormat::Bfp8_b), Just(DataFormat::Bfp4_b), Just(DataFormat::Bfp2_b)]) {
+            let t = arr(&v);
+            let b = encode_bfp_tile_host(fmt, &t).unwrap();
+            let d = decode_bfp_tile(fmt, &b).unwrap();
+            let d2 = decode_bfp_tile(fmt, &encode_bfp_tile_host(fmt, &d).unwrap()).unwrap();
+            prop_assert_eq!(d.map(f32::to_bits), d2.map(f32::to_bits));
+            if fmt == DataFormat::Bfp8_b {
+                for src in [PackSrc::Bfp8B, PackSrc::Float16B, PackSrc::Float32] {
+                    let dd = decode_bfp_tile(fmt, &encode_bfp_tile_device(fmt, src, &d).unwrap()).unwrap();
+                    prop_assert_eq!(d.map(f32::to_bits), dd.map(f32::to_bits));
+                }
+            }
+        }
+    }
+}

@@ -185,3 +185,126 @@ pub fn decode_tile_u32(fmt: DataFormat, bytes: &[u8]) -> Result<[u32; TILE_HW], 
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> [f32; TILE_HW] {
+        let mut t = [0f32; TILE_HW];
+        for (i, v) in t.iter_mut().enumerate() {
+            // Deterministic, non-zero, mixed signs and magnitudes.
+            *v = ((i as f32 * 0.731).sin() * 37.0) + if i % 3 == 0 { -0.01 } else { 0.02 };
+        }
+        t
+    }
+
+    #[test]
+    fn float32_round_trip_is_bit_exact() {
+        let t = sample();
+        let b = encode_tile_host(DataFormat::Float32, &t).unwrap();
+        assert_eq!(b.len(), 4096);
+        assert_eq!(&b[..4], &t[0].to_bits().to_le_bytes());
+        assert_eq!(
+            decode_tile(DataFormat::Float32, &b)
+                .unwrap()
+                .map(f32::to_bits),
+            t.map(f32::to_bits)
+        );
+        assert_eq!(encode_tile_device(DataFormat::Float32, &t).unwrap(), b);
+    }
+
+    #[test]
+    fn bf16_host_and_device_encodings() {
+        let mut t = sample();
+        t[0] = f32::from_bits(0x3F80_8000); // tie
+        t[1] = -0.0;
+        let h = encode_tile_host(DataFormat::Float16_b, &t).unwrap();
+        let d = encode_tile_device(DataFormat::Float16_b, &t).unwrap();
+        assert_eq!(h.len(), 2048);
+        assert_eq!(&h[..4], &[0x80, 0x3F, 0x00, 0x80]);
+        assert_eq!(&d[..4], &[0x81, 0x3F, 0x00, 0x00]);
+        let back = decode_tile(DataFormat::Float16_b, &h).unwrap();
+        for i in 2..TILE_HW {
+            // RNE to 8 significant bits: relative error at most half an ULP = 2^-8.
+            assert!((back[i] - t[i]).abs() <= t[i].abs() * (1.0 / 256.0), "{i}");
+        }
+    }
+
+    #[test]
+    fn integer_formats_carry_values() {
+        let mut t = [0f32; TILE_HW];
+        for (i, v) in t.iter_mut().enumerate() {
+            *v = (i % 251) as f32;
+        }
+        for fmt in [
+            DataFormat::UInt8,
+            DataFormat::UInt16,
+            DataFormat::UInt32,
+            DataFormat::Int32,
+        ] {
+            let b = encode_tile_host(fmt, &t).unwrap();
+            assert_eq!(b.len(), fmt.tile_size_bytes());
+            assert_eq!(decode_tile(fmt, &b).unwrap(), t, "{fmt}");
+        }
+        t[0] = -5.0;
+        let b = encode_tile_host(DataFormat::Int32, &t).unwrap();
+        assert_eq!(&b[..4], &(-5i32).to_le_bytes());
+        let words: [u32; TILE_HW] = std::array::from_fn(|i| (i as u32).wrapping_mul(0x9E37_79B9));
+        let b = encode_tile_u32(DataFormat::UInt32, &words).unwrap();
+        assert_eq!(decode_tile_u32(DataFormat::UInt32, &b).unwrap(), words);
+    }
+
+    #[test]
+    fn every_format_has_a_defined_answer() {
+        let t = sample();
+        for fmt in DataFormat::ALL {
+            match encode_tile_host(fmt, &t) {
+                Ok(b) => {
+                    assert_eq!(b.len(), fmt.tile_size_bytes(), "{fmt}");
+                    assert!(decode_tile(fmt, &b).is_ok(), "{fmt}");
+                }
+                Err(e) => assert!(
+                    matches!(fmt, DataFormat::Bfp8 | DataFormat::Bfp4),
+                    "{fmt}: {e}"
+                ),
+            }
+        }
+        let err = decode_tile(DataFormat::Bfp8_b, &[0u8; 10]).unwrap_err();
+        assert!(err.to_string().contains("expected 1088 bytes"), "{err}");
+    }
+
+    #[test]
+    fn device_bfp_default_and_precise_differ_as_documented() {
+        let mut t = [1.0f32; TILE_HW];
+        t[1] = f32::from_bits(0x3F81_0000); // bf16 1 + 2^-7: m7 odd
+        let def = encode_tile_device(DataFormat::Bfp8_b, &t).unwrap();
+        let precise = encode_tile_device_with(
+            DataFormat::Bfp8_b,
+            PackerConfig {
+                fp32_dest_acc_en: true,
+                bfp8_pack_precise: true,
+            },
+            &t,
+        )
+        .unwrap();
+        // Default: m7 -> m6 (0x82), then align shift 0: (0x82 + 1) >> 1 = 0x41.
+        // Precise (fp32 DEST): truncate to bf16 0x3F81, (0x81 + 1) >> 1 = 0x41 as well (ties away).
+        assert_eq!(def[65], 0x41);
+        assert_eq!(precise[65], 0x41);
+        // A value whose low 16 bits matter: 1 + 2^-7 + 2^-9 in fp32.
+        t[1] = f32::from_bits(0x3F81_4000);
+        let precise = encode_tile_device_with(
+            DataFormat::Bfp8_b,
+            PackerConfig {
+                fp32_dest_acc_en: true,
+                bfp8_pack_precise: true,
+            },
+            &t,
+        )
+        .unwrap();
+        assert_eq!(precise[65], 0x41);
+        let host = encode_tile_host(DataFormat::Bfp8_b, &t).unwrap();
+        assert_eq!(host[65], 0x41); // above the tie: rounds up on the host as well
+    }
+}

@@ -1,7 +1,9 @@
 //! NoC address encodings, as kernels compute them with `get_noc_addr` /
 //! `get_noc_multicast_addr` (tt-metal `noc_parameters.h`, `NOC_XY_ADDR` / `NOC_MULTICAST_ADDR`).
 //!
-//! Both Wormhole B0 and Blackhole use 36 local-address bits and 6-bit node ids:
+//! Both Wormhole B0 and Blackhole use 36 local-address bits and 6-bit node ids (Blackhole's
+//! `noc_parameters.h` says so explicitly: it keeps the Wormhole scheme, coordinates above a 36-bit
+//! address, although its NoC has a 64-bit address space):
 //! - unicast: `y << 42 | x << 36 | addr`;
 //! - multicast: `y_start << 54 | x_start << 48 | y_end << 42 | x_end << 36 | addr`.
 //!
