@@ -2,7 +2,8 @@
 //!
 //! Two families, because host and device round differently:
 //! - **host** ([`f32_to_bf16_host`]): what TT-Metal's host library does when it converts a
-//!   float tensor to bfloat16: round to nearest, ties to even; NaN stays NaN (quiet, sign kept).
+//!   float tensor to bfloat16 (`bfloat16.hpp`, `fp32_to_bf16_bits_round_to_nearest_even`): round to
+//!   nearest, ties to even; every NaN becomes the canonical quiet NaN 0x7FC0.
 //! - **device** ([`f32_to_bf16_device`]): what the Tensix packer does when it writes a DEST value
 //!   to a `Float16_b` buffer. Read from Tenstorrent's bit-exact model (`ttsim` `src/tensix.cpp`,
 //!   `PACR`, DEST read with `intermediate_format == Float16_b`): any NaN becomes an infinity of the
@@ -14,18 +15,21 @@
 //!   flush denormals itself: the FPU treats an operand with a zero exponent field as zero.
 //!   Reading `Float32` into a bf16 source register ([`unpack_fp32_to_bf16`]) first flushes
 //!   denormals to a signed zero, then drops the low 16 bits (no rounding).
+//!   Which one applies follows TT-Metal's `get_unpack_dst_formats`: a `Float32` CB is unpacked as
+//!   TF32 when `fp32_dest_acc_en` is set (and all inputs are fp32 or 8-bit-exponent formats),
+//!   otherwise as `Float16_b`. ttsim agrees with TENSTORRENT.md section 3 here (no rounding).
 
 /// bfloat16 bits to f32 (exact).
 pub const fn bf16_to_f32(bits: u16) -> f32 {
     f32::from_bits((bits as u32) << 16)
 }
 
-/// Host conversion f32 -> bfloat16: round to nearest, ties to even; NaN -> quiet NaN with the same
-/// sign (mantissa top bit set); infinities stay infinities; overflow rounds to infinity.
+/// Host conversion f32 -> bfloat16: round to nearest, ties to even; NaN -> canonical 0x7FC0;
+/// infinities stay infinities; overflow rounds to infinity; denormals are kept (rounded).
 pub const fn f32_to_bf16_host(x: f32) -> u16 {
     let u = x.to_bits();
     if (u & 0x7FFF_FFFF) > 0x7F80_0000 {
-        return ((u >> 16) as u16) | 0x0040;
+        return 0x7FC0;
     }
     let lsb = (u >> 16) & 1;
     let rounded = u.wrapping_add(0x7FFF + lsb);
@@ -95,7 +99,8 @@ mod tests {
         assert_eq!(f32_to_bf16_host(f32::from_bits(0x0001_0000)), 0x0001);
         let nan = f32_to_bf16_host(f32::from_bits(0x7F80_0001));
         assert!(bf16_to_f32(nan).is_nan());
-        assert!(bf16_to_f32(f32_to_bf16_host(-f32::NAN)).is_sign_negative());
+        assert_eq!(nan, 0x7FC0);
+        assert_eq!(f32_to_bf16_host(-f32::NAN), 0x7FC0);
     }
 
     #[test]
