@@ -1,0 +1,2 @@
+//! The `tts` command line (work in progress).
+fn main() {}
