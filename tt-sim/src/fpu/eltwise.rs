@@ -1,0 +1,382 @@
+//! Eltwise binary (ELWADD/ELWSUB/ELWMUL), datacopy (MOVA2D / ELWADD), transpose and reduce
+//! (GAPOOL/GMPOOL) for one tile, in the order the Wormhole B0 LLK issues them.
+
+use super::core;
+use super::{Bcast, DestTile, EltOp, FpuConfig, ReduceDim, ReduceOp, SrcTile, TILE_DATUMS, dest_store, face_index};
+
+/// Datacopy of one source datum to DEST (copy_tile): denormals and -0 flush to +0; a 16-bit DEST
+/// keeps the bf16 (MOVA2D), a 32-bit DEST the full source value (the LLK uses ELWADD A + 0 there,
+/// which is exact).
+#[inline(always)]
+fn copy_datum(v: u32, fp32: bool) -> u32 {
+    if core::src_is_zero(v) { 0 } else { dest_store(v << 13, fp32) }
+}
+
+/// copy_tile: SrcA -> DEST.
+pub fn datacopy(dst: &mut DestTile, src: &SrcTile, cfg: &FpuConfig) {
+    for i in 0..TILE_DATUMS {
+        dst.write(i, copy_datum(src.v[i], cfg.fp32_dest_acc));
+    }
+}
+
+/// transpose_wh_tile through SrcA (the unpacker transposes, math copies): DEST = A^T.
+pub fn transpose(dst: &mut DestTile, a: &SrcTile, cfg: &FpuConfig) {
+    datacopy(dst, &a.transposed(), cfg);
+}
+
+/// Transposes a DEST tile in place (the fp32 / unpack-to-DEST `transpose_wh_tile` path, which
+/// moves values without changing them).
+pub fn transpose_dest(dst: &mut DestTile) {
+    let old = dst.v;
+    for r in 0..32 {
+        for c in 0..32 {
+            dst.v[face_index(c, r)] = old[face_index(r, c)];
+        }
+    }
+    dst.set_all_valid();
+}
+
+/// Eltwise binary on one tile: DEST = A op B' where B' is B broadcast per `bcast`.
+///
+/// - `Add`/`Sub`: one ELWADD/ELWSUB per datum; with `accumulate` (the LLK's `acc_to_dest`) the
+///   result is added to DEST's current value in the same rounding step, otherwise DEST is
+///   overwritten.
+/// - `Mul`: one ELWMUL per fidelity phase, each accumulated onto DEST. ELWMUL always accumulates
+///   on hardware (the LLK relies on the packer's release having cleared DEST), so `accumulate` is
+///   ignored: pass a cleared DEST ([`DestTile::zero`]) for a plain product. In 16-bit mode every
+///   phase result is rounded to bf16 before the next phase is added.
+pub fn eltwise(dst: &mut DestTile, op: EltOp, a: &SrcTile, b: &SrcTile, bcast: Bcast, accumulate: bool, cfg: &FpuConfig) {
+    let fp32 = cfg.fp32_dest_acc;
+    let phases = cfg.fidelity.phases();
+    for r in 0..32 {
+        for c in 0..32 {
+            let i = face_index(r, c);
+            let bi = match bcast {
+                Bcast::None => i,
+                Bcast::Rows => face_index(0, c),
+                Bcast::Cols => face_index(r, 0),
+                Bcast::Scalar => 0,
+            };
+            let av = a.v[i];
+            let bv = b.v[bi];
+            let out = match op {
+                EltOp::Add | EltOp::Sub => {
+                    let bv = if op == EltOp::Sub { bv ^ (1 << 18) } else { bv };
+                    let d = if accumulate { dst.read(i) } else { 0 };
+                    core::elwadd(av, bv, d, fp32)
+                }
+                EltOp::Mul => {
+                    let mut d = dst.read(i);
+                    for p in 0..phases {
+                        d = dest_store(core::elwmul(av, bv, d, fp32, p), fp32);
+                    }
+                    d
+                }
+            };
+            dst.write(i, dest_store(out, fp32));
+        }
+    }
+}
+
+/// One GAPOOL datum: `dst + sum_i scaler[i] * col[i]` (SrcB = scaler row, SrcA = data column),
+/// all fidelity phases in order.
+fn pool_sum(col: &[u32; 16], scaler: &[u32; 16], mut d: u32, cfg: &FpuConfig) -> u32 {
+    let fp32 = cfg.fp32_dest_acc;
+    for p in 0..cfg.fidelity.phases() {
+        d = dest_store(core::mvmul_ref(col, scaler, d, fp32, p), fp32);
+    }
+    d
+}
+
+/// Sign-magnitude total order of an fp32 pattern (GMPOOL's comparison).
+#[inline]
+fn total_order(x: u32) -> i32 {
+    if x & 0x8000_0000 != 0 { (x ^ 0x7FFF_FFFF) as i32 } else { x as i32 }
+}
+
+/// One GMPOOL datum: max of DEST (a cleared row counts as the most negative value; an fp32 value
+/// is truncated to TF32 first) and the 16 source values of one column.
+fn pool_max(col: &[u32; 16], d: u32, d_valid: bool, fp32: bool) -> u32 {
+    let mut m = if !d_valid {
+        if fp32 { 0xFFFF_E000 } else { 0xFFFF_0000 }
+    } else if fp32 {
+        d & 0xFFFF_E000
+    } else {
+        d
+    };
+    for &v in col {
+        let x = if core::src_is_zero(v) { 0 } else { v << 13 };
+        if total_order(x) > total_order(m) {
+            m = x;
+        }
+    }
+    m
+}
+
+/// Column `c` (0..16) of face `f` of a source tile, optionally transposed within the face.
+fn face_col(t: &SrcTile, f: usize, c: usize, within_face_transpose: bool) -> [u32; 16] {
+    let mut o = [0u32; 16];
+    for (i, x) in o.iter_mut().enumerate() {
+        *x = if within_face_transpose { t.v[f * 256 + c * 16 + i] } else { t.v[f * 256 + i * 16 + c] };
+    }
+    o
+}
+
+/// Runs one pool op (all phases) of input face `f` into DEST row `drow` (a DEST row index 0..64).
+fn pool_face(dst: &mut DestTile, op: ReduceOp, a: &SrcTile, f: usize, tr: bool, scaler: &[u32; 16], drow: usize, cfg: &FpuConfig) {
+    let fp32 = cfg.fp32_dest_acc;
+    let valid = dst.valid & (1u64 << drow) != 0;
+    for c in 0..16 {
+        let col = face_col(a, f, c, tr);
+        let i = drow * 16 + c;
+        let out = match op {
+            ReduceOp::Sum | ReduceOp::Avg => pool_sum(&col, scaler, dst.read(i), cfg),
+            ReduceOp::Max => dest_store(pool_max(&col, dst.read(i), valid, fp32), fp32),
+        };
+        dst.write(i, out);
+    }
+    if op == ReduceOp::Max {
+        // GMPOOL zeroes the three DEST rows after the result row.
+        for r in drow + 1..drow + 4 {
+            for c in 0..16 {
+                dst.write(r * 16 + c, 0);
+            }
+        }
+    }
+}
+
+/// What a DEST value becomes when it is moved through SrcB (MOVD2B) and back: a 16-bit DEST value
+/// is unchanged; an fp32 value is truncated to TF32 when `tf32`, else to bf16. Denormals flush.
+#[inline]
+fn through_src(x: u32, fp32: bool, tf32: bool) -> u32 {
+    let y = if !fp32 { x } else if tf32 { x & 0xFFFF_E000 } else { x & 0xFFFF_0000 };
+    if y & 0x7F80_0000 == 0 { 0 } else { y }
+}
+
+/// reduce_tile<op, dim>: reduces tile `a` with the scaler tile (row 0 of its face 0, 16 values,
+/// multiplies the data; TT-Metal fills it with the scale factor, 1/N for averages, 1.0 for max).
+///
+/// Result placement and accumulation follow the LLK: `Col` accumulates column sums (faces 0
+/// then 2 into DEST face 0 row 0, faces 1 then 3 into DEST face 1 row 0); `Row` pools the
+/// within-face-transposed faces 0,1 (2,3) into row 0 of DEST face 0 (2), then moves that row
+/// through SrcB into column 0 of the face (it also stays in row 0, where the next reduce_tile
+/// accumulates onto it); `Scalar` pools all four faces into DEST row 4, moves the 16 partial
+/// sums through SrcB into a SrcA column and pools them once more into [0][0]. Rows that the
+/// hardware fills with values the packer's reduce mask hides are left as they were (zero in a
+/// cleared DEST), except that the transposed faces' other entries are zeroed.
+/// For `Max` hardware requires a 1.0 scaler; it is not read here.
+pub fn reduce(dst: &mut DestTile, op: ReduceOp, dim: ReduceDim, a: &SrcTile, scaler: &SrcTile, cfg: &FpuConfig) {
+    let mut s = [0u32; 16];
+    s.copy_from_slice(&scaler.v[..16]);
+    let fp32 = cfg.fp32_dest_acc;
+    match dim {
+        ReduceDim::Col => {
+            for f in [0, 1, 2, 3] {
+                let dface = f & 1;
+                pool_face(dst, op, a, f, false, &s, dface * 16, cfg);
+            }
+        }
+        ReduceDim::Row => {
+            let tf32 = a.tf32 && scaler.tf32;
+            for dface in [0, 2] {
+                for f in [dface, dface + 1] {
+                    pool_face(dst, op, a, f, true, &s, dface * 16, cfg);
+                }
+                // Row 0 of the face -> SrcB -> transposed -> DEST column 0 (row 0 rewritten too).
+                let base = dface * 256;
+                let mut v = [0u32; 16];
+                for (c, x) in v.iter_mut().enumerate() {
+                    *x = through_src(dst.read(base + c), fp32, tf32);
+                }
+                for r in 0..16 {
+                    for c in 0..16 {
+                        let x = if r == 0 {
+                            v[c]
+                        } else if c == 0 {
+                            v[r]
+                        } else {
+                            0
+                        };
+                        dst.write(base + r * 16 + c, x);
+                    }
+                }
+            }
+        }
+        ReduceDim::Scalar => {
+            for f in 0..4 {
+                pool_face(dst, op, a, f, false, &s, 4, cfg);
+            }
+            let mut col = [0u32; 16];
+            for (c, x) in col.iter_mut().enumerate() {
+                *x = through_src(dst.read(4 * 16 + c), fp32, a.tf32) >> 13;
+            }
+            for c in 0..16 {
+                dst.v[4 * 16 + c] = 0;
+            }
+            dst.valid &= !(1u64 << 4);
+            let valid = dst.valid & 1 != 0;
+            let out = match op {
+                ReduceOp::Sum | ReduceOp::Avg => pool_sum(&col, &s, dst.read(0), cfg),
+                ReduceOp::Max => dest_store(pool_max(&col, dst.read(0), valid, fp32), fp32),
+            };
+            dst.write(0, out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fpu::{Fidelity, Fp32SrcFormat};
+
+    fn tile(f: impl Fn(usize, usize) -> f32, fmt: Fp32SrcFormat) -> SrcTile {
+        let mut v = [0f32; TILE_DATUMS];
+        for r in 0..32 {
+            for c in 0..32 {
+                v[face_index(r, c)] = f(r, c);
+            }
+        }
+        SrcTile::from_f32(&v, fmt).unwrap()
+    }
+
+    #[test]
+    fn add_sub_bcast_on_small_integers_are_exact() {
+        let cfg = FpuConfig::new(Fidelity::LoFi, false, false);
+        let a = tile(|r, c| (r * 3 + c) as f32 - 40.0, Fp32SrcFormat::Bf16);
+        let b = tile(|r, c| (r as f32) - (c as f32) * 0.5, Fp32SrcFormat::Bf16);
+        for (bc, bf) in [
+            (Bcast::None, (|r, c| (r, c)) as fn(usize, usize) -> (usize, usize)),
+            (Bcast::Rows, |_, c| (0, c)),
+            (Bcast::Cols, |r, _| (r, 0)),
+            (Bcast::Scalar, |_, _| (0, 0)),
+        ] {
+            let mut d = DestTile::zero();
+            eltwise(&mut d, EltOp::Sub, &a, &b, bc, false, &cfg);
+            for r in 0..32 {
+                for c in 0..32 {
+                    let (br, bcol) = bf(r, c);
+                    let want = ((r * 3 + c) as f32 - 40.0) - ((br as f32) - (bcol as f32) * 0.5);
+                    assert_eq!(d.get(r, c), want, "{bc:?} ({r},{c})");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn add_accumulate_adds_dest() {
+        let cfg = FpuConfig::new(Fidelity::LoFi, true, false);
+        let a = tile(|r, _| r as f32, Fp32SrcFormat::Tf32);
+        let b = tile(|_, c| c as f32, Fp32SrcFormat::Tf32);
+        let mut d = DestTile::zero();
+        eltwise(&mut d, EltOp::Add, &a, &b, Bcast::None, false, &cfg);
+        eltwise(&mut d, EltOp::Add, &a, &b, Bcast::None, true, &cfg);
+        assert_eq!(d.get(5, 7), 24.0);
+    }
+
+    #[test]
+    fn mul_fidelity_differences_on_crafted_values() {
+        // a = 1 + 2^-4 + 2^-7 (0x3F89): A slices: p0 bits 10..6 = 10001, p1 bits 5..1 = 00100.
+        // b = 1 + 2^-7 (0x3F81): B slices: p0 = 1000000, p2 = 1000 << 3.
+        let a = SrcTile::from_bf16_bits(&[0x3F89; TILE_DATUMS]);
+        let b = SrcTile::from_bf16_bits(&[0x3F81; TILE_DATUMS]);
+        let exact = (1.0 + 1.0 / 16.0 + 1.0 / 128.0) * (1.0 + 1.0 / 128.0);
+        let run = |fid| {
+            let cfg = FpuConfig::new(fid, true, false);
+            let mut d = DestTile::zero();
+            eltwise(&mut d, EltOp::Mul, &a, &b, Bcast::None, false, &cfg);
+            d.get(3, 3) as f64
+        };
+        // LoFi: (1 + 1/16) * 1 (B's top 7 bits are 1.000000).
+        assert_eq!(run(Fidelity::LoFi), 1.0 + 1.0 / 16.0);
+        // HiFi2 adds A's low slice x B's top: 1/128.
+        assert_eq!(run(Fidelity::HiFi2), 1.0 + 1.0 / 16.0 + 1.0 / 128.0);
+        // HiFi3 adds A's top x B's low slice: (1 + 1/16) / 128.
+        assert_eq!(run(Fidelity::HiFi3), 1.0 + 1.0 / 16.0 + 1.0 / 128.0 + (1.0 + 1.0 / 16.0) / 128.0);
+        assert_eq!(run(Fidelity::HiFi4), exact);
+    }
+
+    #[test]
+    fn datacopy_and_transpose_are_exact() {
+        let cfg = FpuConfig::new(Fidelity::LoFi, false, false);
+        let a = tile(|r, c| (r as f32) * 100.0 + c as f32, Fp32SrcFormat::Bf16);
+        let mut d = DestTile::zero();
+        transpose(&mut d, &a, &cfg);
+        assert_eq!(d.get(3, 17), f32::from_bits(1703.0_f32.to_bits() & 0xFFFF_0000));
+        let mut d2 = DestTile::zero();
+        datacopy(&mut d2, &a, &cfg);
+        transpose_dest(&mut d2);
+        assert_eq!(d, d2);
+    }
+
+    fn scaler(v: f32) -> SrcTile {
+        tile(move |r, c| if r == 0 && c < 16 { v } else { 0.0 }, Fp32SrcFormat::Bf16)
+    }
+
+    #[test]
+    fn reduce_sum_row_col_scalar_small_integers() {
+        let cfg = FpuConfig::new(Fidelity::HiFi4, true, false);
+        let a = tile(|r, c| ((r * 7 + c * 3) % 11) as f32 - 5.0, Fp32SrcFormat::Bf16);
+        let s = scaler(1.0);
+        let f = |r: usize, c: usize| ((r * 7 + c * 3) % 11) as f64 - 5.0;
+        let mut d = DestTile::zero();
+        reduce(&mut d, ReduceOp::Sum, ReduceDim::Row, &a, &s, &cfg);
+        for r in 0..32 {
+            let want: f64 = (0..32).map(|c| f(r, c)).sum();
+            assert_eq!(d.get(r, 0) as f64, want, "row {r}");
+        }
+        let mut d = DestTile::zero();
+        reduce(&mut d, ReduceOp::Sum, ReduceDim::Col, &a, &s, &cfg);
+        for c in 0..32 {
+            let want: f64 = (0..32).map(|r| f(r, c)).sum();
+            assert_eq!(d.get(0, c) as f64, want, "col {c}");
+        }
+        let mut d = DestTile::zero();
+        reduce(&mut d, ReduceOp::Sum, ReduceDim::Scalar, &a, &s, &cfg);
+        let want: f64 = (0..32).flat_map(|r| (0..32).map(move |c| f(r, c))).sum();
+        assert_eq!(d.get(0, 0) as f64, want);
+    }
+
+    #[test]
+    fn reduce_row_accumulates_across_tiles() {
+        let cfg = FpuConfig::new(Fidelity::HiFi4, false, false);
+        let a = tile(|r, c| (r + c) as f32, Fp32SrcFormat::Bf16);
+        let s = scaler(0.5);
+        let mut d = DestTile::zero();
+        reduce(&mut d, ReduceOp::Sum, ReduceDim::Row, &a, &s, &cfg);
+        reduce(&mut d, ReduceOp::Sum, ReduceDim::Row, &a, &s, &cfg);
+        for r in 0..32 {
+            let want: f64 = (0..32).map(|c| (r + c) as f64).sum::<f64>();
+            assert_eq!(d.get(r, 0) as f64, want, "row {r}");
+        }
+    }
+
+    #[test]
+    fn reduce_max() {
+        let cfg = FpuConfig::new(Fidelity::LoFi, false, false);
+        let a = tile(|r, c| -(((r * 13 + c * 7) % 29) as f32) - 1.0, Fp32SrcFormat::Bf16);
+        let f = |r: usize, c: usize| -(((r * 13 + c * 7) % 29) as f32) - 1.0;
+        let s = scaler(1.0);
+        for dim in [ReduceDim::Row, ReduceDim::Col, ReduceDim::Scalar] {
+            let mut d = DestTile::zero();
+            reduce(&mut d, ReduceOp::Max, dim, &a, &s, &cfg);
+            match dim {
+                ReduceDim::Row => {
+                    for r in 0..32 {
+                        let want = (0..32).map(|c| f(r, c)).fold(f32::MIN, f32::max);
+                        assert_eq!(d.get(r, 0), want);
+                    }
+                }
+                ReduceDim::Col => {
+                    for c in 0..32 {
+                        let want = (0..32).map(|r| f(r, c)).fold(f32::MIN, f32::max);
+                        assert_eq!(d.get(0, c), want);
+                    }
+                }
+                ReduceDim::Scalar => {
+                    let want = (0..1024).map(|i| f(i / 32, i % 32)).fold(f32::MIN, f32::max);
+                    assert_eq!(d.get(0, 0), want);
+                }
+            }
+        }
+    }
+}

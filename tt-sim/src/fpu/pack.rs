@@ -1,0 +1,421 @@
+//! The unpacker (L1 tile bytes -> SrcA/SrcB or DEST) and the packer (DEST -> L1 tile bytes),
+//! bit-exact with ttsim's `UNPACR` / `PACR` for the 8-bit-exponent formats, with the formats
+//! TT-Metal programs into them (`data_format.cpp` `get_single_unpack_dst_format`,
+//! `get_single_pack_src_format`).
+
+use super::{DestTile, FpuConfig, FpuError, Fp32SrcFormat, SrcTile, TILE_DATUMS};
+use tt_formats::DataFormat;
+
+fn check_len(what: &'static str, fmt: DataFormat, len: usize) -> Result<(), FpuError> {
+    let expected = fmt.tile_size_bytes();
+    if len != expected {
+        return Err(FpuError::WrongLength { what, format: fmt, expected, actual: len });
+    }
+    Ok(())
+}
+
+fn unsupported(fmt: DataFormat, op: &str) -> FpuError {
+    FpuError::Unsupported {
+        what: format!("{op} of {fmt:?}"),
+        hint: "use Float32, Float16_b, Bfp8_b, Bfp4_b or Bfp2_b tiles (5-bit-exponent and integer formats are not modelled)",
+    }
+}
+
+/// Float32 bits -> 19-bit source datum, as the unpacker converts Float32 to `fmt`.
+pub(crate) fn fp32_to_src(x: u32, fmt: Fp32SrcFormat) -> Result<u32, FpuError> {
+    match fmt {
+        // Low 13 mantissa bits dropped, no rounding, no denormal flush (the FPU flushes later).
+        Fp32SrcFormat::Tf32 => Ok(x >> 13),
+        Fp32SrcFormat::Bf16 => {
+            let x = if x & 0x7FFF_FFFF < 0x80_0000 { x & 0x8000_0000 } else { x };
+            Ok((x & 0xFFFF_0000) >> 13)
+        }
+        Fp32SrcFormat::Fp16 => Err(FpuError::Unsupported {
+            what: "Float32 unpacked to fp16 (an all-Float32 program without fp32_dest_acc_en)".into(),
+            hint: "enable fp32_dest_acc_en, or give the program a bf16/BFP*_b circular buffer",
+        }),
+    }
+}
+
+/// One BFP8 datum (sign + 7-bit magnitude) with its shared exponent -> bf16 bits, as the
+/// unpacker expands it (ttsim `bfp8_to_bf16`): normalise by the leading zeros of the magnitude,
+/// keep 6 mantissa bits. A zero magnitude gives +0, or -inf when the sign bit is set; a small
+/// shared exponent wraps around (as silicon does).
+#[inline]
+pub(crate) fn bfp8_to_bf16(x: u8, exp: u8) -> u16 {
+    let sign = (x >> 7) as u16;
+    let mag = x << 1;
+    if mag == 0 {
+        return if sign != 0 { 0xFF80 } else { 0 };
+    }
+    let lz = mag.leading_zeros();
+    let mag = mag << lz;
+    let e = exp.wrapping_sub(lz as u8);
+    (sign << 15) | ((e as u16) << 7) | (mag as u16 & 0x7E)
+}
+
+/// UNPACR of one tile to SrcA/SrcB: Float16_b as is, BFP expanded losslessly to bf16 (see
+/// [`bfp8_to_bf16`]; Bfp4_b/Bfp2_b magnitudes are widened to 7 bits first), Float32 to
+/// `cfg.fp32_src` (TF32 or bf16, truncating).
+pub fn unpack(fmt: DataFormat, bytes: &[u8], cfg: &FpuConfig) -> Result<SrcTile, FpuError> {
+    check_len("unpack", fmt, bytes.len())?;
+    let mut v = [0u32; TILE_DATUMS];
+    match fmt {
+        DataFormat::Float32 => {
+            for (o, c) in v.iter_mut().zip(bytes.chunks_exact(4)) {
+                *o = fp32_to_src(u32::from_le_bytes([c[0], c[1], c[2], c[3]]), cfg.fp32_src)?;
+            }
+        }
+        DataFormat::Float16_b => {
+            for (o, c) in v.iter_mut().zip(bytes.chunks_exact(2)) {
+                *o = (u16::from_le_bytes([c[0], c[1]]) as u32) << 3;
+            }
+        }
+        DataFormat::Bfp8_b | DataFormat::Bfp4_b | DataFormat::Bfp2_b => {
+            let (exps, data) = bytes.split_at(64);
+            for (i, o) in v.iter_mut().enumerate() {
+                let e = exps[i / 16];
+                let x = match fmt {
+                    DataFormat::Bfp8_b => data[i],
+                    // Element i sits in nibble i%2 (low nibble first); widened to bfp8.
+                    DataFormat::Bfp4_b => ((data[i / 2] >> ((i & 1) * 4)) & 15) << 4,
+                    _ => ((data[i / 4] >> ((i & 3) * 2)) & 3) << 6,
+                };
+                *o = (bfp8_to_bf16(x, e) as u32) << 3;
+            }
+        }
+        _ => return Err(unsupported(fmt, "unpack")),
+    }
+    let tf32 = fmt == DataFormat::Float32 && cfg.fp32_src == Fp32SrcFormat::Tf32;
+    Ok(SrcTile { v, tf32 })
+}
+
+/// The UnpackToDestFp32 path (`unpack_to_dest_mode`, used by copy_tile / SFPU kernels on Float32
+/// tiles with `fp32_dest_acc_en`): the fp32 bits go to DEST unchanged.
+pub fn unpack_to_dest(fmt: DataFormat, bytes: &[u8], cfg: &FpuConfig) -> Result<DestTile, FpuError> {
+    check_len("unpack_to_dest", fmt, bytes.len())?;
+    if fmt != DataFormat::Float32 {
+        return Err(FpuError::Unsupported {
+            what: format!("unpack to DEST of {fmt:?}"),
+            hint: "UnpackToDestFp32 applies to Float32 tiles only; unpack other formats to SrcA and datacopy",
+        });
+    }
+    if !cfg.fp32_dest_acc {
+        return Err(FpuError::Unsupported {
+            what: "unpack to DEST without fp32_dest_acc_en".into(),
+            hint: "UnpackToDestFp32 needs a 32-bit DEST: enable fp32_dest_acc_en",
+        });
+    }
+    let mut t = DestTile::zero();
+    for (o, c) in t.v.iter_mut().zip(bytes.chunks_exact(4)) {
+        *o = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+    }
+    t.set_all_valid();
+    Ok(t)
+}
+
+/// Packer source format (TT-Metal `pack_src_format`, ttsim `intermediate_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PackSrc {
+    Fp32,
+    Bf16,
+    Bfp8,
+}
+
+fn pack_src(fmt: DataFormat, cfg: &FpuConfig) -> Result<PackSrc, FpuError> {
+    let bfp = matches!(fmt, DataFormat::Bfp8_b | DataFormat::Bfp4_b | DataFormat::Bfp2_b);
+    match (fmt, cfg.fp32_dest_acc) {
+        (DataFormat::Float32, true) => Ok(PackSrc::Fp32),
+        (DataFormat::Float32, false) => match cfg.fp32_src {
+            Fp32SrcFormat::Fp16 => Err(unsupported(fmt, "pack (fp16 packer source)")),
+            _ => Ok(PackSrc::Bf16),
+        },
+        (DataFormat::Float16_b, _) => Ok(PackSrc::Bf16),
+        (_, true) if bfp => Ok(if cfg.bfp8_pack_precise { PackSrc::Fp32 } else { PackSrc::Bfp8 }),
+        (_, false) if bfp => Ok(if cfg.bfp8_pack_precise { PackSrc::Bf16 } else { PackSrc::Bfp8 }),
+        _ => Err(unsupported(fmt, "pack")),
+    }
+}
+
+/// Reads one DEST datum through the packer's format converter: returns fp32 bits for an fp32
+/// packer source, else 16-bit bf16 bits.
+#[inline]
+fn packer_read(x: u32, src: PackSrc, fp32_dest: bool) -> u32 {
+    if fp32_dest {
+        match src {
+            PackSrc::Fp32 => x,
+            PackSrc::Bf16 | PackSrc::Bfp8 => {
+                let x = if x & 0x7FFF_FFFF > 0x7F80_0000 { (x & 0x8000_0000) | 0x7F80_0000 } else { x };
+                let v = if src == PackSrc::Bf16 {
+                    // Round half away from zero on the magnitude.
+                    (x + 0x8000) >> 16
+                } else {
+                    // Truncate to bf16, then round to 6 mantissa bits.
+                    ((x >> 16) + 1) & !1
+                };
+                if v & 0x7FFF < 0x80 { 0 } else { v }
+            }
+        }
+    } else {
+        let mut v = x >> 16;
+        if v & 0x7FFF > 0x7F80 {
+            v = (v & 0x8000) | 0x7F80;
+        } else if v & 0x7FFF < 0x80 {
+            v = 0;
+        }
+        match src {
+            PackSrc::Bfp8 => (v + 1) & !1,
+            PackSrc::Bf16 => v,
+            // Not produced by pack_src for 16-bit DEST.
+            PackSrc::Fp32 => v << 16,
+        }
+    }
+}
+
+/// PACR of one DEST tile to `fmt` bytes, with the packer source format TT-Metal selects for
+/// `fmt` and `cfg`:
+/// - fp32 DEST -> Float32: bits unchanged; -> Float16_b: round half away from zero, NaN ->
+///   infinity, denormals -> +0;
+/// - bf16 DEST -> Float16_b / Float32: NaN -> infinity, denormals and -0 -> +0;
+/// - BFP outputs (default, not `bfp8_pack_precise`): each value first rounded to a 6-bit
+///   mantissa (half up on the bf16 pattern; fp32 DEST truncates to bf16 first), then per 16
+///   datums (one face row) the shared exponent is the largest exponent and each magnitude is
+///   shifted to it rounding half up, saturating at 127; Bfp4_b/Bfp2_b keep the top 3/1 bits of
+///   that 7-bit magnitude (truncation). A zero magnitude never carries a sign.
+/// - BFP with `bfp8_pack_precise`: as above without the 6-bit pre-rounding, from bf16 (16-bit
+///   DEST) or from the truncated bf16 of the fp32 value (fp32 DEST).
+pub fn pack(src: &DestTile, fmt: DataFormat, out: &mut [u8], cfg: &FpuConfig) -> Result<(), FpuError> {
+    check_len("pack", fmt, out.len())?;
+    let psrc = pack_src(fmt, cfg)?;
+    let fp32 = cfg.fp32_dest_acc;
+    match fmt {
+        DataFormat::Float32 => {
+            for (i, o) in out.chunks_exact_mut(4).enumerate() {
+                let v = packer_read(src.v[i], psrc, fp32);
+                let w = if psrc == PackSrc::Fp32 { v } else { v << 16 };
+                o.copy_from_slice(&w.to_le_bytes());
+            }
+        }
+        DataFormat::Float16_b => {
+            for (i, o) in out.chunks_exact_mut(2).enumerate() {
+                let v = packer_read(src.v[i], psrc, fp32);
+                o.copy_from_slice(&(v as u16).to_le_bytes());
+            }
+        }
+        DataFormat::Bfp8_b | DataFormat::Bfp4_b | DataFormat::Bfp2_b => {
+            let bits: u32 = match fmt {
+                DataFormat::Bfp8_b => 8,
+                DataFormat::Bfp4_b => 4,
+                _ => 2,
+            };
+            let (exps, data) = out.split_at_mut(64);
+            data.fill(0);
+            let mut buf = [0u32; 16];
+            for row in 0..64 {
+                for (j, b) in buf.iter_mut().enumerate() {
+                    let x = src.v[row * 16 + j];
+                    *b = if psrc == PackSrc::Fp32 {
+                        // fp32 -> BFP late conversion: truncate to bf16, flush denormals.
+                        let v = x >> 16;
+                        if v & 0x7FFF < 0x80 { 0 } else { v }
+                    } else {
+                        packer_read(x, psrc, fp32)
+                    };
+                }
+                let max_exp = buf.iter().map(|b| (b >> 7) & 255).max().unwrap_or(0);
+                exps[row] = max_exp as u8;
+                for (j, &b) in buf.iter().enumerate() {
+                    let s = (b >> 15) & 1;
+                    let e = (b >> 7) & 255;
+                    let mut m = b & 127;
+                    if e != 0 {
+                        m |= 128;
+                    }
+                    let shift = max_exp - e;
+                    if shift >= 8 {
+                        m = 0;
+                    } else {
+                        m = (m + (1 << shift)) >> (shift + 1);
+                        if m == 128 {
+                            m = 127;
+                        }
+                    }
+                    m >>= 8 - bits;
+                    if m != 0 {
+                        m |= s << (bits - 1);
+                    }
+                    let i = row * 16 + j;
+                    match bits {
+                        8 => data[i] = m as u8,
+                        4 => data[i / 2] |= (m as u8) << ((i & 1) * 4),
+                        _ => data[i / 4] |= (m as u8) << ((i & 3) * 2),
+                    }
+                }
+            }
+        }
+        _ => return Err(unsupported(fmt, "pack")),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fpu::Fidelity;
+
+    fn cfg16() -> FpuConfig {
+        FpuConfig::new(Fidelity::HiFi4, false, false)
+    }
+    fn cfg32() -> FpuConfig {
+        FpuConfig::new(Fidelity::HiFi4, true, false)
+    }
+
+    fn dest_from_fp32_bits(bits: impl Fn(usize) -> u32) -> DestTile {
+        let mut d = DestTile::zero();
+        for i in 0..TILE_DATUMS {
+            d.write(i, bits(i));
+        }
+        d
+    }
+
+    /// Host float -> bf16, round to nearest even (what TT-Metal's host library does).
+    fn host_rne_bf16(x: f32) -> u16 {
+        let b = x.to_bits();
+        ((b + 0x7FFF + ((b >> 16) & 1)) >> 16) as u16
+    }
+
+    #[test]
+    fn bfp8_unpack_is_lossless_and_has_the_minus_inf_quirk() {
+        // 0x40 with exponent 127 = 1.0; 0x60 = 1.5; 0x01 = 2^-6; sign bit with zero magnitude = -inf.
+        assert_eq!(bfp8_to_bf16(0x40, 127), 0x3F80);
+        assert_eq!(bfp8_to_bf16(0x60, 127), 0x3FC0);
+        assert_eq!(bfp8_to_bf16(0xE0, 127), 0xBFC0);
+        assert_eq!(bfp8_to_bf16(0x01, 127), 0x3C80); // 2^-6
+        assert_eq!(bfp8_to_bf16(0x7F, 130), 0x417E); // 127/64 * 8 = 15.875
+        assert_eq!(bfp8_to_bf16(0x00, 100), 0);
+        assert_eq!(bfp8_to_bf16(0x80, 100), 0xFF80);
+    }
+
+    #[test]
+    fn pack_bf16_from_fp32_dest_rounds_ties_away_unlike_host_rne() {
+        // 1 + 2^-8 (tie between 0x3F80 and 0x3F81): host RNE -> 0x3F80, device -> 0x3F81.
+        // 1 + 3*2^-8 (tie between 0x3F81 and 0x3F82): both go to 0x3F82.
+        // -(1 + 2^-8): device -> 0xBF81 (away from zero).
+        let vals = [0x3F80_8000u32, 0x3F81_8000, 0xBF80_8000, 0x3F80_7FFF];
+        let expect_dev = [0x3F81u16, 0x3F82, 0xBF81, 0x3F80];
+        let d = dest_from_fp32_bits(|i| vals[i % 4]);
+        let mut out = vec![0u8; 2048];
+        pack(&d, DataFormat::Float16_b, &mut out, &cfg32()).unwrap();
+        for i in 0..4 {
+            let got = u16::from_le_bytes([out[2 * i], out[2 * i + 1]]);
+            assert_eq!(got, expect_dev[i], "datum {i}");
+        }
+        assert_eq!(host_rne_bf16(f32::from_bits(vals[0])), 0x3F80);
+        assert_ne!(host_rne_bf16(f32::from_bits(vals[0])), expect_dev[0]);
+        assert_eq!(host_rne_bf16(f32::from_bits(vals[1])), 0x3F82);
+    }
+
+    #[test]
+    fn pack_flushes_denormals_and_negative_zero() {
+        let vals = [0x8000_0000u32, 0x0000_0001, 0x0040_0000, 0x3F80_0000];
+        let d = dest_from_fp32_bits(|i| vals[i % 4]);
+        let mut out = vec![0u8; 2048];
+        pack(&d, DataFormat::Float16_b, &mut out, &cfg32()).unwrap();
+        let got: Vec<u16> = (0..4).map(|i| u16::from_le_bytes([out[2 * i], out[2 * i + 1]])).collect();
+        assert_eq!(got, vec![0, 0, 0, 0x3F80]);
+        // Float32 output from fp32 DEST keeps the bits.
+        let mut out = vec![0u8; 4096];
+        pack(&d, DataFormat::Float32, &mut out, &cfg32()).unwrap();
+        assert_eq!(u32::from_le_bytes([out[4], out[5], out[6], out[7]]), 1);
+    }
+
+    #[test]
+    fn bfp8_pack_shared_exponent_hand_worked() {
+        // One face row: 1.0, 0.5, 3.0 (max exponent 128), -0.25, 2^-10 (shifted out), 1.9921875.
+        let row = [0x3F80u16, 0x3F00, 0x4040, 0xBE80, 0x3A80, 0x3FFF];
+        let mut bits = [0u32; TILE_DATUMS];
+        for (j, &b) in row.iter().enumerate() {
+            bits[j] = (b as u32) << 16;
+        }
+        let d = dest_from_fp32_bits(|i| bits[i]);
+        let mut out = vec![0u8; 1088];
+        pack(&d, DataFormat::Bfp8_b, &mut out, &cfg16()).unwrap();
+        assert_eq!(out[0], 128, "shared exponent of row 0 = exponent of 3.0");
+        assert_eq!(out[1], 0, "row 1 is all zeros");
+        let m = &out[64..64 + 6];
+        // 1.0 = m 0x80 (8 bits incl. hidden), shift 1: (0x80 + 2) >> 2 = 0x20 -> 32/64 * 2 = 1.0.
+        assert_eq!(m[0], 0x20);
+        // 0.5: shift 2: (0x80 + 4) >> 3 = 0x10.
+        assert_eq!(m[1], 0x10);
+        // 3.0 = 1.1b: m 0xC0, shift 0: (0xC0 + 1) >> 1 = 0x60.
+        assert_eq!(m[2], 0x60);
+        // -0.25: shift 3: (0x80 + 8) >> 4 = 8, sign set.
+        assert_eq!(m[3], 0x88);
+        // 2^-10: shift 11 >= 8 -> 0, no sign.
+        assert_eq!(m[4], 0);
+        // 1.9921875 = 0x3FFF: 6-bit pre-round: 0x3FFF + 1 & !1 = 0x4000 (2.0!), then shift 0:
+        // (0x80 + 1) >> 1 = 0x40 -> 2.0.
+        assert_eq!(m[5], 0x40);
+        // Decoding through the unpacker gives back the rounded values.
+        let t = unpack(DataFormat::Bfp8_b, &out, &cfg16()).unwrap();
+        let f = t.to_f32();
+        assert_eq!(&f[..6], &[1.0, 0.5, 3.0, -0.25, 0.0, 2.0]);
+    }
+
+    #[test]
+    fn bfp4_is_truncated_bfp8() {
+        let row = [0x3F80u16, 0x3FE0, 0x4040, 0xBF00]; // 1.0, 1.75, 3.0, -0.5
+        let mut bits = [0u32; TILE_DATUMS];
+        for (j, &b) in row.iter().enumerate() {
+            bits[j] = (b as u32) << 16;
+        }
+        let d = dest_from_fp32_bits(|i| bits[i]);
+        let mut b8 = vec![0u8; 1088];
+        let mut b4 = vec![0u8; 576];
+        pack(&d, DataFormat::Bfp8_b, &mut b8, &cfg16()).unwrap();
+        pack(&d, DataFormat::Bfp4_b, &mut b4, &cfg16()).unwrap();
+        assert_eq!(&b8[..64], &b4[..64]);
+        for i in 0..4 {
+            let m8 = b8[64 + i];
+            let nib = (b4[64 + i / 2] >> ((i & 1) * 4)) & 15;
+            let expect = if m8 & 0x70 != 0 { ((m8 & 0x7F) >> 4) | ((m8 >> 7) << 3) } else { 0 };
+            assert_eq!(nib, expect, "datum {i}: bfp8 {m8:#x}");
+        }
+        // 1.75 with shared exponent 128: bfp8 magnitude 0x38 -> bfp4 3 (0.75 * 2 = 1.5, truncated).
+        let t = unpack(DataFormat::Bfp4_b, &b4, &cfg16()).unwrap();
+        assert_eq!(&t.to_f32()[..4], &[1.0, 1.5, 3.0, -0.5]);
+    }
+
+    #[test]
+    fn float32_unpack_truncates_to_tf32_or_bf16() {
+        let x = f32::from_bits(0x3FAB_CDEF);
+        let mut bytes = vec![0u8; 4096];
+        bytes[..4].copy_from_slice(&x.to_le_bytes());
+        let t = unpack(DataFormat::Float32, &bytes, &cfg32()).unwrap();
+        assert_eq!(t.to_f32()[0].to_bits(), 0x3FAB_C000);
+        let t = unpack(DataFormat::Float32, &bytes, &cfg16()).unwrap();
+        assert_eq!(t.to_f32()[0].to_bits(), 0x3FAB_0000);
+        let wrong = unpack(DataFormat::Float32, &bytes[..100], &cfg16());
+        assert!(matches!(wrong, Err(FpuError::WrongLength { .. })));
+    }
+
+    #[test]
+    fn bfp8_roundtrip_of_bfp8_representable_values_is_exact() {
+        // Values with one exponent per row and 6 significant bits survive pack(unpack(x)).
+        let mut bytes = vec![0u8; 1088];
+        for r in 0..64 {
+            bytes[r] = 120 + (r % 16) as u8;
+        }
+        for i in 0..1024 {
+            // magnitudes with the top bit set (normalised) keep all bits through bfp8->bf16.
+            bytes[64 + i] = (0x40 | (i as u8 & 0x3E)) | (((i / 7) as u8 & 1) << 7);
+        }
+        let cfg = cfg16();
+        let t = unpack(DataFormat::Bfp8_b, &bytes, &cfg).unwrap();
+        let mut d = DestTile::zero();
+        crate::fpu::datacopy(&mut d, &t, &cfg);
+        let mut out = vec![0u8; 1088];
+        pack(&d, DataFormat::Bfp8_b, &mut out, &cfg).unwrap();
+        assert_eq!(out, bytes);
+    }
+}

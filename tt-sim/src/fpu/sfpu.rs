@@ -1,0 +1,249 @@
+//! SFPU operations on a DEST tile. NOT bit-exact: the hardware evaluates these with polynomial,
+//! LUT and Newton-iteration sequences (different in `math_approx_mode`) that this model does not
+//! replicate. Every op here is computed in f64 from the exact DEST value, rounded once to f32
+//! (so the f32 result is within 0.5 f32 ulp of the real function, except `Erf`/`Gelu`, see
+//! below) and then stored into DEST as the SFPU kernels store: in 16-bit mode rounded to bf16
+//! (nearest, ties to even, as the kernels' explicit `float_to_fp16b` rounding does) with
+//! denormals flushed to signed zero; in fp32 mode with denormals flushed.
+//!
+//! Expect hardware results to differ from these by a few bf16 ulp for the transcendental ops
+//! (more in approx mode); this model is the "ideal" the hardware approximates, which is what
+//! kernel tests should compare against with a format-derived tolerance.
+
+use super::{DestTile, FpuConfig, TILE_DATUMS};
+
+/// An SFPU operation (`<op>_tile` in TT-Metal's compute API).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SfpuOp {
+    /// e^x.
+    Exp,
+    /// 1/x (1/0 = +inf with the sign of the zero).
+    Recip,
+    /// sqrt(x) (NaN for x < 0).
+    Sqrt,
+    /// 1/sqrt(x).
+    Rsqrt,
+    /// GELU: x * Phi(x) with the exact erf unless `approx`, then the tanh form
+    /// 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). Erf error < 1e-13 absolute.
+    Gelu,
+    /// 1 / (1 + e^-x).
+    Sigmoid,
+    /// tanh(x).
+    Tanh,
+    /// max(x, 0).
+    Relu,
+    /// x if x >= 0 else slope * x.
+    LeakyRelu(f32),
+    /// ln(x) (-inf at 0, NaN below).
+    Log,
+    /// |x|.
+    Abs,
+    /// -x.
+    Neg,
+    /// x^2.
+    Square,
+    /// ln(1 + e^x) (x itself above 20, where the difference is below f32 precision).
+    Softplus,
+    /// erf(x), absolute error < 1e-13 before rounding (series below 2.5, continued fraction above).
+    Erf,
+    /// x * sigmoid(x).
+    Silu,
+    /// x if x > 0 else alpha (e^x - 1).
+    Elu(f32),
+    /// x * s (`mul_unary_tile`).
+    MulScalar(f32),
+    /// x + s (`add_unary_tile`).
+    AddScalar(f32),
+}
+
+impl SfpuOp {
+    /// Estimated SFPU instructions per 32-lane row pair (cost model, not measured).
+    pub fn instructions(self, approx: bool) -> u32 {
+        match self {
+            SfpuOp::Relu | SfpuOp::Abs | SfpuOp::Neg | SfpuOp::MulScalar(_) | SfpuOp::AddScalar(_) => 3,
+            SfpuOp::LeakyRelu(_) | SfpuOp::Square => 4,
+            SfpuOp::Exp => {
+                if approx {
+                    6
+                } else {
+                    16
+                }
+            }
+            SfpuOp::Recip | SfpuOp::Sqrt | SfpuOp::Rsqrt | SfpuOp::Log => 14,
+            SfpuOp::Sigmoid | SfpuOp::Tanh | SfpuOp::Erf | SfpuOp::Elu(_) => 20,
+            SfpuOp::Silu => 24,
+            SfpuOp::Gelu => {
+                if approx {
+                    10
+                } else {
+                    30
+                }
+            }
+            SfpuOp::Softplus => 30,
+        }
+    }
+}
+
+/// erf in f64: Maclaurin series for |x| < 2.5, the Laplace continued fraction of erfc above.
+fn erf(x: f64) -> f64 {
+    let ax = x.abs();
+    if ax.is_nan() {
+        return x;
+    }
+    let r = if ax < 2.5 {
+        // erf(x) = 2/sqrt(pi) * sum_n (-1)^n x^(2n+1) / (n! (2n+1))
+        let x2 = ax * ax;
+        let mut term = ax; // (-1)^n x^(2n+1) / n!
+        let mut sum = ax;
+        let mut n = 0.0;
+        while term.abs() > 1e-17 * sum.abs() {
+            n += 1.0;
+            term *= -x2 / n;
+            sum += term / (2.0 * n + 1.0);
+        }
+        sum * std::f64::consts::FRAC_2_SQRT_PI
+    } else if ax > 6.0 {
+        1.0
+    } else {
+        // erfc(x) = exp(-x^2) / sqrt(pi) / (x + (1/2)/(x + 1/(x + (3/2)/(x + 2/(x + ...)))))
+        let mut k = ax;
+        for n in (1..=80).rev() {
+            k = ax + (n as f64 / 2.0) / k;
+        }
+        1.0 - (-ax * ax).exp() / (std::f64::consts::PI.sqrt() * k)
+    };
+    if x < 0.0 { -r } else { r }
+}
+
+fn eval(op: SfpuOp, x: f64, approx: bool) -> f64 {
+    match op {
+        SfpuOp::Exp => x.exp(),
+        SfpuOp::Recip => 1.0 / x,
+        SfpuOp::Sqrt => x.sqrt(),
+        SfpuOp::Rsqrt => 1.0 / x.sqrt(),
+        SfpuOp::Gelu => {
+            if approx {
+                let c = (2.0 / std::f64::consts::PI).sqrt();
+                0.5 * x * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh())
+            } else {
+                0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2))
+            }
+        }
+        SfpuOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+        SfpuOp::Tanh => x.tanh(),
+        SfpuOp::Relu => {
+            if x > 0.0 {
+                x
+            } else {
+                0.0
+            }
+        }
+        SfpuOp::LeakyRelu(s) => {
+            if x >= 0.0 {
+                x
+            } else {
+                s as f64 * x
+            }
+        }
+        SfpuOp::Log => x.ln(),
+        SfpuOp::Abs => x.abs(),
+        SfpuOp::Neg => -x,
+        SfpuOp::Square => x * x,
+        SfpuOp::Softplus => {
+            if x > 20.0 {
+                x
+            } else {
+                x.exp().ln_1p()
+            }
+        }
+        SfpuOp::Erf => erf(x),
+        SfpuOp::Silu => x / (1.0 + (-x).exp()),
+        SfpuOp::Elu(a) => {
+            if x > 0.0 {
+                x
+            } else {
+                a as f64 * x.exp_m1()
+            }
+        }
+        SfpuOp::MulScalar(s) => x * s as f64,
+        SfpuOp::AddScalar(s) => x + s as f64,
+    }
+}
+
+/// fp32 bits -> what DEST stores after an SFPU store (see the module docs).
+pub(crate) fn store_to_dest(bits: u32, fp32: bool) -> u32 {
+    let flush = |b: u32| if b & 0x7F80_0000 == 0 { b & 0x8000_0000 } else { b };
+    if fp32 {
+        return flush(bits);
+    }
+    let b = flush(bits);
+    if b & 0x7FFF_FFFF > 0x7F80_0000 {
+        return 0x7FC0_0000; // NaN
+    }
+    let r = (b + 0x7FFF + ((b >> 16) & 1)) & 0xFFFF_0000;
+    flush(r)
+}
+
+/// Applies `op` in place to every datum of a DEST tile.
+pub fn sfpu(dst: &mut DestTile, op: SfpuOp, cfg: &FpuConfig) {
+    for i in 0..TILE_DATUMS {
+        let x = f32::from_bits(dst.read(i)) as f64;
+        let y = eval(op, x, cfg.approx) as f32;
+        dst.write(i, store_to_dest(y.to_bits(), cfg.fp32_dest_acc));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fpu::Fidelity;
+
+    #[test]
+    fn erf_against_known_values() {
+        // Reference values (Abramowitz & Stegun table 7.1 / high-precision tables).
+        let cases = [
+            (0.1, 0.112_462_916_018_284_9),
+            (0.5, 0.520_499_877_813_046_5),
+            (1.0, 0.842_700_792_949_714_9),
+            (2.0, 0.995_322_265_018_952_7),
+            (2.5, 0.999_593_047_982_555),
+            (3.0, 0.999_977_909_503_001_4),
+            (4.0, 0.999_999_984_582_742_1),
+        ];
+        for (x, want) in cases {
+            assert!((erf(x) - want).abs() < 1e-13, "erf({x}) = {} want {want}", erf(x));
+            assert!((erf(-x) + want).abs() < 1e-13);
+        }
+    }
+
+    #[test]
+    fn store_rounds_to_bf16_nearest_even_in_16_bit_mode() {
+        assert_eq!(store_to_dest(0x3F80_8000, false), 0x3F80_0000); // tie -> even
+        assert_eq!(store_to_dest(0x3F81_8000, false), 0x3F82_0000); // tie -> even
+        assert_eq!(store_to_dest(0x3F80_8001, false), 0x3F81_0000);
+        assert_eq!(store_to_dest(0x0000_1234, false), 0); // denormal
+        assert_eq!(store_to_dest(0x3F80_8001, true), 0x3F80_8001);
+    }
+
+    #[test]
+    fn ops_on_a_tile_match_f64_within_bf16() {
+        let cfg = FpuConfig::new(Fidelity::LoFi, false, false);
+        let mut vals = [0f32; TILE_DATUMS];
+        for (i, v) in vals.iter_mut().enumerate() {
+            *v = (i as f32 - 511.5) / 97.0;
+        }
+        for op in [SfpuOp::Exp, SfpuOp::Gelu, SfpuOp::Sigmoid, SfpuOp::Tanh, SfpuOp::LeakyRelu(0.1), SfpuOp::Softplus, SfpuOp::Silu] {
+            let mut d = DestTile::from_f32(&vals, &cfg);
+            let input = d.to_f32(&cfg);
+            sfpu(&mut d, op, &cfg);
+            let out = d.to_f32(&cfg);
+            for i in 0..TILE_DATUMS {
+                let want = eval(op, input[i] as f64, false);
+                // bf16 keeps 8 significant bits: half an ulp is 2^(e-8) <= 2^-8 |want| for
+                // 2^e <= |want|; plus the f32 rounding before it (2^-24 relative).
+                let tol = want.abs() * (2f64.powi(-8) + 2f64.powi(-24)) + 1e-30;
+                assert!((out[i] as f64 - want).abs() <= tol, "{op:?}({}) = {} want {want}", input[i], out[i]);
+            }
+        }
+    }
+}
