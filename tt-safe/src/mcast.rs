@@ -1,0 +1,610 @@
+//! Multicast plans: who sends, who receives, which NoC rectangle, how many destinations, and the
+//! two semaphores of the sender/receiver handshake (TT-Metal's
+//! `matmul_multicore_reuse_mcast` pattern, TENSTORRENT.md section 6).
+//!
+//! The handshake, per block:
+//! - receiver: `cb_reserve_back`; set its own *receiver* semaphore to [`MCAST_INVALID`];
+//!   `noc_semaphore_inc` the sender's *sender* semaphore by 1; wait until its receiver semaphore
+//!   is [`MCAST_VALID`]; `cb_push_back`.
+//! - sender: read the block into its CB; wait until its *sender* semaphore equals `num_dests`,
+//!   reset it to 0; `noc_async_write_multicast(cb_addr, mcast_addr(rect), bytes, num_dests)`;
+//!   `noc_semaphore_set_multicast` its local receiver semaphore (holding [`MCAST_VALID`]) onto
+//!   the receivers' receiver semaphore; `cb_push_back`.
+//!
+//! Rectangle rules enforced here:
+//! - NoC coordinates are the device's (`worker_core_from_logical`). Kernels build the address with
+//!   `get_noc_multicast_addr(noc_start.x, noc_start.y, noc_end.x, noc_end.y, addr)` passing the
+//!   plan's [`McastRect::noc_start`]/[`McastRect::noc_end`] unchanged: for NoC 0 start is the
+//!   top-left corner and end the bottom-right; for NoC 1 they are swapped (NoC 1 travels the other
+//!   way), as TT-NN's matmul factories do.
+//! - Every worker inside the NoC rectangle must be an intended receiver (or the sender): a
+//!   rectangle whose NoC image contains another worker, or a Tensix position that is not a usable
+//!   worker (harvested, dispatch), is an error ([`McastError::NonWorkerInRectangle`]). Nodes on
+//!   NoC lines that hold no worker at all (DRAM/Ethernet/ARC columns and rows, e.g. Wormhole's
+//!   NoC column x = 5 when the simulator uses NoC 0 physical coordinates) are routed through
+//!   without being written, as on hardware, and are counted in [`McastRect::skipped_nodes`], not
+//!   in `num_dests`.
+//! - `num_dests` counts the receivers, never the sender (use it with
+//!   `noc_async_write_multicast`; with `..._loopback_src` use [`McastRect::num_dests_loopback`]).
+
+use crate::error::{McastError, ProgramError};
+use crate::grid::{CoreCoord, CoreRange, NocMap};
+use crate::program::{Noc, Program, SemaphoreId};
+
+/// Value of a receiver flag once the data has landed (`VALID` in TT-Metal's common_values.hpp).
+pub const MCAST_VALID: u32 = 1;
+/// Value of a receiver flag while waiting (`INVALID`), and the initial value of both semaphores.
+pub const MCAST_INVALID: u32 = 0;
+
+/// One multicast destination rectangle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct McastRect {
+    /// The logical receivers.
+    pub receivers: CoreRange,
+    /// First corner for `get_noc_multicast_addr` on the plan's NoC.
+    pub noc_start: CoreCoord,
+    /// Second corner for `get_noc_multicast_addr` on the plan's NoC.
+    pub noc_end: CoreCoord,
+    /// Receivers written by one multicast, the sender excluded.
+    pub num_dests: u32,
+    /// True when the sender lies inside the rectangle (then only `_loopback_src` writes it).
+    pub sender_inside: bool,
+    /// NoC nodes inside the rectangle that are not Tensix positions (routed through, not written).
+    pub skipped_nodes: u32,
+}
+
+impl McastRect {
+    /// Plans the rectangle of `receivers` (logical) as seen from `sender` on `noc`.
+    pub fn new(
+        map: &NocMap,
+        sender: CoreCoord,
+        receivers: CoreRange,
+        noc: Noc,
+    ) -> Result<McastRect, McastError> {
+        let grid = map.grid();
+        grid.check_core("multicast sender", sender)?;
+        grid.check_range("multicast receivers", &receivers)?;
+        let mut lo = map.worker(receivers.start)?;
+        let mut hi = lo;
+        for c in receivers.iter() {
+            let n = map.worker(c)?;
+            lo = CoreCoord::new(lo.x.min(n.x), lo.y.min(n.y));
+            hi = CoreCoord::new(hi.x.max(n.x), hi.y.max(n.y));
+        }
+        let mut count = 0u32;
+        let mut skipped = 0u32;
+        let mut sender_inside = false;
+        for y in lo.y..=hi.y {
+            for x in lo.x..=hi.x {
+                let n = CoreCoord::new(x, y);
+                match map.logical(n) {
+                    Some(l) if receivers.contains(l) => {
+                        if l == sender {
+                            sender_inside = true;
+                        } else {
+                            count += 1;
+                        }
+                    }
+                    Some(l) if l == sender => sender_inside = true,
+                    Some(l) => {
+                        return Err(McastError::NonWorkerInRectangle {
+                            noc_min: lo,
+                            noc_max: hi,
+                            receivers: receivers.to_string(),
+                            noc: n,
+                            what: format!("worker {l}, which is not one of the receivers"),
+                        });
+                    }
+                    None if map.on_worker_lines(n) => {
+                        return Err(McastError::NonWorkerInRectangle {
+                            noc_min: lo,
+                            noc_max: hi,
+                            receivers: receivers.to_string(),
+                            noc: n,
+                            what: "a Tensix position that is not a usable worker (harvested or reserved)".to_owned(),
+                        });
+                    }
+                    None => skipped += 1,
+                }
+            }
+        }
+        if count == 0 {
+            return Err(McastError::NoReceivers {
+                what: format!(
+                    "receivers {receivers} contain no core other than the sender {sender}"
+                ),
+            });
+        }
+        let (noc_start, noc_end) = match noc {
+            Noc::Noc0 => (lo, hi),
+            Noc::Noc1 => (hi, lo),
+        };
+        Ok(McastRect {
+            receivers,
+            noc_start,
+            noc_end,
+            num_dests: count,
+            sender_inside,
+            skipped_nodes: skipped,
+        })
+    }
+
+    /// Destinations for `noc_async_write_multicast_loopback_src` (the sender counted when inside).
+    pub fn num_dests_loopback(&self) -> u32 {
+        self.num_dests + u32::from(self.sender_inside)
+    }
+}
+
+/// A sender and its rectangle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct McastGroup {
+    /// Logical sender.
+    pub sender: CoreCoord,
+    /// Sender NoC coordinates (receivers `noc_semaphore_inc` it).
+    pub sender_noc: CoreCoord,
+    /// Where it multicasts.
+    pub rect: McastRect,
+}
+
+/// The role of one core in a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum McastRole<'a> {
+    /// The core multicasts to `group.rect`.
+    Sender(&'a McastGroup),
+    /// The core receives from `group.sender`.
+    Receiver(&'a McastGroup),
+}
+
+/// How a plan's groups are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum McastDirection {
+    /// The left column sends along each row (matmul in0 / activations).
+    AlongRows,
+    /// The top row sends down each column (matmul in1 / weights).
+    DownColumns,
+    /// One sender, one rectangle.
+    OneToMany,
+}
+
+/// The two semaphores of a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct McastSemaphores {
+    /// On the sender: counts receivers that are ready.
+    pub sender: SemaphoreId,
+    /// On receivers: the data-valid flag.
+    pub receiver: SemaphoreId,
+}
+
+/// Runtime args of a sender, in this order (9 words, `bytemuck::Pod`): NoC rectangle start x, y,
+/// end x, y (already ordered for the plan's NoC), num_dests, sender semaphore id, receiver
+/// semaphore id, sender NoC x, y (its own, for symmetry with the receivers' layout).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct McastSenderArgs {
+    /// `get_noc_multicast_addr` first x.
+    pub noc_start_x: u32,
+    /// First y.
+    pub noc_start_y: u32,
+    /// Second x.
+    pub noc_end_x: u32,
+    /// Second y.
+    pub noc_end_y: u32,
+    /// Receivers (sender excluded).
+    pub num_dests: u32,
+    /// Sender semaphore id (`get_semaphore(id)`).
+    pub sender_semaphore: u32,
+    /// Receiver semaphore id.
+    pub receiver_semaphore: u32,
+    /// Sender's NoC x.
+    pub sender_noc_x: u32,
+    /// Sender's NoC y.
+    pub sender_noc_y: u32,
+}
+
+/// Runtime args of a receiver, in this order (4 words): sender NoC x, y, sender semaphore id,
+/// receiver semaphore id.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct McastReceiverArgs {
+    /// Sender's NoC x.
+    pub sender_noc_x: u32,
+    /// Sender's NoC y.
+    pub sender_noc_y: u32,
+    /// Sender semaphore id.
+    pub sender_semaphore: u32,
+    /// Receiver semaphore id.
+    pub receiver_semaphore: u32,
+}
+
+/// A multicast plan over a rectangle of worker cores. Pure computation: build it from a
+/// [`NocMap`] (`device.noc_map()`), then [`McastPlan::create_semaphores`] on a program and hand
+/// each core its [`McastPlan::sender_args`] / [`McastPlan::receiver_args`].
+///
+/// ```
+/// use tt_safe::grid::{Grid, NocMap, core, range};
+/// use tt_safe::mcast::{McastPlan, McastRole};
+/// use tt_safe::Noc;
+/// // A made-up 4x3 device whose NoC coordinates are logical + 1.
+/// let map = NocMap::from_fn(Grid::new(4, 3), |c| Ok::<_, ()>(core(c.x + 1, c.y + 1))).unwrap();
+/// let plan = McastPlan::along_rows(&map, range(0, 0, 3, 2), Noc::Noc0).unwrap();
+/// let Some(McastRole::Sender(g)) = plan.role(core(0, 1)) else { panic!() };
+/// assert_eq!((g.rect.noc_start, g.rect.noc_end, g.rect.num_dests), (core(2, 2), core(4, 2), 3));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McastPlan {
+    cores: CoreRange,
+    noc: Noc,
+    direction: McastDirection,
+    groups: Vec<McastGroup>,
+    semaphores: Option<McastSemaphores>,
+}
+
+impl McastPlan {
+    /// The left column of `cores` multicasts along each row to the rest of the row.
+    pub fn along_rows(map: &NocMap, cores: CoreRange, noc: Noc) -> Result<McastPlan, McastError> {
+        map.grid().check_range("multicast plan", &cores)?;
+        if cores.width() < 2 {
+            return Err(McastError::NoReceivers {
+                what: format!("{cores} is one column wide, so rows have no receivers"),
+            });
+        }
+        let mut groups = Vec::new();
+        for y in cores.start.y..=cores.end.y {
+            let sender = CoreCoord::new(cores.start.x, y);
+            let receivers = CoreRange {
+                start: CoreCoord::new(cores.start.x + 1, y),
+                end: CoreCoord::new(cores.end.x, y),
+            };
+            groups.push(Self::group(map, sender, receivers, noc)?);
+        }
+        Ok(McastPlan {
+            cores,
+            noc,
+            direction: McastDirection::AlongRows,
+            groups,
+            semaphores: None,
+        })
+    }
+
+    /// The top row of `cores` multicasts down each column to the rest of the column.
+    pub fn down_columns(map: &NocMap, cores: CoreRange, noc: Noc) -> Result<McastPlan, McastError> {
+        map.grid().check_range("multicast plan", &cores)?;
+        if cores.height() < 2 {
+            return Err(McastError::NoReceivers {
+                what: format!("{cores} is one row tall, so columns have no receivers"),
+            });
+        }
+        let mut groups = Vec::new();
+        for x in cores.start.x..=cores.end.x {
+            let sender = CoreCoord::new(x, cores.start.y);
+            let receivers = CoreRange {
+                start: CoreCoord::new(x, cores.start.y + 1),
+                end: CoreCoord::new(x, cores.end.y),
+            };
+            groups.push(Self::group(map, sender, receivers, noc)?);
+        }
+        Ok(McastPlan {
+            cores,
+            noc,
+            direction: McastDirection::DownColumns,
+            groups,
+            semaphores: None,
+        })
+    }
+
+    /// `sender` multicasts to `receivers` (which may contain it: it is then not a receiver).
+    pub fn one_to_many(
+        map: &NocMap,
+        sender: CoreCoord,
+        receivers: CoreRange,
+        noc: Noc,
+    ) -> Result<McastPlan, McastError> {
+        let group = Self::group(map, sender, receivers, noc)?;
+        let cores = CoreRange {
+            start: CoreCoord::new(
+                receivers.start.x.min(sender.x),
+                receivers.start.y.min(sender.y),
+            ),
+            end: CoreCoord::new(receivers.end.x.max(sender.x), receivers.end.y.max(sender.y)),
+        };
+        Ok(McastPlan {
+            cores,
+            noc,
+            direction: McastDirection::OneToMany,
+            groups: vec![group],
+            semaphores: None,
+        })
+    }
+
+    fn group(
+        map: &NocMap,
+        sender: CoreCoord,
+        receivers: CoreRange,
+        noc: Noc,
+    ) -> Result<McastGroup, McastError> {
+        let rect = McastRect::new(map, sender, receivers, noc)?;
+        Ok(McastGroup {
+            sender,
+            sender_noc: map.worker(sender)?,
+            rect,
+        })
+    }
+
+    /// The bounding rectangle of every core in the plan (senders and receivers).
+    pub fn cores(&self) -> CoreRange {
+        self.cores
+    }
+
+    /// The NoC the rectangles are ordered for.
+    pub fn noc(&self) -> Noc {
+        self.noc
+    }
+
+    /// How the groups are laid out.
+    pub fn direction(&self) -> McastDirection {
+        self.direction
+    }
+
+    /// One group per row / column / sender.
+    pub fn groups(&self) -> &[McastGroup] {
+        &self.groups
+    }
+
+    /// The role of `core`, or `None` when it takes no part.
+    pub fn role(&self, core: CoreCoord) -> Option<McastRole<'_>> {
+        if let Some(g) = self.groups.iter().find(|g| g.sender == core) {
+            return Some(McastRole::Sender(g));
+        }
+        self.groups
+            .iter()
+            .find(|g| g.rect.receivers.contains(core))
+            .map(McastRole::Receiver)
+    }
+
+    /// All senders.
+    pub fn senders(&self) -> impl Iterator<Item = CoreCoord> + '_ {
+        self.groups.iter().map(|g| g.sender)
+    }
+
+    /// All receivers (a sender inside a one-to-many rectangle is not listed).
+    pub fn receivers(&self) -> impl Iterator<Item = CoreCoord> + '_ {
+        self.groups
+            .iter()
+            .flat_map(|g| g.rect.receivers.iter().filter(move |c| *c != g.sender))
+    }
+
+    /// Creates the sender and receiver semaphores (both [`MCAST_INVALID`] = 0) on every core of
+    /// the plan, remembers them, and returns them.
+    pub fn create_semaphores(
+        &mut self,
+        program: &mut Program,
+    ) -> Result<McastSemaphores, ProgramError> {
+        let sender = program.add_semaphore(self.cores, MCAST_INVALID)?;
+        let receiver = program.add_semaphore(self.cores, MCAST_INVALID)?;
+        let s = McastSemaphores { sender, receiver };
+        self.semaphores = Some(s);
+        Ok(s)
+    }
+
+    /// Uses semaphores created elsewhere (they must exist on every core of [`McastPlan::cores`]).
+    pub fn set_semaphores(&mut self, semaphores: McastSemaphores) {
+        self.semaphores = Some(semaphores);
+    }
+
+    /// The semaphores, once created.
+    pub fn semaphores(&self) -> Option<McastSemaphores> {
+        self.semaphores
+    }
+
+    fn sems(&self) -> (u32, u32) {
+        self.semaphores
+            .map_or((u32::MAX, u32::MAX), |s| (s.sender.id(), s.receiver.id()))
+    }
+
+    /// Runtime args of sender `core` (see [`McastSenderArgs`]); semaphore ids are `u32::MAX` until
+    /// [`McastPlan::create_semaphores`] ran.
+    pub fn sender_args(&self, core: CoreCoord) -> Result<McastSenderArgs, McastError> {
+        let Some(McastRole::Sender(g)) = self.role(core) else {
+            return Err(McastError::WrongRole {
+                core,
+                role: "sender",
+            });
+        };
+        let (s, r) = self.sems();
+        Ok(McastSenderArgs {
+            noc_start_x: g.rect.noc_start.x,
+            noc_start_y: g.rect.noc_start.y,
+            noc_end_x: g.rect.noc_end.x,
+            noc_end_y: g.rect.noc_end.y,
+            num_dests: g.rect.num_dests,
+            sender_semaphore: s,
+            receiver_semaphore: r,
+            sender_noc_x: g.sender_noc.x,
+            sender_noc_y: g.sender_noc.y,
+        })
+    }
+
+    /// Runtime args of receiver `core` (see [`McastReceiverArgs`]).
+    pub fn receiver_args(&self, core: CoreCoord) -> Result<McastReceiverArgs, McastError> {
+        let Some(McastRole::Receiver(g)) = self.role(core) else {
+            return Err(McastError::WrongRole {
+                core,
+                role: "receiver",
+            });
+        };
+        let (s, r) = self.sems();
+        Ok(McastReceiverArgs {
+            sender_noc_x: g.sender_noc.x,
+            sender_noc_y: g.sender_noc.y,
+            sender_semaphore: s,
+            receiver_semaphore: r,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grid::{Grid, core, range};
+
+    /// Wormhole n150 as the simulator maps it (NoC 0 physical): DRAM column x = 5, Ethernet row y = 6.
+    fn wormhole() -> NocMap {
+        let xs = [1u32, 2, 3, 4, 6, 7, 8, 9];
+        let ys = [1u32, 2, 3, 4, 5, 7, 8, 9];
+        NocMap::from_fn(Grid::new(8, 8), |c| {
+            Ok::<_, ()>(core(xs[c.x as usize], ys[c.y as usize]))
+        })
+        .unwrap()
+    }
+
+    fn linear(gx: u32, gy: u32) -> NocMap {
+        NocMap::from_fn(Grid::new(gx, gy), |c| Ok::<_, ()>(core(c.x + 18, c.y + 18))).unwrap()
+    }
+
+    #[test]
+    fn along_rows_noc0_and_noc1() {
+        let map = linear(8, 8);
+        let plan = McastPlan::along_rows(&map, range(2, 1, 6, 4), Noc::Noc0).unwrap();
+        assert_eq!(plan.groups().len(), 4);
+        let g = plan.groups()[1];
+        assert_eq!(g.sender, core(2, 2));
+        assert_eq!(g.sender_noc, core(20, 20));
+        assert_eq!(g.rect.receivers, range(3, 2, 6, 2));
+        assert_eq!(
+            (g.rect.noc_start, g.rect.noc_end),
+            (core(21, 20), core(24, 20))
+        );
+        assert_eq!(g.rect.num_dests, 4);
+        assert!(!g.rect.sender_inside);
+
+        let plan1 = McastPlan::along_rows(&map, range(2, 1, 6, 4), Noc::Noc1).unwrap();
+        let g1 = plan1.groups()[1];
+        // NoC 1: start and end swapped, everything else identical.
+        assert_eq!(
+            (g1.rect.noc_start, g1.rect.noc_end),
+            (core(24, 20), core(21, 20))
+        );
+        assert_eq!(g1.rect.num_dests, 4);
+    }
+
+    #[test]
+    fn down_columns_roles_and_args() {
+        let map = linear(5, 4);
+        let plan = McastPlan::down_columns(&map, range(0, 0, 4, 3), Noc::Noc0).unwrap();
+        assert_eq!(plan.groups().len(), 5);
+        assert_eq!(plan.senders().count(), 5);
+        assert_eq!(plan.receivers().count(), 15);
+        match plan.role(core(3, 2)) {
+            Some(McastRole::Receiver(g)) => assert_eq!(g.sender, core(3, 0)),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(plan.role(core(3, 0)), Some(McastRole::Sender(_))));
+        let a = plan.sender_args(core(1, 0)).unwrap();
+        assert_eq!(
+            [
+                a.noc_start_x,
+                a.noc_start_y,
+                a.noc_end_x,
+                a.noc_end_y,
+                a.num_dests
+            ],
+            [19, 19, 19, 21, 3]
+        );
+        let r = plan.receiver_args(core(1, 3)).unwrap();
+        assert_eq!((r.sender_noc_x, r.sender_noc_y), (19, 18));
+        assert!(plan.receiver_args(core(1, 0)).is_err());
+        assert!(plan.sender_args(core(1, 1)).is_err());
+        assert_eq!(bytemuck::cast_slice::<_, u32>(&[a]).len(), 9);
+    }
+
+    #[test]
+    fn wormhole_rows_skip_the_dram_column() {
+        let map = wormhole();
+        let plan = McastPlan::along_rows(&map, range(0, 0, 7, 7), Noc::Noc0).unwrap();
+        let g = plan.groups()[0];
+        // Receivers logical x 1..=7 -> NoC x 2..=9, passing DRAM column x = 5.
+        assert_eq!((g.rect.noc_start, g.rect.noc_end), (core(2, 1), core(9, 1)));
+        assert_eq!(g.rect.num_dests, 7);
+        assert_eq!(g.rect.skipped_nodes, 1);
+        let cols = McastPlan::down_columns(&map, range(0, 0, 7, 7), Noc::Noc1).unwrap();
+        let c = cols.groups()[3];
+        assert_eq!((c.rect.noc_start, c.rect.noc_end), (core(4, 9), core(4, 2)));
+        assert_eq!(c.rect.num_dests, 7);
+        assert_eq!(c.rect.skipped_nodes, 1); // Ethernet row y = 6
+    }
+
+    #[test]
+    fn rectangle_with_foreign_worker_is_rejected() {
+        // A map that is not monotonic: logical (1, 0) and (2, 0) swap NoC columns.
+        let map = NocMap::from_fn(Grid::new(4, 2), |c| {
+            let x = match c.x {
+                1 => 3,
+                2 => 2,
+                3 => 4,
+                _ => 1,
+            };
+            Ok::<_, ()>(core(x, c.y + 1))
+        })
+        .unwrap();
+        // Receivers (0,0)..(1,0) map to NoC x 1 and 3, so the rectangle contains NoC x 2 = logical (2, 0).
+        let err = McastRect::new(&map, core(0, 1), range(0, 0, 1, 0), Noc::Noc0).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("worker (2, 0)") && msg.contains("not one of the receivers"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn rectangle_with_unusable_tensix_is_rejected() {
+        // NoC column 3 holds workers in row 1 only; (3, 2) is a Tensix position without a worker.
+        let map = NocMap::from_fn(Grid::new(3, 2), |c| {
+            let n = if c == core(2, 1) {
+                core(9, 9)
+            } else {
+                core(c.x + 1, c.y + 1)
+            };
+            Ok::<_, ()>(n)
+        })
+        .unwrap();
+        let err = McastRect::new(&map, core(0, 0), range(1, 0, 2, 0), Noc::Noc0);
+        assert!(err.is_ok());
+        // Column-wise rectangle over logical x=1..2, y=0..1 spans NoC (2..9, 1..9): contains (3, 2).
+        let err = McastRect::new(&map, core(0, 0), range(1, 0, 2, 1), Noc::Noc0).unwrap_err();
+        assert!(err.to_string().contains("not a usable worker"), "{err}");
+    }
+
+    #[test]
+    fn one_to_many_counts_and_loopback() {
+        let map = linear(4, 4);
+        let plan = McastPlan::one_to_many(&map, core(1, 1), range(0, 0, 3, 3), Noc::Noc0).unwrap();
+        let g = plan.groups()[0];
+        assert_eq!(g.rect.num_dests, 15);
+        assert!(g.rect.sender_inside);
+        assert_eq!(g.rect.num_dests_loopback(), 16);
+        assert_eq!(plan.receivers().count(), 15);
+        let outside =
+            McastPlan::one_to_many(&map, core(0, 3), range(1, 0, 3, 1), Noc::Noc0).unwrap();
+        assert_eq!(outside.groups()[0].rect.num_dests, 6);
+        assert_eq!(outside.cores(), range(0, 0, 3, 3));
+        assert!(matches!(
+            McastPlan::one_to_many(&map, core(1, 1), range(1, 1, 1, 1), Noc::Noc0),
+            Err(McastError::NoReceivers { .. })
+        ));
+    }
+
+    #[test]
+    fn errors_for_degenerate_or_outside_plans() {
+        let map = linear(4, 4);
+        assert!(matches!(
+            McastPlan::along_rows(&map, range(2, 0, 2, 3), Noc::Noc0),
+            Err(McastError::NoReceivers { .. })
+        ));
+        assert!(matches!(
+            McastPlan::down_columns(&map, range(0, 2, 3, 2), Noc::Noc0),
+            Err(McastError::NoReceivers { .. })
+        ));
+        let err = McastPlan::along_rows(&map, range(0, 0, 4, 1), Noc::Noc0).unwrap_err();
+        assert!(err.to_string().contains("4x4 worker grid"), "{err}");
+    }
+}
