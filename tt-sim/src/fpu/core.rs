@@ -38,14 +38,22 @@ pub(crate) fn exp_prod_adj(phase: u32) -> i32 {
 /// multiplies: bits 10..6 in even phases, bits 5..1 in odd phases (bit 0 is never used).
 #[inline(always)]
 pub(crate) fn a_slice(man11: u32, phase: u32) -> u32 {
-    if phase & 1 != 0 { (man11 >> 1) & 31 } else { man11 >> 6 }
+    if phase & 1 != 0 {
+        (man11 >> 1) & 31
+    } else {
+        man11 >> 6
+    }
 }
 
 /// The 7-bit slice of SrcB's 11-bit mantissa that fidelity phase `phase` multiplies: bits 10..4
 /// in phases 0-1, bits 3..0 shifted up by 3 in phases 2-3.
 #[inline(always)]
 pub(crate) fn b_slice(man11: u32, phase: u32) -> u32 {
-    if phase & 2 != 0 { (man11 & 15) << 3 } else { man11 >> 4 }
+    if phase & 2 != 0 {
+        (man11 & 15) << 3
+    } else {
+        man11 >> 4
+    }
 }
 
 /// 11-bit mantissa (hidden one included) of a source datum.
@@ -81,7 +89,11 @@ pub(crate) struct Term {
 pub(crate) fn accum_normalize_encode(t0: Term, t1: Term, dst: u32, fp32_acc: bool) -> u32 {
     let sign_dst = dst >> 31;
     let exp_dst = ((dst >> 23) & 255) as i32;
-    let mut man_dst = if exp_dst == 0 { 0 } else { (dst & 0x7F_FFFF) | 0x80_0000 };
+    let mut man_dst = if exp_dst == 0 {
+        0
+    } else {
+        (dst & 0x7F_FFFF) | 0x80_0000
+    };
 
     let exp = t0.exp.max(t1.exp).max(exp_dst);
     if exp <= 0 {
@@ -90,7 +102,11 @@ pub(crate) fn accum_normalize_encode(t0: Term, t1: Term, dst: u32, fp32_acc: boo
     let align_signed = |t: Term| -> u32 {
         if t.exp < exp {
             let d = (exp - t.exp) as u32;
-            if d < 31 { (t.man + (1u32 << (d - 1)) - t.sign) >> d } else { 0 }
+            if d < 31 {
+                (t.man + (1u32 << (d - 1)) - t.sign) >> d
+            } else {
+                0
+            }
         } else {
             t.man
         }
@@ -99,7 +115,11 @@ pub(crate) fn accum_normalize_encode(t0: Term, t1: Term, dst: u32, fp32_acc: boo
     let mut m1 = align_signed(t1);
     if exp_dst < exp {
         let d = (exp - exp_dst) as u32;
-        man_dst = if d < 31 { (man_dst + (1u32 << (d - 1))) >> d } else { 0 };
+        man_dst = if d < 31 {
+            (man_dst + (1u32 << (d - 1))) >> d
+        } else {
+            0
+        };
     }
     if !fp32_acc {
         m0 = (m0 + (1 << 12) - t0.sign) & !0x1FFF;
@@ -178,8 +198,16 @@ pub(crate) fn group_sop(signs: &[u32], exps: &[i32], mans: &[u32]) -> Term {
         let m = (((mans[i] << 1) + (1u32 << d)) >> (d + 1)) as i32;
         sum += if signs[i] != 0 { -m } else { m };
     }
-    let (sign, mag) = if sum < 0 { (1, (-sum) as u32) } else { (0, sum as u32) };
-    Term { sign, exp: exp_sop, man: mag << 13 }
+    let (sign, mag) = if sum < 0 {
+        (1, (-sum) as u32)
+    } else {
+        (0, sum as u32)
+    };
+    Term {
+        sign,
+        exp: exp_sop,
+        man: mag << 13,
+    }
 }
 
 /// One MVMUL output datum, straight from the hardware description (reference implementation):
@@ -214,7 +242,11 @@ pub(crate) fn elwmul(a: u32, b: u32, dst: u32, fp32_acc: bool, phase: u32) -> u3
     let adj = exp_prod_adj(phase);
     let exp_sop = exp8(a) + exp8(b) + adj;
     let t = if src_is_zero(a) || src_is_zero(b) || exp_sop <= 0 {
-        Term { sign: 0, exp: adj.max(0), man: 0 }
+        Term {
+            sign: 0,
+            exp: adj.max(0),
+            man: 0,
+        }
     } else {
         Term {
             sign: ((a >> 18) ^ (b >> 18)) & 1,
@@ -241,10 +273,22 @@ pub(crate) fn elwadd(a: u32, b: u32, dst: u32, fp32_acc: bool) -> u32 {
     let mut man_b = if b != 0 { man11(b) } else { 0 };
     if exp_b < exp_a {
         let d = (exp_a - exp_b) as u32;
-        man_b = if d < 12 { (man_b + (1 << (d - 1))) >> d } else { 0 };
+        man_b = if d < 12 {
+            (man_b + (1 << (d - 1))) >> d
+        } else {
+            0
+        };
     }
-    let man_sop = if sign_a == sign_b { man_a + man_b } else { man_a - man_b };
-    let t = Term { sign: sign_a, exp: exp_a, man: man_sop << 13 };
+    let man_sop = if sign_a == sign_b {
+        man_a + man_b
+    } else {
+        man_a - man_b
+    };
+    let t = Term {
+        sign: sign_a,
+        exp: exp_a,
+        man: man_sop << 13,
+    };
     accum_normalize_encode(t, Term::default(), dst, fp32_acc)
 }
 
@@ -272,7 +316,7 @@ mod tests {
         assert_eq!(a_slice(m, 0), 0b10000);
         assert_eq!(a_slice(m, 1), 0b00100); // bit 3 lands in slice bits 5..1 as 0b00100
         assert_eq!(b_slice(m, 0), 0b1000000);
-        assert_eq!(b_slice(m, 2), 0b1000_000); // bit 3 -> 8 << 3
+        assert_eq!(b_slice(m, 2), 0b100_0000); // bit 3 -> 8 << 3
         // bf16 0x3F8F: mantissa 0001111 -> 11-bit 1_0001111_000.
         let m = man11(s(0x3F8F));
         assert_eq!(a_slice(m, 0), 0b10001); // bits 10..6
@@ -299,15 +343,36 @@ mod tests {
     #[test]
     fn accum_rounds_to_bf16_half_away() {
         // 1 + 2^-8 is exactly halfway between two bf16 values: rounds up (away from zero).
-        let t = Term { sign: 0, exp: 127, man: 0x80_0000 | (1 << 15) };
-        assert_eq!(accum_normalize_encode(t, Term::default(), 0, false), 0x3F81_0000);
-        let t = Term { sign: 1, exp: 127, man: 0x80_0000 | (1 << 15) };
+        let t = Term {
+            sign: 0,
+            exp: 127,
+            man: 0x80_0000 | (1 << 15),
+        };
+        assert_eq!(
+            accum_normalize_encode(t, Term::default(), 0, false),
+            0x3F81_0000
+        );
+        let t = Term {
+            sign: 1,
+            exp: 127,
+            man: 0x80_0000 | (1 << 15),
+        };
         // Negative: the 11-bit pre-round subtracts the sign, then the final round is on the
         // magnitude: -(1 + 2^-8) -> -(1 + 2^-7).
-        assert_eq!(accum_normalize_encode(t, Term::default(), 0, false), 0xBF81_0000);
+        assert_eq!(
+            accum_normalize_encode(t, Term::default(), 0, false),
+            0xBF81_0000
+        );
         // fp32 accumulation keeps it.
-        let t = Term { sign: 0, exp: 127, man: 0x80_0000 | (1 << 15) };
-        assert_eq!(accum_normalize_encode(t, Term::default(), 0, true), 0x3F80_8000);
+        let t = Term {
+            sign: 0,
+            exp: 127,
+            man: 0x80_0000 | (1 << 15),
+        };
+        assert_eq!(
+            accum_normalize_encode(t, Term::default(), 0, true),
+            0x3F80_8000
+        );
     }
 
     #[test]

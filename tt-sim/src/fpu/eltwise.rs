@@ -2,14 +2,21 @@
 //! (GAPOOL/GMPOOL) for one tile, in the order the Wormhole B0 LLK issues them.
 
 use super::core;
-use super::{Bcast, DestTile, EltOp, FpuConfig, ReduceDim, ReduceOp, SrcTile, TILE_DATUMS, dest_store, face_index};
+use super::{
+    Bcast, DestTile, EltOp, FpuConfig, ReduceDim, ReduceOp, SrcTile, TILE_DATUMS, dest_store,
+    face_index,
+};
 
 /// Datacopy of one source datum to DEST (copy_tile): denormals and -0 flush to +0; a 16-bit DEST
 /// keeps the bf16 (MOVA2D), a 32-bit DEST the full source value (the LLK uses ELWADD A + 0 there,
 /// which is exact).
 #[inline(always)]
 fn copy_datum(v: u32, fp32: bool) -> u32 {
-    if core::src_is_zero(v) { 0 } else { dest_store(v << 13, fp32) }
+    if core::src_is_zero(v) {
+        0
+    } else {
+        dest_store(v << 13, fp32)
+    }
 }
 
 /// copy_tile: SrcA -> DEST.
@@ -45,7 +52,15 @@ pub fn transpose_dest(dst: &mut DestTile) {
 ///   on hardware (the LLK relies on the packer's release having cleared DEST), so `accumulate` is
 ///   ignored: pass a cleared DEST ([`DestTile::zero`]) for a plain product. In 16-bit mode every
 ///   phase result is rounded to bf16 before the next phase is added.
-pub fn eltwise(dst: &mut DestTile, op: EltOp, a: &SrcTile, b: &SrcTile, bcast: Bcast, accumulate: bool, cfg: &FpuConfig) {
+pub fn eltwise(
+    dst: &mut DestTile,
+    op: EltOp,
+    a: &SrcTile,
+    b: &SrcTile,
+    bcast: Bcast,
+    accumulate: bool,
+    cfg: &FpuConfig,
+) {
     let fp32 = cfg.fp32_dest_acc;
     let phases = cfg.fidelity.phases();
     for r in 0..32 {
@@ -91,7 +106,11 @@ fn pool_sum(col: &[u32; 16], scaler: &[u32; 16], mut d: u32, cfg: &FpuConfig) ->
 /// Sign-magnitude total order of an fp32 pattern (GMPOOL's comparison).
 #[inline]
 fn total_order(x: u32) -> i32 {
-    if x & 0x8000_0000 != 0 { (x ^ 0x7FFF_FFFF) as i32 } else { x as i32 }
+    if x & 0x8000_0000 != 0 {
+        (x ^ 0x7FFF_FFFF) as i32
+    } else {
+        x as i32
+    }
 }
 
 /// One GMPOOL datum: max of DEST (a cleared row counts as the most negative value; an fp32 value
@@ -117,13 +136,26 @@ fn pool_max(col: &[u32; 16], d: u32, d_valid: bool, fp32: bool) -> u32 {
 fn face_col(t: &SrcTile, f: usize, c: usize, within_face_transpose: bool) -> [u32; 16] {
     let mut o = [0u32; 16];
     for (i, x) in o.iter_mut().enumerate() {
-        *x = if within_face_transpose { t.v[f * 256 + c * 16 + i] } else { t.v[f * 256 + i * 16 + c] };
+        *x = if within_face_transpose {
+            t.v[f * 256 + c * 16 + i]
+        } else {
+            t.v[f * 256 + i * 16 + c]
+        };
     }
     o
 }
 
 /// Runs one pool op (all phases) of input face `f` into DEST row `drow` (a DEST row index 0..64).
-fn pool_face(dst: &mut DestTile, op: ReduceOp, a: &SrcTile, f: usize, tr: bool, scaler: &[u32; 16], drow: usize, cfg: &FpuConfig) {
+fn pool_face(
+    dst: &mut DestTile,
+    op: ReduceOp,
+    a: &SrcTile,
+    f: usize,
+    tr: bool,
+    scaler: &[u32; 16],
+    drow: usize,
+    cfg: &FpuConfig,
+) {
     let fp32 = cfg.fp32_dest_acc;
     let valid = dst.valid & (1u64 << drow) != 0;
     for c in 0..16 {
@@ -149,7 +181,13 @@ fn pool_face(dst: &mut DestTile, op: ReduceOp, a: &SrcTile, f: usize, tr: bool, 
 /// is unchanged; an fp32 value is truncated to TF32 when `tf32`, else to bf16. Denormals flush.
 #[inline]
 fn through_src(x: u32, fp32: bool, tf32: bool) -> u32 {
-    let y = if !fp32 { x } else if tf32 { x & 0xFFFF_E000 } else { x & 0xFFFF_0000 };
+    let y = if !fp32 {
+        x
+    } else if tf32 {
+        x & 0xFFFF_E000
+    } else {
+        x & 0xFFFF_0000
+    };
     if y & 0x7F80_0000 == 0 { 0 } else { y }
 }
 
@@ -165,7 +203,14 @@ fn through_src(x: u32, fp32: bool, tf32: bool) -> u32 {
 /// hardware fills with values the packer's reduce mask hides are left as they were (zero in a
 /// cleared DEST), except that the transposed faces' other entries are zeroed.
 /// For `Max` hardware requires a 1.0 scaler; it is not read here.
-pub fn reduce(dst: &mut DestTile, op: ReduceOp, dim: ReduceDim, a: &SrcTile, scaler: &SrcTile, cfg: &FpuConfig) {
+pub fn reduce(
+    dst: &mut DestTile,
+    op: ReduceOp,
+    dim: ReduceDim,
+    a: &SrcTile,
+    scaler: &SrcTile,
+    cfg: &FpuConfig,
+) {
     let mut s = [0u32; 16];
     s.copy_from_slice(&scaler.v[..16]);
     let fp32 = cfg.fp32_dest_acc;
@@ -245,7 +290,10 @@ mod tests {
         let a = tile(|r, c| (r * 3 + c) as f32 - 40.0, Fp32SrcFormat::Bf16);
         let b = tile(|r, c| (r as f32) - (c as f32) * 0.5, Fp32SrcFormat::Bf16);
         for (bc, bf) in [
-            (Bcast::None, (|r, c| (r, c)) as fn(usize, usize) -> (usize, usize)),
+            (
+                Bcast::None,
+                (|r, c| (r, c)) as fn(usize, usize) -> (usize, usize),
+            ),
             (Bcast::Rows, |_, c| (0, c)),
             (Bcast::Cols, |r, _| (r, 0)),
             (Bcast::Scalar, |_, _| (0, 0)),
@@ -291,7 +339,10 @@ mod tests {
         // HiFi2 adds A's low slice x B's top: 1/128.
         assert_eq!(run(Fidelity::HiFi2), 1.0 + 1.0 / 16.0 + 1.0 / 128.0);
         // HiFi3 adds A's top x B's low slice: (1 + 1/16) / 128.
-        assert_eq!(run(Fidelity::HiFi3), 1.0 + 1.0 / 16.0 + 1.0 / 128.0 + (1.0 + 1.0 / 16.0) / 128.0);
+        assert_eq!(
+            run(Fidelity::HiFi3),
+            1.0 + 1.0 / 16.0 + 1.0 / 128.0 + (1.0 + 1.0 / 16.0) / 128.0
+        );
         assert_eq!(run(Fidelity::HiFi4), exact);
     }
 
@@ -301,7 +352,10 @@ mod tests {
         let a = tile(|r, c| (r as f32) * 100.0 + c as f32, Fp32SrcFormat::Bf16);
         let mut d = DestTile::zero();
         transpose(&mut d, &a, &cfg);
-        assert_eq!(d.get(3, 17), f32::from_bits(1703.0_f32.to_bits() & 0xFFFF_0000));
+        assert_eq!(
+            d.get(3, 17),
+            f32::from_bits(1703.0_f32.to_bits() & 0xFFFF_0000)
+        );
         let mut d2 = DestTile::zero();
         datacopy(&mut d2, &a, &cfg);
         transpose_dest(&mut d2);
@@ -309,13 +363,19 @@ mod tests {
     }
 
     fn scaler(v: f32) -> SrcTile {
-        tile(move |r, c| if r == 0 && c < 16 { v } else { 0.0 }, Fp32SrcFormat::Bf16)
+        tile(
+            move |r, c| if r == 0 && c < 16 { v } else { 0.0 },
+            Fp32SrcFormat::Bf16,
+        )
     }
 
     #[test]
     fn reduce_sum_row_col_scalar_small_integers() {
         let cfg = FpuConfig::new(Fidelity::HiFi4, true, false);
-        let a = tile(|r, c| ((r * 7 + c * 3) % 11) as f32 - 5.0, Fp32SrcFormat::Bf16);
+        let a = tile(
+            |r, c| ((r * 7 + c * 3) % 11) as f32 - 5.0,
+            Fp32SrcFormat::Bf16,
+        );
         let s = scaler(1.0);
         let f = |r: usize, c: usize| ((r * 7 + c * 3) % 11) as f64 - 5.0;
         let mut d = DestTile::zero();
@@ -338,13 +398,17 @@ mod tests {
 
     #[test]
     fn reduce_row_accumulates_across_tiles() {
-        let cfg = FpuConfig::new(Fidelity::HiFi4, false, false);
+        // fp32 DEST: with a 16-bit DEST each fidelity phase is rounded to bf16 on its own, which
+        // legitimately moves these sums (e.g. 312 -> 314) away from the exact value.
+        let cfg = FpuConfig::new(Fidelity::HiFi4, true, false);
         let a = tile(|r, c| (r + c) as f32, Fp32SrcFormat::Bf16);
         let s = scaler(0.5);
         let mut d = DestTile::zero();
         reduce(&mut d, ReduceOp::Sum, ReduceDim::Row, &a, &s, &cfg);
         reduce(&mut d, ReduceOp::Sum, ReduceDim::Row, &a, &s, &cfg);
         for r in 0..32 {
+            // Two tiles x 0.5 = the plain row sum; it passes through bf16 between the tiles
+            // (REDUCE_ROW's SrcB transpose), which is exact for these integers.
             let want: f64 = (0..32).map(|c| (r + c) as f64).sum::<f64>();
             assert_eq!(d.get(r, 0) as f64, want, "row {r}");
         }
@@ -353,7 +417,10 @@ mod tests {
     #[test]
     fn reduce_max() {
         let cfg = FpuConfig::new(Fidelity::LoFi, false, false);
-        let a = tile(|r, c| -(((r * 13 + c * 7) % 29) as f32) - 1.0, Fp32SrcFormat::Bf16);
+        let a = tile(
+            |r, c| -(((r * 13 + c * 7) % 29) as f32) - 1.0,
+            Fp32SrcFormat::Bf16,
+        );
         let f = |r: usize, c: usize| -(((r * 13 + c * 7) % 29) as f32) - 1.0;
         let s = scaler(1.0);
         for dim in [ReduceDim::Row, ReduceDim::Col, ReduceDim::Scalar] {
@@ -373,7 +440,9 @@ mod tests {
                     }
                 }
                 ReduceDim::Scalar => {
-                    let want = (0..1024).map(|i| f(i / 32, i % 32)).fold(f32::MIN, f32::max);
+                    let want = (0..1024)
+                        .map(|i| f(i / 32, i % 32))
+                        .fold(f32::MIN, f32::max);
                     assert_eq!(d.get(0, 0), want);
                 }
             }

@@ -16,70 +16,112 @@ use super::{DestTile, FpuConfig, SrcTile, dest_store, face_index};
 /// product (and the group maximum stays <= 0 when all products are zero).
 const ZERO_EXP: i32 = -(1 << 20);
 
-/// One operand decomposed along K: for each of 32 rows (in0) or columns (in1), 32 K entries.
+/// One operand decomposed along K: for each of 32 rows (in0) or columns (in1), 4 groups of 8 K
+/// entries (the MVMUL product groups: K 0..7, 8..15, 16..23, 24..31).
 struct Decomp {
-    exp: [[i32; 32]; 32],
-    sign: [[u32; 32]; 32],
-    /// Mantissa slice for the "high" and "low" phase of this operand.
-    hi: [[u32; 32]; 32],
-    lo: [[u32; 32]; 32],
+    exp: [[[i32; 8]; 4]; 32],
+    sign: [[[u32; 8]; 4]; 32],
+    /// Mantissa slice for this operand's "high" and "low" phase.
+    hi: [[[u32; 8]; 4]; 32],
+    lo: [[[u32; 8]; 4]; 32],
 }
 
 impl Decomp {
     fn new() -> Box<Self> {
-        Box::new(Self { exp: [[0; 32]; 32], sign: [[0; 32]; 32], hi: [[0; 32]; 32], lo: [[0; 32]; 32] })
+        Box::new(Self {
+            exp: [[[0; 8]; 4]; 32],
+            sign: [[[0; 8]; 4]; 32],
+            hi: [[[0; 8]; 4]; 32],
+            lo: [[[0; 8]; 4]; 32],
+        })
     }
 
     fn set(&mut self, line: usize, k: usize, v: u32, is_a: bool) {
+        let (g, i) = (k / 8, k % 8);
         if core::src_is_zero(v) {
-            self.exp[line][k] = ZERO_EXP;
-            self.sign[line][k] = 0;
-            self.hi[line][k] = 0;
-            self.lo[line][k] = 0;
+            self.exp[line][g][i] = ZERO_EXP;
+            self.sign[line][g][i] = 0;
+            self.hi[line][g][i] = 0;
+            self.lo[line][g][i] = 0;
         } else {
             let m = core::man11(v);
-            self.exp[line][k] = core::exp8(v);
-            self.sign[line][k] = (v >> 18) & 1;
+            self.exp[line][g][i] = core::exp8(v);
+            self.sign[line][g][i] = (v >> 18) & 1;
             if is_a {
-                self.hi[line][k] = core::a_slice(m, 0);
-                self.lo[line][k] = core::a_slice(m, 1);
+                self.hi[line][g][i] = core::a_slice(m, 0);
+                self.lo[line][g][i] = core::a_slice(m, 1);
             } else {
-                self.hi[line][k] = core::b_slice(m, 0);
-                self.lo[line][k] = core::b_slice(m, 2);
+                self.hi[line][g][i] = core::b_slice(m, 0);
+                self.lo[line][g][i] = core::b_slice(m, 2);
             }
         }
     }
 }
 
-/// One group of eight products -> aligned term. `ea`, `eb` exponents, `ma`, `mb` mantissa slices,
-/// `s` combined signs, `adj` the phase's exponent re-bias.
+/// Phase-independent part of one product group: the largest product exponent (without the
+/// phase re-bias), per-product alignment factors 2^(30 - d) (d = distance to the largest
+/// exponent, clamped to 30) and per-product sign masks (0 or -1).
+#[derive(Clone, Copy)]
+struct GroupAlign {
+    emax: i32,
+    scale: [u64; 8],
+    neg: [i32; 8],
+}
+
 #[inline(always)]
-fn group8(ea: &[i32], eb: &[i32], ma: &[u32], mb: &[u32], sa: &[u32], sb: &[u32], adj: i32) -> Term {
+fn group_align(ea: &[i32; 8], eb: &[i32; 8], sa: &[u32; 8], sb: &[u32; 8]) -> GroupAlign {
     let mut e = [0i32; 8];
     let mut emax = i32::MIN;
     for i in 0..8 {
         e[i] = ea[i] + eb[i];
         emax = emax.max(e[i]);
     }
-    let exp_sop = emax + adj;
+    let mut scale = [0u64; 8];
+    let mut neg = [0i32; 8];
+    for i in 0..8 {
+        let d = ((emax - e[i]) as u32).min(30);
+        scale[i] = 1u64 << (30 - d);
+        neg[i] = -((sa[i] ^ sb[i]) as i32);
+    }
+    GroupAlign { emax, scale, neg }
+}
+
+/// One group of eight products in one phase -> aligned term. Rounding a product m shifted right
+/// by d half-up, `((m << 1) + (1 << d)) >> (d + 1)`, equals `(m * 2^(30-d) + 2^29) >> 30` for
+/// m < 2^12 and d <= 30 (both are floor(m / 2^d + 1/2)).
+#[inline(always)]
+fn group_term(al: &GroupAlign, ma: &[u32; 8], mb: &[u32; 8], adj: i32) -> Term {
+    let exp_sop = al.emax + adj;
     if exp_sop <= 0 {
         return Term::default();
     }
     let mut sum = 0i32;
     for i in 0..8 {
-        let d = ((emax - e[i]) as u32).min(30);
-        let m = ma[i] * mb[i];
-        let r = (((m << 1) + (1u32 << d)) >> (d + 1)) as i32;
-        let neg = -((sa[i] ^ sb[i]) as i32); // 0 or -1
-        sum += (r ^ neg) - neg;
+        let m = (ma[i] * mb[i]) as u64;
+        let r = ((m * al.scale[i] + (1 << 29)) >> 30) as i32;
+        sum += (r ^ al.neg[i]) - al.neg[i];
     }
-    let (sign, mag) = if sum < 0 { (1, (-sum) as u32) } else { (0, sum as u32) };
-    Term { sign, exp: exp_sop, man: mag << 13 }
+    let (sign, mag) = if sum < 0 {
+        (1, (-sum) as u32)
+    } else {
+        (0, sum as u32)
+    };
+    Term {
+        sign,
+        exp: exp_sop,
+        man: mag << 13,
+    }
 }
 
 /// `matmul_tiles`: DEST += in0 x in1 (in1^T when `transpose_in1`), where in0 (activations) sits
 /// in SrcB and in1 (weights) in SrcA, with `cfg.fidelity` phases and DEST rounding per MVMUL.
-pub fn matmul(dst: &mut DestTile, in0_srcb: &SrcTile, in1_srca: &SrcTile, transpose_in1: bool, cfg: &FpuConfig) {
+pub fn matmul(
+    dst: &mut DestTile,
+    in0_srcb: &SrcTile,
+    in1_srca: &SrcTile,
+    transpose_in1: bool,
+    cfg: &FpuConfig,
+) {
     let fp32 = cfg.fp32_dest_acc;
     // B: rows m of in0 along K. A: columns n of in1 along K.
     let mut b = Decomp::new();
@@ -91,7 +133,11 @@ pub fn matmul(dst: &mut DestTile, in0_srcb: &SrcTile, in1_srca: &SrcTile, transp
     }
     for n in 0..32 {
         for k in 0..32 {
-            let v = if transpose_in1 { in1_srca.v[face_index(n, k)] } else { in1_srca.v[face_index(k, n)] };
+            let v = if transpose_in1 {
+                in1_srca.v[face_index(n, k)]
+            } else {
+                in1_srca.v[face_index(k, n)]
+            };
             a.set(n, k, v, true);
         }
     }
@@ -100,18 +146,21 @@ pub fn matmul(dst: &mut DestTile, in0_srcb: &SrcTile, in1_srca: &SrcTile, transp
         for n in 0..32 {
             let idx = face_index(m, n);
             let mut d = dst.read(idx);
-            let (ea, sa) = (&a.exp[n], &a.sign[n]);
-            let (eb, sb) = (&b.exp[m], &b.sign[m]);
+            let mut al = [GroupAlign {
+                emax: 0,
+                scale: [0; 8],
+                neg: [0; 8],
+            }; 4];
+            for g in 0..4 {
+                al[g] = group_align(&a.exp[n][g], &b.exp[m][g], &a.sign[n][g], &b.sign[m][g]);
+            }
             for p in 0..phases {
                 let adj = exp_prod_adj(p);
                 let ma = if p & 1 != 0 { &a.lo[n] } else { &a.hi[n] };
                 let mb = if p & 2 != 0 { &b.lo[m] } else { &b.hi[m] };
                 for h in 0..2 {
-                    let k0 = h * 16;
-                    let k1 = k0 + 8;
-                    let g0 = group8(&ea[k0..k1], &eb[k0..k1], &ma[k0..k1], &mb[k0..k1], &sa[k0..k1], &sb[k0..k1], adj);
-                    let k2 = k1 + 8;
-                    let g1 = group8(&ea[k1..k2], &eb[k1..k2], &ma[k1..k2], &mb[k1..k2], &sa[k1..k2], &sb[k1..k2], adj);
+                    let g0 = group_term(&al[2 * h], &ma[2 * h], &mb[2 * h], adj);
+                    let g1 = group_term(&al[2 * h + 1], &ma[2 * h + 1], &mb[2 * h + 1], adj);
                     d = dest_store(accum_normalize_encode(g0, g1, d, fp32), fp32);
                 }
             }
@@ -127,11 +176,30 @@ mod tests {
 
     /// The straightforward model: one MVMUL (8 DEST rows x 16 columns, 16 K) at a time, in the
     /// LLK's order, using the reference datum function.
-    pub(crate) fn matmul_slow(dst: &mut DestTile, in0: &SrcTile, in1: &SrcTile, transpose_in1: bool, cfg: &FpuConfig) {
-        let in1 = if transpose_in1 { in1.transposed() } else { in1.clone() };
+    pub(crate) fn matmul_slow(
+        dst: &mut DestTile,
+        in0: &SrcTile,
+        in1: &SrcTile,
+        transpose_in1: bool,
+        cfg: &FpuConfig,
+    ) {
+        let in1 = if transpose_in1 {
+            in1.transposed()
+        } else {
+            in1.clone()
+        };
         // DEST face (fr, fc) += in0 face (fr, kf) x in1 face (kf, fc); LLK order per phase:
         // B0A0 B0A1 B2A0 B2A1 (kf = 0) then B1A2 B1A3 B3A2 B3A3 (kf = 1).
-        let order = [(0, 0, 0), (0, 1, 0), (1, 0, 0), (1, 1, 0), (0, 0, 1), (0, 1, 1), (1, 0, 1), (1, 1, 1)];
+        let order = [
+            (0, 0, 0),
+            (0, 1, 0),
+            (1, 0, 0),
+            (1, 1, 0),
+            (0, 0, 1),
+            (0, 1, 1),
+            (1, 0, 1),
+            (1, 1, 1),
+        ];
         for p in 0..cfg.fidelity.phases() {
             for &(fr, fc, kf) in &order {
                 for half in 0..2 {
@@ -187,7 +255,15 @@ mod tests {
     #[test]
     fn fast_equals_slow_on_random_tiles() {
         let mut rng = Rng::new(7);
-        for (case, fid) in [Fidelity::LoFi, Fidelity::HiFi2, Fidelity::HiFi3, Fidelity::HiFi4].into_iter().enumerate() {
+        for (case, fid) in [
+            Fidelity::LoFi,
+            Fidelity::HiFi2,
+            Fidelity::HiFi3,
+            Fidelity::HiFi4,
+        ]
+        .into_iter()
+        .enumerate()
+        {
             for fp32 in [false, true] {
                 for tr in [false, true] {
                     let cfg = FpuConfig::new(fid, fp32, false);
@@ -205,7 +281,10 @@ mod tests {
                         matmul(&mut d0, &a, &b, tr, &cfg);
                         matmul_slow(&mut d1, &a, &b, tr, &cfg);
                     }
-                    assert_eq!(d0.v, d1.v, "case {case} fid {fid:?} fp32 {fp32} transpose {tr}");
+                    assert_eq!(
+                        d0.v, d1.v,
+                        "case {case} fid {fid:?} fp32 {fp32} transpose {tr}"
+                    );
                 }
             }
         }
@@ -217,7 +296,11 @@ mod tests {
             for n in 0..32 {
                 let mut s = 0f64;
                 for k in 0..32 {
-                    let bv = if tr { b[face_index(n, k)] } else { b[face_index(k, n)] };
+                    let bv = if tr {
+                        b[face_index(n, k)]
+                    } else {
+                        b[face_index(k, n)]
+                    };
                     s += a[face_index(m, k)] as f64 * bv as f64;
                 }
                 o[face_index(m, n)] = s;
@@ -264,8 +347,14 @@ mod tests {
         };
         assert_eq!(run(Fidelity::LoFi), 32.0);
         assert_eq!(run(Fidelity::HiFi2), 32.0 * (1.0 + 1.0 / 64.0));
-        assert_eq!(run(Fidelity::HiFi3), 32.0 * (1.0 + 1.0 / 64.0 + 1.0 / 128.0));
-        assert_eq!(run(Fidelity::HiFi4), 32.0 * (1.0 + 1.0 / 64.0) * (1.0 + 1.0 / 128.0));
+        assert_eq!(
+            run(Fidelity::HiFi3),
+            32.0 * (1.0 + 1.0 / 64.0 + 1.0 / 128.0)
+        );
+        assert_eq!(
+            run(Fidelity::HiFi4),
+            32.0 * (1.0 + 1.0 / 64.0) * (1.0 + 1.0 / 128.0)
+        );
     }
 
     #[test]
@@ -310,7 +399,12 @@ mod tests {
     #[test]
     fn random_tiles_within_fidelity_tolerance() {
         let mut rng = Rng::new(3);
-        for fid in [Fidelity::LoFi, Fidelity::HiFi2, Fidelity::HiFi3, Fidelity::HiFi4] {
+        for fid in [
+            Fidelity::LoFi,
+            Fidelity::HiFi2,
+            Fidelity::HiFi3,
+            Fidelity::HiFi4,
+        ] {
             for fp32 in [false, true] {
                 let cfg = FpuConfig::new(fid, fp32, false);
                 let (a, va) = rand_tile(&mut rng, 2.0, Fp32SrcFormat::Bf16);
@@ -329,14 +423,23 @@ mod tests {
                 let mut worst = 0f64;
                 for m in 0..32 {
                     for n in 0..32 {
-                        let s: f64 = (0..32).map(|k| (va[face_index(m, k)] as f64 * vb[face_index(k, n)] as f64).abs()).sum();
+                        let s: f64 = (0..32)
+                            .map(|k| {
+                                (va[face_index(m, k)] as f64 * vb[face_index(k, n)] as f64).abs()
+                            })
+                            .sum();
                         let i = face_index(m, n);
                         let got = d.v[i];
                         let got = f32::from_bits(got) as f64;
-                        let tol = (trunc_rel + 16.0 * 2f64.powi(-12)) * s + n_round * ulp_rel * (want[i].abs() + s);
+                        let tol = (trunc_rel + 16.0 * 2f64.powi(-12)) * s
+                            + n_round * ulp_rel * (want[i].abs() + s);
                         let err = (got - want[i]).abs();
                         worst = worst.max(err / tol);
-                        assert!(err <= tol, "{fid:?} fp32={fp32} ({m},{n}): got {got} want {} tol {tol}", want[i]);
+                        assert!(
+                            err <= tol,
+                            "{fid:?} fp32={fp32} ({m},{n}): got {got} want {} tol {tol}",
+                            want[i]
+                        );
                     }
                 }
                 // The bound must not be vacuous: LoFi errors are a visible fraction of it.

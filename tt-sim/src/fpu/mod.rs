@@ -48,6 +48,10 @@
 //!   exponent of 255 is an ordinary large exponent; overflow saturates to infinity), so they
 //!   match ttsim, but no test pins them.
 
+// Numeric kernels here index several parallel arrays by hardware row/column/face position; range
+// loops state that directly. The pool helpers take the LLK's full operand set.
+#![allow(clippy::needless_range_loop, clippy::too_many_arguments)]
+
 mod core;
 mod eltwise;
 mod matmul;
@@ -169,7 +173,11 @@ impl FpuConfig {
             fp32_dest_acc,
             approx,
             bfp8_pack_precise: false,
-            fp32_src: if fp32_dest_acc { Fp32SrcFormat::Tf32 } else { Fp32SrcFormat::Bf16 },
+            fp32_src: if fp32_dest_acc {
+                Fp32SrcFormat::Tf32
+            } else {
+                Fp32SrcFormat::Bf16
+            },
         }
     }
 
@@ -188,11 +196,26 @@ impl FpuConfig {
         let non_fp32: Vec<DataFormat> = cb_formats
             .iter()
             .copied()
-            .filter(|f| !matches!(f, DataFormat::Float32 | DataFormat::Int32 | DataFormat::UInt32 | DataFormat::UInt16 | DataFormat::UInt8))
+            .filter(|f| {
+                !matches!(
+                    f,
+                    DataFormat::Float32
+                        | DataFormat::Int32
+                        | DataFormat::UInt32
+                        | DataFormat::UInt16
+                        | DataFormat::UInt8
+                )
+            })
             .collect();
-        let exp_b = non_fp32
-            .last()
-            .is_some_and(|f| matches!(f, DataFormat::Float16_b | DataFormat::Bfp8_b | DataFormat::Bfp4_b | DataFormat::Bfp2_b));
+        let exp_b = non_fp32.last().is_some_and(|f| {
+            matches!(
+                f,
+                DataFormat::Float16_b
+                    | DataFormat::Bfp8_b
+                    | DataFormat::Bfp4_b
+                    | DataFormat::Bfp2_b
+            )
+        });
         let all_fp32 = cb_formats.iter().all(|f| *f == DataFormat::Float32);
         let fp32_src = if fp32_dest_acc && (all_fp32 || exp_b) {
             Fp32SrcFormat::Tf32
@@ -201,7 +224,13 @@ impl FpuConfig {
         } else {
             Fp32SrcFormat::Fp16
         };
-        Self { fidelity, fp32_dest_acc, approx, bfp8_pack_precise, fp32_src }
+        Self {
+            fidelity,
+            fp32_dest_acc,
+            approx,
+            bfp8_pack_precise,
+            fp32_src,
+        }
     }
 }
 
@@ -251,7 +280,10 @@ impl SrcTile {
         for (o, x) in v.iter_mut().zip(vals.iter()) {
             *o = pack::fp32_to_src(x.to_bits(), fmt)?;
         }
-        Ok(Self { v, tf32: fmt == Fp32SrcFormat::Tf32 })
+        Ok(Self {
+            v,
+            tf32: fmt == Fp32SrcFormat::Tf32,
+        })
     }
 
     /// The 19-bit datums, tile order.
@@ -290,7 +322,12 @@ pub struct DestTile {
 
 impl std::fmt::Debug for DestTile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "DestTile[valid={:#x}, {:?}, ..]", self.valid, &self.v[..4])
+        write!(
+            f,
+            "DestTile[valid={:#x}, {:?}, ..]",
+            self.valid,
+            &self.v[..4]
+        )
     }
 }
 
@@ -303,7 +340,10 @@ impl Default for DestTile {
 impl DestTile {
     /// A cleared slot (what the packer's release leaves behind).
     pub fn zero() -> Self {
-        Self { v: [0; TILE_DATUMS], valid: 0 }
+        Self {
+            v: [0; TILE_DATUMS],
+            valid: 0,
+        }
     }
 
     /// The value bits (fp32 patterns, tile order).
@@ -315,7 +355,10 @@ impl DestTile {
     /// each value is rounded to bf16 (nearest, ties to even, as the SFPU kernels round before
     /// storing) and denormals flush to signed zero; in fp32 mode denormals flush.
     pub fn from_bits(bits: &[u32; TILE_DATUMS], cfg: &FpuConfig) -> Self {
-        let mut t = Self { v: [0; TILE_DATUMS], valid: u64::MAX };
+        let mut t = Self {
+            v: [0; TILE_DATUMS],
+            valid: u64::MAX,
+        };
         for (o, &b) in t.v.iter_mut().zip(bits.iter()) {
             *o = sfpu::store_to_dest(b, cfg.fp32_dest_acc);
         }

@@ -3,13 +3,18 @@
 //! TT-Metal programs into them (`data_format.cpp` `get_single_unpack_dst_format`,
 //! `get_single_pack_src_format`).
 
-use super::{DestTile, FpuConfig, FpuError, Fp32SrcFormat, SrcTile, TILE_DATUMS};
+use super::{DestTile, Fp32SrcFormat, FpuConfig, FpuError, SrcTile, TILE_DATUMS};
 use tt_formats::DataFormat;
 
 fn check_len(what: &'static str, fmt: DataFormat, len: usize) -> Result<(), FpuError> {
     let expected = fmt.tile_size_bytes();
     if len != expected {
-        return Err(FpuError::WrongLength { what, format: fmt, expected, actual: len });
+        return Err(FpuError::WrongLength {
+            what,
+            format: fmt,
+            expected,
+            actual: len,
+        });
     }
     Ok(())
 }
@@ -27,11 +32,16 @@ pub(crate) fn fp32_to_src(x: u32, fmt: Fp32SrcFormat) -> Result<u32, FpuError> {
         // Low 13 mantissa bits dropped, no rounding, no denormal flush (the FPU flushes later).
         Fp32SrcFormat::Tf32 => Ok(x >> 13),
         Fp32SrcFormat::Bf16 => {
-            let x = if x & 0x7FFF_FFFF < 0x80_0000 { x & 0x8000_0000 } else { x };
+            let x = if x & 0x7FFF_FFFF < 0x80_0000 {
+                x & 0x8000_0000
+            } else {
+                x
+            };
             Ok((x & 0xFFFF_0000) >> 13)
         }
         Fp32SrcFormat::Fp16 => Err(FpuError::Unsupported {
-            what: "Float32 unpacked to fp16 (an all-Float32 program without fp32_dest_acc_en)".into(),
+            what: "Float32 unpacked to fp16 (an all-Float32 program without fp32_dest_acc_en)"
+                .into(),
             hint: "enable fp32_dest_acc_en, or give the program a bf16/BFP*_b circular buffer",
         }),
     }
@@ -92,7 +102,11 @@ pub fn unpack(fmt: DataFormat, bytes: &[u8], cfg: &FpuConfig) -> Result<SrcTile,
 
 /// The UnpackToDestFp32 path (`unpack_to_dest_mode`, used by copy_tile / SFPU kernels on Float32
 /// tiles with `fp32_dest_acc_en`): the fp32 bits go to DEST unchanged.
-pub fn unpack_to_dest(fmt: DataFormat, bytes: &[u8], cfg: &FpuConfig) -> Result<DestTile, FpuError> {
+pub fn unpack_to_dest(
+    fmt: DataFormat,
+    bytes: &[u8],
+    cfg: &FpuConfig,
+) -> Result<DestTile, FpuError> {
     check_len("unpack_to_dest", fmt, bytes.len())?;
     if fmt != DataFormat::Float32 {
         return Err(FpuError::Unsupported {
@@ -123,7 +137,10 @@ enum PackSrc {
 }
 
 fn pack_src(fmt: DataFormat, cfg: &FpuConfig) -> Result<PackSrc, FpuError> {
-    let bfp = matches!(fmt, DataFormat::Bfp8_b | DataFormat::Bfp4_b | DataFormat::Bfp2_b);
+    let bfp = matches!(
+        fmt,
+        DataFormat::Bfp8_b | DataFormat::Bfp4_b | DataFormat::Bfp2_b
+    );
     match (fmt, cfg.fp32_dest_acc) {
         (DataFormat::Float32, true) => Ok(PackSrc::Fp32),
         (DataFormat::Float32, false) => match cfg.fp32_src {
@@ -131,8 +148,16 @@ fn pack_src(fmt: DataFormat, cfg: &FpuConfig) -> Result<PackSrc, FpuError> {
             _ => Ok(PackSrc::Bf16),
         },
         (DataFormat::Float16_b, _) => Ok(PackSrc::Bf16),
-        (_, true) if bfp => Ok(if cfg.bfp8_pack_precise { PackSrc::Fp32 } else { PackSrc::Bfp8 }),
-        (_, false) if bfp => Ok(if cfg.bfp8_pack_precise { PackSrc::Bf16 } else { PackSrc::Bfp8 }),
+        (_, true) if bfp => Ok(if cfg.bfp8_pack_precise {
+            PackSrc::Fp32
+        } else {
+            PackSrc::Bfp8
+        }),
+        (_, false) if bfp => Ok(if cfg.bfp8_pack_precise {
+            PackSrc::Bf16
+        } else {
+            PackSrc::Bfp8
+        }),
         _ => Err(unsupported(fmt, "pack")),
     }
 }
@@ -145,7 +170,11 @@ fn packer_read(x: u32, src: PackSrc, fp32_dest: bool) -> u32 {
         match src {
             PackSrc::Fp32 => x,
             PackSrc::Bf16 | PackSrc::Bfp8 => {
-                let x = if x & 0x7FFF_FFFF > 0x7F80_0000 { (x & 0x8000_0000) | 0x7F80_0000 } else { x };
+                let x = if x & 0x7FFF_FFFF > 0x7F80_0000 {
+                    (x & 0x8000_0000) | 0x7F80_0000
+                } else {
+                    x
+                };
                 let v = if src == PackSrc::Bf16 {
                     // Round half away from zero on the magnitude.
                     (x + 0x8000) >> 16
@@ -184,7 +213,12 @@ fn packer_read(x: u32, src: PackSrc, fp32_dest: bool) -> u32 {
 ///   that 7-bit magnitude (truncation). A zero magnitude never carries a sign.
 /// - BFP with `bfp8_pack_precise`: as above without the 6-bit pre-rounding, from bf16 (16-bit
 ///   DEST) or from the truncated bf16 of the fp32 value (fp32 DEST).
-pub fn pack(src: &DestTile, fmt: DataFormat, out: &mut [u8], cfg: &FpuConfig) -> Result<(), FpuError> {
+pub fn pack(
+    src: &DestTile,
+    fmt: DataFormat,
+    out: &mut [u8],
+    cfg: &FpuConfig,
+) -> Result<(), FpuError> {
     check_len("pack", fmt, out.len())?;
     let psrc = pack_src(fmt, cfg)?;
     let fp32 = cfg.fp32_dest_acc;
@@ -321,7 +355,9 @@ mod tests {
         let d = dest_from_fp32_bits(|i| vals[i % 4]);
         let mut out = vec![0u8; 2048];
         pack(&d, DataFormat::Float16_b, &mut out, &cfg32()).unwrap();
-        let got: Vec<u16> = (0..4).map(|i| u16::from_le_bytes([out[2 * i], out[2 * i + 1]])).collect();
+        let got: Vec<u16> = (0..4)
+            .map(|i| u16::from_le_bytes([out[2 * i], out[2 * i + 1]]))
+            .collect();
         assert_eq!(got, vec![0, 0, 0, 0x3F80]);
         // Float32 output from fp32 DEST keeps the bits.
         let mut out = vec![0u8; 4096];
@@ -378,7 +414,11 @@ mod tests {
         for i in 0..4 {
             let m8 = b8[64 + i];
             let nib = (b4[64 + i / 2] >> ((i & 1) * 4)) & 15;
-            let expect = if m8 & 0x70 != 0 { ((m8 & 0x7F) >> 4) | ((m8 >> 7) << 3) } else { 0 };
+            let expect = if m8 & 0x70 != 0 {
+                ((m8 & 0x7F) >> 4) | ((m8 >> 7) << 3)
+            } else {
+                0
+            };
             assert_eq!(nib, expect, "datum {i}: bfp8 {m8:#x}");
         }
         // 1.75 with shared exponent 128: bfp8 magnitude 0x38 -> bfp4 3 (0.75 * 2 = 1.5, truncated).

@@ -60,7 +60,11 @@ impl SfpuOp {
     /// Estimated SFPU instructions per 32-lane row pair (cost model, not measured).
     pub fn instructions(self, approx: bool) -> u32 {
         match self {
-            SfpuOp::Relu | SfpuOp::Abs | SfpuOp::Neg | SfpuOp::MulScalar(_) | SfpuOp::AddScalar(_) => 3,
+            SfpuOp::Relu
+            | SfpuOp::Abs
+            | SfpuOp::Neg
+            | SfpuOp::MulScalar(_)
+            | SfpuOp::AddScalar(_) => 3,
             SfpuOp::LeakyRelu(_) | SfpuOp::Square => 4,
             SfpuOp::Exp => {
                 if approx {
@@ -172,7 +176,13 @@ fn eval(op: SfpuOp, x: f64, approx: bool) -> f64 {
 
 /// fp32 bits -> what DEST stores after an SFPU store (see the module docs).
 pub(crate) fn store_to_dest(bits: u32, fp32: bool) -> u32 {
-    let flush = |b: u32| if b & 0x7F80_0000 == 0 { b & 0x8000_0000 } else { b };
+    let flush = |b: u32| {
+        if b & 0x7F80_0000 == 0 {
+            b & 0x8000_0000
+        } else {
+            b
+        }
+    };
     if fp32 {
         return flush(bits);
     }
@@ -211,7 +221,11 @@ mod tests {
             (4.0, 0.999_999_984_582_742_1),
         ];
         for (x, want) in cases {
-            assert!((erf(x) - want).abs() < 1e-13, "erf({x}) = {} want {want}", erf(x));
+            assert!(
+                (erf(x) - want).abs() < 1e-13,
+                "erf({x}) = {} want {want}",
+                erf(x)
+            );
             assert!((erf(-x) + want).abs() < 1e-13);
         }
     }
@@ -232,7 +246,15 @@ mod tests {
         for (i, v) in vals.iter_mut().enumerate() {
             *v = (i as f32 - 511.5) / 97.0;
         }
-        for op in [SfpuOp::Exp, SfpuOp::Gelu, SfpuOp::Sigmoid, SfpuOp::Tanh, SfpuOp::LeakyRelu(0.1), SfpuOp::Softplus, SfpuOp::Silu] {
+        for op in [
+            SfpuOp::Exp,
+            SfpuOp::Gelu,
+            SfpuOp::Sigmoid,
+            SfpuOp::Tanh,
+            SfpuOp::LeakyRelu(0.1),
+            SfpuOp::Softplus,
+            SfpuOp::Silu,
+        ] {
             let mut d = DestTile::from_f32(&vals, &cfg);
             let input = d.to_f32(&cfg);
             sfpu(&mut d, op, &cfg);
@@ -242,7 +264,12 @@ mod tests {
                 // bf16 keeps 8 significant bits: half an ulp is 2^(e-8) <= 2^-8 |want| for
                 // 2^e <= |want|; plus the f32 rounding before it (2^-24 relative).
                 let tol = want.abs() * (2f64.powi(-8) + 2f64.powi(-24)) + 1e-30;
-                assert!((out[i] as f64 - want).abs() <= tol, "{op:?}({}) = {} want {want}", input[i], out[i]);
+                assert!(
+                    (out[i] as f64 - want).abs() <= tol,
+                    "{op:?}({}) = {} want {want}",
+                    input[i],
+                    out[i]
+                );
             }
         }
     }
