@@ -181,8 +181,8 @@ pub(crate) fn accum_normalize_encode(t0: Term, t1: Term, dst: u32, fp32_acc: boo
 
 /// Reduces one group of up to eight products (sign, exponent, magnitude) to a single term: align
 /// to the largest exponent, round each shifted product half-up on its magnitude, sum with signs.
-/// A group whose largest exponent is <= 0 is zero. `zero_term_exp` is the exponent a zero product
-/// takes part in the maximum with (0 for 8-bit exponent operands).
+/// A group whose largest exponent is <= 0 is zero. Zero products take part in the maximum with
+/// exponent 0 (for 8-bit exponent operands) and magnitude 0.
 #[inline]
 pub(crate) fn group_sop(signs: &[u32], exps: &[i32], mans: &[u32]) -> Term {
     let mut exp_sop = exps[0];
@@ -237,7 +237,8 @@ pub(crate) fn mvmul_ref(a: &[u32; 16], b: &[u32; 16], dst: u32, fp32_acc: bool, 
 }
 
 /// ELWMUL of one datum pair in fidelity phase `phase`, accumulated onto `dst` (ELWMUL always
-/// accumulates). `zero_b_allowed` is the SrcB zero flag (denormal flush enabled).
+/// accumulates). Zero-exponent operands (zeros, denormals) give a zero product (the LLK keeps
+/// SrcB's denormal flush enabled).
 pub(crate) fn elwmul(a: u32, b: u32, dst: u32, fp32_acc: bool, phase: u32) -> u32 {
     let adj = exp_prod_adj(phase);
     let exp_sop = exp8(a) + exp8(b) + adj;
