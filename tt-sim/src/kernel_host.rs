@@ -1,0 +1,747 @@
+//! Loading kernel images, the host-function table they call, and the deterministic scheduler.
+//!
+//! # Kernel images and per-core globals
+//! Every (kernel, core) pair gets its own loaded copy of the kernel's shared object: the bytes are
+//! written to a uniquely named scratch file, `dlopen`ed (`RTLD_NOW | RTLD_LOCAL`) and the file is
+//! removed. glibc identifies loaded objects by name and inode, so each copy has its own `.data` and
+//! `.bss`: mutable globals in a kernel (and the emulation layer's own per-RISC state: host table,
+//! context pointer, argument addresses) are per core and per RISC, as on hardware. After loading, the
+//! writable, non-RELRO parts of the image are snapshotted; before every later run they are restored,
+//! so globals start from their initial values on every program launch like a freshly loaded kernel.
+//!
+//! # Coroutines
+//! Each RISC runs its kernel on a `corosensei` coroutine (256 KiB stack) on the caller's thread.
+//! Host functions that must wait (CB wait/reserve, semaphore wait) suspend the coroutine; the
+//! scheduler resumes RISCs in a fixed order (cores row-major; BRISC, NCRISC, compute), running all
+//! RISCs of one core until none of them progresses before switching cores (a switch remaps the
+//! address window). A full pass over all cores without progress is a deadlock. A RISC that broke a
+//! rule is never resumed again; its stack is discarded with `force_reset` (kernel frames hold no
+//! resources that need unwinding).
+
+use std::collections::VecDeque;
+use std::ffi::{CStr, c_char, c_void};
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use corosensei::stack::DefaultStack;
+use corosensei::{Coroutine, CoroutineResult, Yielder};
+
+use crate::arch::{CRTA_OFFSET_IN_SLOT, RTA_BASE, RTA_SLOT_BYTES, SEMAPHORE_BASE, SEMAPHORE_STRIDE};
+use crate::device::SimDevice;
+use crate::error::{SimError, SimResult};
+use crate::jit::KernelBinary;
+use crate::program::{KernelKind, Risc, SimProgram};
+use crate::run::{CbLocal, CbState, CoreRun, RiscCtx, RunState};
+
+const MAX_CBS: usize = 64;
+const MAX_BANKS: usize = 128;
+const STACK_SIZE: usize = 256 * 1024;
+
+/// Mirror of `tt_sim_kernel_info` in `emu/tt_sim/host_api.h`.
+#[repr(C)]
+pub(crate) struct KernelInfo {
+    rta_addr: u32,
+    num_rta: u32,
+    crta_addr: u32,
+    num_crta: u32,
+    my_noc_x: u32,
+    my_noc_y: u32,
+    logical_x: u32,
+    logical_y: u32,
+    num_dram_banks: u32,
+    num_l1_banks: u32,
+    dram_alignment: u32,
+    l1_alignment: u32,
+    dram_bank_xy: [u32; MAX_BANKS],
+    l1_bank_xy: [u32; MAX_BANKS],
+    cb_page_size: [u32; MAX_CBS],
+    cb_data_format: [u32; MAX_CBS],
+}
+
+/// Mirror of `tt_sim_host_api` in `emu/tt_sim/host_api.h` (same order).
+#[repr(C)]
+pub(crate) struct HostApi {
+    version: u32,
+    fault: extern "C" fn(*mut c_void, *const c_char, *const c_char, u32),
+    cb_reserve_back: extern "C" fn(*mut c_void, i32, i32, u32),
+    cb_push_back: extern "C" fn(*mut c_void, i32, i32, u32),
+    cb_wait_front: extern "C" fn(*mut c_void, i32, i32, u32),
+    cb_pop_front: extern "C" fn(*mut c_void, i32, i32, u32),
+    cb_write_ptr: extern "C" fn(*mut c_void, i32, u32) -> u32,
+    cb_read_ptr: extern "C" fn(*mut c_void, i32, u32) -> u32,
+    cb_pages_available: extern "C" fn(*mut c_void, i32, i32, u32) -> bool,
+    cb_pages_reservable: extern "C" fn(*mut c_void, i32, i32, u32) -> bool,
+    noc_read: extern "C" fn(*mut c_void, u64, u32, u32, u32, u32),
+    noc_write: extern "C" fn(*mut c_void, u32, u64, u32, u32, u32),
+    noc_write_mcast: extern "C" fn(*mut c_void, u32, u64, u32, u32, u32, u32, u32),
+    noc_sem_inc: extern "C" fn(*mut c_void, u64, u32, u32, u32),
+    noc_inline_write: extern "C" fn(*mut c_void, u64, u32, u32, u32, u32),
+    barrier: extern "C" fn(*mut c_void, u32, u32, u32),
+    sem_wait: extern "C" fn(*mut c_void, u32, u32, u32, u32),
+    get_semaphore: extern "C" fn(*mut c_void, u32, u32) -> u32,
+    dprint: extern "C" fn(*mut c_void, *const c_char, usize),
+    compute: extern "C" fn(*mut c_void, u32, *const u32, u32, u32) -> u32,
+}
+
+static HOST_API: HostApi = HostApi {
+    version: 1,
+    fault: h_fault,
+    cb_reserve_back: h_cb_reserve_back,
+    cb_push_back: h_cb_push_back,
+    cb_wait_front: h_cb_wait_front,
+    cb_pop_front: h_cb_pop_front,
+    cb_write_ptr: h_cb_write_ptr,
+    cb_read_ptr: h_cb_read_ptr,
+    cb_pages_available: h_cb_pages_available,
+    cb_pages_reservable: h_cb_pages_reservable,
+    noc_read: h_noc_read,
+    noc_write: h_noc_write,
+    noc_write_mcast: h_noc_write_mcast,
+    noc_sem_inc: h_noc_sem_inc,
+    noc_inline_write: h_noc_inline_write,
+    barrier: h_barrier,
+    sem_wait: h_sem_wait,
+    get_semaphore: h_get_semaphore,
+    dprint: h_dprint,
+    compute: h_compute,
+};
+
+type EntryFn = unsafe extern "C" fn(*const HostApi, *mut c_void, *const KernelInfo);
+
+/// One loaded copy of a kernel's shared object.
+pub(crate) struct KernelImage {
+    _lib: libloading::Library,
+    entry: EntryFn,
+    /// (address, initial bytes) of the writable, non-RELRO parts of the image.
+    snapshot: Vec<(usize, Vec<u8>)>,
+    fresh: bool,
+}
+
+struct PhdrSearch {
+    name: std::ffi::CString,
+    found: bool,
+    rw: Vec<(usize, usize)>,
+    relro: Option<(usize, usize)>,
+}
+
+unsafe extern "C" fn phdr_cb(info: *mut libc::dl_phdr_info, _size: usize, data: *mut c_void) -> libc::c_int {
+    // SAFETY: dl_iterate_phdr passes a valid info pointer for the duration of the call and `data` is
+    // the &mut PhdrSearch we passed in.
+    let (info, s) = unsafe { (&*info, &mut *(data as *mut PhdrSearch)) };
+    if info.dlpi_name.is_null() {
+        return 0;
+    }
+    // SAFETY: dlpi_name is a NUL-terminated string owned by the dynamic loader.
+    let name = unsafe { CStr::from_ptr(info.dlpi_name) };
+    if name != s.name.as_c_str() {
+        return 0;
+    }
+    s.found = true;
+    let page = 4096usize;
+    for i in 0..info.dlpi_phnum as usize {
+        // SAFETY: dlpi_phdr points at dlpi_phnum program headers.
+        let ph = unsafe { &*info.dlpi_phdr.add(i) };
+        let start = info.dlpi_addr as usize + ph.p_vaddr as usize;
+        if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_W != 0 {
+            s.rw.push((start, start + ph.p_memsz as usize));
+        } else if ph.p_type == libc::PT_GNU_RELRO {
+            // glibc protects [start rounded down, end rounded down) to pages.
+            let end = (start + ph.p_memsz as usize) & !(page - 1);
+            s.relro = Some((start & !(page - 1), end));
+        }
+    }
+    1
+}
+
+impl KernelImage {
+    /// Loads a fresh copy of `bin`.
+    pub(crate) fn load(bin: &KernelBinary) -> SimResult<KernelImage> {
+        let dir = std::env::temp_dir().join(format!("tt-sim-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| SimError::Device(format!("cannot create {}: {e}", dir.display())))?;
+        let path: PathBuf = crate::jit::scratch_name(&dir, &format!("k{}", &bin.key[..8]));
+        let path = path.with_extension("so");
+        std::fs::write(&path, &bin.bytes)
+            .map_err(|e| SimError::Device(format!("cannot write kernel image {}: {e}", path.display())))?;
+        // SAFETY: loading a shared object we just compiled from the user's kernel source and our own
+        // headers; its initialisers are the kernel's static constructors, which is what running the
+        // kernel means.
+        let lib = unsafe {
+            libloading::os::unix::Library::open(Some(&path), libc::RTLD_NOW | libc::RTLD_LOCAL)
+        };
+        let lib = match lib {
+            Ok(l) => libloading::Library::from(l),
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                return Err(SimError::KernelBuild(format!("cannot load the built kernel image: {e}")));
+            }
+        };
+        // SAFETY: the symbol is defined by emu/tt_sim/entry.h with exactly this signature.
+        let entry: EntryFn = match unsafe { lib.get::<EntryFn>(b"tt_sim_kernel_entry\0") } {
+            Ok(s) => *s,
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                return Err(SimError::Internal(format!("kernel image has no entry point: {e}")));
+            }
+        };
+        let mut search = PhdrSearch {
+            name: std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+                .map_err(|_| SimError::Internal("NUL in scratch path".into()))?,
+            found: false,
+            rw: Vec::new(),
+            relro: None,
+        };
+        // SAFETY: the callback only reads loader data and writes into `search`, which outlives the call.
+        unsafe { libc::dl_iterate_phdr(Some(phdr_cb), &mut search as *mut PhdrSearch as *mut c_void) };
+        let _ = std::fs::remove_file(&path);
+        if !search.found {
+            return Err(SimError::Internal("loaded kernel image not found by dl_iterate_phdr".into()));
+        }
+        let mut snapshot = Vec::new();
+        for (s, e) in search.rw {
+            let mut parts = vec![(s, e)];
+            if let Some((rs, re)) = search.relro {
+                parts = Vec::new();
+                if s < rs {
+                    parts.push((s, e.min(rs)));
+                }
+                if e > re {
+                    parts.push((s.max(re), e));
+                }
+            }
+            for (a, b) in parts {
+                if b > a {
+                    let mut v = vec![0u8; b - a];
+                    // SAFETY: [a, b) is part of a writable PT_LOAD segment of the image we just loaded
+                    // (outside its RELRO range), mapped and readable.
+                    unsafe { std::ptr::copy_nonoverlapping(a as *const u8, v.as_mut_ptr(), b - a) };
+                    snapshot.push((a, v));
+                }
+            }
+        }
+        Ok(KernelImage { _lib: lib, entry, snapshot, fresh: true })
+    }
+
+    /// Restores the image's globals to their state right after loading.
+    fn reset(&mut self) {
+        if self.fresh {
+            self.fresh = false;
+            return;
+        }
+        for (a, v) in &self.snapshot {
+            // SAFETY: the same writable range that was snapshotted at load; the library is still loaded
+            // and no kernel code of this image is running.
+            unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), *a as *mut u8, v.len()) };
+        }
+    }
+}
+
+// ------------------------------------------------------------------ hooks
+
+/// Outcome of one attempt of a host call.
+type Attempt<T> = SimResult<Option<T>>;
+
+fn ctx_ptr(p: *mut c_void) -> *mut RiscCtx {
+    p as *mut RiscCtx
+}
+
+/// Runs `f` with the RISC and the run state; never returns if the call faults.
+fn with<T>(p: *mut c_void, f: impl FnOnce(&mut RiscCtx, &mut RunState) -> SimResult<T>) -> T {
+    let r = {
+        // SAFETY: `p` is the RiscCtx pointer the scheduler passed to this kernel image; the scheduler
+        // is suspended inside `resume` and holds no reference to it or to the RunState.
+        let rc = unsafe { &mut *ctx_ptr(p) };
+        // SAFETY: as above; RunState is a separate allocation from the RiscCtx.
+        let st = unsafe { &mut *rc.state };
+        std::panic::catch_unwind(AssertUnwindSafe(|| f(rc, st)))
+    };
+    match r {
+        Ok(Ok(v)) => {
+            // SAFETY: as above.
+            unsafe { (*ctx_ptr(p)).complete() };
+            v
+        }
+        Ok(Err(e)) => stop(p, e),
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic".into());
+            stop(p, SimError::Internal(msg))
+        }
+    }
+}
+
+/// Like [`with`], but suspends the RISC while `f` says it must wait.
+fn blocking<T>(p: *mut c_void, mut f: impl FnMut(&mut RiscCtx, &mut RunState) -> Attempt<T>) -> T {
+    loop {
+        let r = {
+            // SAFETY: see `with`.
+            let rc = unsafe { &mut *ctx_ptr(p) };
+            // SAFETY: see `with`.
+            let st = unsafe { &mut *rc.state };
+            std::panic::catch_unwind(AssertUnwindSafe(|| {
+                let r = f(rc, st);
+                if let Ok(None) = r {
+                    // Blocking: deliver this RISC's outstanding NoC traffic first.
+                    rc.deliver_all(st);
+                }
+                r
+            }))
+        };
+        match r {
+            Ok(Ok(Some(v))) => {
+                // SAFETY: see `with`.
+                unsafe { (*ctx_ptr(p)).complete() };
+                return v;
+            }
+            Ok(Ok(None)) => suspend(p),
+            Ok(Err(e)) => stop(p, e),
+            Err(_) => stop(p, SimError::Internal("panic in a blocking host call".into())),
+        }
+    }
+}
+
+fn suspend(p: *mut c_void) {
+    // SAFETY: the yielder pointer was set by the coroutine body before the kernel started and stays
+    // valid while the coroutine exists; we are running on that coroutine.
+    let y = unsafe { &*(*ctx_ptr(p)).yielder };
+    y.suspend(());
+}
+
+/// Records a fault and parks the RISC forever (the scheduler never resumes it).
+fn stop(p: *mut c_void, e: SimError) -> ! {
+    {
+        // SAFETY: see `with`.
+        let rc = unsafe { &mut *ctx_ptr(p) };
+        rc.faulted = true;
+        // SAFETY: see `with`.
+        let st = unsafe { &mut *rc.state };
+        if st.fault.is_none() {
+            st.fault = Some(e);
+        }
+    }
+    loop {
+        suspend(p);
+    }
+}
+
+fn cstr(p: *const c_char) -> String {
+    if p.is_null() {
+        return String::new();
+    }
+    // SAFETY: the emulation headers pass string literals (NUL-terminated, static).
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
+extern "C" fn h_fault(p: *mut c_void, call: *const c_char, msg: *const c_char, line: u32) {
+    let (call, msg) = (cstr(call), cstr(msg));
+    // SAFETY: see `with`.
+    let e = unsafe { (*ctx_ptr(p)).fault(&call, line, msg) };
+    stop(p, e)
+}
+
+extern "C" fn h_cb_reserve_back(p: *mut c_void, cb: i32, n: i32, line: u32) {
+    blocking(p, |rc, st| rc.cb_reserve_back(st, cb, n, line))
+}
+extern "C" fn h_cb_push_back(p: *mut c_void, cb: i32, n: i32, line: u32) {
+    with(p, |rc, st| rc.cb_push_back(st, cb, n, line))
+}
+extern "C" fn h_cb_wait_front(p: *mut c_void, cb: i32, n: i32, line: u32) {
+    blocking(p, |rc, st| rc.cb_wait_front(st, cb, n, line))
+}
+extern "C" fn h_cb_pop_front(p: *mut c_void, cb: i32, n: i32, line: u32) {
+    with(p, |rc, st| rc.cb_pop_front(st, cb, n, line))
+}
+extern "C" fn h_cb_write_ptr(p: *mut c_void, cb: i32, line: u32) -> u32 {
+    with(p, |rc, st| rc.cb_ptr(st, cb, true, line))
+}
+extern "C" fn h_cb_read_ptr(p: *mut c_void, cb: i32, line: u32) -> u32 {
+    with(p, |rc, st| rc.cb_ptr(st, cb, false, line))
+}
+extern "C" fn h_cb_pages_available(p: *mut c_void, cb: i32, n: i32, line: u32) -> bool {
+    with(p, |rc, st| rc.cb_query(st, cb, n, true, line))
+}
+extern "C" fn h_cb_pages_reservable(p: *mut c_void, cb: i32, n: i32, line: u32) -> bool {
+    with(p, |rc, st| rc.cb_query(st, cb, n, false, line))
+}
+extern "C" fn h_noc_read(p: *mut c_void, src: u64, dst: u32, size: u32, _noc: u32, line: u32) {
+    with(p, |rc, st| rc.noc_read(st, src, dst, size, line))
+}
+extern "C" fn h_noc_write(p: *mut c_void, src: u32, dst: u64, size: u32, _noc: u32, line: u32) {
+    with(p, |rc, st| rc.noc_write(st, src, dst, size, line))
+}
+extern "C" fn h_noc_write_mcast(
+    p: *mut c_void,
+    src: u32,
+    dst: u64,
+    size: u32,
+    num_dests: u32,
+    flags: u32,
+    noc: u32,
+    line: u32,
+) {
+    with(p, |rc, st| rc.noc_write_mcast(st, src, dst, size, num_dests, flags, noc, line))
+}
+extern "C" fn h_noc_sem_inc(p: *mut c_void, addr: u64, incr: u32, _noc: u32, line: u32) {
+    with(p, |rc, st| rc.noc_sem_inc(st, addr, incr, line))
+}
+extern "C" fn h_noc_inline_write(p: *mut c_void, addr: u64, val: u32, be: u32, _noc: u32, line: u32) {
+    with(p, |rc, st| rc.noc_inline_write(st, addr, val, be, line))
+}
+extern "C" fn h_barrier(p: *mut c_void, _kind: u32, _noc: u32, _line: u32) {
+    with(p, |rc, st| {
+        rc.deliver_all(st);
+        Ok(())
+    })
+}
+extern "C" fn h_sem_wait(p: *mut c_void, addr: u32, val: u32, kind: u32, line: u32) {
+    blocking(p, |rc, st| rc.sem_wait(st, addr, val, kind == 1, line))
+}
+extern "C" fn h_get_semaphore(p: *mut c_void, id: u32, line: u32) -> u32 {
+    with(p, |rc, st| rc.sem_addr(st, id, line))
+}
+extern "C" fn h_dprint(p: *mut c_void, text: *const c_char, len: usize) {
+    with(p, |rc, _st| {
+        let bytes = if text.is_null() {
+            &[][..]
+        } else {
+            // SAFETY: the DPRINT stream passes its buffer and the number of valid bytes in it.
+            unsafe { std::slice::from_raw_parts(text as *const u8, len) }
+        };
+        let s = String::from_utf8_lossy(bytes);
+        for l in s.split_inclusive('\n') {
+            eprint!("[tt-sim {}] {l}", rc.who());
+        }
+        Ok(())
+    })
+}
+extern "C" fn h_compute(p: *mut c_void, op: u32, args: *const u32, nargs: u32, line: u32) -> u32 {
+    let a: Vec<u32> = if args.is_null() || nargs == 0 {
+        Vec::new()
+    } else {
+        // SAFETY: the compute header passes an array of `nargs` words.
+        unsafe { std::slice::from_raw_parts(args, nargs as usize) }.to_vec()
+    };
+    blocking(p, |rc, st| crate::compute::dispatch(rc, st, op, &a, line))
+}
+
+// ------------------------------------------------------------------ scheduler
+
+/// Statistics of a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunStats {
+    /// Estimated device cycles (0 until the timing model exists).
+    pub device_cycles: u64,
+    /// Host wall time of the run in nanoseconds.
+    pub host_ns: u64,
+}
+
+struct Risc_ {
+    ctx: *mut RiscCtx,
+    co: Coroutine<(), (), (), DefaultStack>,
+    info: *mut KernelInfo,
+}
+
+/// Runs a program to completion on the device.
+pub(crate) fn run_program(dev: &mut SimDevice, prog: &mut SimProgram) -> SimResult<RunStats> {
+    let t0 = Instant::now();
+    let guard = crate::l1::acquire_window()?;
+    let a = dev.st.arch.clone();
+    if prog.arch.arch != a.arch {
+        return Err(SimError::InvalidArgument("program was created for a different device architecture".into()));
+    }
+    // CBs must stay below the L1 buffers.
+    let l1_floor = dev.st.l1_alloc.lowest_used().unwrap_or(a.l1_size as u64);
+    if let Some((&c, &top)) = prog.cb_top.iter().max_by_key(|(c, t)| (**t, std::cmp::Reverse(**c))) {
+        if top as u64 > l1_floor {
+            return Err(SimError::OutOfMemory(format!(
+                "the program's circular buffers on core {} end at {top:#x} but L1 buffers start at {l1_floor:#x}: \
+                 {} bytes too many (CBs may use {} bytes from {:#x}); shrink the CBs or free L1 buffers",
+                a.core_at(c),
+                top as u64 - l1_floor,
+                l1_floor - a.l1_unreserved_base as u64,
+                a.l1_unreserved_base
+            )));
+        }
+    }
+    // Per-core run state.
+    let mut cores: Vec<Option<CoreRun>> = (0..a.num_workers()).map(|_| None).collect();
+    let mut involved: Vec<usize> = prog.kernels.iter().flat_map(|k| k.cores.iter().copied()).collect();
+    involved.sort_unstable();
+    involved.dedup();
+    for &c in &involved {
+        let mut cr = CoreRun { cbs: vec![None; MAX_CBS], sem_mask: 0 };
+        for cb in prog.cbs.iter().filter(|cb| cb.cores.contains(&c)) {
+            let addr = match cb.global {
+                Some(b) => dev.buffer_address(b)? as u32,
+                None => cb.addr,
+            };
+            for f in &cb.formats {
+                cr.cbs[f.index as usize] = Some(CbState {
+                    addr,
+                    size: cb.total_size,
+                    page_size: f.page_size,
+                    num_pages: cb.total_size / f.page_size,
+                    data_format: f.data_format,
+                    received: 0,
+                    acked: 0,
+                });
+            }
+        }
+        cores[c] = Some(cr);
+    }
+    for (&(c, id), &init) in &prog.semaphores {
+        dev.st.l1[c].write_u32(SEMAPHORE_BASE + id * SEMAPHORE_STRIDE, init);
+        if let Some(cr) = cores.get_mut(c).and_then(|x| x.as_mut()) {
+            cr.sem_mask |= 1 << id;
+        }
+    }
+    let mut state = Box::new(RunState { dev: &mut dev.st as *mut _, cores, fault: None });
+    let state_ptr: *mut RunState = &mut *state;
+
+    // Build every RISC.
+    let mut riscs: Vec<(usize, Risc, Risc_)> = Vec::new();
+    let mut order: Vec<(usize, Risc, usize)> = Vec::new();
+    for (ki, k) in prog.kernels.iter().enumerate() {
+        for &c in &k.cores {
+            order.push((c, k.risc(), ki));
+        }
+    }
+    order.sort_unstable_by_key(|&(c, r, _)| (c, r));
+    let mut setup = || -> SimResult<()> {
+        for &(c, risc, ki) in &order {
+            let k = &prog.kernels[ki];
+            let args = k.rt_args.get(&c).cloned().unwrap_or_default();
+            let slot = RTA_BASE + risc.slot() * RTA_SLOT_BYTES;
+            let l1 = &dev.st.l1[c];
+            for (i, v) in args.iter().enumerate() {
+                l1.write_u32(slot + 4 * i as u32, *v);
+            }
+            for (i, v) in k.common_args.iter().enumerate() {
+                l1.write_u32(slot + CRTA_OFFSET_IN_SLOT + 4 * i as u32, *v);
+            }
+            let coord = a.core_at(c);
+            let noc = a.worker_noc(coord).ok_or_else(|| SimError::Internal("core without NoC coords".into()))?;
+            let mut info = Box::new(KernelInfo {
+                rta_addr: slot,
+                num_rta: args.len() as u32,
+                crta_addr: slot + CRTA_OFFSET_IN_SLOT,
+                num_crta: k.common_args.len() as u32,
+                my_noc_x: noc.x,
+                my_noc_y: noc.y,
+                logical_x: coord.x,
+                logical_y: coord.y,
+                num_dram_banks: a.num_dram_banks,
+                num_l1_banks: a.num_workers() as u32,
+                dram_alignment: a.dram_alignment,
+                l1_alignment: a.l1_alignment,
+                dram_bank_xy: [0; MAX_BANKS],
+                l1_bank_xy: [0; MAX_BANKS],
+                cb_page_size: [0; MAX_CBS],
+                cb_data_format: [0xff; MAX_CBS],
+            });
+            for (i, d) in a.dram_noc.iter().enumerate().take(MAX_BANKS) {
+                info.dram_bank_xy[i] = d.x | (d.y << 16);
+            }
+            for i in 0..a.num_workers().min(MAX_BANKS) {
+                let n = a.worker_noc(a.core_at(i)).unwrap_or_default();
+                info.l1_bank_xy[i] = n.x | (n.y << 16);
+            }
+            let mut cb_local = vec![CbLocal::default(); MAX_CBS];
+            // SAFETY: state_ptr points at the boxed RunState, alive for this function; no hook runs yet.
+            if let Some(cr) = unsafe { (&(*state_ptr).cores)[c].as_ref() } {
+                for (i, cb) in cr.cbs.iter().enumerate() {
+                    if let Some(cb) = cb {
+                        info.cb_page_size[i] = cb.page_size;
+                        info.cb_data_format[i] = cb.data_format;
+                        cb_local[i].rd_ptr = cb.addr;
+                        cb_local[i].wr_ptr = cb.addr;
+                    }
+                }
+            }
+            let compute = match &k.kind {
+                KernelKind::Compute(cc) => Some(crate::compute::ComputeState::new(cc)?),
+                KernelKind::DataMovement { .. } => None,
+            };
+            let ctx = Box::into_raw(Box::new(RiscCtx {
+                core: c,
+                coord,
+                risc,
+                kernel: k.name.clone(),
+                state: state_ptr,
+                yielder: std::ptr::null(),
+                steps: 0,
+                blocked: None,
+                outstanding: VecDeque::new(),
+                cb_local,
+                done: false,
+                faulted: false,
+                compute,
+            }));
+            if let std::collections::hash_map::Entry::Vacant(e) = prog.images.entry((ki, c)) {
+                match KernelImage::load(&k.binary) {
+                    Ok(img) => {
+                        e.insert(img);
+                    }
+                    Err(err) => {
+                        // SAFETY: ctx came from Box::into_raw above and was not shared.
+                        drop(unsafe { Box::from_raw(ctx) });
+                        return Err(err);
+                    }
+                }
+            }
+            let img = prog.images.get_mut(&(ki, c)).ok_or_else(|| SimError::Internal("image vanished".into()))?;
+            img.reset();
+            let entry = img.entry;
+            let info = Box::into_raw(info);
+            let stack = DefaultStack::new(STACK_SIZE)
+                .map_err(|e| SimError::Device(format!("cannot allocate a coroutine stack: {e}")))?;
+            let (cp, ip) = (ctx as usize, info as usize);
+            let co = Coroutine::with_stack(stack, move |y: &Yielder<(), ()>, ()| {
+                let ctx = cp as *mut RiscCtx;
+                // SAFETY: ctx is the RiscCtx allocated for this RISC; it outlives the coroutine.
+                unsafe { (*ctx).yielder = y as *const Yielder<(), ()> };
+                // SAFETY: entry is the kernel image's tt_sim_kernel_entry; the host table is static,
+                // ctx and info stay alive until the coroutine is finished or reset.
+                unsafe { entry(&HOST_API, ctx as *mut c_void, ip as *const KernelInfo) };
+            });
+            riscs.push((c, risc, Risc_ { ctx, co, info }));
+        }
+        Ok(())
+    };
+    let setup_res = setup();
+    let result = match setup_res {
+        Ok(()) => schedule(dev, &guard, &mut riscs, state_ptr),
+        Err(e) => Err(e),
+    };
+    // Tear down: discard unfinished coroutines without unwinding through kernel frames.
+    for (_, _, r) in riscs.iter_mut() {
+        if r.co.started() && !r.co.done() {
+            // SAFETY: the coroutine is suspended inside a host call; its frames are kernel C++ frames and
+            // our hook frames, none of which own resources that must be released (Rust values there
+            // are plain data or already moved out); we never resume it again.
+            unsafe { r.co.force_reset() };
+        }
+    }
+    for (_, _, r) in riscs.drain(..) {
+        drop(r.co);
+        // SAFETY: both were created with Box::into_raw in setup and are no longer referenced.
+        unsafe {
+            drop(Box::from_raw(r.ctx));
+            drop(Box::from_raw(r.info));
+        }
+    }
+    drop(state);
+    drop(guard);
+    result.map(|()| RunStats { device_cycles: 0, host_ns: t0.elapsed().as_nanos() as u64 })
+}
+
+fn schedule(
+    dev: &mut SimDevice,
+    guard: &crate::l1::WindowGuard<'_>,
+    riscs: &mut [(usize, Risc, Risc_)],
+    state: *mut RunState,
+) -> SimResult<()> {
+    let mut mapped: Option<usize> = None;
+    // Group RISC indices by core, in order.
+    let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+    for (i, (c, _, _)) in riscs.iter().enumerate() {
+        match groups.last_mut() {
+            Some((gc, v)) if *gc == *c => v.push(i),
+            _ => groups.push((*c, vec![i])),
+        }
+    }
+    loop {
+        let mut any_progress = false;
+        let mut all_done = true;
+        for (core, idxs) in &groups {
+            // SAFETY (this block and below): between resumes no hook runs, so the scheduler is the only
+            // user of the RiscCtx values and the RunState.
+            if idxs.iter().all(|&i| unsafe { (*riscs[i].2.ctx).done }) {
+                continue;
+            }
+            all_done = false;
+            if mapped != Some(*core) {
+                dev.st.l1[*core].map_into_window(guard)?;
+                mapped = Some(*core);
+            }
+            loop {
+                let mut progress = false;
+                for &i in idxs {
+                    let r = &mut riscs[i].2;
+                    // SAFETY: see above.
+                    let ctx = unsafe { &mut *r.ctx };
+                    if ctx.done {
+                        continue;
+                    }
+                    let before = ctx.steps;
+                    let res = r.co.resume(());
+                    // SAFETY: the coroutine is suspended or finished; no hook holds references.
+                    let ctx = unsafe { &mut *r.ctx };
+                    // SAFETY: see above.
+                    let st = unsafe { &mut *state };
+                    if let Some(f) = st.fault.take() {
+                        return Err(f);
+                    }
+                    match res {
+                        CoroutineResult::Return(()) => {
+                            ctx.done = true;
+                            progress = true;
+                            if let Some(t) = ctx.outstanding.front() {
+                                let (call, line, n) = (t.call, t.line, ctx.outstanding.len());
+                                ctx.deliver_all(st);
+                                return Err(ctx.fault(
+                                    "kernel exit",
+                                    0,
+                                    format!(
+                                        "the kernel returned with {n} NoC transaction(s) outstanding (first: {call} \
+                                         at line {line}); call noc_async_read_barrier / noc_async_write_barrier / \
+                                         noc_async_atomic_barrier before returning"
+                                    ),
+                                ));
+                            }
+                            if let Some(cs) = &ctx.compute {
+                                if let Some(msg) = cs.exit_problem() {
+                                    return Err(ctx.fault("kernel exit", 0, msg));
+                                }
+                            }
+                        }
+                        CoroutineResult::Yield(()) => {
+                            if ctx.steps != before {
+                                progress = true;
+                            }
+                        }
+                    }
+                }
+                if !progress {
+                    break;
+                }
+                any_progress = true;
+            }
+        }
+        if all_done {
+            return Ok(());
+        }
+        if !any_progress {
+            let mut lines = Vec::new();
+            for (_, _, r) in riscs.iter() {
+                // SAFETY: see above.
+                let ctx = unsafe { &*r.ctx };
+                if !ctx.done {
+                    lines.push(format!(
+                        "  {} {}",
+                        ctx.who(),
+                        ctx.blocked.clone().unwrap_or_else(|| "blocked (unknown call)".into())
+                    ));
+                }
+            }
+            return Err(SimError::Deadlock(format!(
+                "deadlock: no RISC can make progress\n{}",
+                lines.join("\n")
+            )));
+        }
+    }
+}
