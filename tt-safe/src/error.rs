@@ -707,6 +707,11 @@ pub enum McastError {
         /// "sender" or "receiver".
         role: &'static str,
     },
+    /// Args asked for before the semaphores exist.
+    #[error(
+        "multicast: the plan has no semaphores yet; call plan.create_semaphores(&mut program) first"
+    )]
+    NoSemaphores,
     /// Nothing to multicast to.
     #[error("multicast: {what}; a multicast needs at least one receiver besides the sender")]
     NoReceivers {

@@ -177,8 +177,6 @@ pub struct NocMap {
     grid: Grid,
     noc: Vec<CoreCoord>,
     logical: HashMap<CoreCoord, CoreCoord>,
-    worker_xs: Vec<u32>,
-    worker_ys: Vec<u32>,
 }
 
 impl NocMap {
@@ -197,19 +195,7 @@ impl NocMap {
                 logical.insert(n, l);
             }
         }
-        let mut worker_xs: Vec<u32> = noc.iter().map(|c| c.x).collect();
-        let mut worker_ys: Vec<u32> = noc.iter().map(|c| c.y).collect();
-        worker_xs.sort_unstable();
-        worker_xs.dedup();
-        worker_ys.sort_unstable();
-        worker_ys.dedup();
-        Ok(NocMap {
-            grid,
-            noc,
-            logical,
-            worker_xs,
-            worker_ys,
-        })
+        Ok(NocMap { grid, noc, logical })
     }
 
     /// The grid this map covers.
@@ -226,13 +212,6 @@ impl NocMap {
     /// The logical worker at NoC coordinates `noc`, if any.
     pub fn logical(&self, noc: CoreCoord) -> Option<CoreCoord> {
         self.logical.get(&noc).copied()
-    }
-
-    /// True when `noc` lies in a NoC column and a NoC row that both hold workers: such a node is a
-    /// Tensix position. Nodes for which this is false sit on a line with no worker at all (DRAM,
-    /// Ethernet, ARC, PCIe, L2CPU columns or rows).
-    pub fn on_worker_lines(&self, noc: CoreCoord) -> bool {
-        self.worker_xs.binary_search(&noc.x).is_ok() && self.worker_ys.binary_search(&noc.y).is_ok()
     }
 }
 
@@ -285,8 +264,6 @@ mod tests {
         assert_eq!(m.worker(core(4, 5)).unwrap(), core(6, 7));
         assert_eq!(m.logical(core(6, 7)), Some(core(4, 5)));
         assert_eq!(m.logical(core(5, 7)), None);
-        assert!(!m.on_worker_lines(core(5, 3)) && !m.on_worker_lines(core(3, 6)));
-        assert!(m.on_worker_lines(core(3, 3)));
         assert!(m.worker(core(8, 0)).is_err());
     }
 }

@@ -11,20 +11,21 @@
 //!   `noc_semaphore_set_multicast` its local receiver semaphore (holding [`MCAST_VALID`]) onto
 //!   the receivers' receiver semaphore; `cb_push_back`.
 //!
-//! Rectangle rules enforced here:
+//! Rectangle rules enforced here (the simulator checks the same at run time):
 //! - NoC coordinates are the device's (`worker_core_from_logical`). Kernels build the address with
 //!   `get_noc_multicast_addr(noc_start.x, noc_start.y, noc_end.x, noc_end.y, addr)` passing the
 //!   plan's [`McastRect::noc_start`]/[`McastRect::noc_end`] unchanged: for NoC 0 start is the
 //!   top-left corner and end the bottom-right; for NoC 1 they are swapped (NoC 1 travels the other
 //!   way), as TT-NN's matmul factories do.
-//! - Every worker inside the NoC rectangle must be an intended receiver (or the sender): a
-//!   rectangle whose NoC image contains another worker, or a Tensix position that is not a usable
-//!   worker (harvested, dispatch), is an error ([`McastError::NonWorkerInRectangle`]). Nodes on
-//!   NoC lines that hold no worker at all (DRAM/Ethernet/ARC columns and rows, e.g. Wormhole's
-//!   NoC column x = 5 when the simulator uses NoC 0 physical coordinates) are routed through
-//!   without being written, as on hardware, and are counted in [`McastRect::skipped_nodes`], not
-//!   in `num_dests`.
-//! - `num_dests` counts the receivers, never the sender (use it with
+//! - Every NoC node inside a rectangle must be an intended receiver (or the sender): a rectangle
+//!   whose NoC image contains a non-worker node (a DRAM column, an Ethernet row, a harvested or
+//!   dispatch core) or a worker that is not a receiver is an error
+//!   ([`McastError::NonWorkerInRectangle`]).
+//! - Because the simulator uses NoC 0 physical coordinates, a logical row of Wormhole workers is
+//!   *not* one NoC rectangle (NoC column x = 5 holds DRAM). [`McastRect::split`] cuts a logical
+//!   range into the fewest rectangles whose NoC images are pure worker rectangles, and the plans
+//!   below use it: a sender may have several rectangles; its receivers-ready count is the sum.
+//! - `num_dests` counts the receivers of one rectangle, never the sender (use it with
 //!   `noc_async_write_multicast`; with `..._loopback_src` use [`McastRect::num_dests_loopback`]).
 
 use crate::error::{McastError, ProgramError};
@@ -49,8 +50,6 @@ pub struct McastRect {
     pub num_dests: u32,
     /// True when the sender lies inside the rectangle (then only `_loopback_src` writes it).
     pub sender_inside: bool,
-    /// NoC nodes inside the rectangle that are not Tensix positions (routed through, not written).
-    pub skipped_nodes: u32,
 }
 
 impl McastRect {
@@ -72,39 +71,32 @@ impl McastRect {
             hi = CoreCoord::new(hi.x.max(n.x), hi.y.max(n.y));
         }
         let mut count = 0u32;
-        let mut skipped = 0u32;
         let mut sender_inside = false;
+        let fail = |n: CoreCoord, what: String| McastError::NonWorkerInRectangle {
+            noc_min: lo,
+            noc_max: hi,
+            receivers: receivers.to_string(),
+            noc: n,
+            what,
+        };
         for y in lo.y..=hi.y {
             for x in lo.x..=hi.x {
                 let n = CoreCoord::new(x, y);
                 match map.logical(n) {
-                    Some(l) if receivers.contains(l) => {
-                        if l == sender {
-                            sender_inside = true;
-                        } else {
-                            count += 1;
-                        }
-                    }
                     Some(l) if l == sender => sender_inside = true,
+                    Some(l) if receivers.contains(l) => count += 1,
                     Some(l) => {
-                        return Err(McastError::NonWorkerInRectangle {
-                            noc_min: lo,
-                            noc_max: hi,
-                            receivers: receivers.to_string(),
-                            noc: n,
-                            what: format!("worker {l}, which is not one of the receivers"),
-                        });
+                        return Err(fail(
+                            n,
+                            format!("worker {l}, which is not one of the receivers"),
+                        ));
                     }
-                    None if map.on_worker_lines(n) => {
-                        return Err(McastError::NonWorkerInRectangle {
-                            noc_min: lo,
-                            noc_max: hi,
-                            receivers: receivers.to_string(),
-                            noc: n,
-                            what: "a Tensix position that is not a usable worker (harvested or reserved)".to_owned(),
-                        });
+                    None => {
+                        return Err(fail(
+                            n,
+                            "not a worker core (DRAM, Ethernet, harvested or dispatch)".to_owned(),
+                        ));
                     }
-                    None => skipped += 1,
                 }
             }
         }
@@ -125,8 +117,60 @@ impl McastRect {
             noc_end,
             num_dests: count,
             sender_inside,
-            skipped_nodes: skipped,
         })
+    }
+
+    /// Cuts `receivers` into the fewest rectangles whose NoC images are pure worker rectangles
+    /// (cutting where consecutive logical columns or rows are not adjacent on the NoC), and plans
+    /// each. A piece that would hold only the sender is left out.
+    pub fn split(
+        map: &NocMap,
+        sender: CoreCoord,
+        receivers: CoreRange,
+        noc: Noc,
+    ) -> Result<Vec<McastRect>, McastError> {
+        let grid = map.grid();
+        grid.check_core("multicast sender", sender)?;
+        grid.check_range("multicast receivers", &receivers)?;
+        let segments = |lo: u32, hi: u32, noc_of: &dyn Fn(u32) -> Result<u32, McastError>| {
+            let mut out = Vec::new();
+            let mut start = lo;
+            for v in lo..hi {
+                if noc_of(v + 1)? != noc_of(v)? + 1 {
+                    out.push((start, v));
+                    start = v + 1;
+                }
+            }
+            out.push((start, hi));
+            Ok::<_, McastError>(out)
+        };
+        let y0 = receivers.start.y;
+        let x0 = receivers.start.x;
+        let xs = segments(receivers.start.x, receivers.end.x, &|x| {
+            Ok(map.worker(CoreCoord::new(x, y0))?.x)
+        })?;
+        let ys = segments(receivers.start.y, receivers.end.y, &|y| {
+            Ok(map.worker(CoreCoord::new(x0, y))?.y)
+        })?;
+        let mut rects = Vec::with_capacity(xs.len() * ys.len());
+        for &(ya, yb) in &ys {
+            for &(xa, xb) in &xs {
+                let piece = CoreRange {
+                    start: CoreCoord::new(xa, ya),
+                    end: CoreCoord::new(xb, yb),
+                };
+                if piece.start == sender && piece.end == sender {
+                    continue;
+                }
+                rects.push(McastRect::new(map, sender, piece, noc)?);
+            }
+        }
+        if rects.is_empty() {
+            return Err(McastError::NoReceivers {
+                what: format!("receivers {receivers} hold only the sender {sender}"),
+            });
+        }
+        Ok(rects)
     }
 
     /// Destinations for `noc_async_write_multicast_loopback_src` (the sender counted when inside).
@@ -135,21 +179,31 @@ impl McastRect {
     }
 }
 
-/// A sender and its rectangle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A sender and its rectangles.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct McastGroup {
     /// Logical sender.
     pub sender: CoreCoord,
     /// Sender NoC coordinates (receivers `noc_semaphore_inc` it).
     pub sender_noc: CoreCoord,
-    /// Where it multicasts.
-    pub rect: McastRect,
+    /// The logical receivers (the sender excluded when inside).
+    pub receivers: CoreRange,
+    /// Where it multicasts: one rectangle, or several when the receivers' NoC image is cut by
+    /// non-worker lines (see [`McastRect::split`]).
+    pub rects: Vec<McastRect>,
+}
+
+impl McastGroup {
+    /// Receivers over all rectangles: the value the sender waits for on its sender semaphore.
+    pub fn num_dests(&self) -> u32 {
+        self.rects.iter().map(|r| r.num_dests).sum()
+    }
 }
 
 /// The role of one core in a plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum McastRole<'a> {
-    /// The core multicasts to `group.rect`.
+    /// The core multicasts to `group.rects`.
     Sender(&'a McastGroup),
     /// The core receives from `group.sender`.
     Receiver(&'a McastGroup),
@@ -162,7 +216,7 @@ pub enum McastDirection {
     AlongRows,
     /// The top row sends down each column (matmul in1 / weights).
     DownColumns,
-    /// One sender, one rectangle.
+    /// One sender, one logical rectangle of receivers.
     OneToMany,
 }
 
@@ -175,34 +229,8 @@ pub struct McastSemaphores {
     pub receiver: SemaphoreId,
 }
 
-/// Runtime args of a sender, in this order (9 words, `bytemuck::Pod`): NoC rectangle start x, y,
-/// end x, y (already ordered for the plan's NoC), num_dests, sender semaphore id, receiver
-/// semaphore id, sender NoC x, y (its own, for symmetry with the receivers' layout).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct McastSenderArgs {
-    /// `get_noc_multicast_addr` first x.
-    pub noc_start_x: u32,
-    /// First y.
-    pub noc_start_y: u32,
-    /// Second x.
-    pub noc_end_x: u32,
-    /// Second y.
-    pub noc_end_y: u32,
-    /// Receivers (sender excluded).
-    pub num_dests: u32,
-    /// Sender semaphore id (`get_semaphore(id)`).
-    pub sender_semaphore: u32,
-    /// Receiver semaphore id.
-    pub receiver_semaphore: u32,
-    /// Sender's NoC x.
-    pub sender_noc_x: u32,
-    /// Sender's NoC y.
-    pub sender_noc_y: u32,
-}
-
-/// Runtime args of a receiver, in this order (4 words): sender NoC x, y, sender semaphore id,
-/// receiver semaphore id.
+/// Runtime args of a receiver, in this order (4 words, `bytemuck::Pod`): sender NoC x, y, sender
+/// semaphore id, receiver semaphore id.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct McastReceiverArgs {
@@ -216,6 +244,9 @@ pub struct McastReceiverArgs {
     pub receiver_semaphore: u32,
 }
 
+/// Words per rectangle in [`McastPlan::sender_args`].
+pub const MCAST_RECT_WORDS: usize = 5;
+
 /// A multicast plan over a rectangle of worker cores. Pure computation: build it from a
 /// [`NocMap`] (`device.noc_map()`), then [`McastPlan::create_semaphores`] on a program and hand
 /// each core its [`McastPlan::sender_args`] / [`McastPlan::receiver_args`].
@@ -228,7 +259,9 @@ pub struct McastReceiverArgs {
 /// let map = NocMap::from_fn(Grid::new(4, 3), |c| Ok::<_, ()>(core(c.x + 1, c.y + 1))).unwrap();
 /// let plan = McastPlan::along_rows(&map, range(0, 0, 3, 2), Noc::Noc0).unwrap();
 /// let Some(McastRole::Sender(g)) = plan.role(core(0, 1)) else { panic!() };
-/// assert_eq!((g.rect.noc_start, g.rect.noc_end, g.rect.num_dests), (core(2, 2), core(4, 2), 3));
+/// assert_eq!(g.rects.len(), 1);
+/// let r = g.rects[0];
+/// assert_eq!((r.noc_start, r.noc_end, r.num_dests), (core(2, 2), core(4, 2), 3));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct McastPlan {
@@ -322,11 +355,12 @@ impl McastPlan {
         receivers: CoreRange,
         noc: Noc,
     ) -> Result<McastGroup, McastError> {
-        let rect = McastRect::new(map, sender, receivers, noc)?;
+        let rects = McastRect::split(map, sender, receivers, noc)?;
         Ok(McastGroup {
             sender,
             sender_noc: map.worker(sender)?,
-            rect,
+            receivers,
+            rects,
         })
     }
 
@@ -350,6 +384,11 @@ impl McastPlan {
         &self.groups
     }
 
+    /// The largest number of rectangles any sender has (size kernel arg arrays with it).
+    pub fn max_rects(&self) -> usize {
+        self.groups.iter().map(|g| g.rects.len()).max().unwrap_or(0)
+    }
+
     /// The role of `core`, or `None` when it takes no part.
     pub fn role(&self, core: CoreCoord) -> Option<McastRole<'_>> {
         if let Some(g) = self.groups.iter().find(|g| g.sender == core) {
@@ -357,7 +396,7 @@ impl McastPlan {
         }
         self.groups
             .iter()
-            .find(|g| g.rect.receivers.contains(core))
+            .find(|g| g.receivers.contains(core))
             .map(McastRole::Receiver)
     }
 
@@ -370,7 +409,7 @@ impl McastPlan {
     pub fn receivers(&self) -> impl Iterator<Item = CoreCoord> + '_ {
         self.groups
             .iter()
-            .flat_map(|g| g.rect.receivers.iter().filter(move |c| *c != g.sender))
+            .flat_map(|g| g.receivers.iter().filter(move |c| *c != g.sender))
     }
 
     /// Creates the sender and receiver semaphores (both [`MCAST_INVALID`] = 0) on every core of
@@ -396,32 +435,37 @@ impl McastPlan {
         self.semaphores
     }
 
-    fn sems(&self) -> (u32, u32) {
+    fn sems(&self) -> Result<(u32, u32), McastError> {
         self.semaphores
-            .map_or((u32::MAX, u32::MAX), |s| (s.sender.id(), s.receiver.id()))
+            .map(|s| (s.sender.id(), s.receiver.id()))
+            .ok_or(McastError::NoSemaphores)
     }
 
-    /// Runtime args of sender `core` (see [`McastSenderArgs`]); semaphore ids are `u32::MAX` until
-    /// [`McastPlan::create_semaphores`] ran.
-    pub fn sender_args(&self, core: CoreCoord) -> Result<McastSenderArgs, McastError> {
+    /// Runtime args of sender `core`, in this order:
+    /// `[sender_semaphore_id, receiver_semaphore_id, total_num_dests, num_rects,
+    ///   then per rectangle: noc_start_x, noc_start_y, noc_end_x, noc_end_y, num_dests]`
+    /// ([`MCAST_RECT_WORDS`] words per rectangle, corners already ordered for the plan's NoC).
+    /// The sender waits for `total_num_dests` on its sender semaphore, then multicasts the data
+    /// and the VALID flag to each rectangle with that rectangle's `num_dests`.
+    pub fn sender_args(&self, core: CoreCoord) -> Result<Vec<u32>, McastError> {
         let Some(McastRole::Sender(g)) = self.role(core) else {
             return Err(McastError::WrongRole {
                 core,
                 role: "sender",
             });
         };
-        let (s, r) = self.sems();
-        Ok(McastSenderArgs {
-            noc_start_x: g.rect.noc_start.x,
-            noc_start_y: g.rect.noc_start.y,
-            noc_end_x: g.rect.noc_end.x,
-            noc_end_y: g.rect.noc_end.y,
-            num_dests: g.rect.num_dests,
-            sender_semaphore: s,
-            receiver_semaphore: r,
-            sender_noc_x: g.sender_noc.x,
-            sender_noc_y: g.sender_noc.y,
-        })
+        let (s, r) = self.sems()?;
+        let mut out = vec![s, r, g.num_dests(), g.rects.len() as u32];
+        for rect in &g.rects {
+            out.extend([
+                rect.noc_start.x,
+                rect.noc_start.y,
+                rect.noc_end.x,
+                rect.noc_end.y,
+                rect.num_dests,
+            ]);
+        }
+        Ok(out)
     }
 
     /// Runtime args of receiver `core` (see [`McastReceiverArgs`]).
@@ -432,7 +476,7 @@ impl McastPlan {
                 role: "receiver",
             });
         };
-        let (s, r) = self.sems();
+        let (s, r) = self.sems()?;
         Ok(McastReceiverArgs {
             sender_noc_x: g.sender_noc.x,
             sender_noc_y: g.sender_noc.y,
@@ -461,36 +505,45 @@ mod tests {
         NocMap::from_fn(Grid::new(gx, gy), |c| Ok::<_, ()>(core(c.x + 18, c.y + 18))).unwrap()
     }
 
+    fn with_sems(mut plan: McastPlan) -> McastPlan {
+        plan.set_semaphores(McastSemaphores {
+            sender: SemaphoreId(3),
+            receiver: SemaphoreId(4),
+        });
+        plan
+    }
+
     #[test]
     fn along_rows_noc0_and_noc1() {
         let map = linear(8, 8);
         let plan = McastPlan::along_rows(&map, range(2, 1, 6, 4), Noc::Noc0).unwrap();
         assert_eq!(plan.groups().len(), 4);
-        let g = plan.groups()[1];
+        let g = &plan.groups()[1];
         assert_eq!(g.sender, core(2, 2));
         assert_eq!(g.sender_noc, core(20, 20));
-        assert_eq!(g.rect.receivers, range(3, 2, 6, 2));
+        assert_eq!(g.receivers, range(3, 2, 6, 2));
+        assert_eq!(g.rects.len(), 1);
         assert_eq!(
-            (g.rect.noc_start, g.rect.noc_end),
+            (g.rects[0].noc_start, g.rects[0].noc_end),
             (core(21, 20), core(24, 20))
         );
-        assert_eq!(g.rect.num_dests, 4);
-        assert!(!g.rect.sender_inside);
+        assert_eq!(g.num_dests(), 4);
+        assert!(!g.rects[0].sender_inside);
 
         let plan1 = McastPlan::along_rows(&map, range(2, 1, 6, 4), Noc::Noc1).unwrap();
-        let g1 = plan1.groups()[1];
+        let g1 = &plan1.groups()[1];
         // NoC 1: start and end swapped, everything else identical.
         assert_eq!(
-            (g1.rect.noc_start, g1.rect.noc_end),
+            (g1.rects[0].noc_start, g1.rects[0].noc_end),
             (core(24, 20), core(21, 20))
         );
-        assert_eq!(g1.rect.num_dests, 4);
+        assert_eq!(g1.num_dests(), 4);
     }
 
     #[test]
     fn down_columns_roles_and_args() {
         let map = linear(5, 4);
-        let plan = McastPlan::down_columns(&map, range(0, 0, 4, 3), Noc::Noc0).unwrap();
+        let plan = with_sems(McastPlan::down_columns(&map, range(0, 0, 4, 3), Noc::Noc0).unwrap());
         assert_eq!(plan.groups().len(), 5);
         assert_eq!(plan.senders().count(), 5);
         assert_eq!(plan.receivers().count(), 15);
@@ -499,38 +552,96 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(plan.role(core(3, 0)), Some(McastRole::Sender(_))));
-        let a = plan.sender_args(core(1, 0)).unwrap();
         assert_eq!(
-            [
-                a.noc_start_x,
-                a.noc_start_y,
-                a.noc_end_x,
-                a.noc_end_y,
-                a.num_dests
-            ],
-            [19, 19, 19, 21, 3]
+            plan.sender_args(core(1, 0)).unwrap(),
+            vec![3, 4, 3, 1, 19, 19, 19, 21, 3]
         );
         let r = plan.receiver_args(core(1, 3)).unwrap();
-        assert_eq!((r.sender_noc_x, r.sender_noc_y), (19, 18));
-        assert!(plan.receiver_args(core(1, 0)).is_err());
-        assert!(plan.sender_args(core(1, 1)).is_err());
-        assert_eq!(bytemuck::cast_slice::<_, u32>(&[a]).len(), 9);
+        assert_eq!(
+            (
+                r.sender_noc_x,
+                r.sender_noc_y,
+                r.sender_semaphore,
+                r.receiver_semaphore
+            ),
+            (19, 18, 3, 4)
+        );
+        assert!(matches!(
+            plan.receiver_args(core(1, 0)),
+            Err(McastError::WrongRole {
+                role: "receiver",
+                ..
+            })
+        ));
+        assert!(matches!(
+            plan.sender_args(core(1, 1)),
+            Err(McastError::WrongRole { role: "sender", .. })
+        ));
     }
 
     #[test]
-    fn wormhole_rows_skip_the_dram_column() {
+    fn args_need_semaphores() {
+        let plan = McastPlan::down_columns(&linear(2, 2), range(0, 0, 1, 1), Noc::Noc0).unwrap();
+        assert!(
+            plan.sender_args(core(0, 0))
+                .unwrap_err()
+                .to_string()
+                .contains("create_semaphores")
+        );
+    }
+
+    #[test]
+    fn wormhole_rows_are_split_at_the_dram_column() {
         let map = wormhole();
-        let plan = McastPlan::along_rows(&map, range(0, 0, 7, 7), Noc::Noc0).unwrap();
-        let g = plan.groups()[0];
-        // Receivers logical x 1..=7 -> NoC x 2..=9, passing DRAM column x = 5.
-        assert_eq!((g.rect.noc_start, g.rect.noc_end), (core(2, 1), core(9, 1)));
-        assert_eq!(g.rect.num_dests, 7);
-        assert_eq!(g.rect.skipped_nodes, 1);
+        let plan = with_sems(McastPlan::along_rows(&map, range(0, 0, 7, 7), Noc::Noc0).unwrap());
+        let g = &plan.groups()[0];
+        // Receivers logical x 1..=7 -> NoC x 2,3,4 | 6,7,8,9 (DRAM column x = 5 between).
+        assert_eq!(g.rects.len(), 2);
+        assert_eq!(
+            (
+                g.rects[0].noc_start,
+                g.rects[0].noc_end,
+                g.rects[0].num_dests
+            ),
+            (core(2, 1), core(4, 1), 3)
+        );
+        assert_eq!(
+            (
+                g.rects[1].noc_start,
+                g.rects[1].noc_end,
+                g.rects[1].num_dests
+            ),
+            (core(6, 1), core(9, 1), 4)
+        );
+        assert_eq!(g.num_dests(), 7);
+        assert_eq!(plan.max_rects(), 2);
+        let args = plan.sender_args(core(0, 0)).unwrap();
+        assert_eq!(args, vec![3, 4, 7, 2, 2, 1, 4, 1, 3, 6, 1, 9, 1, 4]);
+        // Columns on NoC 1: cut at the Ethernet row y = 6, corners swapped.
         let cols = McastPlan::down_columns(&map, range(0, 0, 7, 7), Noc::Noc1).unwrap();
-        let c = cols.groups()[3];
-        assert_eq!((c.rect.noc_start, c.rect.noc_end), (core(4, 9), core(4, 2)));
-        assert_eq!(c.rect.num_dests, 7);
-        assert_eq!(c.rect.skipped_nodes, 1); // Ethernet row y = 6
+        let c = &cols.groups()[3];
+        assert_eq!(c.rects.len(), 2);
+        assert_eq!(
+            (c.rects[0].noc_start, c.rects[0].noc_end),
+            (core(4, 5), core(4, 2))
+        );
+        assert_eq!(
+            (c.rects[1].noc_start, c.rects[1].noc_end),
+            (core(4, 9), core(4, 7))
+        );
+        assert_eq!(c.num_dests(), 7);
+    }
+
+    #[test]
+    fn rectangle_with_non_worker_is_rejected() {
+        let map = wormhole();
+        // One rectangle across the DRAM column is an error (split() avoids it).
+        let err = McastRect::new(&map, core(0, 0), range(1, 0, 7, 0), Noc::Noc0).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("(5, 1)") && msg.contains("not a worker core"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -556,41 +667,32 @@ mod tests {
     }
 
     #[test]
-    fn rectangle_with_unusable_tensix_is_rejected() {
-        // NoC column 3 holds workers in row 1 only; (3, 2) is a Tensix position without a worker.
-        let map = NocMap::from_fn(Grid::new(3, 2), |c| {
-            let n = if c == core(2, 1) {
-                core(9, 9)
-            } else {
-                core(c.x + 1, c.y + 1)
-            };
-            Ok::<_, ()>(n)
-        })
-        .unwrap();
-        let err = McastRect::new(&map, core(0, 0), range(1, 0, 2, 0), Noc::Noc0);
-        assert!(err.is_ok());
-        // Column-wise rectangle over logical x=1..2, y=0..1 spans NoC (2..9, 1..9): contains (3, 2).
-        let err = McastRect::new(&map, core(0, 0), range(1, 0, 2, 1), Noc::Noc0).unwrap_err();
-        assert!(err.to_string().contains("not a usable worker"), "{err}");
-    }
-
-    #[test]
     fn one_to_many_counts_and_loopback() {
         let map = linear(4, 4);
         let plan = McastPlan::one_to_many(&map, core(1, 1), range(0, 0, 3, 3), Noc::Noc0).unwrap();
-        let g = plan.groups()[0];
-        assert_eq!(g.rect.num_dests, 15);
-        assert!(g.rect.sender_inside);
-        assert_eq!(g.rect.num_dests_loopback(), 16);
+        let g = &plan.groups()[0];
+        assert_eq!(g.num_dests(), 15);
+        assert!(g.rects[0].sender_inside);
+        assert_eq!(g.rects[0].num_dests_loopback(), 16);
         assert_eq!(plan.receivers().count(), 15);
         let outside =
             McastPlan::one_to_many(&map, core(0, 3), range(1, 0, 3, 1), Noc::Noc0).unwrap();
-        assert_eq!(outside.groups()[0].rect.num_dests, 6);
+        assert_eq!(outside.groups()[0].num_dests(), 6);
         assert_eq!(outside.cores(), range(0, 0, 3, 3));
         assert!(matches!(
             McastPlan::one_to_many(&map, core(1, 1), range(1, 1, 1, 1), Noc::Noc0),
             Err(McastError::NoReceivers { .. })
         ));
+    }
+
+    #[test]
+    fn wormhole_whole_grid_broadcast_splits_into_four() {
+        let plan =
+            McastPlan::one_to_many(&wormhole(), core(0, 0), range(0, 0, 7, 7), Noc::Noc0).unwrap();
+        let g = &plan.groups()[0];
+        assert_eq!(g.rects.len(), 4);
+        assert_eq!(g.num_dests(), 63);
+        assert_eq!(g.rects.iter().filter(|r| r.sender_inside).count(), 1);
     }
 
     #[test]
