@@ -17,12 +17,18 @@ pub const GET_API_SYMBOL: &str = "tt_shim_get_api";
 /// Where `build.rs` put the metal provider when TT-Metal was found at build time.
 const BUILT_METAL_LIBRARY: Option<&str> = option_env!("TT_SHIM_METAL_BUILT");
 
+/// What `build.rs` did about the metal provider ("built <path>", or why it was not built).
+pub const METAL_BUILD_NOTE: &str = match option_env!("TT_SHIM_METAL_NOTE") {
+    Some(note) => note,
+    None => "no note from build.rs",
+};
+
 /// Why a provider could not be loaded. Every variant says what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// No candidate file exists (or the dynamic loader found nothing under the bare name).
     #[error(
-        "no tt_shim provider library found; searched:\n{}\nBuild tt-sys with TT_METAL_HOME (or \
+        "no tt_shim provider library found; searched:\n{}\n(tt-sys build: {METAL_BUILD_NOTE})\nBuild tt-sys with TT_METAL_HOME (or \
          TT_METAL_RUNTIME_ROOT) pointing at a TT-Metal build so that build.rs compiles {METAL_LIBRARY_NAME}, \
          or set {LIBRARY_ENV}=/path/to/{METAL_LIBRARY_NAME}",
         list_paths(.searched)

@@ -251,6 +251,18 @@ uint32_t nominal_clock_mhz(tt::ARCH arch) {
     }
 }
 
+// Number of devices; 0 (not an error) when TT-Metal's cluster finds no chips on this machine.
+size_t available_devices() {
+    try {
+        return mt::GetNumAvailableDevices();
+    } catch (const std::exception& e) {
+        if (contains(e.what(), "No chips detected")) {
+            return 0;
+        }
+        throw;
+    }
+}
+
 // Semaphores per core (TT-Metal NUM_SEMAPHORES; not part of the public host API).
 constexpr uint32_t kMaxSemaphores = 16;
 
@@ -263,7 +275,7 @@ const char* shim_last_error(void) { return g_last_error.c_str(); }
 tt_status shim_device_count(uint32_t* out_count) {
     return guarded("device_count", TT_ERR_DEVICE, [&] {
         need(out_count, "out_count");
-        *out_count = static_cast<uint32_t>(mt::GetNumAvailableDevices());
+        *out_count = static_cast<uint32_t>(available_devices());
     });
 }
 
@@ -274,7 +286,7 @@ tt_status shim_device_open(const tt_device_open_options* options, tt_device** ou
         if (options->struct_size < sizeof(tt_device_open_options)) {
             fail(TT_ERR_ABI_MISMATCH, "tt_device_open_options.struct_size is " + std::to_string(options->struct_size));
         }
-        const size_t available = mt::GetNumAvailableDevices();
+        const size_t available = available_devices();
         if (options->device_id >= available) {
             fail(
                 TT_ERR_INVALID_ARGUMENT,
