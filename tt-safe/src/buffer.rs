@@ -575,6 +575,31 @@ impl Buffer {
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
 
+    /// Page size rounded up to the buffer's alignment (DRAM or L1), the stride between pages in a
+    /// bank or core (TT-Metal `Buffer::aligned_page_size`).
+    pub fn aligned_page_size(&self) -> u32 {
+        let info = &self.inner.device.info;
+        let a = match self.kind() {
+            BufferKind::Dram => info.dram_alignment,
+            BufferKind::L1 => info.l1_alignment,
+        };
+        align(u64::from(self.page_size()), a) as u32
+    }
+
+    /// Compile-time args of a `TensorAccessorArgs<offset>()` for this (interleaved) buffer, in
+    /// TT-Metal 0.81's layout: `[ArgsConfig bits (IsDram = 2), aligned page size]`. Append them to
+    /// a kernel's compile args at the offset the kernel reads them from.
+    pub fn accessor_args(&self) -> Result<Vec<u32>, BufferError> {
+        if self.shard_spec().is_some() {
+            return Err(BufferError::ShardedAccessor);
+        }
+        let config = match self.kind() {
+            BufferKind::Dram => 2,
+            BufferKind::L1 => 0,
+        };
+        Ok(vec![config, self.aligned_page_size()])
+    }
+
     /// The single core range of a sharded buffer's cores, for block-sharded programs.
     pub fn shard_rectangle(&self) -> Option<CoreRange> {
         self.shard_cores()

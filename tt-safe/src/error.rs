@@ -445,6 +445,12 @@ pub enum BufferError {
         /// Element size.
         elem: usize,
     },
+    /// TensorAccessor args asked for a sharded buffer.
+    #[error(
+        "buffer: accessor_args() describes interleaved buffers only; address a sharded buffer through its \
+         globally allocated circular buffer (CbConfig::backed_by)"
+    )]
+    ShardedAccessor,
     /// Bad cores.
     #[error(transparent)]
     Grid(#[from] GridError),

@@ -28,25 +28,23 @@
 //!   where every `unsafe` block states its `// SAFETY:` argument.
 //!
 //! # Example: a DRAM -> L1 -> DRAM copy
-//! A reader kernel on RISCV_0 pulls tiles from a DRAM buffer into circular buffer 0; a writer
-//! kernel on RISCV_1 drains it into another DRAM buffer.
+//! A reader kernel on RISCV_0 pulls pages of a DRAM buffer into circular buffer 0; a writer
+//! kernel on RISCV_1 drains it into another DRAM buffer. Both address DRAM through TT-Metal 0.81's
+//! `TensorAccessor`, whose compile-time args come from [`Buffer::accessor_args`].
 //! ```no_run
-//! use tt_safe::{
-//!     Buffer, CbConfig, DataFormat, Device, KernelKind, KernelSpec, Program, core, tiles,
-//! };
+//! use tt_safe::{Args, Buffer, CbConfig, DataFormat, Device, KernelKind, KernelSpec, Program, Tensor2d, core};
 //!
 //! const READER: &str = r#"
 //! #include "api/dataflow/dataflow_api.h"
 //! void kernel_main() {
-//!     uint32_t src = get_arg_val<uint32_t>(0);
-//!     uint32_t n = get_arg_val<uint32_t>(1);
+//!     const uint32_t src_addr = get_arg_val<uint32_t>(0);
+//!     const uint32_t n = get_arg_val<uint32_t>(1);
 //!     constexpr uint32_t cb = 0;
-//!     const uint32_t page = get_tile_size(cb);
-//!     const InterleavedAddrGenFast<true> s = {.bank_base_address = src, .page_size = page,
-//!                                             .data_format = get_dataformat(cb)};
-//!     for (uint32_t i = 0; i < n; i++) {
+//!     constexpr auto args = TensorAccessorArgs<0>();
+//!     const auto src = TensorAccessor(args, src_addr, get_tile_size(cb));
+//!     for (uint32_t i = 0; i < n; ++i) {
 //!         cb_reserve_back(cb, 1);
-//!         noc_async_read_tile(i, s, get_write_ptr(cb));
+//!         noc_async_read_page(i, src, get_write_ptr(cb));
 //!         noc_async_read_barrier();
 //!         cb_push_back(cb, 1);
 //!     }
@@ -55,15 +53,14 @@
 //! const WRITER: &str = r#"
 //! #include "api/dataflow/dataflow_api.h"
 //! void kernel_main() {
-//!     uint32_t dst = get_arg_val<uint32_t>(0);
-//!     uint32_t n = get_arg_val<uint32_t>(1);
+//!     const uint32_t dst_addr = get_arg_val<uint32_t>(0);
+//!     const uint32_t n = get_arg_val<uint32_t>(1);
 //!     constexpr uint32_t cb = 0;
-//!     const uint32_t page = get_tile_size(cb);
-//!     const InterleavedAddrGenFast<true> d = {.bank_base_address = dst, .page_size = page,
-//!                                             .data_format = get_dataformat(cb)};
-//!     for (uint32_t i = 0; i < n; i++) {
+//!     constexpr auto args = TensorAccessorArgs<0>();
+//!     const auto dst = TensorAccessor(args, dst_addr, get_tile_size(cb));
+//!     for (uint32_t i = 0; i < n; ++i) {
 //!         cb_wait_front(cb, 1);
-//!         noc_async_write_tile(i, d, get_read_ptr(cb));
+//!         noc_async_write_page(i, dst, get_read_ptr(cb));
 //!         noc_async_write_barrier();
 //!         cb_pop_front(cb, 1);
 //!     }
@@ -74,8 +71,8 @@
 //! let device = Device::open_default()?;
 //! println!("running on {} ({})", device.provider(), device.selection());
 //!
-//! // 50 x 70 f32 matrix -> 2 x 3 bf16 tiles (zero-padded).
-//! let input = tiles::Tensor2d::from_fn(50, 70, |r, c| (r as f32 - c as f32) * 0.25);
+//! // A 50 x 70 f32 matrix -> 2 x 3 bf16 tiles (zero-padded to whole tiles).
+//! let input = Tensor2d::from_fn(50, 70, |r, c| (r as f32 - c as f32) * 0.25);
 //! let format = DataFormat::Float16_b;
 //! let bytes = input.to_tiles(format)?;
 //! let page = format.tile_size_bytes() as u32;
@@ -88,15 +85,19 @@
 //! let c = core(0, 0);
 //! let mut program = Program::new(&device)?;
 //! program.add_circular_buffer(c, CbConfig::tiles(0, format, 2))?;
-//! let reader = program.add_kernel(KernelSpec::new("reader", READER, KernelKind::riscv0(), c))?;
-//! let writer = program.add_kernel(KernelSpec::new("writer", WRITER, KernelKind::riscv1(), c))?;
-//! program.set_runtime_args(reader, c, &[src.address_u32()?, n_tiles])?;
-//! program.set_runtime_args(writer, c, &[dst.address_u32()?, n_tiles])?;
+//! let reader = program.add_kernel(
+//!     KernelSpec::new("reader", READER, KernelKind::riscv0(), c).compile_args(src.accessor_args()?),
+//! )?;
+//! let writer = program.add_kernel(
+//!     KernelSpec::new("writer", WRITER, KernelKind::riscv1(), c).compile_args(dst.accessor_args()?),
+//! )?;
+//! program.set_runtime_args(reader, c, &Args::new().addr(&src)?.u32(n_tiles))?;
+//! program.set_runtime_args(writer, c, &Args::new().addr(&dst)?.u32(n_tiles))?;
 //! let stats = device.run(&program)?;
 //! println!("{stats}"); // simulator times are labelled as estimates
 //!
-//! let output = tiles::Tensor2d::from_tiles(&dst.read()?, 50, 70, format)?;
-//! assert_eq!(output, tiles::Tensor2d::from_tiles(&bytes, 50, 70, format)?);
+//! let output = Tensor2d::from_tiles(&dst.read()?, 50, 70, format)?;
+//! assert_eq!(output, Tensor2d::from_tiles(&bytes, 50, 70, format)?);
 //! # Ok(())
 //! # }
 //! ```
