@@ -17,7 +17,7 @@ pub const GET_API_SYMBOL: &str = "tt_shim_get_api";
 /// Where `build.rs` put the metal provider when TT-Metal was found at build time.
 const BUILT_METAL_LIBRARY: Option<&str> = option_env!("TT_SHIM_METAL_BUILT");
 
-/// What `build.rs` did about the metal provider ("built <path>", or why it was not built).
+/// What `build.rs` did about the metal provider (`built PATH`, or why it was not built).
 pub const METAL_BUILD_NOTE: &str = match option_env!("TT_SHIM_METAL_NOTE") {
     Some(note) => note,
     None => "no note from build.rs",
