@@ -4,7 +4,9 @@
 
 use std::time::Instant;
 
-use tts_model::phonemize::{PhonemeIdMap, PhonemizeError, Phonemizer, sentences_from_phoneme_string};
+use tts_model::phonemize::{
+    PhonemeIdMap, PhonemizeError, Phonemizer, sentences_from_phoneme_string,
+};
 
 fn phonemizer() -> Option<Phonemizer> {
     match Phonemizer::new("en-us") {
@@ -18,12 +20,19 @@ fn phonemizer() -> Option<Phonemizer> {
 
 fn id_map() -> PhonemeIdMap {
     let fixture = include_str!("fixtures/piper_ids.tsv");
-    let line = fixture.lines().find_map(|l| l.strip_prefix("# phoneme_id_map ")).expect("map line");
+    let line = fixture
+        .lines()
+        .find_map(|l| l.strip_prefix("# phoneme_id_map "))
+        .expect("map line");
     PhonemeIdMap::from_json_value(&serde_json::from_str(line).expect("json")).expect("map")
 }
 
 fn strings(p: &Phonemizer, text: &str) -> Vec<String> {
-    p.phonemize(text).expect("phonemize").iter().map(ToString::to_string).collect()
+    p.phonemize(text)
+        .expect("phonemize")
+        .iter()
+        .map(ToString::to_string)
+        .collect()
 }
 
 #[test]
@@ -34,7 +43,13 @@ fn hello_world_to_ids() {
     assert_eq!(s[0].to_string(), "həlˈoʊ wˈɜːld.");
     let e = s[0].encode(&id_map());
     assert!(e.unknown.is_empty());
-    assert_eq!(e.ids, vec![1, 0, 20, 0, 59, 0, 24, 0, 120, 0, 27, 0, 100, 0, 3, 0, 35, 0, 120, 0, 62, 0, 122, 0, 24, 0, 17, 0, 10, 0, 2]);
+    assert_eq!(
+        e.ids,
+        vec![
+            1, 0, 20, 0, 59, 0, 24, 0, 120, 0, 27, 0, 100, 0, 3, 0, 35, 0, 120, 0, 62, 0, 122, 0,
+            24, 0, 17, 0, 10, 0, 2
+        ]
+    );
 }
 
 #[test]
@@ -88,7 +103,10 @@ fn unknown_symbols_are_reported_not_fatal() {
 #[test]
 fn nul_and_unknown_voice_are_errors() {
     let Some(p) = phonemizer() else { return };
-    assert!(matches!(p.phonemize("a\0b"), Err(PhonemizeError::TextContainsNul)));
+    assert!(matches!(
+        p.phonemize("a\0b"),
+        Err(PhonemizeError::TextContainsNul)
+    ));
     let err = Phonemizer::new("xx-no-such-voice").unwrap_err();
     assert!(matches!(err, PhonemizeError::UnknownVoice { .. }), "{err}");
     assert!(err.to_string().contains("espeak-ng --voices"));
@@ -150,9 +168,15 @@ fn one_megabyte_of_text_streams() {
     let mut it = p.sentences(&text).unwrap();
     let first = it.next().unwrap().unwrap();
     let first_latency = t0.elapsed();
-    assert_eq!(first.to_string(), "ðə kwˈɪk bɹˈaʊn fˈɑːks dʒˈʌmps ˌoʊvɚ ðə lˈeɪzi dˈɑːɡ.");
+    assert_eq!(
+        first.to_string(),
+        "ðə kwˈɪk bɹˈaʊn fˈɑːks dʒˈʌmps ˌoʊvɚ ðə lˈeɪzi dˈɑːɡ."
+    );
     // The first sentence must not wait for the whole megabyte.
-    assert!(first_latency.as_secs_f64() < 2.0, "first sentence took {first_latency:?}");
+    assert!(
+        first_latency.as_secs_f64() < 2.0,
+        "first sentence took {first_latency:?}"
+    );
     // Read a few hundred more sentences lazily: same phonemes every time.
     for _ in 0..300 {
         assert_eq!(it.next().unwrap().unwrap(), first);
@@ -167,7 +191,11 @@ fn one_megabyte_of_text_completes() {
     let n = (1 << 20) / sentence.len() + 1;
     let text = sentence.repeat(n);
     let t0 = Instant::now();
-    let count = p.sentences(&text).unwrap().map(|s| s.unwrap()).count();
+    let mut count = 0;
+    for s in p.sentences(&text).unwrap() {
+        s.unwrap();
+        count += 1;
+    }
     eprintln!("{n} sentences in {:?}", t0.elapsed());
     assert_eq!(count, n);
 }

@@ -12,8 +12,14 @@ const FIXTURE: &str = include_str!("fixtures/piper_ids.tsv");
 /// (case number, reason): cases whose phonemes differ with espeak-ng 1.51.
 const KNOWN_DIFFERENCES: &[(usize, &str)] = &[
     (22, "1.51 says fˈoːɹ for \"four\", 1.52 fˈɔːɹ"),
-    (23, "\"four\"/\"fourth\"/\"forty\" with oː; 1.52 inserts a ʲ glide in \"p.m.\" (pˌiːʲˈɛm)"),
-    (26, "1.52 inserts a ʲ glide between iː and a vowel (mˌiːʲ æt)"),
+    (
+        23,
+        "\"four\"/\"fourth\"/\"forty\" with oː; 1.52 inserts a ʲ glide in \"p.m.\" (pˌiːʲˈɛm)",
+    ),
+    (
+        26,
+        "1.52 inserts a ʲ glide between iː and a vowel (mˌiːʲ æt)",
+    ),
     (32, "1.51 says ʃˈoːɹ for \"shore\", 1.52 ʃˈɔːɹ"),
     (34, "1.51 says fˈoːɹ for \"4\", 1.52 fˈɔːɹ"),
 ];
@@ -83,12 +89,23 @@ fn fixture_matches_model_md_example() {
     let (map, rows) = load();
     let r = rows.iter().find(|r| r.text == "Hello world.").expect("row");
     assert_eq!(r.phonemes, "həlˈoʊ wˈɜːld.");
-    assert_eq!(r.ids, vec![1, 0, 20, 0, 59, 0, 24, 0, 120, 0, 27, 0, 100, 0, 3, 0, 35, 0, 120, 0, 62, 0, 122, 0, 24, 0, 17, 0, 10, 0, 2]);
+    assert_eq!(
+        r.ids,
+        vec![
+            1, 0, 20, 0, 59, 0, 24, 0, 120, 0, 27, 0, 100, 0, 3, 0, 35, 0, 120, 0, 62, 0, 122, 0,
+            24, 0, 17, 0, 10, 0, 2
+        ]
+    );
     // Our encoder reproduces every fixture row's ids from its phonemes.
     for r in &rows {
         let chars: Vec<char> = r.phonemes.chars().collect();
         let e = map.encode(&chars);
-        assert!(e.unknown.is_empty(), "case {}: unknown {:?}", r.case, e.unknown);
+        assert!(
+            e.unknown.is_empty(),
+            "case {}: unknown {:?}",
+            r.case,
+            e.unknown
+        );
         assert_eq!(e.ids, r.ids, "case {} {:?}", r.case, r.text);
     }
 }
@@ -119,19 +136,34 @@ fn espeak_matches_piper() {
             let gs = g.to_string();
             if known.is_some() {
                 // Pronunciation may differ, clause punctuation may not.
-                let punct = |s: &str| s.chars().filter(|c| ".?!,:;".contains(*c)).collect::<String>();
+                let punct = |s: &str| {
+                    s.chars()
+                        .filter(|c| ".?!,:;".contains(*c))
+                        .collect::<String>()
+                };
                 if punct(&gs) != punct(&e.phonemes) {
-                    failures.push(format!("case {case} (known diff) punctuation: {gs:?} vs piper {:?}", e.phonemes));
+                    failures.push(format!(
+                        "case {case} (known diff) punctuation: {gs:?} vs piper {:?}",
+                        e.phonemes
+                    ));
                 }
                 continue;
             }
             compared += 1;
             let enc = g.encode(&map);
             if gs != e.phonemes || enc.ids != e.ids {
-                failures.push(format!("case {case} {text:?}: {gs:?} vs piper {:?}", e.phonemes));
+                failures.push(format!(
+                    "case {case} {text:?}: {gs:?} vs piper {:?}",
+                    e.phonemes
+                ));
             }
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert!(compared >= 40, "only {compared} sentences compared exactly");
 }

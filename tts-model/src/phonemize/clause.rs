@@ -202,14 +202,20 @@ pub(crate) fn classify(clause: &str, at_end: bool) -> Terminator {
         let before = &body[..start];
         if before.chars().any(char::is_alphanumeric) {
             if paragraph {
-                return Terminator { symbol: None, sentence_end: true };
+                return Terminator {
+                    symbol: None,
+                    sentence_end: true,
+                };
             }
             let run = &body[start..];
             let class = if run.starts_with("...") {
                 P::ClauseOther // three or more dots are read as an ellipsis
             } else {
                 // The run is non-empty and all of it is punctuation.
-                run.chars().next().and_then(punct_class).unwrap_or(P::ClauseOther)
+                run.chars()
+                    .next()
+                    .and_then(punct_class)
+                    .unwrap_or(P::ClauseOther)
             };
             let (symbol, sentence_end) = match class {
                 P::Period => (Some('.'), true),
@@ -221,10 +227,16 @@ pub(crate) fn classify(clause: &str, at_end: bool) -> Terminator {
                 P::SentenceOther => (None, true),
                 P::ClauseOther => (None, false),
             };
-            return Terminator { symbol, sentence_end };
+            return Terminator {
+                symbol,
+                sentence_end,
+            };
         }
     }
-    Terminator { symbol: None, sentence_end: at_end || paragraph }
+    Terminator {
+        symbol: None,
+        sentence_end: at_end || paragraph,
+    }
 }
 
 #[cfg(test)]
@@ -232,13 +244,21 @@ mod tests {
     use super::*;
 
     fn t(symbol: Option<char>, sentence_end: bool) -> Terminator {
-        Terminator { symbol, sentence_end }
+        Terminator {
+            symbol,
+            sentence_end,
+        }
     }
 
     #[test]
     fn table_is_sorted_and_disjoint() {
         for w in TABLE.windows(2) {
-            assert!(w[0].0 <= w[0].1 && w[0].1 < w[1].0, "{:x?} / {:x?}", w[0], w[1]);
+            assert!(
+                w[0].0 <= w[0].1 && w[0].1 < w[1].0,
+                "{:x?} / {:x?}",
+                w[0],
+                w[1]
+            );
         }
     }
 
@@ -281,6 +301,9 @@ mod tests {
         assert_eq!(classify("  . , ! ", true), t(None, true));
         assert_eq!(classify("(Hello.", false), t(Some('.'), true));
         assert_eq!(classify("Time: ", false), t(Some(':'), false));
-        assert_eq!(classify("some long clause cut by a full buffer ", false), t(None, false));
+        assert_eq!(
+            classify("some long clause cut by a full buffer ", false),
+            t(None, false)
+        );
     }
 }

@@ -75,13 +75,17 @@ impl std::ops::Deref for EngineGuard {
     type Target = Engine;
     fn deref(&self) -> &Engine {
         // `lock` only returns a guard after storing `Some`.
-        self.0.as_ref().unwrap_or_else(|| unreachable!("engine stored before guard returned"))
+        self.0
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("engine stored before guard returned"))
     }
 }
 
 impl std::ops::DerefMut for EngineGuard {
     fn deref_mut(&mut self) -> &mut Engine {
-        self.0.as_mut().unwrap_or_else(|| unreachable!("engine stored before guard returned"))
+        self.0
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("engine stored before guard returned"))
     }
 }
 
@@ -99,7 +103,9 @@ fn load_library() -> Result<(libloading::Library, String), PhonemizeError> {
             Err(e) => errors.push(format!("{name}: {e}")),
         }
     }
-    Err(PhonemizeError::LibraryNotFound { tried: errors.join("; ") })
+    Err(PhonemizeError::LibraryNotFound {
+        tried: errors.join("; "),
+    })
 }
 
 fn symbol<T: Copy>(lib: &libloading::Library, name: &str) -> Result<T, PhonemizeError> {
@@ -108,7 +114,10 @@ fn symbol<T: Copy>(lib: &libloading::Library, name: &str) -> Result<T, Phonemize
     // (stable since espeak 1.48); the pointer is used only while `lib` stays loaded (Engine owns it).
     unsafe { lib.get::<T>(cname.as_bytes()) }
         .map(|s| *s)
-        .map_err(|e| PhonemizeError::MissingSymbol { symbol: name.to_string(), detail: e.to_string() })
+        .map_err(|e| PhonemizeError::MissingSymbol {
+            symbol: name.to_string(),
+            detail: e.to_string(),
+        })
 }
 
 impl Engine {
@@ -142,7 +151,12 @@ impl Engine {
         // SAFETY: synchronous mode needs no callback; `path_ptr` is NULL (library default) or a
         // NUL-terminated string that outlives the call; DONT_EXIT makes failures return -1.
         let rate = unsafe {
-            initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, path_ptr, ESPEAK_INITIALIZE_DONT_EXIT)
+            initialize(
+                AUDIO_OUTPUT_SYNCHRONOUS,
+                0,
+                path_ptr,
+                ESPEAK_INITIALIZE_DONT_EXIT,
+            )
         };
         if rate <= 0 {
             return Err(PhonemizeError::Initialize {
@@ -155,7 +169,11 @@ impl Engine {
         // out-parameter may be NULL.
         let version = unsafe {
             let v = info(std::ptr::null_mut());
-            if v.is_null() { String::from("unknown") } else { CStr::from_ptr(v).to_string_lossy().into_owned() }
+            if v.is_null() {
+                String::from("unknown")
+            } else {
+                CStr::from_ptr(v).to_string_lossy().into_owned()
+            }
         };
         Ok(Engine {
             initialize_done: true,
@@ -179,12 +197,16 @@ impl Engine {
         if self.current_voice.as_deref() == Some(voice) {
             return Ok(());
         }
-        let c = CString::new(voice).map_err(|_| PhonemizeError::UnknownVoice { voice: voice.into() })?;
+        let c = CString::new(voice).map_err(|_| PhonemizeError::UnknownVoice {
+            voice: voice.into(),
+        })?;
         // SAFETY: `c` is a NUL-terminated string valid for the duration of the call.
         let rc = unsafe { (self.set_voice)(c.as_ptr()) };
         if rc != EE_OK {
             self.current_voice = None;
-            return Err(PhonemizeError::UnknownVoice { voice: voice.into() });
+            return Err(PhonemizeError::UnknownVoice {
+                voice: voice.into(),
+            });
         }
         self.current_voice = Some(voice.to_string());
         Ok(())
@@ -193,7 +215,11 @@ impl Engine {
     /// Runs `espeak_TextToPhonemes` once on `text[start..]` (which must be NUL-terminated).
     /// Returns the IPA of one clause and the byte offset where espeak-ng stopped reading, or `None`
     /// when it reached the end of the text.
-    fn raw_clause(&mut self, text: &CStr, start: usize) -> Result<(String, Option<usize>), PhonemizeError> {
+    fn raw_clause(
+        &mut self,
+        text: &CStr,
+        start: usize,
+    ) -> Result<(String, Option<usize>), PhonemizeError> {
         let bytes = text.to_bytes_with_nul();
         debug_assert!(start < bytes.len());
         let base = bytes.as_ptr();
@@ -205,7 +231,9 @@ impl Engine {
         let phonemes = unsafe {
             let out = (self.text_to_phonemes)(&mut ptr, ESPEAK_CHARS_AUTO, ESPEAK_PHONEMES_IPA);
             if out.is_null() {
-                return Err(PhonemizeError::Espeak { detail: "espeak_TextToPhonemes returned NULL".into() });
+                return Err(PhonemizeError::Espeak {
+                    detail: "espeak_TextToPhonemes returned NULL".into(),
+                });
             }
             CStr::from_ptr(out).to_string_lossy().into_owned()
         };
@@ -214,10 +242,16 @@ impl Engine {
         } else {
             let off = (ptr as usize).wrapping_sub(base as usize);
             if off > bytes.len() {
-                return Err(PhonemizeError::Espeak { detail: format!("text pointer moved outside the text ({off})") });
+                return Err(PhonemizeError::Espeak {
+                    detail: format!("text pointer moved outside the text ({off})"),
+                });
             }
             // espeak may leave the pointer on the terminating NUL: that is the end as well.
-            if off >= bytes.len() - 1 { None } else { Some(off) }
+            if off >= bytes.len() - 1 {
+                None
+            } else {
+                Some(off)
+            }
         };
         Ok((phonemes, next))
     }
@@ -228,7 +262,11 @@ impl Engine {
     /// "unget" slot for the next call. If another session used espeak-ng since this session's last
     /// call, that slot holds someone else's character: we flush it with a throw-away call and
     /// restart reading at this session's own look-ahead character instead.
-    pub(crate) fn next_clause(&mut self, session: &mut Session, text: &CStr) -> Result<RawClause, PhonemizeError> {
+    pub(crate) fn next_clause(
+        &mut self,
+        session: &mut Session,
+        text: &CStr,
+    ) -> Result<RawClause, PhonemizeError> {
         self.select_voice(&session.voice)?;
         let start = if self.owner == session.id {
             session.resume
@@ -257,8 +295,10 @@ impl Engine {
             Some(off) => {
                 session.resume = off;
                 // The last character read is the look-ahead that belongs to the next clause.
-                let s = std::str::from_utf8(&text.to_bytes()[..off]).map_err(|_| PhonemizeError::Espeak {
-                    detail: "espeak-ng stopped inside a UTF-8 sequence".into(),
+                let s = std::str::from_utf8(&text.to_bytes()[..off]).map_err(|_| {
+                    PhonemizeError::Espeak {
+                        detail: "espeak-ng stopped inside a UTF-8 sequence".into(),
+                    }
                 })?;
                 let la = s.chars().next_back().map_or(0, char::len_utf8);
                 off - la
@@ -266,7 +306,12 @@ impl Engine {
         };
         session.clause_start = clause_end;
         session.finished = next.is_none();
-        Ok(RawClause { phonemes, start: clause_start, end: clause_end, at_end: next.is_none() })
+        Ok(RawClause {
+            phonemes,
+            start: clause_start,
+            end: clause_end,
+            at_end: next.is_none(),
+        })
     }
 
     fn flush(&mut self) -> Result<(), PhonemizeError> {

@@ -39,16 +39,22 @@ impl PhonemeIdMap {
         for (symbol, ids) in pairs {
             let symbol = symbol.into();
             if ids.is_empty() {
-                return Err(PhonemizeError::IdMap(format!("symbol {symbol:?} maps to no ids")));
+                return Err(PhonemizeError::IdMap(format!(
+                    "symbol {symbol:?} maps to no ids"
+                )));
             }
             if let Some(bad) = ids.iter().find(|&&id| id < 0) {
-                return Err(PhonemizeError::IdMap(format!("symbol {symbol:?} maps to negative id {bad}")));
+                return Err(PhonemizeError::IdMap(format!(
+                    "symbol {symbol:?} maps to negative id {bad}"
+                )));
             }
             map.insert(symbol, ids);
         }
         let get = |s: &str| {
             map.get(s).cloned().ok_or_else(|| {
-                PhonemizeError::IdMap(format!("the map has no {s:?} (needed for sentence start, pad and end)"))
+                PhonemizeError::IdMap(format!(
+                    "the map has no {s:?} (needed for sentence start, pad and end)"
+                ))
             })
         };
         let (bos, pad, eos) = (get(BOS)?, get(PAD)?, get(EOS)?);
@@ -62,14 +68,15 @@ impl PhonemeIdMap {
             .ok_or_else(|| PhonemizeError::IdMap("phoneme_id_map is not a JSON object".into()))?;
         let mut pairs = Vec::with_capacity(obj.len());
         for (symbol, ids) in obj {
-            let arr = ids
-                .as_array()
-                .ok_or_else(|| PhonemizeError::IdMap(format!("ids of {symbol:?} are not a JSON array")))?;
+            let arr = ids.as_array().ok_or_else(|| {
+                PhonemizeError::IdMap(format!("ids of {symbol:?} are not a JSON array"))
+            })?;
             let ids = arr
                 .iter()
                 .map(|v| {
-                    v.as_i64()
-                        .ok_or_else(|| PhonemizeError::IdMap(format!("id {v} of {symbol:?} is not an integer")))
+                    v.as_i64().ok_or_else(|| {
+                        PhonemizeError::IdMap(format!("id {v} of {symbol:?} is not an integer"))
+                    })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             pairs.push((symbol.clone(), ids));
@@ -79,8 +86,8 @@ impl PhonemeIdMap {
 
     /// Reads `phoneme_id_map` from a whole voice config (`.onnx.json`) text.
     pub fn from_voice_config_json(text: &str) -> Result<Self, PhonemizeError> {
-        let v: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| PhonemizeError::IdMap(format!("voice config is not JSON: {e}")))?;
+        let v: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| PhonemizeError::IdMap(format!("voice config is not JSON: {e}")))?;
         let m = v
             .get("phoneme_id_map")
             .ok_or_else(|| PhonemizeError::IdMap("voice config has no phoneme_id_map".into()))?;
@@ -134,8 +141,14 @@ mod tests {
     use super::*;
 
     fn small() -> PhonemeIdMap {
-        PhonemeIdMap::new([("_", vec![0]), ("^", vec![1]), ("$", vec![2]), ("a", vec![14]), ("ˈ", vec![120, 121])])
-            .unwrap()
+        PhonemeIdMap::new([
+            ("_", vec![0]),
+            ("^", vec![1]),
+            ("$", vec![2]),
+            ("a", vec![14]),
+            ("ˈ", vec![120, 121]),
+        ])
+        .unwrap()
     }
 
     #[test]
@@ -165,8 +178,10 @@ mod tests {
 
     #[test]
     fn json_parsing() {
-        let m = PhonemeIdMap::from_voice_config_json(r#"{"phoneme_id_map": {"_": [0], "^": [1], "$": [2], "a": [14]}}"#)
-            .unwrap();
+        let m = PhonemeIdMap::from_voice_config_json(
+            r#"{"phoneme_id_map": {"_": [0], "^": [1], "$": [2], "a": [14]}}"#,
+        )
+        .unwrap();
         assert_eq!(m.get("a"), Some(&[14][..]));
         assert_eq!(m.max_id(), 14);
         assert!(PhonemeIdMap::from_voice_config_json(r#"{"phoneme_id_map": {"_": 0}}"#).is_err());

@@ -47,14 +47,20 @@ pub enum PhonemizeError {
          or set {LIBRARY_ENV} to the path of libespeak-ng.so, or give phonemes or ids instead of text"
     )]
     LibraryNotFound { tried: String },
-    #[error("the loaded espeak-ng library lacks `{symbol}` ({detail}); install espeak-ng >= 1.49 (`{INSTALL_HINT}`)")]
+    #[error(
+        "the loaded espeak-ng library lacks `{symbol}` ({detail}); install espeak-ng >= 1.49 (`{INSTALL_HINT}`)"
+    )]
     MissingSymbol { symbol: String, detail: String },
     #[error(
         "espeak-ng failed to initialise (library {library}, data path {}, code {code}); \
          install its data with `{INSTALL_HINT}` or point ESPEAK_DATA_PATH at an espeak-ng-data directory",
         data_path.as_ref().map_or_else(|| "built-in default".to_string(), |p| p.display().to_string())
     )]
-    Initialize { library: String, data_path: Option<PathBuf>, code: i32 },
+    Initialize {
+        library: String,
+        data_path: Option<PathBuf>,
+        code: i32,
+    },
     #[error("espeak-ng data path {}: {detail}", path.display())]
     DataPath { path: PathBuf, detail: String },
     #[error(
@@ -136,7 +142,9 @@ pub fn sentences_from_phoneme_string(ipa: &str) -> Vec<PhonemeSentence> {
         cur.push(c);
         let next_is_break = chars.get(i + 1).is_none_or(|n| n.is_whitespace());
         if matches!(c, '.' | '?' | '!') && next_is_break {
-            out.push(PhonemeSentence { phonemes: std::mem::take(&mut cur) });
+            out.push(PhonemeSentence {
+                phonemes: std::mem::take(&mut cur),
+            });
         }
     }
     while cur.last().is_some_and(|c| c.is_whitespace()) {
@@ -163,10 +171,16 @@ impl Phonemizer {
 
     /// Like [`Phonemizer::new`] with an explicit `espeak-ng-data` directory. espeak-ng is
     /// initialised once per process: the data path of the first phonemizer created wins.
-    pub fn with_data_path(espeak_voice: &str, data_path: Option<&Path>) -> Result<Self, PhonemizeError> {
+    pub fn with_data_path(
+        espeak_voice: &str,
+        data_path: Option<&Path>,
+    ) -> Result<Self, PhonemizeError> {
         let mut engine = espeak::lock(data_path)?;
         engine.select_voice(espeak_voice)?;
-        Ok(Phonemizer { voice: espeak_voice.to_string(), data_path: data_path.map(Path::to_path_buf) })
+        Ok(Phonemizer {
+            voice: espeak_voice.to_string(),
+            data_path: data_path.map(Path::to_path_buf),
+        })
     }
 
     /// The espeak-ng voice name.
@@ -176,14 +190,23 @@ impl Phonemizer {
 
     /// The loaded espeak-ng's version string.
     pub fn espeak_version(&self) -> Result<String, PhonemizeError> {
-        Ok(espeak::lock(self.data_path.as_deref())?.version().to_string())
+        Ok(espeak::lock(self.data_path.as_deref())?
+            .version()
+            .to_string())
     }
 
     /// Phonemizes `text` lazily, one sentence per iteration (empty sentences are skipped).
     pub fn sentences(&self, text: &str) -> Result<Sentences, PhonemizeError> {
+        let text_str = text;
         let text = CString::new(text).map_err(|_| PhonemizeError::TextContainsNul)?;
         let session = espeak::Session::new(&self.voice, text.as_bytes().len());
-        Ok(Sentences { phonemizer: self.clone(), text, session, failed: false })
+        Ok(Sentences {
+            phonemizer: self.clone(),
+            source: text_str.to_string(),
+            text,
+            session,
+            failed: false,
+        })
     }
 
     /// Phonemizes all of `text` (see [`Phonemizer::sentences`]).
@@ -200,16 +223,28 @@ impl Phonemizer {
         let mut out = Vec::new();
         while !session.finished {
             let raw = engine.next_clause(&mut session, &ctext)?;
-            let term = clause::classify(&text[raw.start..raw.end], raw.at_end);
+            let term = clause::classify(clause_text(text, &raw)?, raw.at_end);
             out.push((raw.phonemes, term));
         }
         Ok(out)
     }
 }
 
+fn clause_text<'a>(text: &'a str, raw: &espeak::RawClause) -> Result<&'a str, PhonemizeError> {
+    text.get(raw.start..raw.end)
+        .ok_or_else(|| PhonemizeError::Espeak {
+            detail: format!(
+                "clause boundary {}..{} is not at a character boundary",
+                raw.start, raw.end
+            ),
+        })
+}
+
 /// Iterator over the sentences of one text; see [`Phonemizer::sentences`].
 pub struct Sentences {
     phonemizer: Phonemizer,
+    /// The text, and the same as a C string for espeak-ng.
+    source: String,
     text: CString,
     session: espeak::Session,
     failed: bool,
@@ -222,8 +257,7 @@ impl Sentences {
         while !self.session.finished {
             let raw = engine.next_clause(&mut self.session, &self.text)?;
             // Clause boundaries are at character boundaries (checked by next_clause).
-            let src = std::str::from_utf8(&self.text.as_bytes()[raw.start..raw.end])
-                .map_err(|_| PhonemizeError::Espeak { detail: "clause boundary inside a character".into() })?;
+            let src = clause_text(&self.source, &raw)?;
             let term = clause::classify(src, raw.at_end);
             cur.push_str(&clause_phonemes(&raw.phonemes, term.symbol));
             if term.sentence_end && !cur.is_empty() {
@@ -233,7 +267,9 @@ impl Sentences {
         if cur.is_empty() {
             return Ok(None);
         }
-        Ok(Some(PhonemeSentence { phonemes: cur.nfd().collect() }))
+        Ok(Some(PhonemeSentence {
+            phonemes: cur.nfd().collect(),
+        }))
     }
 }
 
@@ -260,7 +296,10 @@ mod tests {
 
     #[test]
     fn language_flags_are_removed() {
-        assert_eq!(remove_language_flags("(en)hˈɛloʊ(fr) bɔ̃ʒuʁ"), "hˈɛloʊ bɔ̃ʒuʁ");
+        assert_eq!(
+            remove_language_flags("(en)hˈɛloʊ(fr) bɔ̃ʒuʁ"),
+            "hˈɛloʊ bɔ̃ʒuʁ"
+        );
         assert_eq!(remove_language_flags("a()b"), "a()b");
         assert_eq!(remove_language_flags("a(b"), "a(b");
         assert_eq!(remove_language_flags("a(x(y)b"), "ab");
@@ -279,7 +318,10 @@ mod tests {
         let strs: Vec<String> = s.iter().map(ToString::to_string).collect();
         assert_eq!(strs, vec!["həlˈoʊ wˈɜːld.", "haʊ ɑːɹ juː?"]);
         // NFD splits precomposed characters into base + combining mark.
-        assert_eq!(sentences_from_phoneme_string("ã")[0].phonemes, vec!['a', '\u{303}']);
+        assert_eq!(
+            sentences_from_phoneme_string("ã")[0].phonemes,
+            vec!['a', '\u{303}']
+        );
         assert!(sentences_from_phoneme_string("   ").is_empty());
         // A dot inside a token does not end a sentence.
         assert_eq!(sentences_from_phoneme_string("a.b c.").len(), 1);

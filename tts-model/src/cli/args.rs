@@ -1,0 +1,125 @@
+//! Command-line arguments (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Default limit on the input text size (bytes); ~4 hours of speech.
+pub const DEFAULT_MAX_TEXT_BYTES: usize = 256 * 1024;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tts",
+    version,
+    about = "Piper (VITS) text-to-speech: synthesize, benchmark, phonemize"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Synthesize speech into a 16-bit PCM WAV file.
+    Synth(SynthArgs),
+    /// Measure load time, real-time factor, time to first audio and peak memory.
+    Bench(BenchArgs),
+    /// Print the phonemes and ids of a text (no synthesis).
+    Phonemize(PhonemizeArgs),
+}
+
+/// What to speak. Without any of `--text`, `--phonemes`, `--ids` the text is read from stdin.
+#[derive(Debug, Args, Clone)]
+pub struct InputArgs {
+    /// Text to speak (phonemized with espeak-ng).
+    #[arg(long, group = "input")]
+    pub text: Option<String>,
+    /// IPA phonemes (skips espeak-ng); a new sentence starts after `.`, `?` or `!` and a space.
+    #[arg(long, group = "input")]
+    pub phonemes: Option<String>,
+    /// Phoneme ids, comma-separated (one sentence, used as given).
+    #[arg(long, group = "input", allow_hyphen_values = true)]
+    pub ids: Option<String>,
+    /// Refuse texts larger than this many bytes.
+    #[arg(long, default_value_t = DEFAULT_MAX_TEXT_BYTES)]
+    pub max_text_bytes: usize,
+    /// With --phonemes: drop symbols missing from the voice's phoneme_id_map (as Piper does)
+    /// instead of failing.
+    #[arg(long)]
+    pub drop_unknown: bool,
+    /// espeak-ng data directory (default: the library's own).
+    #[arg(long)]
+    pub espeak_data: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// Reference f32 CPU backend.
+    Cpu,
+}
+
+/// Synthesis settings shared by `synth` and `bench`.
+#[derive(Debug, Args, Clone)]
+pub struct VoiceArgs {
+    /// Piper voice model (`<name>.onnx`, with `<name>.onnx.json` beside it).
+    #[arg(long)]
+    pub voice: PathBuf,
+    /// Speaker id or name (multi-speaker voices).
+    #[arg(long)]
+    pub speaker: Option<String>,
+    /// Prior noise scale (voice default if omitted; 0 = deterministic).
+    #[arg(long)]
+    pub noise_scale: Option<f32>,
+    /// Duration multiplier (voice default if omitted; > 1 is slower).
+    #[arg(long)]
+    pub length_scale: Option<f32>,
+    /// Duration noise scale (voice default if omitted; 0 = deterministic).
+    #[arg(long)]
+    pub noise_w: Option<f32>,
+    /// Seed of the noise generator.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Compute backend.
+    #[arg(long, value_enum, default_value_t = BackendKind::Cpu)]
+    pub backend: BackendKind,
+    /// Worker threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    #[command(flatten)]
+    pub voice: VoiceArgs,
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Output WAV file (16-bit PCM, each sentence peak-normalised as Piper does).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write the raw model output as little-endian f32 samples (no normalisation).
+    #[arg(long)]
+    pub out_f32: Option<PathBuf>,
+    /// No summary on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub voice: VoiceArgs,
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Timed runs after loading.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct PhonemizeArgs {
+    /// Piper voice (`.onnx`; only its `.onnx.json` is read) or the `.onnx.json` itself.
+    #[arg(long)]
+    pub voice: PathBuf,
+    #[command(flatten)]
+    pub input: InputArgs,
+}
