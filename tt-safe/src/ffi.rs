@@ -51,12 +51,11 @@ fn check(
     }
 }
 
-/// The simulator's provider table, checked like a loaded library's.
+/// The simulator's provider table, obtained through its `tt_shim_get_api`-style entry point and
+/// checked exactly like a loaded library's table (no `unsafe` needed: `Api::from_get_api` owns
+/// the call).
 pub(crate) fn sim_api() -> Result<Api, tt_sys::LoadError> {
-    // TEMPORARY until tt-sim exports its table: report that the simulator is missing.
-    Err(tt_sys::LoadError::LibraryNotFound {
-        searched: vec!["tt_sim::shim_api() (not yet implemented in tt-sim)".into()],
-    })
+    Api::from_get_api(tt_sim::ffi::tt_sim_shim_get_api)
 }
 
 /// Counts the devices of a provider (no device handle needed).
