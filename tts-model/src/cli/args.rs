@@ -68,13 +68,13 @@ pub struct VoiceArgs {
     #[arg(long)]
     pub speaker: Option<String>,
     /// Prior noise scale (voice default if omitted; 0 = deterministic).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub noise_scale: Option<f32>,
     /// Duration multiplier (voice default if omitted; > 1 is slower).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub length_scale: Option<f32>,
     /// Duration noise scale (voice default if omitted; 0 = deterministic).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub noise_w: Option<f32>,
     /// Seed of the noise generator.
     #[arg(long, default_value_t = 0)]
