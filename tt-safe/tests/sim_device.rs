@@ -562,3 +562,134 @@ fn buffers_and_programs_keep_the_device_alive() {
     drop(program);
     assert_eq!(buf.device().provider(), ProviderKind::Sim);
 }
+
+/// One kernel for both roles of a multicast plan: the sender reads one page from DRAM and
+/// multicasts it with the plan's handshake to every rectangle; each receiver writes what it got to
+/// its own output page. Runtime args: role (1 = sender), DRAM address, page id, then the plan's
+/// sender args or receiver args.
+const MCAST: &str = r#"
+#include "api/dataflow/dataflow_api.h"
+void kernel_main() {
+    const uint32_t role = get_arg_val<uint32_t>(0);
+    const uint32_t dram = get_arg_val<uint32_t>(1);
+    const uint32_t page_id = get_arg_val<uint32_t>(2);
+    constexpr uint32_t cb = 0;
+    const uint32_t bytes = get_tile_size(cb);
+    constexpr auto args = TensorAccessorArgs<0>();
+    const auto acc = TensorAccessor(args, dram, bytes);
+    cb_reserve_back(cb, 1);
+    const uint32_t l1 = get_write_ptr(cb);
+    if (role == 1) {
+        const uint32_t sender_sem = get_semaphore(get_arg_val<uint32_t>(3));
+        const uint32_t recv_sem = get_semaphore(get_arg_val<uint32_t>(4));
+        const uint32_t total = get_arg_val<uint32_t>(5);
+        const uint32_t nrects = get_arg_val<uint32_t>(6);
+        noc_async_read_page(page_id, acc, l1);
+        noc_async_read_barrier();
+        volatile tt_l1_ptr uint32_t* s = reinterpret_cast<volatile tt_l1_ptr uint32_t*>(sender_sem);
+        noc_semaphore_wait(s, total);
+        noc_semaphore_set(s, 0);
+        volatile tt_l1_ptr uint32_t* r = reinterpret_cast<volatile tt_l1_ptr uint32_t*>(recv_sem);
+        *r = 1;
+        for (uint32_t i = 0; i < nrects; ++i) {
+            const uint32_t b = 7 + i * 5;
+            const uint64_t data = get_noc_multicast_addr(get_arg_val<uint32_t>(b), get_arg_val<uint32_t>(b + 1),
+                get_arg_val<uint32_t>(b + 2), get_arg_val<uint32_t>(b + 3), l1);
+            noc_async_write_multicast(l1, data, bytes, get_arg_val<uint32_t>(b + 4));
+        }
+        noc_async_write_barrier();
+        for (uint32_t i = 0; i < nrects; ++i) {
+            const uint32_t b = 7 + i * 5;
+            const uint64_t flag = get_noc_multicast_addr(get_arg_val<uint32_t>(b), get_arg_val<uint32_t>(b + 1),
+                get_arg_val<uint32_t>(b + 2), get_arg_val<uint32_t>(b + 3), recv_sem);
+            noc_semaphore_set_multicast(recv_sem, flag, get_arg_val<uint32_t>(b + 4));
+        }
+        noc_async_write_barrier();
+    } else {
+        const uint32_t sx = get_arg_val<uint32_t>(3);
+        const uint32_t sy = get_arg_val<uint32_t>(4);
+        const uint32_t sender_sem = get_semaphore(get_arg_val<uint32_t>(5));
+        const uint32_t recv_sem = get_semaphore(get_arg_val<uint32_t>(6));
+        volatile tt_l1_ptr uint32_t* r = reinterpret_cast<volatile tt_l1_ptr uint32_t*>(recv_sem);
+        noc_semaphore_set(r, 0);
+        noc_semaphore_inc(get_noc_addr(sx, sy, sender_sem), 1);
+        noc_semaphore_wait(r, 1);
+        noc_async_write_page(page_id, acc, l1);
+        noc_async_write_barrier();
+    }
+}
+"#;
+
+/// Runs the plan's handshake on the simulator: every receiver must end up with its sender's page.
+fn run_mcast(arch: Arch, cores: tt_safe::CoreRange, rows: bool, noc: Noc) {
+    use tt_safe::mcast::McastRole;
+    let device = Device::open_sim(arch).unwrap();
+    let mut plan = if rows {
+        McastPlan::along_rows(device.noc_map(), cores, noc).unwrap()
+    } else {
+        McastPlan::down_columns(device.noc_map(), cores, noc).unwrap()
+    };
+    let page = 2048u32;
+    let senders: Vec<_> = plan.senders().collect();
+    let receivers: Vec<_> = plan.receivers().collect();
+    let src = Buffer::dram(&device, u64::from(page) * senders.len() as u64, page).unwrap();
+    let dst = Buffer::dram(&device, u64::from(page) * receivers.len() as u64, page).unwrap();
+    let input: Vec<u8> = (0..src.size())
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    src.write(&input).unwrap();
+    let mut program = Program::new(&device).unwrap();
+    program
+        .add_circular_buffer(cores, CbConfig::tiles(0, DataFormat::Float16_b, 1))
+        .unwrap();
+    plan.create_semaphores(&mut program).unwrap();
+    let kind = match noc {
+        Noc::Noc0 => KernelKind::riscv0(),
+        Noc::Noc1 => KernelKind::riscv1(),
+    };
+    let k = program
+        .add_kernel(KernelSpec::new("mcast", MCAST, kind, cores).compile_args([2, page]))
+        .unwrap();
+    let mut expected = vec![0u8; dst.size() as usize];
+    for c in cores.iter() {
+        match plan.role(c) {
+            Some(McastRole::Sender(_)) => {
+                let i = senders.iter().position(|s| *s == c).unwrap() as u32;
+                let args = Args::new()
+                    .u32(1)
+                    .addr(&src)
+                    .unwrap()
+                    .u32(i)
+                    .extend(&plan.sender_args(c).unwrap());
+                program.set_runtime_args(k, c, &args).unwrap();
+            }
+            Some(McastRole::Receiver(g)) => {
+                let o = receivers.iter().position(|r| *r == c).unwrap();
+                let i = senders.iter().position(|s| *s == g.sender).unwrap();
+                let p = page as usize;
+                expected[o * p..(o + 1) * p].copy_from_slice(&input[i * p..(i + 1) * p]);
+                let r = plan.receiver_args(c).unwrap();
+                let args = Args::new().u32(0).addr(&dst).unwrap().u32(o as u32).pod(&r);
+                program.set_runtime_args(k, c, &args).unwrap();
+            }
+            None => panic!("{c} has no role"),
+        }
+    }
+    device.run(&program).unwrap();
+    assert_eq!(dst.read().unwrap(), expected);
+}
+
+#[test]
+fn multicast_along_rows_wormhole_noc0_crosses_the_dram_column() {
+    run_mcast(Arch::WormholeB0, range(0, 0, 7, 1), true, Noc::Noc0);
+}
+
+#[test]
+fn multicast_down_columns_wormhole_noc1_swaps_corners() {
+    run_mcast(Arch::WormholeB0, range(2, 0, 3, 7), false, Noc::Noc1);
+}
+
+#[test]
+fn multicast_along_rows_blackhole_noc1() {
+    run_mcast(Arch::Blackhole, range(0, 3, 10, 4), true, Noc::Noc1);
+}
