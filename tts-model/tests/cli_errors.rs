@@ -453,3 +453,34 @@ fn usage_errors_exit_2() {
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stdout).contains("synth"));
 }
+
+#[test]
+fn espeak_missing_says_how_to_install_it() {
+    let (dir, v) = fake_voice(b"x");
+    let out = dir.path().join("o.wav");
+    let o = Command::new(TTS)
+        .args([
+            "synth",
+            "--voice",
+            s(&v),
+            "--text",
+            "Hello.",
+            "--out",
+            s(&out),
+        ])
+        .env("TTS_ESPEAK_LIB", dir.path().join("no-such-libespeak.so"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("apt-get install libespeak-ng1 espeak-ng-data"),
+        "{err}"
+    );
+    assert!(
+        err.contains("--phonemes") || err.contains("phonemes or ids"),
+        "{err}"
+    );
+    assert_eq!(names(dir.path()), ["v.onnx", "v.onnx.json"]);
+}
