@@ -277,7 +277,9 @@ impl AudioStream<'_> {
     fn flow_until(&mut self, upto: usize) -> Result<()> {
         let b = self.synth.backend.as_ref();
         let inter = b.hparams().inter;
-        let step = self.synth.chunk.frames.max(1);
+        // The flow is cheap in memory (inter floats per frame), so it runs in windows 4x the decoder's
+        // to cut the relative cost of its context.
+        let step = if self.flow_done == 0 { self.synth.chunk.first } else { 4 * self.synth.chunk.frames }.max(1);
         while self.flow_done < upto {
             let a = self.flow_done;
             let e = (a + step).max(upto).min(self.frames);

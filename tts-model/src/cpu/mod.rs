@@ -62,6 +62,14 @@ struct Coupling {
     post_neg: Conv,
 }
 
+#[derive(Default)]
+struct DecScratch {
+    y: Vec<f32>,
+    r: Vec<f32>,
+    xs: Vec<f32>,
+    tmp: Vec<f32>,
+}
+
 enum ResBlock {
     One(Vec<(Conv, Conv)>),
     Two(Vec<Conv>),
@@ -88,6 +96,7 @@ pub struct CpuBackend {
     ups: Vec<ConvT>,
     resblocks: Vec<Vec<ResBlock>>,
     dec_post: Conv,
+    dec_scratch: std::sync::Mutex<Option<DecScratch>>,
 }
 
 impl CpuBackend {
@@ -248,6 +257,7 @@ impl CpuBackend {
             ups,
             resblocks,
             dec_post: Conv::load(w, "dec.conv_post", last_c, 1, 1)?,
+            dec_scratch: std::sync::Mutex::new(None),
             pool: rayon::ThreadPoolBuilder::new()
                 .num_threads(1)
                 .build()
@@ -500,37 +510,40 @@ impl CpuBackend {
         self.dec_pre.forward(z, inter, frames, Act::None, &mut x, self.hp.dec_initial, false, Act::None, extra.as_deref(), &mut pad);
         let mut n = frames;
         let nk = self.hp.resblock_kernels.len() as f32;
+        // Buffers reused across stages and across calls (chunks): no page faults in steady state.
+        let mut sc = self.dec_scratch.lock().map(|mut g| g.take()).ok().flatten().unwrap_or_default();
         for (up, stage) in self.ups.iter().zip(&self.resblocks) {
-            let y = up.forward(&x, n, Act::Leaky(0.1), &mut pad);
+            up.forward_into(&x, n, Act::Leaky(0.1), &mut pad, &mut sc.y);
             n *= up.s;
             let c = up.cout;
-            let mut xs: Vec<f32> = Vec::new();
-            let mut r = vec![0.0; n * c];
-            let mut tmp = vec![0.0; n * c];
-            for rb in stage {
-                r.copy_from_slice(&y);
+            for (j, rb) in stage.iter().enumerate() {
+                // The first block works directly in `xs`, later ones in `r` and are added to `xs`.
+                let r = if j == 0 { &mut sc.xs } else { &mut sc.r };
+                r.clear();
+                r.extend_from_slice(&sc.y);
                 match rb {
                     ResBlock::Two(convs) => {
                         for conv in convs {
-                            conv.residual(&mut r, n, Act::Leaky(0.1), &mut pad);
+                            conv.residual(r, n, Act::Leaky(0.1), &mut pad);
                         }
                     }
                     ResBlock::One(pairs) => {
+                        sc.tmp.resize(n * c, 0.0);
                         for (c1, c2) in pairs {
-                            c1.forward(&r, c, n, Act::Leaky(0.1), &mut tmp, c, false, Act::None, None, &mut pad);
-                            c2.forward(&tmp, c, n, Act::Leaky(0.1), &mut r, c, true, Act::None, None, &mut pad);
+                            c1.forward(r, c, n, Act::Leaky(0.1), &mut sc.tmp, c, false, Act::None, None, &mut pad);
+                            c2.forward(&sc.tmp, c, n, Act::Leaky(0.1), r, c, true, Act::None, None, &mut pad);
                         }
                     }
                 }
-                if xs.is_empty() {
-                    std::mem::swap(&mut xs, &mut r);
-                    r = vec![0.0; n * c];
-                } else {
-                    xs.iter_mut().zip(&r).for_each(|(a, b)| *a += b);
+                if j > 0 {
+                    sc.xs.iter_mut().zip(&sc.r).for_each(|(a, b)| *a += b);
                 }
             }
-            xs.iter_mut().for_each(|v| *v /= nk);
-            x = xs;
+            x.clear();
+            x.extend(sc.xs.iter().map(|v| v / nk));
+        }
+        if let Ok(mut g) = self.dec_scratch.lock() {
+            *g = Some(sc);
         }
         let mut out = vec![0.0; n];
         self.dec_post.forward(&x, self.dec_post.cin, n, Act::Leaky(0.01), &mut out, 1, false, Act::Tanh, None, &mut pad);

@@ -3,8 +3,6 @@
 //! convolutions as polyphase GEMM; layer norm; elementwise activations. Row blocks run in parallel
 //! on the current rayon pool.
 
-use std::cell::RefCell;
-
 use rayon::prelude::*;
 
 use crate::error::{Result, TtsError};
@@ -25,31 +23,25 @@ pub enum Act {
 }
 
 impl Act {
-    #[inline]
-    fn apply(self, x: f32) -> f32 {
-        match self {
-            Act::None => x,
-            Act::Relu => x.max(0.0),
-            Act::Leaky(s) => {
-                if x >= 0.0 {
-                    x
-                } else {
-                    x * s
-                }
-            }
-            Act::Tanh => x.tanh(),
-        }
-    }
-
+    /// In place, one specialised loop per variant (no per-element dispatch).
     fn apply_slice(self, v: &mut [f32]) {
-        if self != Act::None {
-            v.iter_mut().for_each(|x| *x = self.apply(*x));
+        match self {
+            Act::None => {}
+            Act::Relu => v.iter_mut().for_each(|x| *x = x.max(0.0)),
+            Act::Leaky(s) => v.iter_mut().for_each(|x| *x = if *x >= 0.0 { *x } else { *x * s }),
+            Act::Tanh => v.iter_mut().for_each(|x| *x = x.tanh()),
         }
     }
-}
 
-thread_local! {
-    static COL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// `dst = act(src)`, one specialised loop per variant.
+    fn apply_into(self, dst: &mut [f32], src: &[f32]) {
+        match self {
+            Act::None => dst.copy_from_slice(src),
+            Act::Relu => dst.iter_mut().zip(src).for_each(|(d, x)| *d = x.max(0.0)),
+            Act::Leaky(s) => dst.iter_mut().zip(src).for_each(|(d, &x)| *d = if x >= 0.0 { x } else { x * s }),
+            Act::Tanh => dst.iter_mut().zip(src).for_each(|(d, x)| *d = x.tanh()),
+        }
+    }
 }
 
 /// Rows per parallel block for `rows` output rows.
@@ -184,20 +176,40 @@ impl Conv {
         self.gemm_from(pad, self.cin, true, t_len, x, self.cout, true, Act::None, &self.b);
     }
 
+    /// Write `pre(x)` with zero padding into `pad`, split by dilation phase: padded row `p` goes to
+    /// segment `p % dil`, row `p / dil`. Within a segment the taps of a dilated conv are adjacent rows,
+    /// so every conv (dilated or not) reads its im2col rows straight from `pad` (no im2col copy).
     fn fill_pad(&self, x: &[f32], x_rs: usize, t_len: usize, pre: Act, pad: &mut Vec<f32>) {
-        let cin = self.cin;
+        let (cin, d) = (self.cin, self.dil);
         let rows = self.pad_l + t_len + self.pad_r;
+        let seg_rows = rows.div_ceil(d);
         pad.clear();
-        pad.resize(rows * cin, 0.0);
-        let body = &mut pad[self.pad_l * cin..(self.pad_l + t_len) * cin];
-        body.par_chunks_mut(cin * 256).enumerate().for_each(|(bi, chunk)| {
-            for (r, row) in chunk.chunks_mut(cin).enumerate() {
-                let t = bi * 256 + r;
-                for (d, s) in row.iter_mut().zip(&x[t * x_rs..t * x_rs + cin]) {
-                    *d = pre.apply(*s);
+        pad.resize(seg_rows * d * cin, 0.0);
+        if d == 1 {
+            let body = &mut pad[self.pad_l * cin..(self.pad_l + t_len) * cin];
+            body.par_chunks_mut(cin * 256).enumerate().for_each(|(bi, chunk)| {
+                let t0 = bi * 256;
+                if x_rs == cin {
+                    pre.apply_into(chunk, &x[t0 * cin..t0 * cin + chunk.len()]);
+                } else {
+                    for (r, row) in chunk.chunks_mut(cin).enumerate() {
+                        let t = t0 + r;
+                        pre.apply_into(row, &x[t * x_rs..t * x_rs + cin]);
+                    }
                 }
-            }
-        });
+            });
+        } else {
+            let pl = self.pad_l;
+            pad.par_chunks_mut(seg_rows * cin).enumerate().for_each(|(r, seg)| {
+                for (j, row) in seg.chunks_mut(cin).enumerate() {
+                    let p = r + d * j;
+                    if p >= pl && p < pl + t_len {
+                        let t = p - pl;
+                        pre.apply_into(row, &x[t * x_rs..t * x_rs + cin]);
+                    }
+                }
+            });
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -215,12 +227,14 @@ impl Conv {
     ) {
         let (cin, cout, k) = (self.cin, self.cout, self.k);
         let out = &mut out[..(t_len - 1) * out_rs + cout];
-        let im2col = padded && k > 1 && self.dil > 1;
-        let rb = block_rows(t_len, if im2col { 256 } else { 2048 });
+        let d = if padded { self.dil } else { 1 };
+        let seg_rows = if padded { (self.pad_l + t_len + self.pad_r).div_ceil(d) } else { 0 };
         let kk = k * cin;
-        out.par_chunks_mut(rb * out_rs).enumerate().for_each(|(bi, c)| {
-            let t0 = bi * rb;
-            let rows = rb.min(t_len - t0);
+        // Blocks of `ub` rows per phase = `ub * d` output rows, each a contiguous chunk of `out`.
+        let ub = block_rows(t_len.div_ceil(d), 1024);
+        out.par_chunks_mut(ub * d * out_rs).enumerate().for_each(|(bi, c)| {
+            let t0 = bi * ub * d;
+            let rows = (ub * d).min(t_len - t0);
             for r in 0..rows {
                 let row = &mut c[r * out_rs..r * out_rs + cout];
                 if accumulate {
@@ -229,51 +243,32 @@ impl Conv {
                     row.copy_from_slice(bias);
                 }
             }
-            if cout == 1 {
-                // GEMV: contiguous dot products (dil 1) are faster than a 1-column GEMM.
-                for r in 0..rows {
-                    let t = t0 + r;
-                    let mut acc = 0.0f32;
-                    for tap in 0..k {
-                        let s = &src[(t + tap * self.dil) * src_rs..(t + tap * self.dil) * src_rs + cin];
-                        acc += dot(s, &self.w[tap * cin..(tap + 1) * cin]);
-                    }
-                    c[r * out_rs] += acc;
+            let u0 = bi * ub;
+            for ph in 0..d {
+                // Output rows t = ph + d*u (u0 <= u < u0 + ub, t < t_len) read segment `ph`'s
+                // rows u .. u + k (padded index t + tap*d = ph + d*(u + tap)).
+                let n_u = t_len.saturating_sub(ph).div_ceil(d).saturating_sub(u0).min(ub);
+                if n_u == 0 {
+                    continue;
                 }
-            } else if im2col {
-                COL.with(|col| {
-                    let mut col = col.borrow_mut();
-                    col.resize(rows * kk, 0.0);
-                    for r in 0..rows {
-                        for tap in 0..k {
-                            let s = (t0 + r + tap * self.dil) * cin;
-                            col[r * kk + tap * cin..r * kk + (tap + 1) * cin].copy_from_slice(&src[s..s + cin]);
-                        }
+                let (a, a_rs) = if padded { (&src[(ph * seg_rows + u0) * cin..], cin) } else { (&src[t0 * src_rs..], src_rs) };
+                if cout == 1 {
+                    // GEMV: contiguous dot products beat a 1-column GEMM.
+                    for u in 0..n_u {
+                        c[(ph + d * u) * out_rs] += dot(&a[u * a_rs..u * a_rs + kk], &self.w);
                     }
+                } else {
                     sgemm(
-                        rows,
+                        n_u,
                         kk,
                         cout,
                         1.0,
-                        MatRef { data: &col[..rows * kk], rs: kk, cs: 1 },
+                        MatRef { data: a, rs: a_rs, cs: 1 },
                         MatRef { data: &self.w, rs: cout, cs: 1 },
                         1.0,
-                        MatMut { data: c, rs: out_rs, cs: 1 },
+                        MatMut { data: &mut c[ph * out_rs..], rs: d * out_rs, cs: 1 },
                     );
-                });
-            } else {
-                // Implicit im2col: row t of A is src[t*src_rs ..][..k*cin] (rows overlap when k > 1).
-                let a = &src[t0 * src_rs..];
-                sgemm(
-                    rows,
-                    kk,
-                    cout,
-                    1.0,
-                    MatRef { data: a, rs: src_rs, cs: 1 },
-                    MatRef { data: &self.w, rs: cout, cs: 1 },
-                    1.0,
-                    MatMut { data: c, rs: out_rs, cs: 1 },
-                );
+                }
             }
             if post != Act::None {
                 for r in 0..rows {
@@ -366,6 +361,13 @@ impl ConvT {
 
     /// `out [t_len*s, cout] = bias + convT(pre(x))`, `x` `[t_len, cin]` contiguous.
     pub fn forward(&self, x: &[f32], t_len: usize, pre: Act, pad: &mut Vec<f32>) -> Vec<f32> {
+        let mut out = Vec::new();
+        self.forward_into(x, t_len, pre, pad, &mut out);
+        out
+    }
+
+    /// As [`ConvT::forward`], writing into `out` (resized; its allocation is reused).
+    pub fn forward_into(&self, x: &[f32], t_len: usize, pre: Act, pad: &mut Vec<f32>, out: &mut Vec<f32>) {
         let (cin, cout, s) = (self.cin, self.cout, self.s);
         let rows = self.front + t_len + self.back;
         pad.clear();
@@ -373,8 +375,9 @@ impl ConvT {
         pad[self.front * cin..(self.front + t_len) * cin]
             .par_chunks_mut(cin * 256)
             .zip(x[..t_len * cin].par_chunks(cin * 256))
-            .for_each(|(d, s)| d.iter_mut().zip(s).for_each(|(d, s)| *d = pre.apply(*s)));
-        let mut out = vec![0.0; t_len * s * cout];
+            .for_each(|(d, s)| pre.apply_into(d, s));
+        out.clear();
+        out.resize(t_len * s * cout, 0.0);
         let rb = block_rows(t_len, 1024);
         let src = pad.as_slice();
         out.par_chunks_mut(rb * s * cout).enumerate().for_each(|(bi, c)| {
@@ -400,7 +403,6 @@ impl ConvT {
                 );
             }
         });
-        out
     }
 }
 
