@@ -563,7 +563,19 @@ pub(crate) fn run_program(dev: &mut SimDevice, prog: &mut SimProgram) -> SimResu
                 }
             }
             let compute = match &k.kind {
-                KernelKind::Compute(cc) => Some(crate::compute::ComputeState::new(cc)?),
+                KernelKind::Compute(cc) => {
+                    // SAFETY: as above.
+                    let formats: Vec<tt_formats::DataFormat> = unsafe { (&(*state_ptr).cores)[c].as_ref() }
+                        .map(|cr| {
+                            cr.cbs
+                                .iter()
+                                .flatten()
+                                .filter_map(|cb| tt_formats::DataFormat::from_raw(cb.data_format).ok())
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    Some(crate::compute::ComputeState::new(cc, &formats)?)
+                }
                 KernelKind::DataMovement { .. } => None,
             };
             let ctx = Box::into_raw(Box::new(RiscCtx {
