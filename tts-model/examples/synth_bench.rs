@@ -25,7 +25,10 @@ fn main() -> anyhow::Result<()> {
         Some(f) => std::fs::read_to_string(f)?,
         None => args[4].clone(),
     };
-    let ids: Vec<i64> = text.split(',').map(|s| s.trim().parse()).collect::<Result<_, _>>()?;
+    let ids: Vec<i64> = text
+        .split(',')
+        .map(|s| s.trim().parse())
+        .collect::<Result<_, _>>()?;
     let t0 = Instant::now();
     let (synth, _) = Synthesizer::load(&args[1], threads)?;
     let load_s = t0.elapsed().as_secs_f64();
@@ -54,7 +57,9 @@ fn main() -> anyhow::Result<()> {
         let t = Instant::now();
         let _ = b.decode(&z, f, None)?;
         let t_dec = t.elapsed().as_secs_f64();
-        eprintln!("stages: encoder {t_enc:.3} s, dp {t_dp:.3} s, flow {t_flow:.3} s, decoder {t_dec:.3} s ({f} frames)");
+        eprintln!(
+            "stages: encoder {t_enc:.3} s, dp {t_dp:.3} s, flow {t_flow:.3} s, decoder {t_dec:.3} s ({f} frames)"
+        );
     }
     let mut best = f64::INFINITY;
     let mut first_chunk = f64::INFINITY;

@@ -34,7 +34,12 @@ pub trait Backend: Send + Sync {
 
     /// Stochastic duration predictor in reverse: `logw` `[t]` from the encoder output and the noise
     /// `[t, 2]` (standard normal times `noise_w`; all zeros for deterministic output).
-    fn log_durations(&self, enc: &Encoded, noise: &[f32], speaker: Option<usize>) -> Result<Vec<f32>>;
+    fn log_durations(
+        &self,
+        enc: &Encoded,
+        noise: &[f32],
+        speaker: Option<usize>,
+    ) -> Result<Vec<f32>>;
 
     /// Flow in reverse: `z_p` `[frames, inter]` to `z` `[frames, inter]`. Zero padding at both ends,
     /// so a window of frames with [`Hparams::flow_context`] frames of context per side reproduces the
@@ -65,7 +70,11 @@ impl Hparams {
                 .zip(&self.resblock_dilations)
                 .map(|(&k, ds)| {
                     let per: usize = ds.iter().map(|d| d * (k - 1) / 2).sum();
-                    let second = if self.resblock == crate::voice::ResBlockKind::One { ds.len() * (k - 1) / 2 } else { 0 };
+                    let second = if self.resblock == crate::voice::ResBlockKind::One {
+                        ds.len() * (k - 1) / 2
+                    } else {
+                        0
+                    };
                     per + second
                 })
                 .max()

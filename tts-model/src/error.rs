@@ -7,8 +7,10 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum TtsError {
     /// The voice file (or its `.onnx.json` config) could not be opened or read.
-    #[error("cannot read voice file {path}: {source} (pass the path of a Piper `.onnx` voice; \
-             its `.onnx.json` config must sit beside it; tts-model/scripts/fetch-voice.sh fetches one)")]
+    #[error(
+        "cannot read voice file {path}: {source} (pass the path of a Piper `.onnx` voice; \
+             its `.onnx.json` config must sit beside it; tts-model/scripts/fetch-voice.sh fetches one)"
+    )]
     Io {
         /// The file.
         path: PathBuf,
@@ -33,7 +35,9 @@ pub enum TtsError {
         detail: String,
     },
     /// The config and the weights disagree (e.g. a phoneme id beyond the embedding table).
-    #[error("voice config and weights disagree: {0}; the .onnx and .onnx.json are probably from different voices")]
+    #[error(
+        "voice config and weights disagree: {0}; the .onnx and .onnx.json are probably from different voices"
+    )]
     Mismatch(String),
     /// The model is not a Piper VITS export this crate knows how to run.
     #[error("unsupported voice architecture: {0}")]

@@ -100,7 +100,10 @@ pub const DATA_LOCATION_EXTERNAL: i32 = 1;
 impl NodeProto {
     /// Integer-list attribute `name`, if present.
     pub fn ints(&self, name: &str) -> Option<&[i64]> {
-        self.attribute.iter().find(|a| a.name == name).map(|a| a.ints.as_slice())
+        self.attribute
+            .iter()
+            .find(|a| a.name == name)
+            .map(|a| a.ints.as_slice())
     }
 }
 
@@ -120,7 +123,10 @@ mod tests {
         };
         let m = ModelProto {
             ir_version: 8,
-            graph: Some(GraphProto { initializer: vec![t.clone()], ..Default::default() }),
+            graph: Some(GraphProto {
+                initializer: vec![t.clone()],
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let enc = m.encode_to_vec();

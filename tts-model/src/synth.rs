@@ -49,12 +49,22 @@ impl SynthOptions {
 
     /// No noise at all (the setting for exact comparisons with onnxruntime).
     pub fn deterministic() -> Self {
-        Self { noise_scale: 0.0, length_scale: 1.0, noise_w: 0.0, speaker: None, seed: 0 }
+        Self {
+            noise_scale: 0.0,
+            length_scale: 1.0,
+            noise_w: 0.0,
+            speaker: None,
+            seed: 0,
+        }
     }
 
     fn check(&self) -> Result<()> {
         let ok = |v: f32| v.is_finite() && v >= 0.0;
-        if !ok(self.noise_scale) || !ok(self.noise_w) || !(self.length_scale.is_finite() && self.length_scale > 0.0) {
+        if !(ok(self.noise_scale)
+            && ok(self.noise_w)
+            && self.length_scale.is_finite()
+            && self.length_scale > 0.0)
+        {
             return Err(TtsError::Input(format!(
                 "scales must be finite, noise >= 0 and length_scale > 0 (got noise_scale {}, length_scale {}, noise_w {})",
                 self.noise_scale, self.length_scale, self.noise_w
@@ -90,7 +100,12 @@ pub struct ChunkOptions {
 
 impl Default for ChunkOptions {
     fn default() -> Self {
-        Self { frames: 384, first: 96, flow_context: None, decoder_context: None }
+        Self {
+            frames: 384,
+            first: 96,
+            flow_context: None,
+            decoder_context: None,
+        }
     }
 }
 
@@ -113,7 +128,11 @@ pub struct LoadStats {
 impl Synthesizer {
     /// Wrap a backend (built from a voice with that config).
     pub fn new(backend: Box<dyn Backend>, config: VoiceConfig) -> Self {
-        Self { backend, config, chunk: ChunkOptions::default() }
+        Self {
+            backend,
+            config,
+            chunk: ChunkOptions::default(),
+        }
     }
 
     /// Load a voice onto the CPU backend with `threads` worker threads (0 = all cores).
@@ -122,13 +141,20 @@ impl Synthesizer {
         let voice = Voice::load(onnx_path)?;
         let t1 = Instant::now();
         let backend = CpuBackend::new(&voice, CpuOptions { threads })?;
-        let stats = LoadStats { parse_s: (t1 - t0).as_secs_f64(), convert_s: t1.elapsed().as_secs_f64() };
+        let stats = LoadStats {
+            parse_s: (t1 - t0).as_secs_f64(),
+            convert_s: t1.elapsed().as_secs_f64(),
+        };
         Ok((Self::new(Box::new(backend), voice.config), stats))
     }
 
     /// Change the chunking of the flow + decoder.
     pub fn with_chunks(mut self, chunk: ChunkOptions) -> Self {
-        self.chunk = ChunkOptions { frames: chunk.frames.max(1), first: chunk.first.max(1), ..chunk };
+        self.chunk = ChunkOptions {
+            frames: chunk.frames.max(1),
+            first: chunk.first.max(1),
+            ..chunk
+        };
         self
     }
 
@@ -160,7 +186,11 @@ impl Synthesizer {
         for chunk in &mut stream {
             samples.extend_from_slice(&chunk?);
         }
-        Ok(Audio { samples, sample_rate: self.sample_rate(), frames })
+        Ok(Audio {
+            samples,
+            sample_rate: self.sample_rate(),
+            frames,
+        })
     }
 
     /// Run encoder, duration predictor and alignment now; flow + decoder run chunk by chunk as the
@@ -172,12 +202,18 @@ impl Synthesizer {
         }
         let hp = self.backend.hparams();
         if let Some(bad) = ids.iter().find(|&&i| i < 0 || i as usize >= hp.n_vocab) {
-            return Err(TtsError::Input(format!("phoneme id {bad} outside 0..{}", hp.n_vocab)));
+            return Err(TtsError::Input(format!(
+                "phoneme id {bad} outside 0..{}",
+                hp.n_vocab
+            )));
         }
         if let Some(s) = opts.speaker
             && s >= hp.n_speakers
         {
-            return Err(TtsError::Input(format!("speaker {s} out of range (voice has {})", hp.n_speakers)));
+            return Err(TtsError::Input(format!(
+                "speaker {s} out of range (voice has {})",
+                hp.n_speakers
+            )));
         }
         let mut rng = ChaCha20Rng::seed_from_u64(opts.seed);
         let enc = self.backend.encode(ids)?;
@@ -197,7 +233,10 @@ impl Synthesizer {
         let z_p = prior(&enc, &durations, hp.inter, opts.noise_scale, &mut rng);
         let frames: usize = durations.iter().map(|&d| d as usize).sum();
         let fctx = self.chunk.flow_context.unwrap_or_else(|| hp.flow_context());
-        let dctx = self.chunk.decoder_context.unwrap_or_else(|| hp.decoder_context());
+        let dctx = self
+            .chunk
+            .decoder_context
+            .unwrap_or_else(|| hp.decoder_context());
         Ok(AudioStream {
             synth: self,
             speaker: opts.speaker,
@@ -216,11 +255,19 @@ impl Synthesizer {
 
 /// `ceil(exp(logw) * length_scale)` as integers (f32 arithmetic as the exported graph does it).
 pub fn durations(logw: &[f32], length_scale: f32) -> Vec<u32> {
-    logw.iter().map(|&l| (l.exp() * length_scale).ceil().max(0.0) as u32).collect()
+    logw.iter()
+        .map(|&l| (l.exp() * length_scale).ceil().max(0.0) as u32)
+        .collect()
 }
 
 /// `z_p[j] = m_p[i] + N(0,1) * exp(logs_p[i]) * noise_scale` for frame j of id i (integer gather).
-fn prior(enc: &Encoded, dur: &[u32], inter: usize, noise_scale: f32, rng: &mut ChaCha20Rng) -> Vec<f32> {
+fn prior(
+    enc: &Encoded,
+    dur: &[u32],
+    inter: usize,
+    noise_scale: f32,
+    rng: &mut ChaCha20Rng,
+) -> Vec<f32> {
     let frames: usize = dur.iter().map(|&d| d as usize).sum();
     let mut owner = Vec::with_capacity(frames);
     for (i, &d) in dur.iter().enumerate() {
@@ -228,7 +275,8 @@ fn prior(enc: &Encoded, dur: &[u32], inter: usize, noise_scale: f32, rng: &mut C
     }
     let mut z = vec![0.0f32; frames * inter];
     for (j, &i) in owner.iter().enumerate() {
-        z[j * inter..(j + 1) * inter].copy_from_slice(&enc.stats[i * 2 * inter..i * 2 * inter + inter]);
+        z[j * inter..(j + 1) * inter]
+            .copy_from_slice(&enc.stats[i * 2 * inter..i * 2 * inter + inter]);
     }
     if noise_scale > 0.0 {
         // Drawn channel-major ([inter, F], as VITS' randn_like(m_p)).
@@ -279,7 +327,12 @@ impl AudioStream<'_> {
         let inter = b.hparams().inter;
         // The flow is cheap in memory (inter floats per frame), so it runs in windows 4x the decoder's
         // to cut the relative cost of its context.
-        let step = if self.flow_done == 0 { self.synth.chunk.first } else { 4 * self.synth.chunk.frames }.max(1);
+        let step = if self.flow_done == 0 {
+            self.synth.chunk.first
+        } else {
+            4 * self.synth.chunk.frames
+        }
+        .max(1);
         while self.flow_done < upto {
             let a = self.flow_done;
             let e = (a + step).max(upto).min(self.frames);
@@ -296,7 +349,11 @@ impl AudioStream<'_> {
         let b = self.synth.backend.as_ref();
         let inter = b.hparams().inter;
         let hop = b.hparams().hop();
-        let size = if self.next == 0 { self.synth.chunk.first } else { self.synth.chunk.frames };
+        let size = if self.next == 0 {
+            self.synth.chunk.first
+        } else {
+            self.synth.chunk.frames
+        };
         let a = self.next;
         let e = (a + size).min(self.frames);
         let lo = a.saturating_sub(self.dctx);

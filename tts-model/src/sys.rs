@@ -48,10 +48,28 @@ fn fits(len: usize, rows: usize, cols: usize, rs: usize, cs: usize) -> bool {
 /// Panics if a view is too small for its shape or if C's strides make two elements alias; both
 /// are programming errors of this crate (shapes come from validated hyper-parameters).
 #[allow(clippy::too_many_arguments)]
-pub fn sgemm(m: usize, k: usize, n: usize, alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>) {
-    assert!(fits(a.data.len(), m, k, a.rs, a.cs), "sgemm: A view out of bounds");
-    assert!(fits(b.data.len(), k, n, b.rs, b.cs), "sgemm: B view out of bounds");
-    assert!(fits(c.data.len(), m, n, c.rs, c.cs), "sgemm: C view out of bounds");
+pub fn sgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    beta: f32,
+    c: MatMut<'_>,
+) {
+    assert!(
+        fits(a.data.len(), m, k, a.rs, a.cs),
+        "sgemm: A view out of bounds"
+    );
+    assert!(
+        fits(b.data.len(), k, n, b.rs, b.cs),
+        "sgemm: B view out of bounds"
+    );
+    assert!(
+        fits(c.data.len(), m, n, c.rs, c.cs),
+        "sgemm: C view out of bounds"
+    );
     let c_unique = (m <= 1 || c.rs >= 1)
         && (n <= 1 || c.cs >= 1)
         && (m <= 1 || n <= 1 || c.rs >= n * c.cs || c.cs >= m * c.rs);
@@ -92,8 +110,12 @@ mod tests {
     #[test]
     fn sgemm_matches_f64_reference_with_strides() {
         let (m, k, n) = (37, 29, 23);
-        let a: Vec<f32> = (0..m * k * 2).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect();
-        let b: Vec<f32> = (0..k * n).map(|i| ((i * 53 % 97) as f32 - 48.0) / 40.0).collect();
+        let a: Vec<f32> = (0..m * k * 2)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 53 % 97) as f32 - 48.0) / 40.0)
+            .collect();
         // A is read with row stride 2k (every other row), B transposed (rs 1, cs k).
         let mut c = vec![0.5f32; m * (n + 3)];
         let c0 = c.clone();
@@ -102,15 +124,29 @@ mod tests {
             k,
             n,
             1.0,
-            MatRef { data: &a, rs: 2 * k, cs: 1 },
-            MatRef { data: &b, rs: 1, cs: k },
+            MatRef {
+                data: &a,
+                rs: 2 * k,
+                cs: 1,
+            },
+            MatRef {
+                data: &b,
+                rs: 1,
+                cs: k,
+            },
             1.0,
-            MatMut { data: &mut c, rs: n + 3, cs: 1 },
+            MatMut {
+                data: &mut c,
+                rs: n + 3,
+                cs: 1,
+            },
         );
         for i in 0..m {
             for j in 0..n {
-                let r: f64 =
-                    (0..k).map(|l| a[i * 2 * k + l] as f64 * b[l + j * k] as f64).sum::<f64>() + c0[i * (n + 3) + j] as f64;
+                let r: f64 = (0..k)
+                    .map(|l| a[i * 2 * k + l] as f64 * b[l + j * k] as f64)
+                    .sum::<f64>()
+                    + c0[i * (n + 3) + j] as f64;
                 // f32 accumulation of k=29 products of magnitude <= 1.6: error well below 1e-4.
                 assert!((c[i * (n + 3) + j] as f64 - r).abs() < 1e-4, "({i},{j})");
             }
@@ -125,10 +161,27 @@ mod tests {
     fn sgemm_rejects_short_views() {
         let a = vec![0f32; 5];
         let mut c = vec![0f32; 4];
-        sgemm(2, 3, 2, 1.0, MatRef { data: &a, rs: 3, cs: 1 }, MatRef { data: &a, rs: 2, cs: 1 }, 0.0, MatMut {
-            data: &mut c,
-            rs: 2,
-            cs: 1,
-        });
+        sgemm(
+            2,
+            3,
+            2,
+            1.0,
+            MatRef {
+                data: &a,
+                rs: 3,
+                cs: 1,
+            },
+            MatRef {
+                data: &a,
+                rs: 2,
+                cs: 1,
+            },
+            0.0,
+            MatMut {
+                data: &mut c,
+                rs: 2,
+                cs: 1,
+            },
+        );
     }
 }

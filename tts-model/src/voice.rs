@@ -70,7 +70,9 @@ pub struct EspeakConfig {
 
 impl Default for EspeakConfig {
     fn default() -> Self {
-        Self { voice: "en-us".into() }
+        Self {
+            voice: "en-us".into(),
+        }
     }
 }
 
@@ -100,28 +102,42 @@ fn d_noise_w() -> f32 {
 
 impl Default for InferenceConfig {
     fn default() -> Self {
-        Self { noise_scale: d_noise_scale(), length_scale: d_length_scale(), noise_w: d_noise_w() }
+        Self {
+            noise_scale: d_noise_scale(),
+            length_scale: d_length_scale(),
+            noise_w: d_noise_w(),
+        }
     }
 }
 
 impl VoiceConfig {
     /// Parse a config from JSON text (`path` is only used in error messages).
     pub fn from_json(text: &str, path: &Path) -> Result<Self> {
-        let c: VoiceConfig = serde_json::from_str(text)
-            .map_err(|e| TtsError::Config { path: path.to_path_buf(), detail: e.to_string() })?;
+        let c: VoiceConfig = serde_json::from_str(text).map_err(|e| TtsError::Config {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
         if c.audio.sample_rate == 0 {
-            return Err(TtsError::Config { path: path.to_path_buf(), detail: "audio.sample_rate is 0".into() });
+            return Err(TtsError::Config {
+                path: path.to_path_buf(),
+                detail: "audio.sample_rate is 0".into(),
+            });
         }
         if c.phoneme_id_map.is_empty() {
-            return Err(TtsError::Config { path: path.to_path_buf(), detail: "phoneme_id_map is empty".into() });
+            return Err(TtsError::Config {
+                path: path.to_path_buf(),
+                detail: "phoneme_id_map is empty".into(),
+            });
         }
         Ok(c)
     }
 
     /// Read `path` (the `.onnx.json` file).
     pub fn load(path: &Path) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| TtsError::Io { path: path.to_path_buf(), source: e })?;
+        let text = std::fs::read_to_string(path).map_err(|e| TtsError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
         Self::from_json(&text, path)
     }
 }
@@ -142,7 +158,10 @@ impl RawTensor {
 
     /// The values as f32 (converted from little-endian bytes once).
     pub fn to_f32(&self) -> Vec<f32> {
-        self.data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+        self.data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
     }
 }
 
@@ -169,9 +188,10 @@ pub struct Weights {
 impl Weights {
     /// Tensor by module path.
     pub fn get(&self, name: &str) -> Result<&RawTensor> {
-        self.tensors
-            .get(name)
-            .ok_or_else(|| TtsError::Weight { name: name.into(), detail: "missing from the model".into() })
+        self.tensors.get(name).ok_or_else(|| TtsError::Weight {
+            name: name.into(),
+            detail: "missing from the model".into(),
+        })
     }
 
     /// Whether a tensor exists.
@@ -188,7 +208,10 @@ impl Weights {
     pub fn f32(&self, name: &str, dims: &[usize]) -> Result<Vec<f32>> {
         let t = self.get(name)?;
         if t.dims != dims {
-            return Err(TtsError::Weight { name: name.into(), detail: format!("shape {:?}, expected {dims:?}", t.dims) });
+            return Err(TtsError::Weight {
+                name: name.into(),
+                detail: format!("shape {:?}, expected {dims:?}", t.dims),
+            });
         }
         Ok(t.to_f32())
     }
@@ -205,7 +228,9 @@ impl Weights {
 
     /// Number of indices `i` for which `format(prefix, i, suffix)` exists, counting from 0 without gaps.
     pub fn count(&self, prefix: &str, suffix: &str) -> usize {
-        (0..).take_while(|i| self.has(&format!("{prefix}{i}{suffix}"))).count()
+        (0..)
+            .take_while(|i| self.has(&format!("{prefix}{i}{suffix}")))
+            .count()
     }
 
     /// Build from a decoded model (`path` for error messages).
@@ -214,11 +239,20 @@ impl Weights {
             path: path.to_path_buf(),
             detail: "no graph in the model".into(),
         })?;
-        let mut raw: HashMap<&str, &TensorProto> = graph.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
+        let mut raw: HashMap<&str, &TensorProto> = graph
+            .initializer
+            .iter()
+            .map(|t| (t.name.as_str(), t))
+            .collect();
         for n in &graph.node {
             if n.op_type == "Constant"
-                && let (Some(out), Some(t)) =
-                    (n.output.first(), n.attribute.iter().find(|a| a.name == "value").and_then(|a| a.t.as_ref()))
+                && let (Some(out), Some(t)) = (
+                    n.output.first(),
+                    n.attribute
+                        .iter()
+                        .find(|a| a.name == "value")
+                        .and_then(|a| a.t.as_ref()),
+                )
             {
                 raw.entry(out.as_str()).or_insert(t);
             }
@@ -235,7 +269,10 @@ impl Weights {
         // 1. initializers already named by module path.
         for t in &graph.initializer {
             let n = t.name.as_str();
-            if ["enc_p.", "dp.", "flow.", "dec.", "emb_g."].iter().any(|p| n.starts_with(p)) {
+            if ["enc_p.", "dp.", "flow.", "dec.", "emb_g."]
+                .iter()
+                .any(|p| n.starts_with(p))
+            {
                 add(&mut w, n.to_string(), t)?;
             }
         }
@@ -272,10 +309,19 @@ impl Weights {
         if let Some(t) = raw.get("/dp/flows.0/Exp_output_0") {
             add(&mut w, "dp.flows.0.exp_neg_logs".into(), t)?;
         } else if let Some(logs) = w.tensors.get("dp.flows.0.logs") {
-            let v: Vec<u8> =
-                logs.to_f32().iter().flat_map(|l| (-l).exp().to_le_bytes()).collect();
+            let v: Vec<u8> = logs
+                .to_f32()
+                .iter()
+                .flat_map(|l| (-l).exp().to_le_bytes())
+                .collect();
             let dims = logs.dims.clone();
-            w.tensors.insert("dp.flows.0.exp_neg_logs".into(), RawTensor { dims, data: Bytes::from(v) });
+            w.tensors.insert(
+                "dp.flows.0.exp_neg_logs".into(),
+                RawTensor {
+                    dims,
+                    data: Bytes::from(v),
+                },
+            );
         }
         Ok(w)
     }
@@ -289,18 +335,39 @@ fn module_of(n: &NodeProto) -> Option<String> {
 }
 
 fn conv_attrs(n: &NodeProto) -> ConvAttrs {
-    let first = |k: &str, d: usize| n.ints(k).and_then(|v| v.first()).map_or(d, |&x| x.max(0) as usize);
+    let first = |k: &str, d: usize| {
+        n.ints(k)
+            .and_then(|v| v.first())
+            .map_or(d, |&x| x.max(0) as usize)
+    };
     let pads = n.ints("pads").map_or((0, 0), |p| {
-        (p.first().copied().unwrap_or(0).max(0) as usize, p.get(1).copied().unwrap_or(0).max(0) as usize)
+        (
+            p.first().copied().unwrap_or(0).max(0) as usize,
+            p.get(1).copied().unwrap_or(0).max(0) as usize,
+        )
     });
-    let group = n.attribute.iter().find(|a| a.name == "group").map_or(1, |a| a.i.max(1) as usize);
-    ConvAttrs { dilation: first("dilations", 1), pads, stride: first("strides", 1), group }
+    let group = n
+        .attribute
+        .iter()
+        .find(|a| a.name == "group")
+        .map_or(1, |a| a.i.max(1) as usize);
+    ConvAttrs {
+        dilation: first("dilations", 1),
+        pads,
+        stride: first("strides", 1),
+        group,
+    }
 }
 
 fn tensor(t: &TensorProto, name: &str) -> Result<RawTensor> {
-    let bad = |detail: String| TtsError::Weight { name: name.into(), detail };
+    let bad = |detail: String| TtsError::Weight {
+        name: name.into(),
+        detail,
+    };
     if t.data_location == DATA_LOCATION_EXTERNAL {
-        return Err(bad("stored as external data, which Piper voices never use; re-export the voice".into()));
+        return Err(bad(
+            "stored as external data, which Piper voices never use; re-export the voice".into(),
+        ));
     }
     let dims: Vec<usize> = t
         .dims
@@ -311,10 +378,18 @@ fn tensor(t: &TensorProto, name: &str) -> Result<RawTensor> {
     let data = if !t.raw_data.is_empty() {
         t.raw_data.clone()
     } else {
-        Bytes::from(t.float_data.iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<u8>>())
+        Bytes::from(
+            t.float_data
+                .iter()
+                .flat_map(|f| f.to_le_bytes())
+                .collect::<Vec<u8>>(),
+        )
     };
     if data.len() != numel * 4 {
-        return Err(bad(format!("{} bytes of data for shape {dims:?} (model file truncated or corrupt?)", data.len())));
+        return Err(bad(format!(
+            "{} bytes of data for shape {dims:?} (model file truncated or corrupt?)",
+            data.len()
+        )));
     }
     Ok(RawTensor { dims, data })
 }
@@ -412,22 +487,31 @@ impl Hparams {
         let emb = w.dims("enc_p.emb.weight")?;
         let d2 = |n: &str| -> Result<[usize; 2]> {
             let d = w.dims(n)?;
-            <[usize; 2]>::try_from(d)
-                .map_err(|_| TtsError::Weight { name: n.into(), detail: format!("rank {}, expected 2", d.len()) })
+            <[usize; 2]>::try_from(d).map_err(|_| TtsError::Weight {
+                name: n.into(),
+                detail: format!("rank {}, expected 2", d.len()),
+            })
         };
         let d3 = |n: &str| -> Result<[usize; 3]> {
             let d = w.dims(n)?;
-            <[usize; 3]>::try_from(d)
-                .map_err(|_| TtsError::Weight { name: n.into(), detail: format!("rank {}, expected 3", d.len()) })
+            <[usize; 3]>::try_from(d).map_err(|_| TtsError::Weight {
+                name: n.into(),
+                detail: format!("rank {}, expected 3", d.len()),
+            })
         };
-        let [n_vocab, hidden] = <[usize; 2]>::try_from(emb).map_err(|_| unsup("embedding is not 2-D".into()))?;
+        let [n_vocab, hidden] =
+            <[usize; 2]>::try_from(emb).map_err(|_| unsup("embedding is not 2-D".into()))?;
         let n_layers = w.count("enc_p.encoder.attn_layers.", ".conv_q.weight");
         if n_layers == 0 {
-            return Err(unsup("no text encoder attention layers (not a VITS/Piper voice?)".into()));
+            return Err(unsup(
+                "no text encoder attention layers (not a VITS/Piper voice?)".into(),
+            ));
         }
         let [_, nrel, dk] = d3("enc_p.encoder.attn_layers.0.emb_rel_k")?;
         if dk == 0 || hidden % dk != 0 || nrel % 2 == 0 {
-            return Err(unsup(format!("relative embedding shape [1, {nrel}, {dk}] with hidden {hidden}")));
+            return Err(unsup(format!(
+                "relative embedding shape [1, {nrel}, {dk}] with hidden {hidden}"
+            )));
         }
         let [filter, _, ffn_kernel] = d3("enc_p.encoder.ffn_layers.0.conv_1.weight")?;
         let [proj_out, _, _] = d3("enc_p.proj.weight")?;
@@ -442,23 +526,33 @@ impl Hparams {
         let [dp_filter, _, _] = d3("dp.pre.weight")?;
         let [_, _, dp_kernel] = d3("dp.convs.convs_sep.0.weight")?;
         let dp_layers = w.count("dp.convs.convs_sep.", ".weight");
-        let mut dp_flows: Vec<usize> = (2..32).filter(|i| w.has(&format!("dp.flows.{i}.proj.weight"))).collect();
+        let mut dp_flows: Vec<usize> = (2..32)
+            .filter(|i| w.has(&format!("dp.flows.{i}.proj.weight")))
+            .collect();
         dp_flows.reverse();
         let Some(&first) = dp_flows.first() else {
             return Err(unsup("duration predictor without ConvFlows".into()));
         };
         let [pout, _, _] = d3(&format!("dp.flows.{first}.proj.weight"))?;
         if (pout + 1) % 3 != 0 {
-            return Err(unsup(format!("ConvFlow projection with {pout} outputs (expected 3*bins-1)")));
+            return Err(unsup(format!(
+                "ConvFlow projection with {pout} outputs (expected 3*bins-1)"
+            )));
         }
         let dp_bins = (pout + 1) / 3;
 
-        let mut flow_layers: Vec<usize> = (0..64).filter(|i| w.has(&format!("flow.flows.{i}.pre.weight"))).collect();
+        let mut flow_layers: Vec<usize> = (0..64)
+            .filter(|i| w.has(&format!("flow.flows.{i}.pre.weight")))
+            .collect();
         flow_layers.reverse();
-        let Some(&f0) = flow_layers.first() else { return Err(unsup("no flow coupling layers".into())) };
+        let Some(&f0) = flow_layers.first() else {
+            return Err(unsup("no flow coupling layers".into()));
+        };
         let [flow_hidden, half, _] = d3(&format!("flow.flows.{f0}.pre.weight"))?;
         if half * 2 != inter {
-            return Err(unsup(format!("coupling half width {half} for {inter} latent channels")));
+            return Err(unsup(format!(
+                "coupling half width {half} for {inter} latent channels"
+            )));
         }
         let wn_layers = w.count(&format!("flow.flows.{f0}.enc.in_layers."), ".weight");
         let [_, _, wn_kernel] = d3(&format!("flow.flows.{f0}.enc.in_layers.0.weight"))?;
@@ -471,18 +565,42 @@ impl Hparams {
             let a = w.conv_attrs(&format!("dec.ups.{i}"));
             let stride = a.map_or(kernel / 2, |a| a.stride);
             let pad = a.map_or((kernel - stride) / 2, |a| a.pads.0);
-            if stride == 0 || kernel + 2 * pad < stride || kernel < 2 * pad || kernel - 2 * pad != stride {
-                return Err(unsup(format!("upsampling layer {i}: kernel {kernel}, stride {stride}, pad {pad}")));
+            if stride == 0
+                || kernel + 2 * pad < stride
+                || kernel < 2 * pad
+                || kernel - 2 * pad != stride
+            {
+                return Err(unsup(format!(
+                    "upsampling layer {i}: kernel {kernel}, stride {stride}, pad {pad}"
+                )));
             }
-            ups.push(Upsample { cin, cout, kernel, stride, pad });
+            ups.push(Upsample {
+                cin,
+                cout,
+                kernel,
+                stride,
+                pad,
+            });
         }
-        let n_res = w.count("dec.resblocks.", ".convs1.0.weight").max(w.count("dec.resblocks.", ".convs.0.weight"));
-        if n_ups == 0 || n_res == 0 || n_res % n_ups != 0 {
-            return Err(unsup(format!("{n_ups} upsampling layers and {n_res} residual blocks")));
+        let n_res = w
+            .count("dec.resblocks.", ".convs1.0.weight")
+            .max(w.count("dec.resblocks.", ".convs.0.weight"));
+        if n_ups == 0 || n_res == 0 || !n_res.is_multiple_of(n_ups) {
+            return Err(unsup(format!(
+                "{n_ups} upsampling layers and {n_res} residual blocks"
+            )));
         }
         let nk = n_res / n_ups;
-        let resblock = if w.has("dec.resblocks.0.convs1.0.weight") { ResBlockKind::One } else { ResBlockKind::Two };
-        let conv_list = if resblock == ResBlockKind::One { "convs1" } else { "convs" };
+        let resblock = if w.has("dec.resblocks.0.convs1.0.weight") {
+            ResBlockKind::One
+        } else {
+            ResBlockKind::Two
+        };
+        let conv_list = if resblock == ResBlockKind::One {
+            "convs1"
+        } else {
+            "convs"
+        };
         let mut resblock_kernels = Vec::new();
         let mut resblock_dilations = Vec::new();
         for j in 0..nk {
@@ -567,31 +685,49 @@ impl Voice {
 
     /// Decode the `.onnx` file's weights (memory-mapped, tensor payloads stay in the map).
     pub fn load_weights(path: &Path) -> Result<Weights> {
-        let io = |e| TtsError::Io { path: path.to_path_buf(), source: e };
+        let io = |e| TtsError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        };
         let file = std::fs::File::open(path).map_err(io)?;
         let bytes = crate::sys::map_file(&file).map_err(io)?;
-        let model = ModelProto::decode(bytes)
-            .map_err(|e| TtsError::CorruptModel { path: path.to_path_buf(), detail: e.to_string() })?;
+        let model = ModelProto::decode(bytes).map_err(|e| TtsError::CorruptModel {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
         Weights::from_model(&model, path)
     }
 
     /// Assemble a voice from an already parsed config and weights, checking that they agree.
     pub fn from_parts(path: &Path, config: VoiceConfig, weights: Weights) -> Result<Self> {
         let hparams = Hparams::detect(&weights)?;
-        let max_id = config.phoneme_id_map.values().flatten().copied().max().unwrap_or(0);
+        let max_id = config
+            .phoneme_id_map
+            .values()
+            .flatten()
+            .copied()
+            .max()
+            .unwrap_or(0);
         if max_id < 0 || max_id as usize >= hparams.n_vocab {
             return Err(TtsError::Mismatch(format!(
                 "phoneme_id_map uses id {max_id} but the embedding table has {} rows",
                 hparams.n_vocab
             )));
         }
-        if config.num_speakers != hparams.n_speakers && !(config.num_speakers <= 1 && hparams.n_speakers == 1) {
+        if config.num_speakers != hparams.n_speakers
+            && !(config.num_speakers <= 1 && hparams.n_speakers == 1)
+        {
             return Err(TtsError::Mismatch(format!(
                 "config says {} speakers, weights have {}",
                 config.num_speakers, hparams.n_speakers
             )));
         }
-        Ok(Self { path: path.to_path_buf(), config, hparams, weights })
+        Ok(Self {
+            path: path.to_path_buf(),
+            config,
+            hparams,
+            weights,
+        })
     }
 
     /// Output sample rate.

@@ -65,7 +65,14 @@ impl Golden {
         let dir = root().join("tts-model/tests/fixtures/goldens");
         let text = std::fs::read_to_string(dir.join(format!("{name}.json"))).expect("golden json");
         let json: serde_json::Value = serde_json::from_str(&text).expect("golden json parses");
-        let ints = |k: &str| json[k].as_array().expect(k).iter().map(|v| v.as_i64().expect("int")).collect::<Vec<_>>();
+        let ints = |k: &str| {
+            json[k]
+                .as_array()
+                .expect(k)
+                .iter()
+                .map(|v| v.as_i64().expect("int"))
+                .collect::<Vec<_>>()
+        };
         Golden {
             ids: ints("ids"),
             w_ceil: ints("w_ceil").iter().map(|&v| v as u32).collect(),
@@ -83,14 +90,19 @@ impl Golden {
     fn tensor(&self, key: &str) -> Vec<f32> {
         let f = self.json["files"][key].as_str().expect("file");
         let b = std::fs::read(self.dir.join(f)).expect("golden tensor");
-        b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+        b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
     }
 
     /// Channels-first `[c, t]` file as time-major `[t, c]`.
     fn time_major(&self, key: &str) -> (Vec<f32>, usize) {
         let v = self.tensor(key);
         let shape = &self.json["shapes"][key];
-        let (c, t) = (shape[0].as_u64().expect("c") as usize, shape[1].as_u64().expect("t") as usize);
+        let (c, t) = (
+            shape[0].as_u64().expect("c") as usize,
+            shape[1].as_u64().expect("t") as usize,
+        );
         let mut o = vec![0.0; v.len()];
         for ci in 0..c {
             for ti in 0..t {
@@ -104,7 +116,11 @@ impl Golden {
 fn snr_db(want: &[f32], got: &[f32]) -> f64 {
     assert_eq!(want.len(), got.len(), "length");
     let s: f64 = want.iter().map(|&v| (v as f64).powi(2)).sum();
-    let e: f64 = want.iter().zip(got).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum();
+    let e: f64 = want
+        .iter()
+        .zip(got)
+        .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+        .sum();
     10.0 * (s / e.max(1e-30)).log10()
 }
 
@@ -122,7 +138,10 @@ fn encoder_matches_onnxruntime() {
         let (stats, _) = g.time_major("stats");
         let (a, b) = (snr_db(&x, &enc.x), snr_db(&stats, &enc.stats));
         eprintln!("{name}: encoder x SNR {a:.1} dB, stats SNR {b:.1} dB");
-        assert!(a >= SNR_GATE && b >= SNR_GATE, "{name}: encoder SNR {a:.1} / {b:.1} dB");
+        assert!(
+            a >= SNR_GATE && b >= SNR_GATE,
+            "{name}: encoder SNR {a:.1} / {b:.1} dB"
+        );
     }
 }
 
@@ -132,11 +151,22 @@ fn duration_predictor_matches_onnxruntime() {
     for name in FULL {
         let g = Golden::load(name);
         let (x, _) = g.time_major("enc_x");
-        let enc = Encoded { t: g.ids.len(), x, stats: Vec::new() };
-        let logw = s.backend().log_durations(&enc, &vec![0.0; 2 * g.ids.len()], None).expect("dp");
+        let enc = Encoded {
+            t: g.ids.len(),
+            x,
+            stats: Vec::new(),
+        };
+        let logw = s
+            .backend()
+            .log_durations(&enc, &vec![0.0; 2 * g.ids.len()], None)
+            .expect("dp");
         let want = g.tensor("logw");
         let snr = snr_db(&want, &logw);
-        let maxerr = want.iter().zip(&logw).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let maxerr = want
+            .iter()
+            .zip(&logw)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
         eprintln!("{name}: logw SNR {snr:.1} dB, max |err| {maxerr:.2e}");
         assert!(snr >= SNR_GATE, "{name}: logw SNR {snr:.1} dB");
         assert_eq!(durations(&logw, 1.0), g.w_ceil, "{name}: durations");
@@ -148,11 +178,17 @@ fn durations_and_frame_counts_identical_end_to_end() {
     let s = need_voice!();
     for name in ALL {
         let g = Golden::load(name);
-        let stream = s.stream_ids(&g.ids, &SynthOptions::deterministic()).expect("stream");
+        let stream = s
+            .stream_ids(&g.ids, &SynthOptions::deterministic())
+            .expect("stream");
         assert_eq!(stream.durations(), g.w_ceil.as_slice(), "{name}: durations");
         assert_eq!(stream.frames(), g.frames, "{name}: frames");
         let snr = snr_db(&g.tensor("logw"), stream.logw());
-        eprintln!("{name}: {} ids, {} frames, logw SNR {snr:.1} dB", g.ids.len(), g.frames);
+        eprintln!(
+            "{name}: {} ids, {} frames, logw SNR {snr:.1} dB",
+            g.ids.len(),
+            g.frames
+        );
         assert!(snr >= SNR_GATE);
     }
 }
@@ -170,7 +206,10 @@ fn flow_matches_onnxruntime() {
                 z_p.extend_from_slice(&stats[i * 2 * inter..i * 2 * inter + inter]);
             }
         }
-        let z = s.backend().flow_reverse(&z_p, g.frames, None).expect("flow");
+        let z = s
+            .backend()
+            .flow_reverse(&z_p, g.frames, None)
+            .expect("flow");
         let (want, _) = g.time_major("z");
         let snr = snr_db(&want, &z);
         eprintln!("{name}: flow SNR {snr:.1} dB");
@@ -197,11 +236,16 @@ fn whole_pipeline_matches_onnxruntime() {
     for name in FULL {
         let g = Golden::load(name);
         assert!(g.has("audio"));
-        let a = s.synthesize_ids(&g.ids, &SynthOptions::deterministic()).expect("synth");
+        let a = s
+            .synthesize_ids(&g.ids, &SynthOptions::deterministic())
+            .expect("synth");
         assert_eq!(a.frames, g.frames);
         assert_eq!(a.samples.len(), g.samples);
         let snr = snr_db(&g.tensor("audio"), &a.samples);
-        eprintln!("{name}: end-to-end SNR {snr:.1} dB ({} samples)", a.samples.len());
+        eprintln!(
+            "{name}: end-to-end SNR {snr:.1} dB ({} samples)",
+            a.samples.len()
+        );
         assert!(snr >= SNR_GATE, "{name}: end-to-end SNR {snr:.1} dB");
     }
 }
@@ -210,7 +254,10 @@ fn whole_pipeline_matches_onnxruntime() {
 fn chunked_equals_unchunked() {
     let s = need_voice!();
     let g = Golden::load("fox");
-    let opts = SynthOptions { seed: 7, ..s.default_options() };
+    let opts = SynthOptions {
+        seed: 7,
+        ..s.default_options()
+    };
     let whole = {
         let b = s.backend();
         let stream = s.stream_ids(&g.ids, &opts).expect("stream");
@@ -218,10 +265,20 @@ fn chunked_equals_unchunked() {
         let frames = stream.frames();
         drop(stream);
         let big = Synthesizer::new(
-            Box::new(CpuBackend::new(&Voice::load(voice_path().expect("voice")).expect("voice"), CpuOptions { threads: 1 }).expect("cpu")),
+            Box::new(
+                CpuBackend::new(
+                    &Voice::load(voice_path().expect("voice")).expect("voice"),
+                    CpuOptions { threads: 1 },
+                )
+                .expect("cpu"),
+            ),
             s.config().clone(),
         )
-        .with_chunks(ChunkOptions { frames: 1 << 20, first: 1 << 20, ..Default::default() });
+        .with_chunks(ChunkOptions {
+            frames: 1 << 20,
+            first: 1 << 20,
+            ..Default::default()
+        });
         let a = big.synthesize_ids(&g.ids, &opts).expect("whole");
         assert_eq!(a.frames, frames);
         let _ = b;
@@ -229,21 +286,50 @@ fn chunked_equals_unchunked() {
     };
     let chunked = s.synthesize_ids(&g.ids, &opts).expect("chunked");
     let small = Synthesizer::new(
-        Box::new(CpuBackend::new(&Voice::load(voice_path().expect("voice")).expect("voice"), CpuOptions { threads: 2 }).expect("cpu")),
+        Box::new(
+            CpuBackend::new(
+                &Voice::load(voice_path().expect("voice")).expect("voice"),
+                CpuOptions { threads: 2 },
+            )
+            .expect("cpu"),
+        ),
         s.config().clone(),
     )
-    .with_chunks(ChunkOptions { frames: 40, first: 17, ..Default::default() });
+    .with_chunks(ChunkOptions {
+        frames: 40,
+        first: 17,
+        ..Default::default()
+    });
     let tiny = small.synthesize_ids(&g.ids, &opts).expect("tiny chunks");
-    for (label, v) in [("default chunks", &chunked.samples), ("40-frame chunks", &tiny.samples)] {
-        let maxerr = whole.iter().zip(v.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    for (label, v) in [
+        ("default chunks", &chunked.samples),
+        ("40-frame chunks", &tiny.samples),
+    ] {
+        let maxerr = whole
+            .iter()
+            .zip(v.iter())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
         eprintln!("{label}: max |chunked - whole| = {maxerr:.2e}");
         // Exact context: only f32 summation-order differences remain (audio is in [-1, 1]).
         assert!(maxerr < 1e-5, "{label}: {maxerr}");
     }
     // Control: with too little context the seams show, so the comparison above can fail.
-    let short = small.with_chunks(ChunkOptions { frames: 40, first: 17, flow_context: Some(2), decoder_context: Some(1) });
+    let short = small.with_chunks(ChunkOptions {
+        frames: 40,
+        first: 17,
+        flow_context: Some(2),
+        decoder_context: Some(1),
+    });
     let bad = short.synthesize_ids(&g.ids, &opts).expect("short context");
-    let maxerr = whole.iter().zip(&bad.samples).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let maxerr = whole
+        .iter()
+        .zip(&bad.samples)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
     eprintln!("2/1-frame context: max |chunked - whole| = {maxerr:.2e}");
-    assert!(maxerr > 1e-4, "too-short context should be visible, got {maxerr}");
+    assert!(
+        maxerr > 1e-4,
+        "too-short context should be visible, got {maxerr}"
+    );
 }

@@ -9,19 +9,13 @@ use rayon::ThreadPool;
 use crate::backend::{Backend, Encoded};
 use crate::error::{Result, TtsError};
 use crate::voice::{Hparams, ResBlockKind, Voice, Weights};
-use ops::{Act, Conv, ConvT, DwConv, LayerNorm, gelu, sigmoid};
+use ops::{Act, Conv, ConvT, DwConv, LayerNorm, fast_tanh, gelu, sigmoid};
 
 /// Options of the CPU backend.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct CpuOptions {
     /// Worker threads (0 = all cores).
     pub threads: usize,
-}
-
-impl Default for CpuOptions {
-    fn default() -> Self {
-        Self { threads: 0 }
-    }
 }
 
 struct AttnLayer {
@@ -105,7 +99,10 @@ impl CpuBackend {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(opts.threads)
             .build()
-            .map_err(|e| TtsError::Threads { threads: opts.threads, detail: e.to_string() })?;
+            .map_err(|e| TtsError::Threads {
+                threads: opts.threads,
+                detail: e.to_string(),
+            })?;
         let hp = voice.hparams.clone();
         let w = &voice.weights;
         pool.install(|| Self::build(hp.clone(), w)).map(|mut b| {
@@ -133,7 +130,16 @@ impl CpuBackend {
             let v = Conv::load(w, &format!("{a}.conv_v"), h, h, 1)?;
             let mut qkv = q.clone();
             qkv.cout = 3 * h;
-            qkv.w = (0..h).flat_map(|r| [&q.w[r * h..(r + 1) * h], &k.w[r * h..(r + 1) * h], &v.w[r * h..(r + 1) * h]].concat()).collect();
+            qkv.w = (0..h)
+                .flat_map(|r| {
+                    [
+                        &q.w[r * h..(r + 1) * h],
+                        &k.w[r * h..(r + 1) * h],
+                        &v.w[r * h..(r + 1) * h],
+                    ]
+                    .concat()
+                })
+                .collect();
             qkv.b = [q.b.as_slice(), &k.b, &v.b].concat();
             let f = format!("enc_p.encoder.ffn_layers.{i}");
             layers.push(AttnLayer {
@@ -152,10 +158,21 @@ impl CpuBackend {
         let f = hp.dp_filter;
         let gin = hp.gin;
         let dds = |prefix: &str| -> Result<Dds> {
-            let mut d = Dds { sep: vec![], pw: vec![], n1: vec![], n2: vec![] };
+            let mut d = Dds {
+                sep: vec![],
+                pw: vec![],
+                n1: vec![],
+                n2: vec![],
+            };
             for i in 0..hp.dp_layers {
                 let dil = hp.dp_kernel.pow(i as u32);
-                d.sep.push(DwConv::load(w, &format!("{prefix}.convs_sep.{i}"), f, hp.dp_kernel, dil)?);
+                d.sep.push(DwConv::load(
+                    w,
+                    &format!("{prefix}.convs_sep.{i}"),
+                    f,
+                    hp.dp_kernel,
+                    dil,
+                )?);
                 d.pw.push(Conv::load(w, &format!("{prefix}.convs_1x1.{i}"), f, f, 1)?);
                 d.n1.push(LayerNorm::load(w, &format!("{prefix}.norms_1.{i}"), f)?);
                 d.n2.push(LayerNorm::load(w, &format!("{prefix}.norms_2.{i}"), f)?);
@@ -184,24 +201,53 @@ impl CpuBackend {
             for l in 0..hp.wn_layers {
                 let inp = Conv::load(w, &format!("{p}.enc.in_layers.{l}"), fh, 2 * fh, 1)?;
                 let last = l + 1 == hp.wn_layers;
-                let rs = Conv::load(w, &format!("{p}.enc.res_skip_layers.{l}"), fh, if last { fh } else { 2 * fh }, 1)?;
-                let (res, skip) = if last { (None, rs) } else { (Some(rs.out_slice(0..fh)), rs.out_slice(fh..2 * fh)) };
+                let rs = Conv::load(
+                    w,
+                    &format!("{p}.enc.res_skip_layers.{l}"),
+                    fh,
+                    if last { fh } else { 2 * fh },
+                    1,
+                )?;
+                let (res, skip) = if last {
+                    (None, rs)
+                } else {
+                    (Some(rs.out_slice(0..fh)), rs.out_slice(fh..2 * fh))
+                };
                 wn.push(WnLayer { inp, res, skip });
             }
             let mut post_neg = Conv::load(w, &format!("{p}.post"), fh, half, 1)?;
             post_neg.scale(-1.0);
             let cond = match gin {
-                Some(g) => Some(Conv::load(w, &format!("{p}.enc.cond_layer"), g, 2 * fh * hp.wn_layers, 1)?),
+                Some(g) => Some(Conv::load(
+                    w,
+                    &format!("{p}.enc.cond_layer"),
+                    g,
+                    2 * fh * hp.wn_layers,
+                    1,
+                )?),
                 None => None,
             };
-            couplings.push(Coupling { pre: Conv::load(w, &format!("{p}.pre"), half, fh, 1)?, layers: wn, cond, post_neg });
+            couplings.push(Coupling {
+                pre: Conv::load(w, &format!("{p}.pre"), half, fh, 1)?,
+                layers: wn,
+                cond,
+                post_neg,
+            });
         }
 
         let mut ups = Vec::new();
         let mut resblocks = Vec::new();
         let nk = hp.resblock_kernels.len();
         for (i, u) in hp.ups.iter().enumerate() {
-            ups.push(ConvT::load(w, &format!("dec.ups.{i}"), u.cin, u.cout, u.kernel, u.stride, u.pad)?);
+            ups.push(ConvT::load(
+                w,
+                &format!("dec.ups.{i}"),
+                u.cin,
+                u.cout,
+                u.kernel,
+                u.stride,
+                u.pad,
+            )?);
             let mut stage = Vec::new();
             for j in 0..nk {
                 let idx = i * nk + j;
@@ -211,7 +257,9 @@ impl CpuBackend {
                     ResBlockKind::Two => ResBlock::Two(
                         ds.iter()
                             .enumerate()
-                            .map(|(n, &d)| Conv::load(w, &format!("dec.resblocks.{idx}.convs.{n}"), c, c, d))
+                            .map(|(n, &d)| {
+                                Conv::load(w, &format!("dec.resblocks.{idx}.convs.{n}"), c, c, d)
+                            })
                             .collect::<Result<_>>()?,
                     ),
                     ResBlockKind::One => ResBlock::One(
@@ -219,8 +267,20 @@ impl CpuBackend {
                             .enumerate()
                             .map(|(n, &d)| {
                                 Ok((
-                                    Conv::load(w, &format!("dec.resblocks.{idx}.convs1.{n}"), c, c, d)?,
-                                    Conv::load(w, &format!("dec.resblocks.{idx}.convs2.{n}"), c, c, 1)?,
+                                    Conv::load(
+                                        w,
+                                        &format!("dec.resblocks.{idx}.convs1.{n}"),
+                                        c,
+                                        c,
+                                        d,
+                                    )?,
+                                    Conv::load(
+                                        w,
+                                        &format!("dec.resblocks.{idx}.convs2.{n}"),
+                                        c,
+                                        c,
+                                        1,
+                                    )?,
                                 ))
                             })
                             .collect::<Result<_>>()?,
@@ -261,7 +321,10 @@ impl CpuBackend {
             pool: rayon::ThreadPoolBuilder::new()
                 .num_threads(1)
                 .build()
-                .map_err(|e| TtsError::Threads { threads: 1, detail: e.to_string() })?,
+                .map_err(|e| TtsError::Threads {
+                    threads: 1,
+                    detail: e.to_string(),
+                })?,
             hp,
         })
     }
@@ -272,7 +335,10 @@ impl CpuBackend {
             (Some(t), Some(g)) => {
                 let s = speaker.unwrap_or(0);
                 if s >= self.hp.n_speakers {
-                    return Err(TtsError::Input(format!("speaker {s} out of range (voice has {})", self.hp.n_speakers)));
+                    return Err(TtsError::Input(format!(
+                        "speaker {s} out of range (voice has {})",
+                        self.hp.n_speakers
+                    )));
                 }
                 Ok(Some(&t[s * g..(s + 1) * g]))
             }
@@ -297,10 +363,22 @@ impl CpuBackend {
                 dk,
                 t,
                 1.0,
-                crate::sys::MatRef { data: q, rs: 3 * h, cs: 1 },
-                crate::sys::MatRef { data: k, rs: 1, cs: 3 * h },
+                crate::sys::MatRef {
+                    data: q,
+                    rs: 3 * h,
+                    cs: 1,
+                },
+                crate::sys::MatRef {
+                    data: k,
+                    rs: 1,
+                    cs: 3 * h,
+                },
                 0.0,
-                crate::sys::MatMut { data: &mut s, rs: t, cs: 1 },
+                crate::sys::MatMut {
+                    data: &mut s,
+                    rs: t,
+                    cs: 1,
+                },
             );
             // Banded relative keys: s[i, i+r-w] += q_i . rel_k[r].
             let mut qr = vec![0.0f32; t * nrel];
@@ -309,10 +387,22 @@ impl CpuBackend {
                 dk,
                 nrel,
                 1.0,
-                crate::sys::MatRef { data: q, rs: 3 * h, cs: 1 },
-                crate::sys::MatRef { data: &l.rel_k, rs: 1, cs: dk },
+                crate::sys::MatRef {
+                    data: q,
+                    rs: 3 * h,
+                    cs: 1,
+                },
+                crate::sys::MatRef {
+                    data: &l.rel_k,
+                    rs: 1,
+                    cs: dk,
+                },
                 0.0,
-                crate::sys::MatMut { data: &mut qr, rs: nrel, cs: 1 },
+                crate::sys::MatMut {
+                    data: &mut qr,
+                    rs: nrel,
+                    cs: 1,
+                },
             );
             for i in 0..t {
                 for r in 0..nrel {
@@ -337,10 +427,22 @@ impl CpuBackend {
                 t,
                 dk,
                 1.0,
-                crate::sys::MatRef { data: &s, rs: t, cs: 1 },
-                crate::sys::MatRef { data: v, rs: 3 * h, cs: 1 },
+                crate::sys::MatRef {
+                    data: &s,
+                    rs: t,
+                    cs: 1,
+                },
+                crate::sys::MatRef {
+                    data: v,
+                    rs: 3 * h,
+                    cs: 1,
+                },
                 0.0,
-                crate::sys::MatMut { data: &mut o, rs: dk, cs: 1 },
+                crate::sys::MatMut {
+                    data: &mut o,
+                    rs: dk,
+                    cs: 1,
+                },
             );
             // Banded relative values: o_i += sum_r p[i, i+r-w] rel_v[r].
             let mut pr = vec![0.0f32; t * nrel];
@@ -357,10 +459,22 @@ impl CpuBackend {
                 nrel,
                 dk,
                 1.0,
-                crate::sys::MatRef { data: &pr, rs: nrel, cs: 1 },
-                crate::sys::MatRef { data: &l.rel_v, rs: dk, cs: 1 },
+                crate::sys::MatRef {
+                    data: &pr,
+                    rs: nrel,
+                    cs: 1,
+                },
+                crate::sys::MatRef {
+                    data: &l.rel_v,
+                    rs: dk,
+                    cs: 1,
+                },
                 1.0,
-                crate::sys::MatMut { data: &mut o, rs: dk, cs: 1 },
+                crate::sys::MatMut {
+                    data: &mut o,
+                    rs: dk,
+                    cs: 1,
+                },
             );
             o
         };
@@ -371,7 +485,8 @@ impl CpuBackend {
         let mut cat = vec![0.0f32; t * h];
         for (hd, o) in outs.iter().enumerate() {
             for i in 0..t {
-                cat[i * h + hd * dk..i * h + (hd + 1) * dk].copy_from_slice(&o[i * dk..(i + 1) * dk]);
+                cat[i * h + hd * dk..i * h + (hd + 1) * dk]
+                    .copy_from_slice(&o[i * dk..(i + 1) * dk]);
             }
         }
         l.o.run(&cat, t, Act::None, Act::None, pad)
@@ -397,7 +512,9 @@ impl CpuBackend {
             let id = usize::try_from(id)
                 .ok()
                 .filter(|&i| i < self.hp.n_vocab)
-                .ok_or_else(|| TtsError::Input(format!("phoneme id {id} outside 0..{}", self.hp.n_vocab)))?;
+                .ok_or_else(|| {
+                    TtsError::Input(format!("phoneme id {id} outside 0..{}", self.hp.n_vocab))
+                })?;
             x.extend(self.emb[id * h..(id + 1) * h].iter().map(|v| v * scale));
         }
         let mut pad = Vec::new();
@@ -406,7 +523,18 @@ impl CpuBackend {
             x.iter_mut().zip(&y).for_each(|(a, b)| *a += b);
             l.ln1.run(&mut x);
             let f = l.ffn1.run(&x, t, Act::None, Act::Relu, &mut pad);
-            l.ffn2.forward(&f, self.hp.filter, t, Act::None, &mut x, h, true, Act::None, None, &mut pad);
+            l.ffn2.forward(
+                &f,
+                self.hp.filter,
+                t,
+                Act::None,
+                &mut x,
+                h,
+                true,
+                Act::None,
+                None,
+                &mut pad,
+            );
             l.ln2.run(&mut x);
         }
         let stats = self.proj.run(&x, t, Act::None, Act::None, &mut pad);
@@ -416,7 +544,11 @@ impl CpuBackend {
     fn durations_impl(&self, enc: &Encoded, noise: &[f32], g: Option<&[f32]>) -> Result<Vec<f32>> {
         let t = enc.t;
         if noise.len() != 2 * t {
-            return Err(TtsError::Input(format!("duration noise has {} values, expected {}", noise.len(), 2 * t)));
+            return Err(TtsError::Input(format!(
+                "duration noise has {} values, expected {}",
+                noise.len(),
+                2 * t
+            )));
         }
         let f = self.hp.dp_filter;
         let mut pad = Vec::new();
@@ -425,7 +557,18 @@ impl CpuBackend {
             _ => None,
         };
         let mut hx = vec![0.0; t * f];
-        self.dp_pre.forward(&enc.x, self.hp.hidden, t, Act::None, &mut hx, f, false, Act::None, extra.as_deref(), &mut pad);
+        self.dp_pre.forward(
+            &enc.x,
+            self.hp.hidden,
+            t,
+            Act::None,
+            &mut hx,
+            f,
+            false,
+            Act::None,
+            extra.as_deref(),
+            &mut pad,
+        );
         self.dds(&self.dp_dds, &mut hx, t, &mut pad);
         let hcond = self.dp_proj.run(&hx, t, Act::None, Act::None, &mut pad);
         let mut z0: Vec<f32> = (0..t).map(|i| noise[2 * i]).collect();
@@ -448,13 +591,20 @@ impl CpuBackend {
             }
         }
         std::mem::swap(&mut z0, &mut z1);
-        Ok(z0.iter().map(|&z| (z - self.dp_m[0]) * self.dp_exp_neg_logs[0]).collect())
+        Ok(z0
+            .iter()
+            .map(|&z| (z - self.dp_m[0]) * self.dp_exp_neg_logs[0])
+            .collect())
     }
 
     fn flow_impl(&self, z_p: &[f32], frames: usize, g: Option<&[f32]>) -> Result<Vec<f32>> {
         let inter = self.hp.inter;
         if z_p.len() != frames * inter {
-            return Err(TtsError::Input(format!("flow input has {} values, expected {}", z_p.len(), frames * inter)));
+            return Err(TtsError::Input(format!(
+                "flow input has {} values, expected {}",
+                z_p.len(),
+                frames * inter
+            )));
         }
         let half = inter / 2;
         let fh = self.hp.flow_hidden;
@@ -470,28 +620,85 @@ impl CpuBackend {
                 (Some(cl), Some(g)) => Some(cl.run(g, 1, Act::None, Act::None, &mut pad)),
                 _ => None,
             };
-            c.pre.forward(&z, inter, frames, Act::None, &mut hbuf, fh, false, Act::None, None, &mut pad);
+            c.pre.forward(
+                &z,
+                inter,
+                frames,
+                Act::None,
+                &mut hbuf,
+                fh,
+                false,
+                Act::None,
+                None,
+                &mut pad,
+            );
             out.iter_mut().for_each(|v| *v = 0.0);
             for (li, l) in c.layers.iter().enumerate() {
                 let extra = cond.as_ref().map(|v| &v[li * 2 * fh..(li + 1) * 2 * fh]);
-                l.inp.forward(&hbuf, fh, frames, Act::None, &mut a, 2 * fh, false, Act::None, extra, &mut pad);
+                l.inp.forward(
+                    &hbuf,
+                    fh,
+                    frames,
+                    Act::None,
+                    &mut a,
+                    2 * fh,
+                    false,
+                    Act::None,
+                    extra,
+                    &mut pad,
+                );
                 {
                     use rayon::prelude::*;
-                    acts.par_chunks_mut(fh * 64).zip(a.par_chunks(2 * fh * 64)).for_each(|(o, a)| {
-                        for (orow, arow) in o.chunks_mut(fh).zip(a.chunks(2 * fh)) {
-                            for c in 0..fh {
-                                orow[c] = arow[c].tanh() * sigmoid(arow[fh + c]);
+                    acts.par_chunks_mut(fh * 64)
+                        .zip(a.par_chunks(2 * fh * 64))
+                        .for_each(|(o, a)| {
+                            for (orow, arow) in o.chunks_mut(fh).zip(a.chunks(2 * fh)) {
+                                for c in 0..fh {
+                                    orow[c] = fast_tanh(arow[c]) * sigmoid(arow[fh + c]);
+                                }
                             }
-                        }
-                    });
+                        });
                 }
                 if let Some(res) = &l.res {
-                    res.forward(&acts, fh, frames, Act::None, &mut hbuf, fh, true, Act::None, None, &mut pad);
+                    res.forward(
+                        &acts,
+                        fh,
+                        frames,
+                        Act::None,
+                        &mut hbuf,
+                        fh,
+                        true,
+                        Act::None,
+                        None,
+                        &mut pad,
+                    );
                 }
-                l.skip.forward(&acts, fh, frames, Act::None, &mut out, fh, true, Act::None, None, &mut pad);
+                l.skip.forward(
+                    &acts,
+                    fh,
+                    frames,
+                    Act::None,
+                    &mut out,
+                    fh,
+                    true,
+                    Act::None,
+                    None,
+                    &mut pad,
+                );
             }
             // x1 -= post(out): post weights are negated, accumulate into the second half of z.
-            c.post_neg.forward(&out, fh, frames, Act::None, &mut z[half..], inter, true, Act::None, None, &mut pad);
+            c.post_neg.forward(
+                &out,
+                fh,
+                frames,
+                Act::None,
+                &mut z[half..],
+                inter,
+                true,
+                Act::None,
+                None,
+                &mut pad,
+            );
         }
         Ok(z)
     }
@@ -499,7 +706,11 @@ impl CpuBackend {
     fn decode_impl(&self, z: &[f32], frames: usize, g: Option<&[f32]>) -> Result<Vec<f32>> {
         let inter = self.hp.inter;
         if z.len() != frames * inter {
-            return Err(TtsError::Input(format!("decoder input has {} values, expected {}", z.len(), frames * inter)));
+            return Err(TtsError::Input(format!(
+                "decoder input has {} values, expected {}",
+                z.len(),
+                frames * inter
+            )));
         }
         let mut pad = Vec::new();
         let extra = match (&self.dec_cond, g) {
@@ -507,11 +718,28 @@ impl CpuBackend {
             _ => None,
         };
         let mut x = vec![0.0; frames * self.hp.dec_initial];
-        self.dec_pre.forward(z, inter, frames, Act::None, &mut x, self.hp.dec_initial, false, Act::None, extra.as_deref(), &mut pad);
+        self.dec_pre.forward(
+            z,
+            inter,
+            frames,
+            Act::None,
+            &mut x,
+            self.hp.dec_initial,
+            false,
+            Act::None,
+            extra.as_deref(),
+            &mut pad,
+        );
         let mut n = frames;
         let nk = self.hp.resblock_kernels.len() as f32;
         // Buffers reused across stages and across calls (chunks): no page faults in steady state.
-        let mut sc = self.dec_scratch.lock().map(|mut g| g.take()).ok().flatten().unwrap_or_default();
+        let mut sc = self
+            .dec_scratch
+            .lock()
+            .map(|mut g| g.take())
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         for (up, stage) in self.ups.iter().zip(&self.resblocks) {
             up.forward_into(&x, n, Act::Leaky(0.1), &mut pad, &mut sc.y);
             n *= up.s;
@@ -530,8 +758,30 @@ impl CpuBackend {
                     ResBlock::One(pairs) => {
                         sc.tmp.resize(n * c, 0.0);
                         for (c1, c2) in pairs {
-                            c1.forward(r, c, n, Act::Leaky(0.1), &mut sc.tmp, c, false, Act::None, None, &mut pad);
-                            c2.forward(&sc.tmp, c, n, Act::Leaky(0.1), r, c, true, Act::None, None, &mut pad);
+                            c1.forward(
+                                r,
+                                c,
+                                n,
+                                Act::Leaky(0.1),
+                                &mut sc.tmp,
+                                c,
+                                false,
+                                Act::None,
+                                None,
+                                &mut pad,
+                            );
+                            c2.forward(
+                                &sc.tmp,
+                                c,
+                                n,
+                                Act::Leaky(0.1),
+                                r,
+                                c,
+                                true,
+                                Act::None,
+                                None,
+                                &mut pad,
+                            );
                         }
                     }
                 }
@@ -546,7 +796,18 @@ impl CpuBackend {
             *g = Some(sc);
         }
         let mut out = vec![0.0; n];
-        self.dec_post.forward(&x, self.dec_post.cin, n, Act::Leaky(0.01), &mut out, 1, false, Act::Tanh, None, &mut pad);
+        self.dec_post.forward(
+            &x,
+            self.dec_post.cin,
+            n,
+            Act::Leaky(0.01),
+            &mut out,
+            1,
+            false,
+            Act::Tanh,
+            None,
+            &mut pad,
+        );
         Ok(out)
     }
 }
@@ -582,9 +843,19 @@ pub fn spline_inverse(x: f32, p: &[f32], bins: usize, sq: f32) -> f32 {
     let (cumw, widths) = softmax_cum(&p[..bins]);
     let (cumh, heights) = softmax_cum(&p[bins..2 * bins]);
     let constant = (((1.0 - MIN) as f64).exp() - 1.0).ln() as f32;
-    let softplus = |v: f32| if v > 0.0 { v + (-v).exp().ln_1p() } else { v.exp().ln_1p() };
+    let softplus = |v: f32| {
+        if v > 0.0 {
+            v + (-v).exp().ln_1p()
+        } else {
+            v.exp().ln_1p()
+        }
+    };
     let deriv = |i: usize| -> f32 {
-        let u = if i == 0 || i == bins { constant } else { p[2 * bins + i - 1] };
+        let u = if i == 0 || i == bins {
+            constant
+        } else {
+            p[2 * bins + i - 1]
+        };
         MIN + softplus(u)
     };
     // searchsorted with the last edge nudged by 1e-6.
@@ -628,7 +899,12 @@ impl Backend for CpuBackend {
         self.pool.install(|| self.encode_impl(ids))
     }
 
-    fn log_durations(&self, enc: &Encoded, noise: &[f32], speaker: Option<usize>) -> Result<Vec<f32>> {
+    fn log_durations(
+        &self,
+        enc: &Encoded,
+        noise: &[f32],
+        speaker: Option<usize>,
+    ) -> Result<Vec<f32>> {
         let g = self.speaker(speaker)?;
         self.pool.install(|| self.durations_impl(enc, noise, g))
     }
