@@ -39,8 +39,10 @@ impl std::fmt::Display for ProviderKind {
 /// What to open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceSelector {
-    /// Read `TT_DEVICE`, `TT_SIM_ARCH`, `TT_DEVICE_ID`; without `TT_DEVICE`: metal device 0 when the
-    /// shim library loads and reports a device, else the simulator (Wormhole unless `TT_SIM_ARCH`).
+    /// Read `TT_DEVICE`, `TT_SIM_ARCH`, `TT_DEVICE_ID`; without `TT_DEVICE`: metal device
+    /// `TT_DEVICE_ID` (default 0) when the shim library loads and reports a device, else the
+    /// simulator (Wormhole unless `TT_SIM_ARCH`). A library named by `TT_SHIM_LIB` that does not
+    /// load is an error, not a reason to use the simulator.
     Auto,
     /// The simulator of this architecture.
     Sim(Arch),
@@ -190,9 +192,20 @@ impl Device {
                                     )
                                 }
                             }
+                            Err(e) if env(tt_sys::loader::LIBRARY_ENV).is_some() => {
+                                // The user named a library: not loading it is an error, not a
+                                // reason to quietly use the simulator.
+                                Err(OpenError::MetalUnavailable {
+                                    reason: e.to_string(),
+                                })
+                            }
                             Err(e) => {
-                                let first_line =
-                                    e.to_string().lines().next().unwrap_or_default().to_owned();
+                                let text = e.to_string();
+                                let first_line = text
+                                    .lines()
+                                    .next()
+                                    .unwrap_or_default()
+                                    .trim_end_matches("; searched:");
                                 Self::open_sim_with(
                                     arch,
                                     format!(
