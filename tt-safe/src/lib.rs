@@ -31,7 +31,7 @@
 //! A reader kernel on RISCV_0 pulls pages of a DRAM buffer into circular buffer 0; a writer
 //! kernel on RISCV_1 drains it into another DRAM buffer. Both address DRAM through TT-Metal 0.81's
 //! `TensorAccessor`, whose compile-time args come from [`Buffer::accessor_args`].
-//! ```no_run
+//! ```
 //! use tt_safe::{Args, Buffer, CbConfig, DataFormat, Device, KernelKind, KernelSpec, Program, Tensor2d, core};
 //!
 //! const READER: &str = r#"

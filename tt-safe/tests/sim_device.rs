@@ -693,3 +693,37 @@ fn multicast_down_columns_wormhole_noc1_swaps_corners() {
 fn multicast_along_rows_blackhole_noc1() {
     run_mcast(Arch::Blackhole, range(0, 3, 10, 4), true, Noc::Noc1);
 }
+
+#[test]
+fn globally_allocated_circular_buffers() {
+    let device = Device::open_sim(Arch::WormholeB0).unwrap();
+    let cores = range(0, 0, 1, 0);
+    let spec = ShardSpec::tiled(cores, ShardLayout::Height, [64, 32], [128, 32]);
+    let sharded = Buffer::sharded(&device, 2048, spec).unwrap();
+    assert_eq!(sharded.bytes_per_core(), 2 * 2048);
+    let dram = Buffer::dram(&device, 4 * 2048, 2048).unwrap();
+    let mut program = Program::new(&device).unwrap();
+    let err = program
+        .add_circular_buffer(
+            cores,
+            CbConfig::tiles(1, DataFormat::Float16_b, 2).backed_by(&dram),
+        )
+        .unwrap_err();
+    assert!(matches!(err, ProgramError::CbBackingNotL1), "{err:?}");
+    let err = program
+        .add_circular_buffer(
+            cores,
+            CbConfig::tiles(1, DataFormat::Float16_b, 3).backed_by(&sharded),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("exceeds the 4096 bytes"), "{err}");
+    program
+        .add_circular_buffer(
+            cores,
+            CbConfig::tiles(1, DataFormat::Float16_b, 2).backed_by(&sharded),
+        )
+        .unwrap();
+    // The program keeps the backing buffer's memory alive after the Buffer handle is dropped.
+    drop(sharded);
+    drop(program);
+}
