@@ -44,11 +44,8 @@
 //!   The REDUCE_ROW/SCALAR transposes go through SrcB, which truncates an fp32 DEST value to bf16
 //!   (or TF32 when SrcA holds TF32); modelled. The `enforce_fp32_accumulation` LLK variant is not.
 //! - [`sfpu`] is not bit-exact (see [`SfpuOp`]).
-//! - Performance: [`matmul`] decomposes each operand once per call and precomputes the
-//!   phase-independent product alignment per output; measured ~0.6-0.9 GFLOP/s (LoFi) and
-//!   ~0.2 GFLOP/s (HiFi4) of simulated math on one core of the (heavily shared) development
-//!   machine, below the >= 5 GFLOP/s goal. The remaining cost is scalar integer work per product
-//!   (variable alignment) and the per-MVMUL normalisation; reaching the goal needs SIMD.
+//! - Performance: [`matmul`] is written as lane-parallel i16/i32 code over the 32 output columns
+//!   (see the `matmul` module docs); it depends on the SIMD level the code is compiled for.
 //! - Special values: infinities and NaNs go through the same integer datapath as on ttsim (an
 //!   exponent of 255 is an ordinary large exponent; overflow saturates to infinity), so they
 //!   match ttsim, but no test pins them.
