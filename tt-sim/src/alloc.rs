@@ -15,7 +15,12 @@ pub struct RangeAllocator {
 impl RangeAllocator {
     /// A new allocator over `[lo, hi)`.
     pub fn new(lo: u64, hi: u64, top_down: bool) -> Self {
-        RangeAllocator { lo, hi, top_down, used: BTreeMap::new() }
+        RangeAllocator {
+            lo,
+            hi,
+            top_down,
+            used: BTreeMap::new(),
+        }
     }
 
     fn gaps(&self) -> Vec<(u64, u64)> {
@@ -60,7 +65,10 @@ impl RangeAllocator {
     /// Total free bytes and the largest free gap.
     pub fn free_stats(&self) -> (u64, u64) {
         let g = self.gaps();
-        (g.iter().map(|(s, e)| e - s).sum(), g.iter().map(|(s, e)| e - s).max().unwrap_or(0))
+        (
+            g.iter().map(|(s, e)| e - s).sum(),
+            g.iter().map(|(s, e)| e - s).max().unwrap_or(0),
+        )
     }
 
     /// Lowest allocated address, if any.

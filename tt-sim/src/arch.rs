@@ -103,7 +103,10 @@ impl ArchParams {
     /// Logical coordinates of the worker with row-major index `i`.
     pub fn core_at(&self, i: usize) -> CoreCoord {
         let i = i as u32;
-        CoreCoord { x: i % self.grid_x, y: i / self.grid_x }
+        CoreCoord {
+            x: i % self.grid_x,
+            y: i / self.grid_x,
+        }
     }
 
     /// NoC coordinates of a logical worker core.
@@ -117,12 +120,18 @@ impl ArchParams {
     pub fn noc_to_worker(&self, x: u32, y: u32) -> Option<CoreCoord> {
         let lx = self.worker_noc_x.iter().position(|&v| v == x)?;
         let ly = self.worker_noc_y.iter().position(|&v| v == y)?;
-        Some(CoreCoord { x: lx as u32, y: ly as u32 })
+        Some(CoreCoord {
+            x: lx as u32,
+            y: ly as u32,
+        })
     }
 
     /// DRAM bank at NoC coordinates (x, y), if any.
     pub fn noc_to_dram_bank(&self, x: u32, y: u32) -> Option<u32> {
-        self.dram_noc.iter().position(|c| c.x == x && c.y == y).map(|b| b as u32)
+        self.dram_noc
+            .iter()
+            .position(|c| c.x == x && c.y == y)
+            .map(|b| b as u32)
     }
 
     /// The `tt_arch` code of the C ABI.

@@ -11,7 +11,9 @@
 use tt_formats::DataFormat;
 
 use crate::error::{SimError, SimResult};
-use crate::fpu::{self, Bcast, DestTile, EltOp, Fidelity, FpuConfig, ReduceDim, ReduceOp, SfpuOp, SrcTile};
+use crate::fpu::{
+    self, Bcast, DestTile, EltOp, Fidelity, FpuConfig, ReduceDim, ReduceOp, SfpuOp, SrcTile,
+};
 use crate::program::{ComputeConfig, MathFidelity};
 use crate::run::{RiscCtx, RunState};
 
@@ -83,8 +85,9 @@ impl ComputeState {
     }
 
     pub(crate) fn exit_problem(&self) -> Option<String> {
-        (self.state != DestState::Idle)
-            .then(|| "the kernel returned holding DEST (missing tile_regs_release / release_dst)".to_string())
+        (self.state != DestState::Idle).then(|| {
+            "the kernel returned holding DEST (missing tile_regs_release / release_dst)".to_string()
+        })
     }
 }
 
@@ -106,7 +109,10 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn cs(&mut self) -> &mut ComputeState {
         // The scheduler only runs compute hooks on RISCs with compute state.
-        self.rc.compute.as_mut().expect("compute state exists for compute kernels")
+        self.rc
+            .compute
+            .as_mut()
+            .expect("compute state exists for compute kernels")
     }
 
     fn fault(&self, msg: impl AsRef<str>) -> SimError {
@@ -135,7 +141,9 @@ impl Ctx<'_> {
             return Err(self.fault("uses DEST without tile_regs_acquire (or acquire_dst)"));
         }
         if math && state != DestState::Acquired {
-            return Err(self.fault("math into DEST after tile_regs_commit; acquire DEST again first"));
+            return Err(
+                self.fault("math into DEST after tile_regs_commit; acquire DEST again first")
+            );
         }
         if d as usize >= cap {
             return Err(self.fault(format!(
@@ -188,7 +196,12 @@ impl Ctx<'_> {
 
     fn unpacks_to_dest(&mut self, cb: u32) -> SimResult<bool> {
         let (.., fmt, _) = self.cb(cb)?;
-        let flag = self.cs().unpack_to_dest.get(cb as usize).copied().unwrap_or(false);
+        let flag = self
+            .cs()
+            .unpack_to_dest
+            .get(cb as usize)
+            .copied()
+            .unwrap_or(false);
         Ok(flag && fmt == DataFormat::Float32)
     }
 
@@ -216,7 +229,8 @@ impl Ctx<'_> {
         let (a, fmt, _) = self.pack_addr(cb, idx)?;
         let cfg = self.cs().cfg;
         let mut out = vec![0u8; fmt.tile_size_bytes()];
-        fpu::pack(tile, fmt, &mut out, &cfg).map_err(|e| fpu_err(self.rc, self.call, self.line, e))?;
+        fpu::pack(tile, fmt, &mut out, &cfg)
+            .map_err(|e| fpu_err(self.rc, self.call, self.line, e))?;
         let core = self.rc.core;
         self.dev().l1[core].write(a, &out);
         Ok(())
@@ -253,7 +267,13 @@ fn arg(a: &[u32], i: usize) -> u32 {
 }
 
 /// Executes one compute operation. Compute operations never block.
-pub(crate) fn dispatch(rc: &mut RiscCtx, st: &mut RunState, op: u32, a: &[u32], line: u32) -> SimResult<Option<u32>> {
+pub(crate) fn dispatch(
+    rc: &mut RiscCtx,
+    st: &mut RunState,
+    op: u32,
+    a: &[u32],
+    line: u32,
+) -> SimResult<Option<u32>> {
     let call: &'static str = match op {
         OP_ACQUIRE => "tile_regs_acquire",
         OP_COMMIT => "tile_regs_commit",
@@ -312,7 +332,8 @@ pub(crate) fn dispatch(rc: &mut RiscCtx, st: &mut RunState, op: u32, a: &[u32], 
             if c.unpacks_to_dest(cb)? {
                 let (fmt, bytes) = c.read_tile(cb, t)?;
                 let cfg = c.cs().cfg;
-                let tile = fpu::unpack_to_dest(fmt, &bytes, &cfg).map_err(|e| fpu_err(c.rc, call, line, e))?;
+                let tile = fpu::unpack_to_dest(fmt, &bytes, &cfg)
+                    .map_err(|e| fpu_err(c.rc, call, line, e))?;
                 c.cs().dest[d] = tile;
             } else {
                 let s = c.unpack(cb, t)?;
@@ -322,14 +343,30 @@ pub(crate) fn dispatch(rc: &mut RiscCtx, st: &mut RunState, op: u32, a: &[u32], 
             }
         }
         OP_BINARY => {
-            let (op, cb0, cb1, t0, t1, d, bc, acc) =
-                (arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5), arg(a, 6), arg(a, 7));
+            let (op, cb0, cb1, t0, t1, d, bc, acc) = (
+                arg(a, 0),
+                arg(a, 1),
+                arg(a, 2),
+                arg(a, 3),
+                arg(a, 4),
+                arg(a, 5),
+                arg(a, 6),
+                arg(a, 7),
+            );
             let d = c.dest_index(d, true)?;
             let sa = c.unpack(cb0, t0)?;
             let sb = c.unpack(cb1, t1)?;
             let cs = c.cs();
             let cfg = cs.cfg;
-            fpu::eltwise(&mut cs.dest[d], elt(op), &sa, &sb, bcast(bc), acc != 0, &cfg);
+            fpu::eltwise(
+                &mut cs.dest[d],
+                elt(op),
+                &sa,
+                &sb,
+                bcast(bc),
+                acc != 0,
+                &cfg,
+            );
         }
         OP_BINARY_REUSE_DEST => {
             // DEST tile moves to SrcA (1) or SrcB (2); the CB tile takes the other operand.
@@ -338,12 +375,20 @@ pub(crate) fn dispatch(rc: &mut RiscCtx, st: &mut RunState, op: u32, a: &[u32], 
             let s = c.unpack(cb, t)?;
             let cs = c.cs();
             let cfg = cs.cfg;
-            let bits: Vec<u32> = cs.dest[d].bits().iter().map(|&x| (x >> 13) & 0x7FFFF).collect();
+            let bits: Vec<u32> = cs.dest[d]
+                .bits()
+                .iter()
+                .map(|&x| (x >> 13) & 0x7FFFF)
+                .collect();
             let mut raw = [0u32; fpu::TILE_DATUMS];
             raw.copy_from_slice(&bits);
             let from_dest = SrcTile::from_raw19(raw, cfg.fp32_dest_acc);
             cs.dest[d] = DestTile::zero();
-            let (x, y) = if reuse == 1 { (&from_dest, &s) } else { (&s, &from_dest) };
+            let (x, y) = if reuse == 1 {
+                (&from_dest, &s)
+            } else {
+                (&s, &from_dest)
+            };
             fpu::eltwise(&mut cs.dest[d], elt(op), x, y, Bcast::None, false, &cfg);
         }
         OP_UNARY_BCAST => {
@@ -365,11 +410,21 @@ pub(crate) fn dispatch(rc: &mut RiscCtx, st: &mut RunState, op: u32, a: &[u32], 
             }
             let cs = c.cs();
             let cfg = cs.cfg;
-            let src = SrcTile::from_raw19(o, cfg.fp32_dest_acc && cfg.fp32_src == fpu::Fp32SrcFormat::Tf32);
+            let src = SrcTile::from_raw19(
+                o,
+                cfg.fp32_dest_acc && cfg.fp32_src == fpu::Fp32SrcFormat::Tf32,
+            );
             fpu::datacopy(&mut cs.dest[d], &src, &cfg);
         }
         OP_MATMUL => {
-            let (cb0, cb1, t0, t1, d0, tr) = (arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5));
+            let (cb0, cb1, t0, t1, d0, tr) = (
+                arg(a, 0),
+                arg(a, 1),
+                arg(a, 2),
+                arg(a, 3),
+                arg(a, 4),
+                arg(a, 5),
+            );
             let (ct, rt, kt) = (arg(a, 6).max(1), arg(a, 7).max(1), arg(a, 8).max(1));
             for r in 0..rt {
                 for col in 0..ct {
@@ -383,8 +438,15 @@ pub(crate) fn dispatch(rc: &mut RiscCtx, st: &mut RunState, op: u32, a: &[u32], 
             }
         }
         OP_REDUCE => {
-            let (pool, dim, cb, cbs, t, ts, d) =
-                (arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5), arg(a, 6));
+            let (pool, dim, cb, cbs, t, ts, d) = (
+                arg(a, 0),
+                arg(a, 1),
+                arg(a, 2),
+                arg(a, 3),
+                arg(a, 4),
+                arg(a, 5),
+                arg(a, 6),
+            );
             let d = c.dest_index(d, true)?;
             let x = c.unpack(cb, t)?;
             let s = c.unpack(cbs, ts)?;
@@ -408,8 +470,8 @@ pub(crate) fn dispatch(rc: &mut RiscCtx, st: &mut RunState, op: u32, a: &[u32], 
             if c.unpacks_to_dest(cb)? {
                 let (fmt, bytes) = c.read_tile(cb, t)?;
                 let cfg = c.cs().cfg;
-                let mut tile =
-                    fpu::unpack_to_dest(fmt, &bytes, &cfg).map_err(|e| fpu_err(c.rc, call, line, e))?;
+                let mut tile = fpu::unpack_to_dest(fmt, &bytes, &cfg)
+                    .map_err(|e| fpu_err(c.rc, call, line, e))?;
                 fpu::transpose_dest(&mut tile);
                 c.cs().dest[d] = tile;
             } else {
@@ -471,7 +533,14 @@ pub(crate) fn dispatch(rc: &mut RiscCtx, st: &mut RunState, op: u32, a: &[u32], 
         OP_PACK => {
             let (d, cb, idx, ooo) = (arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3));
             let d = c.dest_index(d, false)?;
-            let out_idx = if ooo != 0 { idx } else { c.rc.cb_local.get(cb as usize).map(|l| l.pack_offset).unwrap_or(0) };
+            let out_idx = if ooo != 0 {
+                idx
+            } else {
+                c.rc.cb_local
+                    .get(cb as usize)
+                    .map(|l| l.pack_offset)
+                    .unwrap_or(0)
+            };
             let tile = c.cs().dest[d].clone();
             c.pack_to(&tile, cb, out_idx)?;
             if ooo == 0 {
@@ -479,10 +548,15 @@ pub(crate) fn dispatch(rc: &mut RiscCtx, st: &mut RunState, op: u32, a: &[u32], 
             }
         }
         OP_TILIZE => {
-            let (icb, block, ocb, in_idx, out_idx) = (arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4));
+            let (icb, block, ocb, in_idx, out_idx) =
+                (arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4));
             let (.., page, fmt, _) = c.cb(icb)?;
-            let es = elem_size(fmt)
-                .ok_or_else(|| c.fault(format!("tilize of {} data is not supported (Float32 / Float16_b)", fmt.name())))?;
+            let es = elem_size(fmt).ok_or_else(|| {
+                c.fault(format!(
+                    "tilize of {} data is not supported (Float32 / Float16_b)",
+                    fmt.name()
+                ))
+            })?;
             // block tiles' worth of row-major rows: 32 rows of block*32 elements.
             let mut rows = Vec::with_capacity(block as usize * page as usize);
             for i in 0..block {
@@ -511,13 +585,30 @@ pub(crate) fn dispatch(rc: &mut RiscCtx, st: &mut RunState, op: u32, a: &[u32], 
         OP_PACK_UNTILIZE | OP_PACK_UNTILIZE_DEST => {
             let from_dest = op == OP_PACK_UNTILIZE_DEST;
             let (icb, block_rt, ocb, c_index, block_ct, full_ct) = if from_dest {
-                (0, arg(a, 1).max(1), arg(a, 0), arg(a, 2), arg(a, 3).max(1), arg(a, 4).max(1))
+                (
+                    0,
+                    arg(a, 1).max(1),
+                    arg(a, 0),
+                    arg(a, 2),
+                    arg(a, 3).max(1),
+                    arg(a, 4).max(1),
+                )
             } else {
-                (arg(a, 0), arg(a, 1).max(1), arg(a, 2), arg(a, 3), arg(a, 4).max(1), arg(a, 5).max(1))
+                (
+                    arg(a, 0),
+                    arg(a, 1).max(1),
+                    arg(a, 2),
+                    arg(a, 3),
+                    arg(a, 4).max(1),
+                    arg(a, 5).max(1),
+                )
             };
             let (oaddr, osize, opage, ofmt, _) = c.cb(ocb)?;
             let es = elem_size(ofmt).ok_or_else(|| {
-                c.fault(format!("untilize to {} is not supported (Float32 / Float16_b)", ofmt.name()))
+                c.fault(format!(
+                    "untilize to {} is not supported (Float32 / Float16_b)",
+                    ofmt.name()
+                ))
             })?;
             let cfg = c.cs().cfg;
             let l = c.rc.cb_local[ocb as usize];
@@ -542,13 +633,16 @@ pub(crate) fn dispatch(rc: &mut RiscCtx, st: &mut RunState, op: u32, a: &[u32], 
                         dt
                     };
                     let mut tb = vec![0u8; ofmt.tile_size_bytes()];
-                    fpu::pack(&tile, ofmt, &mut tb, &cfg).map_err(|e| fpu_err(c.rc, call, line, e))?;
+                    fpu::pack(&tile, ofmt, &mut tb, &cfg)
+                        .map_err(|e| fpu_err(c.rc, call, line, e))?;
                     for rr in 0..32usize {
                         let dst = base
                             + (r as usize * 32 + rr) * row_bytes
                             + ((c_index * block_ct + col) as usize * 32) * es;
                         if dst + 32 * es > oaddr as usize + osize as usize {
-                            return Err(c.fault(format!("untilized rows run past the end of CB {ocb}")));
+                            return Err(
+                                c.fault(format!("untilized rows run past the end of CB {ocb}"))
+                            );
                         }
                         let mut row = vec![0u8; 32 * es];
                         for cc in 0..32 {

@@ -130,7 +130,15 @@ impl SimDevice {
         let dram_alloc = RangeAllocator::new(a.dram_alignment as u64 * 32, a.dram_bank_size, false);
         let l1_alloc = RangeAllocator::new(a.l1_unreserved_base as u64, a.l1_size as u64, true);
         Ok(SimDevice {
-            st: DeviceState { arch: a, l1, dram, dram_alloc, l1_alloc, buffers: HashMap::new(), next_buffer: 1 },
+            st: DeviceState {
+                arch: a,
+                l1,
+                dram,
+                dram_alloc,
+                l1_alloc,
+                buffers: HashMap::new(),
+                next_buffer: 1,
+            },
         })
     }
 
@@ -173,13 +181,18 @@ impl SimDevice {
 
     /// NoC coordinates of DRAM bank `bank`.
     pub fn dram_bank_noc_coord(&self, bank: u32) -> SimResult<CoreCoord> {
-        self.st.arch.dram_noc.get(bank as usize).copied().ok_or_else(|| {
-            SimError::InvalidArgument(format!(
-                "DRAM bank {bank} does not exist ({} has {} banks)",
-                self.st.arch.name(),
-                self.st.arch.num_dram_banks
-            ))
-        })
+        self.st
+            .arch
+            .dram_noc
+            .get(bank as usize)
+            .copied()
+            .ok_or_else(|| {
+                SimError::InvalidArgument(format!(
+                    "DRAM bank {bank} does not exist ({} has {} banks)",
+                    self.st.arch.name(),
+                    self.st.arch.num_dram_banks
+                ))
+            })
     }
 
     /// Allocates a buffer.
@@ -187,9 +200,11 @@ impl SimDevice {
         let st = &mut self.st;
         let a = &st.arch;
         if cfg.page_size == 0 {
-            return invalid("buffer page_size is 0: give the bytes of one page (e.g. 2048 for a bf16 tile)");
+            return invalid(
+                "buffer page_size is 0: give the bytes of one page (e.g. 2048 for a bf16 tile)",
+            );
         }
-        if cfg.size == 0 || cfg.size % cfg.page_size as u64 != 0 {
+        if cfg.size == 0 || !cfg.size.is_multiple_of(cfg.page_size as u64) {
             return invalid(format!(
                 "buffer size {} is not a positive multiple of its page size {}",
                 cfg.size, cfg.page_size
@@ -252,31 +267,38 @@ impl SimDevice {
         st.next_buffer += 1;
         st.buffers.insert(
             id,
-            Buffer { cfg: cfg.clone(), address: addr, aligned_page, num_pages, shard_map, shard_cores },
+            Buffer {
+                cfg: cfg.clone(),
+                address: addr,
+                aligned_page,
+                num_pages,
+                shard_map,
+                shard_cores,
+            },
         );
         Ok(BufferId(id))
     }
 
     pub(crate) fn buffer(&self, id: BufferId) -> SimResult<&Buffer> {
-        self.st
-            .buffers
-            .get(&id.0)
-            .ok_or_else(|| SimError::InvalidArgument(format!("buffer {} does not exist (destroyed?)", id.0)))
+        self.st.buffers.get(&id.0).ok_or_else(|| {
+            SimError::InvalidArgument(format!("buffer {} does not exist (destroyed?)", id.0))
+        })
     }
 
     /// Frees a buffer.
     pub fn destroy_buffer(&mut self, id: BufferId) -> SimResult<()> {
-        let b = self
-            .st
-            .buffers
-            .remove(&id.0)
-            .ok_or_else(|| SimError::InvalidArgument(format!("buffer {} does not exist (destroyed twice?)", id.0)))?;
+        let b = self.st.buffers.remove(&id.0).ok_or_else(|| {
+            SimError::InvalidArgument(format!("buffer {} does not exist (destroyed twice?)", id.0))
+        })?;
         let ok = match b.cfg.buffer_type {
             BufferType::Dram => self.st.dram_alloc.free(b.address),
             BufferType::L1 => self.st.l1_alloc.free(b.address),
         };
         if !ok {
-            return Err(SimError::Internal(format!("buffer {} was not in the allocator", id.0)));
+            return Err(SimError::Internal(format!(
+                "buffer {} was not in the allocator",
+                id.0
+            )));
         }
         Ok(())
     }
@@ -299,11 +321,17 @@ impl SimDevice {
         match b.cfg.buffer_type {
             BufferType::Dram => {
                 let nb = st.arch.num_dram_banks as u64;
-                PageLoc::Dram { bank: (p % nb) as u32, addr: b.address + (p / nb) * b.aligned_page }
+                PageLoc::Dram {
+                    bank: (p % nb) as u32,
+                    addr: b.address + (p / nb) * b.aligned_page,
+                }
             }
             BufferType::L1 => {
                 let nb = st.arch.num_workers() as u64;
-                PageLoc::L1 { core: (p % nb) as usize, addr: (b.address + (p / nb) * b.aligned_page) as u32 }
+                PageLoc::L1 {
+                    core: (p % nb) as usize,
+                    addr: (b.address + (p / nb) * b.aligned_page) as u32,
+                }
             }
         }
     }
@@ -332,7 +360,9 @@ impl SimDevice {
             let n = (ps - in_page).min(data.len() as u64 - pos);
             let chunk = &data[pos as usize..(pos + n) as usize];
             match Self::page_loc(&self.st, &b, page) {
-                PageLoc::Dram { bank, addr } => self.st.dram[bank as usize].write(addr + in_page, chunk),
+                PageLoc::Dram { bank, addr } => {
+                    self.st.dram[bank as usize].write(addr + in_page, chunk)
+                }
                 PageLoc::L1 { core, addr } => self.st.l1[core].write(addr + in_page as u32, chunk),
             }
             pos += n;
@@ -354,7 +384,9 @@ impl SimDevice {
             let n = (ps - in_page).min(len - pos);
             let chunk = &mut out[pos as usize..(pos + n) as usize];
             match Self::page_loc(&self.st, b, page) {
-                PageLoc::Dram { bank, addr } => self.st.dram[bank as usize].read(addr + in_page, chunk),
+                PageLoc::Dram { bank, addr } => {
+                    self.st.dram[bank as usize].read(addr + in_page, chunk)
+                }
                 PageLoc::L1 { core, addr } => self.st.l1[core].read(addr + in_page as u32, chunk),
             }
             pos += n;
@@ -376,7 +408,9 @@ fn shard_layout(
         BufferLayout::HeightSharded => tt_formats::ShardLayout::Height,
         BufferLayout::WidthSharded => tt_formats::ShardLayout::Width,
         BufferLayout::BlockSharded => tt_formats::ShardLayout::Block,
-        BufferLayout::Interleaved => return invalid("internal: interleaved layout has no shard map"),
+        BufferLayout::Interleaved => {
+            return invalid("internal: interleaved layout has no shard map");
+        }
     };
     let map = tt_formats::ShardedPageMap::new(layout, spec)
         .map_err(|e| SimError::InvalidArgument(format!("shard spec: {e}")))?;
@@ -389,7 +423,10 @@ fn shard_layout(
     let mut cores = Vec::new();
     for &c in map.cores() {
         let i = a.core_index(c).ok_or_else(|| {
-            SimError::InvalidArgument(format!("shard core {c} is outside the {}x{} grid", a.grid_x, a.grid_y))
+            SimError::InvalidArgument(format!(
+                "shard core {c} is outside the {}x{} grid",
+                a.grid_x, a.grid_y
+            ))
         })?;
         cores.push(i);
     }
@@ -398,7 +435,10 @@ fn shard_layout(
         let (ci, slot) = map
             .locate(p)
             .ok_or_else(|| SimError::Internal(format!("shard map has no page {p}")))?;
-        locs.push(PageLoc::L1 { core: cores[ci], addr: (slot as u64 * aligned_page) as u32 });
+        locs.push(PageLoc::L1 {
+            core: cores[ci],
+            addr: (slot as u64 * aligned_page) as u32,
+        });
     }
     Ok((locs, cores, map.pages_per_shard() as u64 * aligned_page))
 }

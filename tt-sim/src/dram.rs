@@ -34,7 +34,10 @@ impl DramBank {
             let ci = addr / CHUNK;
             let off = (addr % CHUNK) as usize;
             let n = (CHUNK as usize - off).min(src.len() - done);
-            let c = self.chunks.entry(ci).or_insert_with(|| vec![0u8; CHUNK as usize].into_boxed_slice());
+            let c = self
+                .chunks
+                .entry(ci)
+                .or_insert_with(|| vec![0u8; CHUNK as usize].into_boxed_slice());
             c[off..off + n].copy_from_slice(&src[done..done + n]);
             done += n;
             addr += n as u64;

@@ -9,14 +9,19 @@ use std::ffi::{CStr, CString, c_char, c_void};
 use std::panic::AssertUnwindSafe;
 
 use tt_sys::{
-    tt_buffer, tt_buffer_config, tt_cb_config, tt_core_coord, tt_core_range_set, tt_device, tt_device_info,
-    tt_device_open_options, tt_kernel_config, tt_kernel_id, tt_program, tt_run_stats, tt_shim_api, tt_status,
+    tt_buffer, tt_buffer_config, tt_cb_config, tt_core_coord, tt_core_range_set, tt_device,
+    tt_device_info, tt_device_open_options, tt_kernel_config, tt_kernel_id, tt_program,
+    tt_run_stats, tt_shim_api, tt_status,
 };
 
 use crate::arch::{CoreCoord, CoreRange, SimArch};
-use crate::device::{BufferConfig, BufferId, BufferLayout, BufferType, ShardOrientation, ShardSpec, SimDevice};
+use crate::device::{
+    BufferConfig, BufferId, BufferLayout, BufferType, ShardOrientation, ShardSpec, SimDevice,
+};
 use crate::error::{SimError, SimResult};
-use crate::program::{CbConfig, CbFormat, ComputeConfig, KernelConfig, KernelKind, MathFidelity, Risc, SimProgram};
+use crate::program::{
+    CbConfig, CbFormat, ComputeConfig, KernelConfig, KernelKind, MathFidelity, Risc, SimProgram,
+};
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
@@ -98,7 +103,9 @@ unsafe fn slice<'a, T>(p: *const T, n: usize, what: &str) -> SimResult<&'a [T]> 
         return Ok(&[]);
     }
     if p.is_null() {
-        return Err(SimError::InvalidArgument(format!("{what} is NULL but its count is {n}")));
+        return Err(SimError::InvalidArgument(format!(
+            "{what} is NULL but its count is {n}"
+        )));
     }
     // SAFETY: caller contract.
     Ok(unsafe { std::slice::from_raw_parts(p, n) })
@@ -125,7 +132,13 @@ unsafe fn ranges(s: *const tt_core_range_set) -> SimResult<Vec<CoreRange>> {
     let s = unsafe { s.as_ref() }.ok_or_else(|| null("core range set"))?;
     // SAFETY: the set's pointer and count come from the caller's struct.
     let rs = unsafe { slice(s.ranges, s.num_ranges as usize, "core_range_set.ranges") }?;
-    Ok(rs.iter().map(|r| CoreRange { start: coord(r.start), end: coord(r.end) }).collect())
+    Ok(rs
+        .iter()
+        .map(|r| CoreRange {
+            start: coord(r.start),
+            end: coord(r.end),
+        })
+        .collect())
 }
 
 unsafe extern "C" fn last_error() -> *const c_char {
@@ -141,7 +154,10 @@ unsafe extern "C" fn device_count(out: *mut u32) -> tt_status::Type {
     })
 }
 
-unsafe extern "C" fn device_open(opts: *const tt_device_open_options, out: *mut *mut tt_device) -> tt_status::Type {
+unsafe extern "C" fn device_open(
+    opts: *const tt_device_open_options,
+    out: *mut *mut tt_device,
+) -> tt_status::Type {
     guard(|| {
         // SAFETY: caller passes a writable pointer slot or NULL.
         let out = unsafe { out.as_mut() }.ok_or_else(|| null("out_device"))?;
@@ -173,7 +189,11 @@ unsafe extern "C" fn device_open(opts: *const tt_device_open_options, out: *mut 
             }
         };
         let dev = SimDevice::open(arch)?;
-        *out = Box::into_raw(Box::new(FfiDevice { dev, live_buffers: 0, live_programs: 0 })) as *mut tt_device;
+        *out = Box::into_raw(Box::new(FfiDevice {
+            dev,
+            live_buffers: 0,
+            live_programs: 0,
+        })) as *mut tt_device;
         Ok(())
     })
 }
@@ -194,7 +214,10 @@ unsafe extern "C" fn device_close(device: *mut tt_device) -> tt_status::Type {
     })
 }
 
-unsafe extern "C" fn device_info(device: *mut tt_device, out: *mut tt_device_info) -> tt_status::Type {
+unsafe extern "C" fn device_info(
+    device: *mut tt_device,
+    out: *mut tt_device_info,
+) -> tt_status::Type {
     guard(|| {
         // SAFETY: handle contract.
         let d = unsafe { dev_mut(device) }?;
@@ -237,7 +260,11 @@ unsafe extern "C" fn worker_core_from_logical(
     })
 }
 
-unsafe extern "C" fn dram_bank_noc_coord(device: *mut tt_device, bank: u32, out: *mut tt_core_coord) -> tt_status::Type {
+unsafe extern "C" fn dram_bank_noc_coord(
+    device: *mut tt_device,
+    bank: u32,
+    out: *mut tt_core_coord,
+) -> tt_status::Type {
     guard(|| {
         // SAFETY: handle contract.
         let d = unsafe { dev_mut(device) }?;
@@ -264,14 +291,22 @@ unsafe extern "C" fn buffer_create(
         let buffer_type = match c.buffer_type {
             tt_sys::tt_buffer_type::TT_BUFFER_DRAM => BufferType::Dram,
             tt_sys::tt_buffer_type::TT_BUFFER_L1 => BufferType::L1,
-            v => return Err(SimError::InvalidArgument(format!("unknown buffer_type {v}"))),
+            v => {
+                return Err(SimError::InvalidArgument(format!(
+                    "unknown buffer_type {v}"
+                )));
+            }
         };
         let layout = match c.layout {
             tt_sys::tt_buffer_layout::TT_LAYOUT_INTERLEAVED => BufferLayout::Interleaved,
             tt_sys::tt_buffer_layout::TT_LAYOUT_HEIGHT_SHARDED => BufferLayout::HeightSharded,
             tt_sys::tt_buffer_layout::TT_LAYOUT_WIDTH_SHARDED => BufferLayout::WidthSharded,
             tt_sys::tt_buffer_layout::TT_LAYOUT_BLOCK_SHARDED => BufferLayout::BlockSharded,
-            v => return Err(SimError::InvalidArgument(format!("unknown buffer layout {v}"))),
+            v => {
+                return Err(SimError::InvalidArgument(format!(
+                    "unknown buffer layout {v}"
+                )));
+            }
         };
         // SAFETY: caller passes NULL or a valid shard spec.
         let shard = match unsafe { c.shard.as_ref() } {
@@ -287,9 +322,17 @@ unsafe extern "C" fn buffer_create(
                     page_shape: s.page_shape,
                     tensor_shape_in_pages: s.tensor_shape_in_pages,
                     orientation: match s.orientation {
-                        tt_sys::tt_shard_orientation::TT_SHARD_ROW_MAJOR => ShardOrientation::RowMajor,
-                        tt_sys::tt_shard_orientation::TT_SHARD_COL_MAJOR => ShardOrientation::ColMajor,
-                        v => return Err(SimError::InvalidArgument(format!("unknown shard orientation {v}"))),
+                        tt_sys::tt_shard_orientation::TT_SHARD_ROW_MAJOR => {
+                            ShardOrientation::RowMajor
+                        }
+                        tt_sys::tt_shard_orientation::TT_SHARD_COL_MAJOR => {
+                            ShardOrientation::ColMajor
+                        }
+                        v => {
+                            return Err(SimError::InvalidArgument(format!(
+                                "unknown shard orientation {v}"
+                            )));
+                        }
                     },
                 })
             }
@@ -302,7 +345,10 @@ unsafe extern "C" fn buffer_create(
             shard,
         })?;
         d.live_buffers += 1;
-        *out = Box::into_raw(Box::new(FfiBuffer { dev: d as *mut FfiDevice, id })) as *mut tt_buffer;
+        *out = Box::into_raw(Box::new(FfiBuffer {
+            dev: d as *mut FfiDevice,
+            id,
+        })) as *mut tt_buffer;
         Ok(())
     })
 }
@@ -333,7 +379,12 @@ unsafe extern "C" fn buffer_address(buffer: *mut tt_buffer, out: *mut u64) -> tt
     })
 }
 
-unsafe extern "C" fn buffer_write(buffer: *mut tt_buffer, offset: u64, src: *const c_void, size: u64) -> tt_status::Type {
+unsafe extern "C" fn buffer_write(
+    buffer: *mut tt_buffer,
+    offset: u64,
+    src: *const c_void,
+    size: u64,
+) -> tt_status::Type {
     guard(|| {
         // SAFETY: handle contract.
         let b = unsafe { buf_mut(buffer) }?;
@@ -344,7 +395,12 @@ unsafe extern "C" fn buffer_write(buffer: *mut tt_buffer, offset: u64, src: *con
     })
 }
 
-unsafe extern "C" fn buffer_read(buffer: *mut tt_buffer, offset: u64, dst: *mut c_void, size: u64) -> tt_status::Type {
+unsafe extern "C" fn buffer_read(
+    buffer: *mut tt_buffer,
+    offset: u64,
+    dst: *mut c_void,
+    size: u64,
+) -> tt_status::Type {
     guard(|| {
         // SAFETY: handle contract.
         let b = unsafe { buf_mut(buffer) }?;
@@ -362,7 +418,10 @@ unsafe extern "C" fn buffer_read(buffer: *mut tt_buffer, offset: u64, dst: *mut 
     })
 }
 
-unsafe extern "C" fn program_create(device: *mut tt_device, out: *mut *mut tt_program) -> tt_status::Type {
+unsafe extern "C" fn program_create(
+    device: *mut tt_device,
+    out: *mut *mut tt_program,
+) -> tt_status::Type {
     guard(|| {
         // SAFETY: handle contract.
         let d = unsafe { dev_mut(device) }?;
@@ -370,7 +429,10 @@ unsafe extern "C" fn program_create(device: *mut tt_device, out: *mut *mut tt_pr
         let out = unsafe { out.as_mut() }.ok_or_else(|| null("out_program"))?;
         let prog = SimProgram::new(&d.dev);
         d.live_programs += 1;
-        *out = Box::into_raw(Box::new(FfiProgram { dev: d as *mut FfiDevice, prog })) as *mut tt_program;
+        *out = Box::into_raw(Box::new(FfiProgram {
+            dev: d as *mut FfiDevice,
+            prog,
+        })) as *mut tt_program;
         Ok(())
     })
 }
@@ -408,7 +470,9 @@ unsafe extern "C" fn program_add_circular_buffer(
             // SAFETY: a non-NULL buffer handle from buffer_create.
             let b = unsafe { &*(c.globally_allocated as *const FfiBuffer) };
             if b.dev != p.dev {
-                return Err(SimError::InvalidArgument("globally_allocated buffer belongs to another device".into()));
+                return Err(SimError::InvalidArgument(
+                    "globally_allocated buffer belongs to another device".into(),
+                ));
             }
             Some(b.id)
         };
@@ -416,7 +480,11 @@ unsafe extern "C" fn program_add_circular_buffer(
             total_size: c.total_size,
             formats: fs
                 .iter()
-                .map(|f| CbFormat { index: f.cb_index, data_format: f.data_format, page_size: f.page_size })
+                .map(|f| CbFormat {
+                    index: f.cb_index,
+                    data_format: f.data_format,
+                    page_size: f.page_size,
+                })
                 .collect(),
             globally_allocated: global,
         };
@@ -468,14 +536,20 @@ unsafe extern "C" fn program_add_kernel(
         // SAFETY: the config's range set.
         let cores = unsafe { ranges(&c.cores) }?;
         // SAFETY: the config's array and count.
-        let compile_args = unsafe { slice(c.compile_args, c.num_compile_args as usize, "compile_args") }?.to_vec();
+        let compile_args =
+            unsafe { slice(c.compile_args, c.num_compile_args as usize, "compile_args") }?.to_vec();
         // SAFETY: the config's array and count.
         let defs = unsafe { slice(c.defines, c.num_defines as usize, "defines") }?;
         let mut defines = Vec::new();
         for d in defs {
             // SAFETY: strings from the caller's define entries.
             let n = unsafe { string(d.name, "define name") }?;
-            let v = if d.value.is_null() { String::new() } else { unsafe { string(d.value, "define value") }? };
+            let v = if d.value.is_null() {
+                String::new()
+            } else {
+                // SAFETY: a non-NULL define value from the caller's entry is a C string.
+                unsafe { string(d.value, "define value") }?
+            };
             defines.push((n, v));
         }
         let kind = match c.kind {
@@ -483,12 +557,22 @@ unsafe extern "C" fn program_add_kernel(
                 let risc = match c.processor {
                     tt_sys::tt_processor::TT_RISCV_0 => Risc::Brisc,
                     tt_sys::tt_processor::TT_RISCV_1 => Risc::Ncrisc,
-                    v => return Err(SimError::InvalidArgument(format!("unknown processor {v} (RISCV_0=0, RISCV_1=1)"))),
+                    v => {
+                        return Err(SimError::InvalidArgument(format!(
+                            "unknown processor {v} (RISCV_0=0, RISCV_1=1)"
+                        )));
+                    }
                 };
                 if c.noc > 1 {
-                    return Err(SimError::InvalidArgument(format!("noc must be 0 or 1, got {}", c.noc)));
+                    return Err(SimError::InvalidArgument(format!(
+                        "noc must be 0 or 1, got {}",
+                        c.noc
+                    )));
                 }
-                KernelKind::DataMovement { risc, noc: c.noc as u8 }
+                KernelKind::DataMovement {
+                    risc,
+                    noc: c.noc as u8,
+                }
             }
             tt_sys::tt_kernel_kind::TT_KERNEL_COMPUTE => {
                 let math_fidelity = match c.math_fidelity {
@@ -496,14 +580,21 @@ unsafe extern "C" fn program_add_kernel(
                     tt_sys::tt_math_fidelity::TT_FIDELITY_HIFI2 => MathFidelity::HiFi2,
                     tt_sys::tt_math_fidelity::TT_FIDELITY_HIFI3 => MathFidelity::HiFi3,
                     tt_sys::tt_math_fidelity::TT_FIDELITY_HIFI4 => MathFidelity::HiFi4,
-                    v => return Err(SimError::InvalidArgument(format!("unknown math fidelity {v}"))),
+                    v => {
+                        return Err(SimError::InvalidArgument(format!(
+                            "unknown math fidelity {v}"
+                        )));
+                    }
                 };
                 let n = p.prog.arch.max_circular_buffers as usize;
                 let unpack_to_dest_fp32 = if c.unpack_to_dest_fp32.is_null() {
                     Vec::new()
                 } else {
                     // SAFETY: the header says the array has max_circular_buffers entries.
-                    unsafe { slice(c.unpack_to_dest_fp32, n, "unpack_to_dest_fp32") }?.iter().map(|&v| v != 0).collect()
+                    unsafe { slice(c.unpack_to_dest_fp32, n, "unpack_to_dest_fp32") }?
+                        .iter()
+                        .map(|&v| v != 0)
+                        .collect()
                 };
                 KernelKind::Compute(ComputeConfig {
                     math_fidelity,
@@ -514,9 +605,20 @@ unsafe extern "C" fn program_add_kernel(
                     unpack_to_dest_fp32,
                 })
             }
-            v => return Err(SimError::InvalidArgument(format!("unknown kernel kind {v}"))),
+            v => {
+                return Err(SimError::InvalidArgument(format!(
+                    "unknown kernel kind {v}"
+                )));
+            }
         };
-        *out = p.prog.add_kernel(&KernelConfig { name, source, kind, cores, compile_args, defines })?;
+        *out = p.prog.add_kernel(&KernelConfig {
+            name,
+            source,
+            kind,
+            cores,
+            compile_args,
+            defines,
+        })?;
         Ok(())
     })
 }
@@ -552,24 +654,30 @@ unsafe extern "C" fn program_set_common_runtime_args(
     })
 }
 
-unsafe extern "C" fn program_run(device: *mut tt_device, program: *mut tt_program, stats: *mut tt_run_stats) -> tt_status::Type {
+unsafe extern "C" fn program_run(
+    device: *mut tt_device,
+    program: *mut tt_program,
+    stats: *mut tt_run_stats,
+) -> tt_status::Type {
     guard(|| {
         // SAFETY: handle contract.
         let d = unsafe { dev_mut(device) }?;
         // SAFETY: handle contract.
         let p = unsafe { prog_mut(program) }?;
-        if p.dev != d as *mut FfiDevice {
-            return Err(SimError::InvalidArgument("program was created on another device".into()));
+        if !std::ptr::eq(p.dev, d) {
+            return Err(SimError::InvalidArgument(
+                "program was created on another device".into(),
+            ));
         }
         let s = d.dev.run(&mut p.prog)?;
         // SAFETY: caller passes NULL or a writable stats struct.
-        if let Some(o) = unsafe { stats.as_mut() } {
-            if (o.struct_size as usize) >= std::mem::size_of::<tt_run_stats>() {
-                o.is_estimate = 1;
-                o.device_cycles = s.device_cycles;
-                o.device_ns = s.device_cycles * 1000 / d.dev.arch().clock_mhz as u64;
-                o.host_ns = s.host_ns;
-            }
+        if let Some(o) = unsafe { stats.as_mut() }
+            && (o.struct_size as usize) >= std::mem::size_of::<tt_run_stats>()
+        {
+            o.is_estimate = 1;
+            o.device_cycles = s.device_cycles;
+            o.device_ns = s.device_cycles * 1000 / d.dev.arch().clock_mhz as u64;
+            o.host_ns = s.host_ns;
         }
         Ok(())
     })
@@ -609,7 +717,10 @@ pub fn shim_api() -> tt_shim_api {
 /// # Safety
 /// `out_api` must be NULL or point at a writable `tt_shim_api`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn tt_sim_shim_get_api(requested_version: u32, out_api: *mut tt_shim_api) -> tt_status::Type {
+pub unsafe extern "C" fn tt_sim_shim_get_api(
+    requested_version: u32,
+    out_api: *mut tt_shim_api,
+) -> tt_status::Type {
     if requested_version != tt_sys::TT_SHIM_ABI_VERSION {
         set_error(&format!(
             "ABI version {requested_version} requested, the simulator implements {}",

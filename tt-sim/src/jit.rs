@@ -20,11 +20,23 @@ use crate::error::{SimError, SimResult};
 
 /// Embedded emulation headers: (path under include/, contents).
 const HEADERS: &[(&str, &str)] = &[
-    ("tt_sim/host_api.h", include_str!("../emu/tt_sim/host_api.h")),
+    (
+        "tt_sim/host_api.h",
+        include_str!("../emu/tt_sim/host_api.h"),
+    ),
     ("tt_sim/common.h", include_str!("../emu/tt_sim/common.h")),
-    ("tt_sim/dprint_impl.h", include_str!("../emu/tt_sim/dprint_impl.h")),
-    ("tt_sim/dataflow.h", include_str!("../emu/tt_sim/dataflow.h")),
-    ("tt_sim/tensor_accessor.h", include_str!("../emu/tt_sim/tensor_accessor.h")),
+    (
+        "tt_sim/dprint_impl.h",
+        include_str!("../emu/tt_sim/dprint_impl.h"),
+    ),
+    (
+        "tt_sim/dataflow.h",
+        include_str!("../emu/tt_sim/dataflow.h"),
+    ),
+    (
+        "tt_sim/tensor_accessor.h",
+        include_str!("../emu/tt_sim/tensor_accessor.h"),
+    ),
     ("tt_sim/compute.h", include_str!("../emu/tt_sim/compute.h")),
     ("tt_sim/prelude.h", include_str!("../emu/tt_sim/prelude.h")),
     ("tt_sim/entry.h", include_str!("../emu/tt_sim/entry.h")),
@@ -83,12 +95,26 @@ const COMPUTE_HEADER_NAMES: &[&str] = &[
 ];
 
 fn all_files() -> Vec<(String, String)> {
-    let mut v: Vec<(String, String)> = HEADERS.iter().map(|(p, c)| (p.to_string(), c.to_string())).collect();
+    let mut v: Vec<(String, String)> = HEADERS
+        .iter()
+        .map(|(p, c)| (p.to_string(), c.to_string()))
+        .collect();
     for a in DATAFLOW_ALIASES {
-        v.push((a.to_string(), "#pragma once\n#include \"tt_sim/dataflow.h\"\n".into()));
+        v.push((
+            a.to_string(),
+            "#pragma once\n#include \"tt_sim/dataflow.h\"\n".into(),
+        ));
     }
-    for d in ["api/debug/dprint.h", "debug/dprint.h", "api/debug/waypoint.h", "debug/waypoint.h"] {
-        v.push((d.to_string(), "#pragma once\n#include \"tt_sim/common.h\"\n".into()));
+    for d in [
+        "api/debug/dprint.h",
+        "debug/dprint.h",
+        "api/debug/waypoint.h",
+        "debug/waypoint.h",
+    ] {
+        v.push((
+            d.to_string(),
+            "#pragma once\n#include \"tt_sim/common.h\"\n".into(),
+        ));
     }
     let fwd = "#pragma once\n#include \"tt_sim/compute.h\"\n";
     for n in COMPUTE_HEADER_NAMES {
@@ -123,7 +149,10 @@ pub(crate) fn scratch_name(dir: &Path, stem: &str) -> PathBuf {
 }
 
 fn io_err(what: &str, p: &Path, e: std::io::Error) -> SimError {
-    SimError::Device(format!("{what} {}: {e} (set TT_SIM_CACHE_DIR to a writable directory)", p.display()))
+    SimError::Device(format!(
+        "{what} {}: {e} (set TT_SIM_CACHE_DIR to a writable directory)",
+        p.display()
+    ))
 }
 
 struct HeaderDir {
@@ -148,12 +177,14 @@ fn header_dir() -> SimResult<&'static HeaderDir> {
         let dir = root.join(format!("emu-{hash}"));
         let include = dir.join("include");
         if !include.is_dir() {
-            std::fs::create_dir_all(&root).map_err(|e| io_err("cannot create the kernel cache", &root, e))?;
+            std::fs::create_dir_all(&root)
+                .map_err(|e| io_err("cannot create the kernel cache", &root, e))?;
             let tmp = scratch_name(&root, "emu");
             for (p, c) in &files {
                 let f = tmp.join("include").join(p);
                 if let Some(parent) = f.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| io_err("cannot create", parent, e))?;
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| io_err("cannot create", parent, e))?;
                 }
                 std::fs::write(&f, c).map_err(|e| io_err("cannot write", &f, e))?;
             }
@@ -201,7 +232,8 @@ pub struct KernelBinary {
     pub bytes: Vec<u8>,
 }
 
-static BUILT: OnceLock<Mutex<std::collections::HashMap<String, Arc<KernelBinary>>>> = OnceLock::new();
+static BUILT: OnceLock<Mutex<std::collections::HashMap<String, Arc<KernelBinary>>>> =
+    OnceLock::new();
 
 fn compiler() -> String {
     std::env::var("TT_SIM_CXX").unwrap_or_else(|_| "c++".to_string())
@@ -226,7 +258,11 @@ pub fn build(req: &BuildRequest<'_>) -> SimResult<Arc<KernelBinary>> {
     let cta = if req.compile_args.is_empty() {
         String::new()
     } else {
-        req.compile_args.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(",")
+        req.compile_args
+            .iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
     };
     flags.push(format!("-DKERNEL_COMPILE_TIME_ARGS={cta}"));
     for (k, v) in req.sim_defines.iter().chain(req.defines.iter()) {
@@ -236,7 +272,11 @@ pub fn build(req: &BuildRequest<'_>) -> SimResult<Arc<KernelBinary>> {
                 req.name
             )));
         }
-        flags.push(if v.is_empty() { format!("-D{k}") } else { format!("-D{k}={v}") });
+        flags.push(if v.is_empty() {
+            format!("-D{k}")
+        } else {
+            format!("-D{k}={v}")
+        });
     }
     let mut h = Sha256::new();
     h.update(cxx.as_bytes());
@@ -269,7 +309,12 @@ pub fn build(req: &BuildRequest<'_>) -> SimResult<Arc<KernelBinary>> {
         text.push_str("\n#include \"tt_sim/entry.h\"\n");
         std::fs::write(&src, text).map_err(|e| io_err("cannot write", &src, e))?;
         let out = tmp.join("kernel.so");
-        let res = Command::new(&cxx).args(&flags).arg(&src).arg("-o").arg(&out).output();
+        let res = Command::new(&cxx)
+            .args(&flags)
+            .arg(&src)
+            .arg("-o")
+            .arg(&out)
+            .output();
         let res = match res {
             Ok(r) => r,
             Err(e) => {
@@ -283,7 +328,8 @@ pub fn build(req: &BuildRequest<'_>) -> SimResult<Arc<KernelBinary>> {
         };
         if !res.status.success() {
             let _ = std::fs::remove_dir_all(&tmp);
-            let msg = String::from_utf8_lossy(&res.stderr).replace(&*src.to_string_lossy(), req.name);
+            let msg =
+                String::from_utf8_lossy(&res.stderr).replace(&*src.to_string_lossy(), req.name);
             return Err(SimError::KernelBuild(format!(
                 "kernel '{}' failed to compile:\n{}",
                 req.name,
@@ -292,12 +338,21 @@ pub fn build(req: &BuildRequest<'_>) -> SimResult<Arc<KernelBinary>> {
         }
         if std::fs::rename(&out, &so).is_err() && !so.is_file() {
             let _ = std::fs::remove_dir_all(&tmp);
-            return Err(SimError::Device(format!("cannot move the built kernel into {}", so.display())));
+            return Err(SimError::Device(format!(
+                "cannot move the built kernel into {}",
+                so.display()
+            )));
         }
         let _ = std::fs::remove_dir_all(&tmp);
     }
     let bytes = std::fs::read(&so).map_err(|e| io_err("cannot read", &so, e))?;
-    let bin = Arc::new(KernelBinary { key: key.clone(), bytes });
-    built.lock().unwrap_or_else(|p| p.into_inner()).insert(key, bin.clone());
+    let bin = Arc::new(KernelBinary {
+        key: key.clone(),
+        bytes,
+    });
+    built
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(key, bin.clone());
     Ok(bin)
 }

@@ -27,7 +27,9 @@ use std::time::Instant;
 use corosensei::stack::DefaultStack;
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 
-use crate::arch::{CRTA_OFFSET_IN_SLOT, RTA_BASE, RTA_SLOT_BYTES, SEMAPHORE_BASE, SEMAPHORE_STRIDE};
+use crate::arch::{
+    CRTA_OFFSET_IN_SLOT, RTA_BASE, RTA_SLOT_BYTES, SEMAPHORE_BASE, SEMAPHORE_STRIDE,
+};
 use crate::device::SimDevice;
 use crate::error::{SimError, SimResult};
 use crate::jit::KernelBinary;
@@ -125,7 +127,11 @@ struct PhdrSearch {
     relro: Option<(usize, usize)>,
 }
 
-unsafe extern "C" fn phdr_cb(info: *mut libc::dl_phdr_info, _size: usize, data: *mut c_void) -> libc::c_int {
+unsafe extern "C" fn phdr_cb(
+    info: *mut libc::dl_phdr_info,
+    _size: usize,
+    data: *mut c_void,
+) -> libc::c_int {
     // SAFETY: dl_iterate_phdr passes a valid info pointer for the duration of the call and `data` is
     // the &mut PhdrSearch we passed in.
     let (info, s) = unsafe { (&*info, &mut *(data as *mut PhdrSearch)) };
@@ -162,8 +168,9 @@ impl KernelImage {
             .map_err(|e| SimError::Device(format!("cannot create {}: {e}", dir.display())))?;
         let path: PathBuf = crate::jit::scratch_name(&dir, &format!("k{}", &bin.key[..8]));
         let path = path.with_extension("so");
-        std::fs::write(&path, &bin.bytes)
-            .map_err(|e| SimError::Device(format!("cannot write kernel image {}: {e}", path.display())))?;
+        std::fs::write(&path, &bin.bytes).map_err(|e| {
+            SimError::Device(format!("cannot write kernel image {}: {e}", path.display()))
+        })?;
         // SAFETY: loading a shared object we just compiled from the user's kernel source and our own
         // headers; its initialisers are the kernel's static constructors, which is what running the
         // kernel means.
@@ -174,7 +181,9 @@ impl KernelImage {
             Ok(l) => libloading::Library::from(l),
             Err(e) => {
                 let _ = std::fs::remove_file(&path);
-                return Err(SimError::KernelBuild(format!("cannot load the built kernel image: {e}")));
+                return Err(SimError::KernelBuild(format!(
+                    "cannot load the built kernel image: {e}"
+                )));
             }
         };
         // SAFETY: the symbol is defined by emu/tt_sim/entry.h with exactly this signature.
@@ -182,7 +191,9 @@ impl KernelImage {
             Ok(s) => *s,
             Err(e) => {
                 let _ = std::fs::remove_file(&path);
-                return Err(SimError::Internal(format!("kernel image has no entry point: {e}")));
+                return Err(SimError::Internal(format!(
+                    "kernel image has no entry point: {e}"
+                )));
             }
         };
         let mut search = PhdrSearch {
@@ -193,10 +204,14 @@ impl KernelImage {
             relro: None,
         };
         // SAFETY: the callback only reads loader data and writes into `search`, which outlives the call.
-        unsafe { libc::dl_iterate_phdr(Some(phdr_cb), &mut search as *mut PhdrSearch as *mut c_void) };
+        unsafe {
+            libc::dl_iterate_phdr(Some(phdr_cb), &mut search as *mut PhdrSearch as *mut c_void)
+        };
         let _ = std::fs::remove_file(&path);
         if !search.found {
-            return Err(SimError::Internal("loaded kernel image not found by dl_iterate_phdr".into()));
+            return Err(SimError::Internal(
+                "loaded kernel image not found by dl_iterate_phdr".into(),
+            ));
         }
         let mut snapshot = Vec::new();
         for (s, e) in search.rw {
@@ -220,7 +235,12 @@ impl KernelImage {
                 }
             }
         }
-        Ok(KernelImage { _lib: lib, entry, snapshot, fresh: true })
+        Ok(KernelImage {
+            _lib: lib,
+            entry,
+            snapshot,
+            fresh: true,
+        })
     }
 
     /// Restores the image's globals to their state right after loading.
@@ -299,7 +319,10 @@ fn blocking<T>(p: *mut c_void, mut f: impl FnMut(&mut RiscCtx, &mut RunState) ->
             }
             Ok(Ok(None)) => suspend(p),
             Ok(Err(e)) => stop(p, e),
-            Err(_) => stop(p, SimError::Internal("panic in a blocking host call".into())),
+            Err(_) => stop(
+                p,
+                SimError::Internal("panic in a blocking host call".into()),
+            ),
         }
     }
 }
@@ -383,12 +406,21 @@ extern "C" fn h_noc_write_mcast(
     noc: u32,
     line: u32,
 ) {
-    with(p, |rc, st| rc.noc_write_mcast(st, src, dst, size, num_dests, flags, noc, line))
+    with(p, |rc, st| {
+        rc.noc_write_mcast(st, src, dst, size, num_dests, flags, noc, line)
+    })
 }
 extern "C" fn h_noc_sem_inc(p: *mut c_void, addr: u64, incr: u32, _noc: u32, line: u32) {
     with(p, |rc, st| rc.noc_sem_inc(st, addr, incr, line))
 }
-extern "C" fn h_noc_inline_write(p: *mut c_void, addr: u64, val: u32, be: u32, _noc: u32, line: u32) {
+extern "C" fn h_noc_inline_write(
+    p: *mut c_void,
+    addr: u64,
+    val: u32,
+    be: u32,
+    _noc: u32,
+    line: u32,
+) {
     with(p, |rc, st| rc.noc_inline_write(st, addr, val, be, line))
 }
 extern "C" fn h_barrier(p: *mut c_void, _kind: u32, _noc: u32, _line: u32) {
@@ -451,12 +483,19 @@ pub(crate) fn run_program(dev: &mut SimDevice, prog: &mut SimProgram) -> SimResu
     let guard = crate::l1::acquire_window()?;
     let a = dev.st.arch.clone();
     if prog.arch.arch != a.arch {
-        return Err(SimError::InvalidArgument("program was created for a different device architecture".into()));
+        return Err(SimError::InvalidArgument(
+            "program was created for a different device architecture".into(),
+        ));
     }
     // CBs must stay below the L1 buffers.
     let l1_floor = dev.st.l1_alloc.lowest_used().unwrap_or(a.l1_size as u64);
-    if let Some((&c, &top)) = prog.cb_top.iter().max_by_key(|(c, t)| (**t, std::cmp::Reverse(**c))) {
-        if top as u64 > l1_floor {
+    if let Some((&c, &top)) = prog
+        .cb_top
+        .iter()
+        .max_by_key(|(c, t)| (**t, std::cmp::Reverse(**c)))
+        && top as u64 > l1_floor
+    {
+        {
             return Err(SimError::OutOfMemory(format!(
                 "the program's circular buffers on core {} end at {top:#x} but L1 buffers start at {l1_floor:#x}: \
                  {} bytes too many (CBs may use {} bytes from {:#x}); shrink the CBs or free L1 buffers",
@@ -469,11 +508,18 @@ pub(crate) fn run_program(dev: &mut SimDevice, prog: &mut SimProgram) -> SimResu
     }
     // Per-core run state.
     let mut cores: Vec<Option<CoreRun>> = (0..a.num_workers()).map(|_| None).collect();
-    let mut involved: Vec<usize> = prog.kernels.iter().flat_map(|k| k.cores.iter().copied()).collect();
+    let mut involved: Vec<usize> = prog
+        .kernels
+        .iter()
+        .flat_map(|k| k.cores.iter().copied())
+        .collect();
     involved.sort_unstable();
     involved.dedup();
     for &c in &involved {
-        let mut cr = CoreRun { cbs: vec![None; MAX_CBS], sem_mask: 0 };
+        let mut cr = CoreRun {
+            cbs: vec![None; MAX_CBS],
+            sem_mask: 0,
+        };
         for cb in prog.cbs.iter().filter(|cb| cb.cores.contains(&c)) {
             let addr = match cb.global {
                 Some(b) => dev.buffer_address(b)? as u32,
@@ -499,7 +545,11 @@ pub(crate) fn run_program(dev: &mut SimDevice, prog: &mut SimProgram) -> SimResu
             cr.sem_mask |= 1 << id;
         }
     }
-    let mut state = Box::new(RunState { dev: &mut dev.st as *mut _, cores, fault: None });
+    let mut state = Box::new(RunState {
+        dev: &mut dev.st as *mut _,
+        cores,
+        fault: None,
+    });
     let state_ptr: *mut RunState = &mut *state;
 
     // Build every RISC.
@@ -524,7 +574,9 @@ pub(crate) fn run_program(dev: &mut SimDevice, prog: &mut SimProgram) -> SimResu
                 l1.write_u32(slot + CRTA_OFFSET_IN_SLOT + 4 * i as u32, *v);
             }
             let coord = a.core_at(c);
-            let noc = a.worker_noc(coord).ok_or_else(|| SimError::Internal("core without NoC coords".into()))?;
+            let noc = a
+                .worker_noc(coord)
+                .ok_or_else(|| SimError::Internal("core without NoC coords".into()))?;
             let mut info = Box::new(KernelInfo {
                 rta_addr: slot,
                 num_rta: args.len() as u32,
@@ -565,15 +617,18 @@ pub(crate) fn run_program(dev: &mut SimDevice, prog: &mut SimProgram) -> SimResu
             let compute = match &k.kind {
                 KernelKind::Compute(cc) => {
                     // SAFETY: as above.
-                    let formats: Vec<tt_formats::DataFormat> = unsafe { (&(*state_ptr).cores)[c].as_ref() }
-                        .map(|cr| {
-                            cr.cbs
-                                .iter()
-                                .flatten()
-                                .filter_map(|cb| tt_formats::DataFormat::from_raw(cb.data_format).ok())
-                                .collect()
-                        })
-                        .unwrap_or_default();
+                    let formats: Vec<tt_formats::DataFormat> =
+                        unsafe { (&(*state_ptr).cores)[c].as_ref() }
+                            .map(|cr| {
+                                cr.cbs
+                                    .iter()
+                                    .flatten()
+                                    .filter_map(|cb| {
+                                        tt_formats::DataFormat::from_raw(cb.data_format).ok()
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default();
                     Some(crate::compute::ComputeState::new(cc, &formats)?)
                 }
                 KernelKind::DataMovement { .. } => None,
@@ -605,7 +660,10 @@ pub(crate) fn run_program(dev: &mut SimDevice, prog: &mut SimProgram) -> SimResu
                     }
                 }
             }
-            let img = prog.images.get_mut(&(ki, c)).ok_or_else(|| SimError::Internal("image vanished".into()))?;
+            let img = prog
+                .images
+                .get_mut(&(ki, c))
+                .ok_or_else(|| SimError::Internal("image vanished".into()))?;
             img.reset();
             let entry = img.entry;
             let info = Box::into_raw(info);
@@ -648,7 +706,10 @@ pub(crate) fn run_program(dev: &mut SimDevice, prog: &mut SimProgram) -> SimResu
     }
     drop(state);
     drop(guard);
-    result.map(|()| RunStats { device_cycles: 0, host_ns: t0.elapsed().as_nanos() as u64 })
+    result.map(|()| RunStats {
+        device_cycles: 0,
+        host_ns: t0.elapsed().as_nanos() as u64,
+    })
 }
 
 fn schedule(
@@ -715,10 +776,9 @@ fn schedule(
                                     ),
                                 ));
                             }
-                            if let Some(cs) = &ctx.compute {
-                                if let Some(msg) = cs.exit_problem() {
-                                    return Err(ctx.fault("kernel exit", 0, msg));
-                                }
+                            if let Some(msg) = ctx.compute.as_ref().and_then(|cs| cs.exit_problem())
+                            {
+                                return Err(ctx.fault("kernel exit", 0, msg));
                             }
                         }
                         CoroutineResult::Yield(()) => {
@@ -746,7 +806,9 @@ fn schedule(
                     lines.push(format!(
                         "  {} {}",
                         ctx.who(),
-                        ctx.blocked.clone().unwrap_or_else(|| "blocked (unknown call)".into())
+                        ctx.blocked
+                            .clone()
+                            .unwrap_or_else(|| "blocked (unknown call)".into())
                     ));
                 }
             }

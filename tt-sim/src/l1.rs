@@ -40,7 +40,9 @@ impl L1 {
             let e = std::io::Error::last_os_error();
             // SAFETY: closing our own fd.
             unsafe { libc::close(fd) };
-            return Err(SimError::Device(format!("ftruncate of an L1 memfd to {size} bytes failed: {e}")));
+            return Err(SimError::Device(format!(
+                "ftruncate of an L1 memfd to {size} bytes failed: {e}"
+            )));
         }
         // SAFETY: mapping a memfd we own, size matches its length; result checked.
         let ptr = unsafe {
@@ -59,13 +61,20 @@ impl L1 {
             unsafe { libc::close(fd) };
             return Err(SimError::Device(format!("mmap of an L1 memfd failed: {e}")));
         }
-        Ok(L1 { fd, ptr: ptr as *mut u8, size: size as usize })
+        Ok(L1 {
+            fd,
+            ptr: ptr as *mut u8,
+            size: size as usize,
+        })
     }
 
     /// Reads `dst.len()` bytes at `addr`. The caller has checked the range.
     pub fn read(&self, addr: u32, dst: &mut [u8]) {
         let a = addr as usize;
-        assert!(a + dst.len() <= self.size, "L1 read out of range (checked by caller)");
+        assert!(
+            a + dst.len() <= self.size,
+            "L1 read out of range (checked by caller)"
+        );
         // SAFETY: range checked above; the mapping is live for self's lifetime; u8 has no alignment.
         unsafe { std::ptr::copy_nonoverlapping(self.ptr.add(a), dst.as_mut_ptr(), dst.len()) }
     }
@@ -73,7 +82,10 @@ impl L1 {
     /// Writes `src` at `addr`. The caller has checked the range.
     pub fn write(&self, addr: u32, src: &[u8]) {
         let a = addr as usize;
-        assert!(a + src.len() <= self.size, "L1 write out of range (checked by caller)");
+        assert!(
+            a + src.len() <= self.size,
+            "L1 write out of range (checked by caller)"
+        );
         // SAFETY: range checked above; the mapping is live; writes through a shared mapping are how
         // this memory is meant to be used (no Rust reference to it exists during the copy).
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(a), src.len()) }

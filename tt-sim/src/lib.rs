@@ -7,9 +7,9 @@ pub mod arch;
 mod compute;
 pub mod device;
 mod dram;
-pub mod fpu;
 pub mod error;
 pub mod ffi;
+pub mod fpu;
 pub mod jit;
 mod kernel_host;
 mod l1;
@@ -17,12 +17,16 @@ pub mod program;
 mod run;
 
 pub use arch::{ArchParams, CoreCoord, CoreRange, SimArch};
-pub use device::{BufferConfig, BufferId, BufferLayout, BufferType, DeviceInfo, ShardOrientation, ShardSpec, SimDevice};
+pub use device::{
+    BufferConfig, BufferId, BufferLayout, BufferType, DeviceInfo, ShardOrientation, ShardSpec,
+    SimDevice,
+};
 pub use error::{SimError, SimResult};
 pub use ffi::shim_api;
 pub use kernel_host::RunStats;
 pub use program::{
-    CbConfig, CbFormat, ComputeConfig, KernelConfig, KernelId, KernelKind, MathFidelity, Risc, SimProgram,
+    CbConfig, CbFormat, ComputeConfig, KernelConfig, KernelId, KernelKind, MathFidelity, Risc,
+    SimProgram,
 };
 
 impl SimDevice {

@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::arch::{
-    ArchParams, CoreCoord, CoreRange, MAX_RUNTIME_ARGS, NUM_SEMAPHORES, SEMAPHORE_BASE, SEMAPHORE_STRIDE, align_up,
+    ArchParams, CoreCoord, CoreRange, MAX_RUNTIME_ARGS, NUM_SEMAPHORES, SEMAPHORE_BASE,
+    SEMAPHORE_STRIDE, align_up,
 };
 use crate::device::{BufferId, BufferType, SimDevice};
 use crate::error::{SimError, SimResult, invalid};
@@ -186,14 +187,21 @@ pub struct SimProgram {
     pub(crate) images: HashMap<(usize, usize), KernelImage>,
 }
 
-pub(crate) fn expand_cores(a: &ArchParams, ranges: &[CoreRange], what: &str) -> SimResult<Vec<usize>> {
+pub(crate) fn expand_cores(
+    a: &ArchParams,
+    ranges: &[CoreRange],
+    what: &str,
+) -> SimResult<Vec<usize>> {
     let mut v = Vec::new();
     if ranges.is_empty() {
         return invalid(format!("{what}: the core range set is empty"));
     }
     for r in ranges {
         if r.start.x > r.end.x || r.start.y > r.end.y {
-            return invalid(format!("{what}: core range {}..{} is inverted (start must be <= end)", r.start, r.end));
+            return invalid(format!(
+                "{what}: core range {}..{} is inverted (start must be <= end)",
+                r.start, r.end
+            ));
         }
         for c in r.iter() {
             let i = a.core_index(c).ok_or_else(|| {
@@ -232,7 +240,12 @@ impl SimProgram {
     }
 
     /// Adds a circular buffer on `cores`; returns its handle (index in the program).
-    pub fn add_circular_buffer(&mut self, dev: &SimDevice, cores: &[CoreRange], cfg: &CbConfig) -> SimResult<u32> {
+    pub fn add_circular_buffer(
+        &mut self,
+        dev: &SimDevice,
+        cores: &[CoreRange],
+        cfg: &CbConfig,
+    ) -> SimResult<u32> {
         let cores = expand_cores(&self.arch, cores, "circular buffer")?;
         if cfg.formats.is_empty() {
             return invalid("circular buffer config has no CB index (formats is empty)");
@@ -254,7 +267,7 @@ impl SimProgram {
                 return invalid(format!("CB index {} appears twice in one config", f.index));
             }
             mask |= 1 << f.index;
-            if f.page_size == 0 || cfg.total_size % f.page_size != 0 {
+            if f.page_size == 0 || !cfg.total_size.is_multiple_of(f.page_size) {
                 return invalid(format!(
                     "CB {}: total size {} is not a positive multiple of the page size {}",
                     f.index, cfg.total_size, f.page_size
@@ -291,7 +304,11 @@ impl SimProgram {
             (b.address as u32, Some(bid))
         } else {
             let base = self.arch.l1_unreserved_base;
-            let addr = cores.iter().map(|c| self.cb_top.get(c).copied().unwrap_or(base)).max().unwrap_or(base);
+            let addr = cores
+                .iter()
+                .map(|c| self.cb_top.get(c).copied().unwrap_or(base))
+                .max()
+                .unwrap_or(base);
             let addr = align_up(addr as u64, self.arch.l1_alignment as u64) as u32;
             let end = addr as u64 + cfg.total_size as u64;
             if end > self.arch.l1_size as u64 {
@@ -309,7 +326,13 @@ impl SimProgram {
         for &c in &cores {
             *self.cb_used.entry(c).or_insert(0) |= mask;
         }
-        self.cbs.push(CbAlloc { cores, addr, total_size: cfg.total_size, formats: cfg.formats.clone(), global });
+        self.cbs.push(CbAlloc {
+            cores,
+            addr,
+            total_size: cfg.total_size,
+            formats: cfg.formats.clone(),
+            global,
+        });
         Ok(self.cbs.len() as u32 - 1)
     }
 
@@ -317,7 +340,11 @@ impl SimProgram {
     pub fn add_semaphore(&mut self, cores: &[CoreRange], initial: u32) -> SimResult<u32> {
         let cores = expand_cores(&self.arch, cores, "semaphore")?;
         let id = (0..NUM_SEMAPHORES)
-            .find(|id| cores.iter().all(|&c| !self.semaphores.contains_key(&(c, *id))))
+            .find(|id| {
+                cores
+                    .iter()
+                    .all(|&c| !self.semaphores.contains_key(&(c, *id)))
+            })
             .ok_or_else(|| {
                 SimError::OutOfMemory(format!(
                     "no semaphore id is free on all of these cores ({NUM_SEMAPHORES} per core)"
@@ -338,11 +365,20 @@ impl SimProgram {
     pub fn add_kernel(&mut self, cfg: &KernelConfig) -> SimResult<KernelId> {
         let cores = expand_cores(&self.arch, &cfg.cores, &format!("kernel '{}'", cfg.name))?;
         let risc = match &cfg.kind {
-            KernelKind::DataMovement { risc: Risc::Compute, .. } => {
-                return invalid(format!("kernel '{}': a data movement kernel runs on BRISC or NCRISC", cfg.name));
+            KernelKind::DataMovement {
+                risc: Risc::Compute,
+                ..
+            } => {
+                return invalid(format!(
+                    "kernel '{}': a data movement kernel runs on BRISC or NCRISC",
+                    cfg.name
+                ));
             }
             KernelKind::DataMovement { noc, .. } if *noc > 1 => {
-                return invalid(format!("kernel '{}': noc must be 0 or 1, got {noc}", cfg.name));
+                return invalid(format!(
+                    "kernel '{}': noc must be 0 or 1, got {noc}",
+                    cfg.name
+                ));
             }
             KernelKind::DataMovement { risc, .. } => *risc,
             KernelKind::Compute(_) => Risc::Compute,
@@ -365,11 +401,19 @@ impl SimProgram {
             },
             String::new(),
         )];
-        sim_defines.push(("NOC_MAX_BURST_SIZE".into(), self.arch.noc_max_burst.to_string()));
+        sim_defines.push((
+            "NOC_MAX_BURST_SIZE".into(),
+            self.arch.noc_max_burst.to_string(),
+        ));
         match &cfg.kind {
             KernelKind::DataMovement { risc, noc } => {
                 sim_defines.push((
-                    if *risc == Risc::Brisc { "COMPILE_FOR_BRISC" } else { "COMPILE_FOR_NCRISC" }.into(),
+                    if *risc == Risc::Brisc {
+                        "COMPILE_FOR_BRISC"
+                    } else {
+                        "COMPILE_FOR_NCRISC"
+                    }
+                    .into(),
                     String::new(),
                 ));
                 sim_defines.push(("NOC_INDEX".into(), noc.to_string()));
@@ -377,9 +421,18 @@ impl SimProgram {
             KernelKind::Compute(cc) => {
                 sim_defines.push(("COMPILE_FOR_TRISC".into(), String::new()));
                 sim_defines.push(("TT_SIM_COMPUTE".into(), "1".into()));
-                sim_defines.push(("TT_SIM_APPROX".into(), (cc.math_approx_mode as u32).to_string()));
-                sim_defines.push(("TT_SIM_FP32_DEST_ACC".into(), (cc.fp32_dest_acc_en as u32).to_string()));
-                sim_defines.push(("TT_SIM_DST_FULL_SYNC".into(), (cc.dst_full_sync_en as u32).to_string()));
+                sim_defines.push((
+                    "TT_SIM_APPROX".into(),
+                    (cc.math_approx_mode as u32).to_string(),
+                ));
+                sim_defines.push((
+                    "TT_SIM_FP32_DEST_ACC".into(),
+                    (cc.fp32_dest_acc_en as u32).to_string(),
+                ));
+                sim_defines.push((
+                    "TT_SIM_DST_FULL_SYNC".into(),
+                    (cc.dst_full_sync_en as u32).to_string(),
+                ));
                 let f = match cc.math_fidelity {
                     MathFidelity::LoFi => 0,
                     MathFidelity::HiFi2 => 2,
@@ -413,17 +466,25 @@ impl SimProgram {
 
     fn kernel_mut(&mut self, id: KernelId) -> SimResult<&mut Kernel> {
         let n = self.kernels.len();
-        self.kernels
-            .get_mut(id as usize)
-            .ok_or_else(|| SimError::InvalidArgument(format!("kernel id {id} does not exist ({n} kernels)")))
+        self.kernels.get_mut(id as usize).ok_or_else(|| {
+            SimError::InvalidArgument(format!("kernel id {id} does not exist ({n} kernels)"))
+        })
     }
 
     /// Sets the runtime args of a kernel on one core.
-    pub fn set_runtime_args(&mut self, id: KernelId, core: CoreCoord, args: &[u32]) -> SimResult<()> {
+    pub fn set_runtime_args(
+        &mut self,
+        id: KernelId,
+        core: CoreCoord,
+        args: &[u32],
+    ) -> SimResult<()> {
         let arch = self.arch.clone();
         let k = self.kernel_mut(id)?;
         let ci = arch.core_index(core).ok_or_else(|| {
-            SimError::InvalidArgument(format!("core {core} is outside the {}x{} grid", arch.grid_x, arch.grid_y))
+            SimError::InvalidArgument(format!(
+                "core {core} is outside the {}x{} grid",
+                arch.grid_x, arch.grid_y
+            ))
         })?;
         if !k.cores.contains(&ci) {
             return invalid(format!("kernel '{}' does not run on core {core}", k.name));

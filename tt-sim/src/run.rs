@@ -118,12 +118,22 @@ fn overlaps(a: u32, alen: u32, b: u32, blen: u32) -> bool {
 impl RiscCtx {
     /// "core (x,y) NCRISC kernel 'reader'".
     pub fn who(&self) -> String {
-        format!("core ({},{}) {} kernel '{}'", self.coord.x, self.coord.y, self.risc.name(), self.kernel)
+        format!(
+            "core ({},{}) {} kernel '{}'",
+            self.coord.x,
+            self.coord.y,
+            self.risc.name(),
+            self.kernel
+        )
     }
 
     /// A kernel fault naming this RISC, the call and the line.
     pub fn fault(&self, call: &str, line: u32, msg: impl AsRef<str>) -> SimError {
-        let at = if line > 0 { format!(" at line {line}") } else { String::new() };
+        let at = if line > 0 {
+            format!(" at line {line}")
+        } else {
+            String::new()
+        };
         SimError::KernelFault(format!("{}: {call}{at}: {}", self.who(), msg.as_ref()))
     }
 
@@ -139,11 +149,26 @@ impl RiscCtx {
         unsafe { &mut *st.dev }
     }
 
-    fn cb_state<'a>(&self, st: &'a mut RunState, cb: i32, call: &str, line: u32) -> SimResult<&'a mut CbState> {
+    fn cb_state<'a>(
+        &self,
+        st: &'a mut RunState,
+        cb: i32,
+        call: &str,
+        line: u32,
+    ) -> SimResult<&'a mut CbState> {
         let who = self.who();
         let core = st.cores.get_mut(self.core).and_then(|c| c.as_mut());
         let cbs = core.map(|c| &mut c.cbs);
-        match cbs.and_then(|v| if cb >= 0 { v.get_mut(cb as usize) } else { None }).and_then(|c| c.as_mut()) {
+        match cbs
+            .and_then(|v| {
+                if cb >= 0 {
+                    v.get_mut(cb as usize)
+                } else {
+                    None
+                }
+            })
+            .and_then(|c| c.as_mut())
+        {
             Some(c) => Ok(c),
             None => Err(SimError::KernelFault(format!(
                 "{who}: {call}(cb={cb}) at line {line}: CB {cb} is not configured on this core (add a circular \
@@ -160,13 +185,22 @@ impl RiscCtx {
             return Err(self.fault(
                 call,
                 line,
-                format!("{n} pages can never fit: the CB holds {} pages of {} bytes", cb.num_pages, cb.page_size),
+                format!(
+                    "{n} pages can never fit: the CB holds {} pages of {} bytes",
+                    cb.num_pages, cb.page_size
+                ),
             ));
         }
         Ok(n as u32)
     }
 
-    pub fn cb_reserve_back(&mut self, st: &mut RunState, cb: i32, n: i32, line: u32) -> SimResult<Option<()>> {
+    pub fn cb_reserve_back(
+        &mut self,
+        st: &mut RunState,
+        cb: i32,
+        n: i32,
+        line: u32,
+    ) -> SimResult<Option<()>> {
         let c = self.cb_state(st, cb, "cb_reserve_back", line)?.clone();
         let n = self.check_pages(&c, n, "cb_reserve_back", line)?;
         let free = c.num_pages - c.used().min(c.num_pages);
@@ -233,7 +267,13 @@ impl RiscCtx {
         Ok(())
     }
 
-    pub fn cb_wait_front(&mut self, st: &mut RunState, cb: i32, n: i32, line: u32) -> SimResult<Option<()>> {
+    pub fn cb_wait_front(
+        &mut self,
+        st: &mut RunState,
+        cb: i32,
+        n: i32,
+        line: u32,
+    ) -> SimResult<Option<()>> {
         let c = self.cb_state(st, cb, "cb_wait_front", line)?.clone();
         let n = self.check_pages(&c, n, "cb_wait_front", line)?;
         let avail = c.used();
@@ -242,8 +282,9 @@ impl RiscCtx {
             l.waited = l.waited.max(n);
             return Ok(Some(()));
         }
-        self.blocked =
-            Some(format!("blocked in cb_wait_front(cb={cb}, {n} pages) at line {line}: {avail} available"));
+        self.blocked = Some(format!(
+            "blocked in cb_wait_front(cb={cb}, {n} pages) at line {line}: {avail} available"
+        ));
         Ok(None)
     }
 
@@ -255,7 +296,10 @@ impl RiscCtx {
             return Err(self.fault(
                 "cb_pop_front",
                 line,
-                format!("pops {n} pages from CB {cb} but only waited for {} (cb_wait_front first)", l.waited),
+                format!(
+                    "pops {n} pages from CB {cb} but only waited for {} (cb_wait_front first)",
+                    l.waited
+                ),
             ));
         }
         let bytes = n * c.page_size;
@@ -297,18 +341,37 @@ impl RiscCtx {
     }
 
     pub fn cb_ptr(&mut self, st: &mut RunState, cb: i32, write: bool, line: u32) -> SimResult<u32> {
-        let call = if write { "get_write_ptr" } else { "get_read_ptr" };
+        let call = if write {
+            "get_write_ptr"
+        } else {
+            "get_read_ptr"
+        };
         self.cb_state(st, cb, call, line)?;
         let l = self.cb_local[cb as usize];
         Ok(if write { l.wr_ptr } else { l.rd_ptr })
     }
 
-    pub fn cb_query(&mut self, st: &mut RunState, cb: i32, n: i32, front: bool, line: u32) -> SimResult<bool> {
-        let call = if front { "cb_pages_available_at_front" } else { "cb_pages_reservable_at_back" };
+    pub fn cb_query(
+        &mut self,
+        st: &mut RunState,
+        cb: i32,
+        n: i32,
+        front: bool,
+        line: u32,
+    ) -> SimResult<bool> {
+        let call = if front {
+            "cb_pages_available_at_front"
+        } else {
+            "cb_pages_reservable_at_back"
+        };
         let c = self.cb_state(st, cb, call, line)?.clone();
         let n = self.check_pages(&c, n, call, line)?;
         let used = c.used().min(c.num_pages);
-        let ok = if front { used >= n } else { c.num_pages - used >= n };
+        let ok = if front {
+            used >= n
+        } else {
+            c.num_pages - used >= n
+        };
         if ok {
             let l = &mut self.cb_local[cb as usize];
             if front {
@@ -323,7 +386,15 @@ impl RiscCtx {
     // ---------------------------------------------------------------- NoC
 
     /// Checks a local L1 range of the issuing core.
-    fn check_local(&self, st: &mut RunState, addr: u32, size: u32, written: bool, call: &str, line: u32) -> SimResult<()> {
+    fn check_local(
+        &self,
+        st: &mut RunState,
+        addr: u32,
+        size: u32,
+        written: bool,
+        call: &str,
+        line: u32,
+    ) -> SimResult<()> {
         let a = &self.dev(st).arch;
         let end = addr as u64 + size as u64;
         if addr < SIM_RESERVED_BASE || end > a.l1_size as u64 {
@@ -347,11 +418,21 @@ impl RiscCtx {
     }
 
     /// Decodes and checks a unicast NoC address.
-    fn resolve(&self, st: &mut RunState, noc_addr: u64, size: u32, written: bool, call: &str, line: u32) -> SimResult<Endpoint> {
+    fn resolve(
+        &self,
+        st: &mut RunState,
+        noc_addr: u64,
+        size: u32,
+        written: bool,
+        call: &str,
+        line: u32,
+    ) -> SimResult<Endpoint> {
         let d = tt_formats::NocAddr::decode(noc_addr);
         let a = &self.dev(st).arch;
         if let Some(c) = a.noc_to_worker(d.x, d.y) {
-            let core = a.core_index(c).ok_or_else(|| SimError::Internal("worker without index".into()))?;
+            let core = a
+                .core_index(c)
+                .ok_or_else(|| SimError::Internal("worker without index".into()))?;
             let end = d.addr + size as u64;
             if d.addr < SIM_RESERVED_BASE as u64 || end > a.l1_size as u64 {
                 return Err(self.fault(
@@ -374,7 +455,10 @@ impl RiscCtx {
                     ),
                 ));
             }
-            return Ok(Endpoint::L1 { core, addr: d.addr as u32 });
+            return Ok(Endpoint::L1 {
+                core,
+                addr: d.addr as u32,
+            });
         }
         if let Some(bank) = a.noc_to_dram_bank(d.x, d.y) {
             let end = d.addr + size as u64;
@@ -403,11 +487,26 @@ impl RiscCtx {
         ))
     }
 
-    fn check_align(&self, st: &mut RunState, local: u32, remote: &Endpoint, reading_dram: bool, call: &str, line: u32) -> SimResult<()> {
+    fn check_align(
+        &self,
+        st: &mut RunState,
+        local: u32,
+        remote: &Endpoint,
+        reading_dram: bool,
+        call: &str,
+        line: u32,
+    ) -> SimResult<()> {
         let a = &self.dev(st).arch;
         let (ra, al) = match remote {
             Endpoint::L1 { addr, .. } => (*addr as u64, 16u64),
-            Endpoint::Dram { addr, .. } => (*addr, if reading_dram { a.dram_alignment as u64 } else { 16 }),
+            Endpoint::Dram { addr, .. } => (
+                *addr,
+                if reading_dram {
+                    a.dram_alignment as u64
+                } else {
+                    16
+                },
+            ),
         };
         if (local as u64 % al) != (ra % al) {
             return Err(self.fault(
@@ -428,23 +527,57 @@ impl RiscCtx {
         Ok(())
     }
 
-    pub fn noc_read(&mut self, st: &mut RunState, src: u64, dst: u32, size: u32, line: u32) -> SimResult<()> {
+    pub fn noc_read(
+        &mut self,
+        st: &mut RunState,
+        src: u64,
+        dst: u32,
+        size: u32,
+        line: u32,
+    ) -> SimResult<()> {
         let call = "noc_async_read";
         self.check_size(size, call, line)?;
         let ep = self.resolve(st, src, size, false, call, line)?;
         self.check_local(st, dst, size, true, call, line)?;
-        self.check_align(st, dst, &ep, matches!(ep, Endpoint::Dram { .. }), call, line)?;
-        self.outstanding.push_back(Txn { kind: TxnKind::Read { src: ep, dst }, size, call, line });
+        self.check_align(
+            st,
+            dst,
+            &ep,
+            matches!(ep, Endpoint::Dram { .. }),
+            call,
+            line,
+        )?;
+        self.outstanding.push_back(Txn {
+            kind: TxnKind::Read { src: ep, dst },
+            size,
+            call,
+            line,
+        });
         Ok(())
     }
 
-    pub fn noc_write(&mut self, st: &mut RunState, src: u32, dst: u64, size: u32, line: u32) -> SimResult<()> {
+    pub fn noc_write(
+        &mut self,
+        st: &mut RunState,
+        src: u32,
+        dst: u64,
+        size: u32,
+        line: u32,
+    ) -> SimResult<()> {
         let call = "noc_async_write";
         self.check_size(size, call, line)?;
         let ep = self.resolve(st, dst, size, true, call, line)?;
         self.check_local(st, src, size, false, call, line)?;
         self.check_align(st, src, &ep, false, call, line)?;
-        self.outstanding.push_back(Txn { kind: TxnKind::Write { src, dsts: vec![ep] }, size, call, line });
+        self.outstanding.push_back(Txn {
+            kind: TxnKind::Write {
+                src,
+                dsts: vec![ep],
+            },
+            size,
+            call,
+            line,
+        });
         Ok(())
     }
 
@@ -469,7 +602,11 @@ impl RiscCtx {
         self.check_local(st, src, size, false, call, line)?;
         let m = tt_formats::NocMcastAddr::decode(dst);
         let (s, e) = (m.start, m.end);
-        let inverted = if noc == 0 { s.x > e.x || s.y > e.y } else { s.x < e.x || s.y < e.y };
+        let inverted = if noc == 0 {
+            s.x > e.x || s.y > e.y
+        } else {
+            s.x < e.x || s.y < e.y
+        };
         if inverted {
             return Err(self.fault(
                 call,
@@ -500,7 +637,9 @@ impl RiscCtx {
                             ),
                         ));
                     };
-                    let ci = a.core_index(c).ok_or_else(|| SimError::Internal("worker without index".into()))?;
+                    let ci = a
+                        .core_index(c)
+                        .ok_or_else(|| SimError::Internal("worker without index".into()))?;
                     if ci == me {
                         includes_self = true;
                         if !loopback {
@@ -512,7 +651,11 @@ impl RiscCtx {
             }
         }
         if loopback && !includes_self {
-            return Err(self.fault(call, line, "loopback_src multicast whose rectangle does not include the sender"));
+            return Err(self.fault(
+                call,
+                line,
+                "loopback_src multicast whose rectangle does not include the sender",
+            ));
         }
         if dsts.len() as u32 != num_dests {
             return Err(self.fault(
@@ -534,31 +677,73 @@ impl RiscCtx {
             let nx = {
                 let a = &self.dev(st).arch;
                 let c = a.core_at(ci);
-                a.worker_noc(c).ok_or_else(|| SimError::Internal("worker without NoC coords".into()))?
+                a.worker_noc(c)
+                    .ok_or_else(|| SimError::Internal("worker without NoC coords".into()))?
             };
-            let ep = self.resolve(st, tt_formats::noc::noc_addr(nx.x, nx.y, m.addr), size, true, call, line)?;
+            let ep = self.resolve(
+                st,
+                tt_formats::noc::noc_addr(nx.x, nx.y, m.addr),
+                size,
+                true,
+                call,
+                line,
+            )?;
             self.check_align(st, src, &ep, false, call, line)?;
             eps.push(ep);
         }
-        self.outstanding.push_back(Txn { kind: TxnKind::Write { src, dsts: eps }, size, call, line });
+        self.outstanding.push_back(Txn {
+            kind: TxnKind::Write { src, dsts: eps },
+            size,
+            call,
+            line,
+        });
         Ok(())
     }
 
-    pub fn noc_sem_inc(&mut self, st: &mut RunState, addr: u64, incr: u32, line: u32) -> SimResult<()> {
+    pub fn noc_sem_inc(
+        &mut self,
+        st: &mut RunState,
+        addr: u64,
+        incr: u32,
+        line: u32,
+    ) -> SimResult<()> {
         let call = "noc_semaphore_inc";
         let ep = self.resolve(st, addr, 4, true, call, line)?;
         match ep {
             Endpoint::L1 { addr: a, .. } if a % 4 == 0 => {}
-            _ => return Err(self.fault(call, line, "atomic increment needs a 4-byte aligned worker L1 address")),
+            _ => {
+                return Err(self.fault(
+                    call,
+                    line,
+                    "atomic increment needs a 4-byte aligned worker L1 address",
+                ));
+            }
         }
-        self.outstanding.push_back(Txn { kind: TxnKind::SemInc { dst: ep, incr }, size: 4, call, line });
+        self.outstanding.push_back(Txn {
+            kind: TxnKind::SemInc { dst: ep, incr },
+            size: 4,
+            call,
+            line,
+        });
         Ok(())
     }
 
-    pub fn noc_inline_write(&mut self, st: &mut RunState, addr: u64, val: u32, be: u32, line: u32) -> SimResult<()> {
+    pub fn noc_inline_write(
+        &mut self,
+        st: &mut RunState,
+        addr: u64,
+        val: u32,
+        be: u32,
+        line: u32,
+    ) -> SimResult<()> {
         let call = "noc_inline_dw_write";
         let ep = self.resolve(st, addr, 4, true, call, line)?;
-        self.outstanding.push_back(Txn { kind: TxnKind::Inline { dst: ep, val, be }, size: 4, call, line });
+        self.outstanding.push_back(Txn {
+            kind: TxnKind::Inline { dst: ep, val, be },
+            size: 4,
+            call,
+            line,
+        });
         Ok(())
     }
 
@@ -571,7 +756,12 @@ impl RiscCtx {
     }
 
     pub fn sem_addr(&self, st: &mut RunState, id: u32, line: u32) -> SimResult<u32> {
-        let mask = st.cores.get(self.core).and_then(|c| c.as_ref()).map(|c| c.sem_mask).unwrap_or(0);
+        let mask = st
+            .cores
+            .get(self.core)
+            .and_then(|c| c.as_ref())
+            .map(|c| c.sem_mask)
+            .unwrap_or(0);
         if id >= NUM_SEMAPHORES || mask & (1 << id) == 0 {
             return Err(self.fault(
                 "get_semaphore",
@@ -582,15 +772,28 @@ impl RiscCtx {
         Ok(SEMAPHORE_BASE + id * SEMAPHORE_STRIDE)
     }
 
-    pub fn sem_wait(&mut self, st: &mut RunState, addr: u32, val: u32, min: bool, line: u32) -> SimResult<Option<()>> {
-        let call = if min { "noc_semaphore_wait_min" } else { "noc_semaphore_wait" };
+    pub fn sem_wait(
+        &mut self,
+        st: &mut RunState,
+        addr: u32,
+        val: u32,
+        min: bool,
+        line: u32,
+    ) -> SimResult<Option<()>> {
+        let call = if min {
+            "noc_semaphore_wait_min"
+        } else {
+            "noc_semaphore_wait"
+        };
         self.check_local(st, addr, 4, false, call, line)?;
         let v = self.dev(st).l1[self.core].read_u32(addr);
         if (min && v >= val) || (!min && v == val) {
             return Ok(Some(()));
         }
         let op = if min { ">=" } else { "==" };
-        self.blocked = Some(format!("blocked in {call}(addr={addr:#x}, {op} {val}) at line {line}: value is {v}"));
+        self.blocked = Some(format!(
+            "blocked in {call}(addr={addr:#x}, {op} {val}) at line {line}: value is {v}"
+        ));
         Ok(None)
     }
 }

@@ -45,19 +45,40 @@ fn copy_through_the_c_table_and_errors_set_last_error() {
         check(&api, api.buffer_create.unwrap()(dev, &cfg, &mut src));
         check(&api, api.buffer_create.unwrap()(dev, &cfg, &mut dst));
         let input = random_bytes((pages * page as u64) as usize, 9);
-        check(&api, api.buffer_write.unwrap()(src, 0, input.as_ptr().cast(), input.len() as u64));
+        check(
+            &api,
+            api.buffer_write.unwrap()(src, 0, input.as_ptr().cast(), input.len() as u64),
+        );
         let (mut sa, mut da) = (0u64, 0u64);
         check(&api, api.buffer_address.unwrap()(src, &mut sa));
         check(&api, api.buffer_address.unwrap()(dst, &mut da));
 
         let mut prog = std::ptr::null_mut();
         check(&api, api.program_create.unwrap()(dev, &mut prog));
-        let r = [tt_core_range { start: tt_core_coord { x: 2, y: 3 }, end: tt_core_coord { x: 2, y: 3 } }];
-        let set = tt_core_range_set { ranges: r.as_ptr(), num_ranges: 1 };
-        let fmt = [tt_cb_format { cb_index: 0, data_format: tt_data_format::TT_DF_FLOAT16_B, page_size: page }];
-        let cbc = tt_cb_config { total_size: 2 * page, formats: fmt.as_ptr(), num_formats: 1, globally_allocated: std::ptr::null() };
+        let r = [tt_core_range {
+            start: tt_core_coord { x: 2, y: 3 },
+            end: tt_core_coord { x: 2, y: 3 },
+        }];
+        let set = tt_core_range_set {
+            ranges: r.as_ptr(),
+            num_ranges: 1,
+        };
+        let fmt = [tt_cb_format {
+            cb_index: 0,
+            data_format: tt_data_format::TT_DF_FLOAT16_B,
+            page_size: page,
+        }];
+        let cbc = tt_cb_config {
+            total_size: 2 * page,
+            formats: fmt.as_ptr(),
+            num_formats: 1,
+            globally_allocated: std::ptr::null(),
+        };
         let mut cbh = 0;
-        check(&api, api.program_add_circular_buffer.unwrap()(prog, &set, &cbc, &mut cbh));
+        check(
+            &api,
+            api.program_add_circular_buffer.unwrap()(prog, &set, &cbc, &mut cbh),
+        );
 
         let name_r = CString::new("reader").unwrap();
         let name_w = CString::new("writer").unwrap();
@@ -86,23 +107,43 @@ fn copy_through_the_c_table_and_errors_set_last_error() {
         let c = tt_core_coord { x: 2, y: 3 };
         let rargs = [sa as u32, pages as u32, 0];
         let wargs = [da as u32, pages as u32, 0];
-        check(&api, api.program_set_runtime_args.unwrap()(prog, kr, c, rargs.as_ptr(), 3));
-        check(&api, api.program_set_runtime_args.unwrap()(prog, kw, c, wargs.as_ptr(), 3));
-        let mut stats = tt_run_stats { struct_size: size_of::<tt_run_stats>() as u32, is_estimate: 0, device_cycles: 0, device_ns: 0, host_ns: 0 };
+        check(
+            &api,
+            api.program_set_runtime_args.unwrap()(prog, kr, c, rargs.as_ptr(), 3),
+        );
+        check(
+            &api,
+            api.program_set_runtime_args.unwrap()(prog, kw, c, wargs.as_ptr(), 3),
+        );
+        let mut stats = tt_run_stats {
+            struct_size: size_of::<tt_run_stats>() as u32,
+            is_estimate: 0,
+            device_cycles: 0,
+            device_ns: 0,
+            host_ns: 0,
+        };
         check(&api, api.program_run.unwrap()(dev, prog, &mut stats));
         let mut out = vec![0u8; input.len()];
-        check(&api, api.buffer_read.unwrap()(dst, 0, out.as_mut_ptr().cast(), out.len() as u64));
+        check(
+            &api,
+            api.buffer_read.unwrap()(dst, 0, out.as_mut_ptr().cast(), out.len() as u64),
+        );
         assert_eq!(out, input);
 
         // A core outside the grid is an invalid argument with a message.
         let bad = tt_core_coord { x: 8, y: 0 };
         let st = api.program_set_runtime_args.unwrap()(prog, kr, bad, rargs.as_ptr(), 3);
         assert_eq!(st, tt_status::TT_ERR_INVALID_ARGUMENT);
-        let msg = CStr::from_ptr(api.last_error.unwrap()()).to_string_lossy().into_owned();
+        let msg = CStr::from_ptr(api.last_error.unwrap()())
+            .to_string_lossy()
+            .into_owned();
         assert!(msg.contains("outside"), "{msg}");
 
         // Closing the device with live buffers is refused.
-        assert_eq!(api.device_close.unwrap()(dev), tt_status::TT_ERR_INVALID_ARGUMENT);
+        assert_eq!(
+            api.device_close.unwrap()(dev),
+            tt_status::TT_ERR_INVALID_ARGUMENT
+        );
         check(&api, api.program_destroy.unwrap()(prog));
         check(&api, api.buffer_destroy.unwrap()(src));
         check(&api, api.buffer_destroy.unwrap()(dst));
@@ -119,18 +160,32 @@ fn compile_errors_are_kernel_build_with_compiler_output() {
         check(&api, api.device_open.unwrap()(std::ptr::null(), &mut dev));
         let mut prog = std::ptr::null_mut();
         check(&api, api.program_create.unwrap()(dev, &mut prog));
-        let r = [tt_core_range { start: tt_core_coord { x: 0, y: 0 }, end: tt_core_coord { x: 0, y: 0 } }];
+        let r = [tt_core_range {
+            start: tt_core_coord { x: 0, y: 0 },
+            end: tt_core_coord { x: 0, y: 0 },
+        }];
         let name = CString::new("broken").unwrap();
-        let src = CString::new("#include \"api/dataflow/dataflow_api.h\"\nvoid kernel_main() { undefined_call(); }\n").unwrap();
+        let src = CString::new(
+            "#include \"api/dataflow/dataflow_api.h\"\nvoid kernel_main() { undefined_call(); }\n",
+        )
+        .unwrap();
         let mut kc: tt_kernel_config = std::mem::zeroed();
         kc.name = name.as_ptr();
         kc.source = src.as_ptr();
-        kc.cores = tt_core_range_set { ranges: r.as_ptr(), num_ranges: 1 };
+        kc.cores = tt_core_range_set {
+            ranges: r.as_ptr(),
+            num_ranges: 1,
+        };
         let mut k = 0;
         let st = api.program_add_kernel.unwrap()(prog, &kc, &mut k);
         assert_eq!(st, tt_status::TT_ERR_KERNEL_BUILD);
-        let msg = CStr::from_ptr(api.last_error.unwrap()()).to_string_lossy().into_owned();
-        assert!(msg.contains("undefined_call") && msg.contains("broken"), "{msg}");
+        let msg = CStr::from_ptr(api.last_error.unwrap()())
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            msg.contains("undefined_call") && msg.contains("broken"),
+            "{msg}"
+        );
         check(&api, api.program_destroy.unwrap()(prog));
         check(&api, api.device_close.unwrap()(dev));
     }

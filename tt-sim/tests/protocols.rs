@@ -53,20 +53,40 @@ fn multicast_with_semaphore_handshake() {
     let all = range(0, 0, 3, 0);
     let recv = range(1, 0, 3, 0);
     let mut p = SimProgram::new(&dev);
-    p.add_circular_buffer(&dev, &[all], &cb(0, 1, 2048, BF16)).unwrap();
+    p.add_circular_buffer(&dev, &[all], &cb(0, 1, 2048, BF16))
+        .unwrap();
     let s_sem = p.add_semaphore(&[all], 0).unwrap();
     let f_sem = p.add_semaphore(&[all], 0).unwrap();
-    let s = p.add_kernel(&dm("sender", SENDER, Risc::Brisc, vec![range(0, 0, 0, 0)], vec![s_sem, f_sem])).unwrap();
-    let r = p.add_kernel(&dm("receiver", RECEIVER, Risc::Brisc, vec![recv], vec![s_sem, f_sem])).unwrap();
+    let s = p
+        .add_kernel(&dm(
+            "sender",
+            SENDER,
+            Risc::Brisc,
+            vec![range(0, 0, 0, 0)],
+            vec![s_sem, f_sem],
+        ))
+        .unwrap();
+    let r = p
+        .add_kernel(&dm(
+            "receiver",
+            RECEIVER,
+            Risc::Brisc,
+            vec![recv],
+            vec![s_sem, f_sem],
+        ))
+        .unwrap();
     let mut wargs = vec![0];
     wargs.extend(accessor_args(true, 2048));
-    let w = p.add_kernel(&dm("writer", WRITER, Risc::Ncrisc, vec![recv], wargs)).unwrap();
+    let w = p
+        .add_kernel(&dm("writer", WRITER, Risc::Ncrisc, vec![recv], wargs))
+        .unwrap();
     let n0 = dev.worker_core_from_logical(core(1, 0)).unwrap();
     let n1 = dev.worker_core_from_logical(core(3, 0)).unwrap();
     let sn = dev.worker_core_from_logical(core(0, 0)).unwrap();
     let sa = dev.buffer_address(src).unwrap() as u32;
     let da = dev.buffer_address(dst).unwrap() as u32;
-    p.set_runtime_args(s, core(0, 0), &[sa, n0.x, n0.y, n1.x, n1.y, 3]).unwrap();
+    p.set_runtime_args(s, core(0, 0), &[sa, n0.x, n0.y, n1.x, n1.y, 3])
+        .unwrap();
     for x in 1..=3 {
         p.set_runtime_args(r, core(x, 0), &[sn.x, sn.y]).unwrap();
         p.set_runtime_args(w, core(x, 0), &[da, 1, x - 1]).unwrap();
@@ -100,8 +120,11 @@ fn kernel_globals_are_per_core_and_start_fresh_every_run() {
     let out = dram_buffer(&mut dev, 4, 32);
     let g = range(0, 0, 3, 0);
     let mut p = SimProgram::new(&dev);
-    p.add_circular_buffer(&dev, &[g], &cb(0, 1, 2048, BF16)).unwrap();
-    let k = p.add_kernel(&dm("globals", GLOBALS, Risc::Brisc, vec![g], vec![])).unwrap();
+    p.add_circular_buffer(&dev, &[g], &cb(0, 1, 2048, BF16))
+        .unwrap();
+    let k = p
+        .add_kernel(&dm("globals", GLOBALS, Risc::Brisc, vec![g], vec![]))
+        .unwrap();
     let oa = dev.buffer_address(out).unwrap() as u32;
     for x in 0..4 {
         p.set_runtime_args(k, core(x, 0), &[oa]).unwrap();
@@ -153,7 +176,15 @@ void kernel_main() {
     noc_async_write_barrier();
 }"#;
     let mut p = SimProgram::new(&dev);
-    let k = p.add_kernel(&dm("shard_reader", body, Risc::Brisc, vec![range(1, 0, 1, 0)], vec![])).unwrap();
+    let k = p
+        .add_kernel(&dm(
+            "shard_reader",
+            body,
+            Risc::Brisc,
+            vec![range(1, 0, 1, 0)],
+            vec![],
+        ))
+        .unwrap();
     let sa = dev.buffer_address(b).unwrap() as u32;
     let oa = dev.buffer_address(out).unwrap() as u32;
     p.set_runtime_args(k, core(1, 0), &[sa, oa]).unwrap();

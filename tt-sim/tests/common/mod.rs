@@ -16,7 +16,10 @@ pub fn core(x: u32, y: u32) -> CoreCoord {
 }
 
 pub fn range(x0: u32, y0: u32, x1: u32, y1: u32) -> CoreRange {
-    CoreRange { start: core(x0, y0), end: core(x1, y1) }
+    CoreRange {
+        start: core(x0, y0),
+        end: core(x1, y1),
+    }
 }
 
 /// Deterministic pseudo-random bytes (xorshift), never all zero.
@@ -43,11 +46,20 @@ pub fn dram_buffer(dev: &mut SimDevice, pages: u64, page: u32) -> BufferId {
     .expect("dram buffer")
 }
 
-pub fn dm(name: &str, source: &str, risc: Risc, cores: Vec<CoreRange>, compile_args: Vec<u32>) -> KernelConfig {
+pub fn dm(
+    name: &str,
+    source: &str,
+    risc: Risc,
+    cores: Vec<CoreRange>,
+    compile_args: Vec<u32>,
+) -> KernelConfig {
     KernelConfig {
         name: name.into(),
         source: source.into(),
-        kind: KernelKind::DataMovement { risc, noc: if risc == Risc::Brisc { 0 } else { 1 } },
+        kind: KernelKind::DataMovement {
+            risc,
+            noc: if risc == Risc::Brisc { 0 } else { 1 },
+        },
         cores,
         compile_args,
         defines: vec![],
@@ -57,7 +69,11 @@ pub fn dm(name: &str, source: &str, risc: Risc, cores: Vec<CoreRange>, compile_a
 pub fn cb(index: u32, pages: u32, page: u32, fmt: u32) -> CbConfig {
     CbConfig {
         total_size: pages * page,
-        formats: vec![CbFormat { index, data_format: fmt, page_size: page }],
+        formats: vec![CbFormat {
+            index,
+            data_format: fmt,
+            page_size: page,
+        }],
         globally_allocated: None,
     }
 }
@@ -66,7 +82,13 @@ pub const BF16: u32 = 5;
 
 /// A DRAM -> L1 -> DRAM copy of `pages` pages of `page` bytes over the cores of `grid` (row-major),
 /// each core copying a contiguous run of pages. Returns the output bytes.
-pub fn run_copy(arch: SimArch, pages: u64, page: u32, grid: CoreRange, seed: u64) -> Result<(Vec<u8>, Vec<u8>), SimError> {
+pub fn run_copy(
+    arch: SimArch,
+    pages: u64,
+    page: u32,
+    grid: CoreRange,
+    seed: u64,
+) -> Result<(Vec<u8>, Vec<u8>), SimError> {
     let mut dev = SimDevice::open(arch)?;
     let src = dram_buffer(&mut dev, pages, page);
     let dst = dram_buffer(&mut dev, pages, page);
@@ -74,13 +96,22 @@ pub fn run_copy(arch: SimArch, pages: u64, page: u32, grid: CoreRange, seed: u64
     dev.write_buffer(src, 0, &input)?;
     let mut p = SimProgram::new(&dev);
     p.add_circular_buffer(&dev, &[grid], &cb(0, 2, page, BF16))?;
-    let r = p.add_kernel(&dm("reader", READER, Risc::Ncrisc, vec![grid], accessor_args(true, page)))?;
+    let r = p.add_kernel(&dm(
+        "reader",
+        READER,
+        Risc::Ncrisc,
+        vec![grid],
+        accessor_args(true, page),
+    ))?;
     let mut wargs = vec![0];
     wargs.extend(accessor_args(true, page));
     let w = p.add_kernel(&dm("writer", WRITER, Risc::Brisc, vec![grid], wargs))?;
     let cores: Vec<CoreCoord> = grid.iter().collect();
     let n = cores.len() as u64;
-    let (sa, da) = (dev.buffer_address(src)? as u32, dev.buffer_address(dst)? as u32);
+    let (sa, da) = (
+        dev.buffer_address(src)? as u32,
+        dev.buffer_address(dst)? as u32,
+    );
     for (i, c) in cores.iter().enumerate() {
         let i = i as u64;
         let start = pages * i / n;
