@@ -1,5 +1,5 @@
 //! The crate's only `unsafe` code: two calls into crates whose entry points are `unsafe fn`
-//! (`memmap2::Mmap::map` and `matrixmultiply::sgemm`), each behind a safe wrapper that checks what
+//! (`memmap2::Mmap::map` and `gemm::gemm`), each behind a safe wrapper that checks what
 //! the callee cannot. The model-side modules are `#![deny(unsafe_code)]`.
 #![allow(unsafe_code)]
 
@@ -43,7 +43,8 @@ fn fits(len: usize, rows: usize, cols: usize, rs: usize, cs: usize) -> bool {
     rows == 0 || cols == 0 || (rows - 1) * rs + (cols - 1) * cs < len
 }
 
-/// `C = alpha * A * B + beta * C` with A `m x k`, B `k x n`, C `m x n` (f32, single-threaded).
+/// `C = alpha * A * B + beta * C` with A `m x k`, B `k x n`, C `m x n` (f32, single-threaded;
+/// with `beta == 0` C is not read).
 ///
 /// Panics if a view is too small for its shape or if C's strides make two elements alias; both
 /// are programming errors of this crate (shapes come from validated hyper-parameters).
@@ -78,27 +79,33 @@ pub fn sgemm(
         return;
     }
     let ip = |x: usize| x as isize;
-    // SAFETY: the asserts above guarantee that every element matrixmultiply reads from A and B
+    // SAFETY: the asserts above guarantee that every element gemm reads from A and B
     // ((i, l) and (l, j) for i < m, l < k, j < n) lies inside the borrowed slices, that every C
     // element it reads and writes lies inside `c.data`, which is exclusively borrowed, and that no
     // two C elements alias. A and B may overlap themselves (read only) but cannot overlap C,
     // because C is a `&mut` borrow.
     unsafe {
-        matrixmultiply::sgemm(
+        // gemm's convention: dst = alpha * dst + beta * lhs * rhs, strides given as (column, row).
+        gemm::gemm(
             m,
-            k,
             n,
-            alpha,
-            a.data.as_ptr(),
-            ip(a.rs),
-            ip(a.cs),
-            b.data.as_ptr(),
-            ip(b.rs),
-            ip(b.cs),
-            beta,
+            k,
             c.data.as_mut_ptr(),
-            ip(c.rs),
             ip(c.cs),
+            ip(c.rs),
+            beta != 0.0,
+            a.data.as_ptr(),
+            ip(a.cs),
+            ip(a.rs),
+            b.data.as_ptr(),
+            ip(b.cs),
+            ip(b.rs),
+            beta,
+            alpha,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
         );
     }
 }

@@ -1,4 +1,4 @@
-//! The CPU reference backend: f32, time-major, GEMM-based (matrixmultiply), parallel over row
+//! The CPU reference backend: f32, time-major, GEMM-based (the `gemm` crate), parallel over row
 //! blocks on its own rayon pool. Exact to onnxruntime up to f32 rounding (see tests/golden.rs).
 #![deny(unsafe_code)]
 
