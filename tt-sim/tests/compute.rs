@@ -195,3 +195,161 @@ fn same_program_twice_gives_identical_bits() {
     let (_, _, o2) = run();
     assert_eq!(o1, o2);
 }
+
+const MM_READER: &str = r#"
+#include "api/dataflow/dataflow_api.h"
+void kernel_main() {
+    const uint32_t a_addr = get_arg_val<uint32_t>(0), b_addr = get_arg_val<uint32_t>(1);
+    const uint32_t na = get_arg_val<uint32_t>(2), nb = get_arg_val<uint32_t>(3);
+    const InterleavedAddrGenFast<true> a = {.bank_base_address = a_addr, .page_size = 2048, .data_format = get_dataformat(0)};
+    const InterleavedAddrGenFast<true> b = {.bank_base_address = b_addr, .page_size = 2048, .data_format = get_dataformat(1)};
+    cb_reserve_back(0, na);
+    for (uint32_t i = 0; i < na; i++) noc_async_read_tile(i, a, get_write_ptr(0) + i * 2048);
+    cb_reserve_back(1, nb);
+    for (uint32_t i = 0; i < nb; i++) noc_async_read_tile(i, b, get_write_ptr(1) + i * 2048);
+    noc_async_read_barrier();
+    cb_push_back(0, na);
+    cb_push_back(1, nb);
+}
+"#;
+
+/// C[RT x CT tiles] = A[RT x KT] * B[KT x CT], all blocks resident, one DEST acquire.
+const MM_COMPUTE: &str = r#"
+#include "api/compute/matmul.h"
+#include "api/compute/tile_move_copy.h"
+void kernel_main() {
+    constexpr uint32_t RT = get_compile_time_arg_val(0), CT = get_compile_time_arg_val(1), KT = get_compile_time_arg_val(2);
+    compute_kernel_hw_startup<SrcOrder::Reverse>(0, 1, 16);
+    matmul_block_init(0, 1, 0, CT, RT, KT);
+    cb_wait_front(0, RT * KT);
+    cb_wait_front(1, KT * CT);
+    tile_regs_acquire();
+    for (uint32_t k = 0; k < KT; k++) {
+#ifdef USE_MATMUL_TILES
+        for (uint32_t r = 0; r < RT; r++)
+            for (uint32_t c = 0; c < CT; c++) matmul_tiles(0, 1, r * KT + k, k * CT + c, r * CT + c);
+#else
+        matmul_block(0, 1, k, k * CT, 0, 0, CT, RT, KT);
+#endif
+    }
+    tile_regs_commit();
+    cb_reserve_back(16, RT * CT);
+    tile_regs_wait();
+    for (uint32_t i = 0; i < RT * CT; i++) pack_tile(i, 16);
+    tile_regs_release();
+    cb_push_back(16, RT * CT);
+    cb_pop_front(0, RT * KT);
+    cb_pop_front(1, KT * CT);
+}
+"#;
+
+fn run_matmul(
+    m: usize,
+    k: usize,
+    n: usize,
+    fidelity: MathFidelity,
+    tiles_api: bool,
+    seed: u64,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (rt, kt, ct) = (m / 32, k / 32, n / 32);
+    let a: Vec<f32> = random_bf16(m * k, seed)
+        .iter()
+        .map(|&x| bf16_to_f32(x))
+        .collect();
+    let b: Vec<f32> = random_bf16(k * n, seed + 1)
+        .iter()
+        .map(|&x| bf16_to_f32(x))
+        .collect();
+    let tiles = |rows, cols, v: &[f32]| -> Vec<u8> {
+        let t = tt_formats::tilize(rows, cols, v).unwrap();
+        t.iter()
+            .flat_map(|&x| f32_to_bf16_host(x).to_le_bytes())
+            .collect()
+    };
+    let mut dev = SimDevice::open(SimArch::WormholeB0).unwrap();
+    let (ba, bb, bo) = (
+        dram_buffer(&mut dev, (rt * kt) as u64, 2048),
+        dram_buffer(&mut dev, (kt * ct) as u64, 2048),
+        dram_buffer(&mut dev, (rt * ct) as u64, 2048),
+    );
+    dev.write_buffer(ba, 0, &tiles(m, k, &a)).unwrap();
+    dev.write_buffer(bb, 0, &tiles(k, n, &b)).unwrap();
+    let g = range(0, 0, 0, 0);
+    let mut p = SimProgram::new(&dev);
+    p.add_circular_buffer(&dev, &[g], &cb(0, (rt * kt) as u32, 2048, BF16))
+        .unwrap();
+    p.add_circular_buffer(&dev, &[g], &cb(1, (kt * ct) as u32, 2048, BF16))
+        .unwrap();
+    p.add_circular_buffer(&dev, &[g], &cb(16, (rt * ct) as u32, 2048, BF16))
+        .unwrap();
+    let r = p
+        .add_kernel(&dm("mm_reader", MM_READER, Risc::Ncrisc, vec![g], vec![]))
+        .unwrap();
+    let mut wargs = vec![16];
+    wargs.extend(accessor_args(true, 2048));
+    let w = p
+        .add_kernel(&dm("writer", WRITER, Risc::Brisc, vec![g], wargs))
+        .unwrap();
+    let defines = if tiles_api {
+        vec![("USE_MATMUL_TILES".into(), String::new())]
+    } else {
+        vec![]
+    };
+    p.add_kernel(&KernelConfig {
+        name: "matmul".into(),
+        source: MM_COMPUTE.into(),
+        kind: KernelKind::Compute(ComputeConfig {
+            math_fidelity: fidelity,
+            ..Default::default()
+        }),
+        cores: vec![g],
+        compile_args: vec![rt as u32, ct as u32, kt as u32],
+        defines,
+    })
+    .unwrap();
+    let addr = |id| dev.buffer_address(id).unwrap() as u32;
+    p.set_runtime_args(
+        r,
+        core(0, 0),
+        &[addr(ba), addr(bb), (rt * kt) as u32, (kt * ct) as u32],
+    )
+    .unwrap();
+    p.set_runtime_args(w, core(0, 0), &[addr(bo), (rt * ct) as u32, 0])
+        .unwrap();
+    dev.run(&mut p).unwrap();
+    let mut out = vec![0u8; rt * ct * 2048];
+    dev.read_buffer(bo, 0, &mut out).unwrap();
+    let vals: Vec<f32> = from_bytes(&out).iter().map(|&x| bf16_to_f32(x)).collect();
+    (a, b, tt_formats::untilize(&vals, m, n).unwrap())
+}
+
+#[test]
+fn matmul_block_bf16_hifi4_matches_f64_reference() {
+    let (m, k, n) = (64, 96, 64);
+    let (a, b, c) = run_matmul(m, k, n, MathFidelity::HiFi4, false, 31);
+    // Error bound: with a bf16 DEST every MVMUL result is rounded to bf16 as it is added
+    // (4 phases x 3 K-tiles = 12 roundings of a partial sum bounded by sum|a||b|, each <= 2^-8
+    // relative), plus the final pack; 16 * 2^-8 * sum|a||b| covers it.
+    for i in 0..m {
+        for j in 0..n {
+            let (mut exact, mut mag) = (0f64, 0f64);
+            for kk in 0..k {
+                let p = a[i * k + kk] as f64 * b[kk * n + j] as f64;
+                exact += p;
+                mag += p.abs();
+            }
+            let got = c[i * n + j] as f64;
+            assert!(
+                (got - exact).abs() <= 16.0 * mag / 256.0,
+                "C[{i}][{j}] = {got}, exact {exact}"
+            );
+        }
+    }
+}
+
+#[test]
+fn matmul_block_and_matmul_tiles_give_identical_bits() {
+    let (_, _, c1) = run_matmul(64, 64, 96, MathFidelity::LoFi, false, 41);
+    let (_, _, c2) = run_matmul(64, 64, 96, MathFidelity::LoFi, true, 41);
+    assert_eq!(c1, c2);
+}
