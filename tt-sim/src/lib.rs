@@ -1,6 +1,68 @@
-//! tt-sim: a Tensix simulator that runs unmodified TT-Metal kernels on the host.
+//! tt-sim: a Tensix simulator that runs unmodified TT-Metal kernels in-process.
 //!
-//! (Crate documentation is completed in the docs step.)
+//! # Contract
+//! An unmodified TT-Metal kernel (0.81-era dialect: `void kernel_main()` for data movement and
+//! compute, and the legacy `namespace NAMESPACE { void MAIN { ... } }` for compute) runs on the
+//! host and produces the bits the hardware would (the FPU numerics are [`fpu`]'s, bit-exact with
+//! Tenstorrent's `ttsim` where that module says so). A kernel that breaks a rule fails with
+//! [`SimError::KernelFault`] naming the core (logical x,y), the RISC, the kernel, the call and the
+//! source line; a hang fails with [`SimError::Deadlock`] listing every blocked call.
+//!
+//! Two ways in:
+//! - the Rust API: [`SimDevice`] (buffers, runs), [`SimProgram`] (circular buffers, semaphores,
+//!   kernels, runtime args), configs [`BufferConfig`], [`CbConfig`], [`KernelConfig`];
+//! - the C ABI of `tt-sys/include/tt_shim.h`: [`shim_api`] returns the provider table
+//!   (provider name `"sim"`), which is how tt-safe drives the simulator. Every feature of the Rust
+//!   API is reachable through it. [`ffi::tt_sim_shim_get_api`] is the same as an exported C symbol.
+//!
+//! # How it works
+//! - **JIT** ([`jit`]): kernel source + defines + `-DKERNEL_COMPILE_TIME_ARGS=...` are compiled by
+//!   the host C++ compiler (`$TT_SIM_CXX` or `c++`, C++20, `-O2 -fPIC -shared`) against emulation
+//!   headers embedded in this crate (`tt-sim/emu/`, written to the cache at run time) into a
+//!   content-addressed cache (`$TT_SIM_CACHE_DIR`, else `$XDG_CACHE_HOME/tt-sim`, else
+//!   `~/.cache/tt-sim`). **A C++20 compiler is required at run time.** Compile errors are
+//!   [`SimError::KernelBuild`] with the compiler output.
+//! - **Kernel images**: each (kernel, core) gets its own `dlopen`ed copy of the shared object, so
+//!   mutable kernel globals are per core and per RISC; they are reset to their initial values
+//!   before every run (a snapshot of the image's writable segments is restored).
+//! - **Execution**: every RISC (BRISC, NCRISC, and the three TRISCs as one sequential thread) is a
+//!   stackful coroutine on the calling thread, scheduled deterministically (cores row-major, then
+//!   BRISC, NCRISC, compute). Blocking calls (CB wait/reserve, semaphore waits) yield. Same inputs,
+//!   same schedule, same bits.
+//! - **Memory**: each core's L1 is a memfd; the running core's L1 is mapped at its device addresses
+//!   `[0x10000, l1_size)` so kernels dereference device addresses directly
+//!   (`reinterpret_cast<volatile uint32_t*>(get_write_ptr(cb))`, semaphores, `get_arg_addr`). The
+//!   window is reserved once per process; program runs in one process are serialised. The
+//!   simulator's own region (16 semaphores at 0x10000, 16 B apart; runtime args from 0x11000,
+//!   per RISC slot: BRISC, NCRISC, compute) lies below `l1_unreserved_base`. L1 buffers are
+//!   allocated top-down, circular buffers bottom-up from `l1_unreserved_base` at the same address on
+//!   every core of their range; a run whose CBs reach into L1 buffers fails with
+//!   [`SimError::OutOfMemory`] saying how much is free. DRAM banks are sparse host memory with the
+//!   interleaved rule (page i on bank i % banks at `base + (i / banks) * align(page)`); L1 buffers can
+//!   be interleaved (one bank per worker, row-major) or height/width/block sharded
+//!   (tt-formats' `ShardedPageMap`). Arch constants and coordinates come from tt-formats'
+//!   `ArchSpec` (Wormhole B0 n150 8x8, Blackhole p150 11x10).
+//! - **NoC**: transfers are checked when issued and delivered when the issuing RISC calls a
+//!   barrier, blocks, or exits, so data used without a barrier is stale; pushing CB pages an
+//!   outstanding read targets, popping pages an outstanding write reads, and exiting with
+//!   transactions outstanding are faults.
+//! - **Compute**: DEST (8 tiles 16-bit half-sync, 4 with fp32 accumulation, 16/8 full-sync) and
+//!   the unpack/math/pack numerics are done by [`fpu`].
+//!
+//! # Checks (watcher grade)
+//! NoC address out of range, zero length, coordinates that are neither a worker nor a DRAM bank,
+//! misalignment (L1 16 B; DRAM reads at the DRAM alignment), multicast rectangles that are
+//! inverted (NoC 1 takes them swapped) or include non-workers, `num_dests` not matching the
+//! rectangle, writes into the firmware-reserved region (only semaphores may be written below
+//! `l1_unreserved_base`), CB pushes/pops that straddle the ring end or exceed what was
+//! reserved/waited for, unconfigured CBs and semaphores, runtime-arg index out of range, DEST index
+//! beyond capacity and DEST protocol misuse, kernel exit with outstanding NoC transactions or DEST
+//! held, deadlocks. Not detected: raw pointer writes by a kernel into reserved L1 (only NoC writes
+//! are checked) and wild pointers outside L1 (they crash the process like on a host program).
+//!
+//! # Timing
+//! Every completed kernel call passes through one place (`RiscCtx::complete`), the hook for the
+//! per-RISC cycle model of issue #3. Until then [`RunStats::device_cycles`] is 0.
 
 mod alloc;
 pub mod arch;
