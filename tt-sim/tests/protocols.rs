@@ -193,3 +193,54 @@ void kernel_main() {
     dev.read_buffer(out, 0, &mut o).unwrap();
     assert_eq!(&o[..], &data[4 * 2048..5 * 2048]);
 }
+
+#[test]
+fn reading_l1_before_the_read_barrier_sees_stale_data() {
+    let mut dev = SimDevice::open(SimArch::WormholeB0).unwrap();
+    let src = dram_buffer(&mut dev, 1, 2048);
+    let out = dram_buffer(&mut dev, 1, 32);
+    let mut data = random_bytes(2048, 77);
+    data[..4].copy_from_slice(&0xDEAD_BEEFu32.to_le_bytes());
+    dev.write_buffer(src, 0, &data).unwrap();
+    let body = r#"
+#include "api/dataflow/dataflow_api.h"
+void kernel_main() {
+    const uint32_t src = get_arg_val<uint32_t>(0), out = get_arg_val<uint32_t>(1);
+    volatile tt_l1_ptr uint32_t* p = reinterpret_cast<volatile tt_l1_ptr uint32_t*>(get_write_ptr(0));
+    volatile tt_l1_ptr uint32_t* r = reinterpret_cast<volatile tt_l1_ptr uint32_t*>(get_write_ptr(0) + 2048);
+    p[0] = 7;
+    const InterleavedAddrGen<true> s = {.bank_base_address = src, .page_size = 2048};
+    noc_async_read_page(0, s, get_write_ptr(0));
+    r[0] = p[0];  // no barrier yet: the read has not landed
+    noc_async_read_barrier();
+    r[1] = p[0];
+    const InterleavedAddrGen<true> d = {.bank_base_address = out, .page_size = 32};
+    noc_async_write(get_write_ptr(0) + 2048, d.get_noc_addr(0), 32);
+    noc_async_write_barrier();
+}"#;
+    let g = range(0, 0, 0, 0);
+    let mut p = SimProgram::new(&dev);
+    p.add_circular_buffer(&dev, &[g], &cb(0, 2, 2048, BF16))
+        .unwrap();
+    let k = p
+        .add_kernel(&dm("stale", body, Risc::Brisc, vec![g], vec![]))
+        .unwrap();
+    let (sa, oa) = (
+        dev.buffer_address(src).unwrap() as u32,
+        dev.buffer_address(out).unwrap() as u32,
+    );
+    p.set_runtime_args(k, core(0, 0), &[sa, oa]).unwrap();
+    dev.run(&mut p).unwrap();
+    let mut o = vec![0u8; 32];
+    dev.read_buffer(out, 0, &mut o).unwrap();
+    assert_eq!(
+        u32::from_le_bytes(o[0..4].try_into().unwrap()),
+        7,
+        "before the barrier"
+    );
+    assert_eq!(
+        u32::from_le_bytes(o[4..8].try_into().unwrap()),
+        0xDEAD_BEEF,
+        "after the barrier"
+    );
+}
