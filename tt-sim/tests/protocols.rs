@@ -244,3 +244,35 @@ void kernel_main() {
         "after the barrier"
     );
 }
+
+#[test]
+fn stateful_noc_reads_and_writes() {
+    let mut dev = SimDevice::open(SimArch::WormholeB0).unwrap();
+    let out = dram_buffer(&mut dev, 1, 64);
+    let body = r#"
+#include "api/dataflow/dataflow_api.h"
+void kernel_main() {
+    const uint32_t out = get_arg_val<uint32_t>(0);
+    const uint32_t a = get_write_ptr(0), b = a + 2048;
+    volatile tt_l1_ptr uint32_t* pa = reinterpret_cast<volatile tt_l1_ptr uint32_t*>(a);
+    for (uint32_t i = 0; i < 16; i++) pa[i] = 1000 + i;
+    noc_async_read_one_packet_set_state(get_noc_addr(my_x[0], my_y[0], 0), 64);
+    noc_async_read_one_packet_with_state(a, b);
+    noc_async_read_barrier();
+    const InterleavedAddrGen<true> d = {.bank_base_address = out, .page_size = 64};
+    noc_async_write_one_packet_set_state(d.get_noc_addr(0), 64);
+    noc_async_write_one_packet_with_state(b, (uint32_t)d.get_noc_addr(0));
+    noc_async_write_barrier();
+}"#;
+    let g = range(6, 6, 6, 6);
+    let mut p = SimProgram::new(&dev);
+    p.add_circular_buffer(&dev, &[g], &cb(0, 2, 2048, BF16)).unwrap();
+    let k = p.add_kernel(&dm("stateful", body, Risc::Ncrisc, vec![g], vec![])).unwrap();
+    p.set_runtime_args(k, core(6, 6), &[dev.buffer_address(out).unwrap() as u32]).unwrap();
+    dev.run(&mut p).unwrap();
+    let mut o = vec![0u8; 64];
+    dev.read_buffer(out, 0, &mut o).unwrap();
+    for i in 0..16u32 {
+        assert_eq!(u32::from_le_bytes(o[i as usize * 4..i as usize * 4 + 4].try_into().unwrap()), 1000 + i);
+    }
+}

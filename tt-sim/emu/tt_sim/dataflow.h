@@ -264,7 +264,8 @@ FORCE_INLINE void noc_async_full_barrier(uint8_t noc_idx = noc_index, TT_SIM_LIN
 }
 
 // ---- semaphores ----
-template <typename... Ignored>
+enum class ProgrammableCoreType : uint8_t { TENSIX = 0, ACTIVE_ETH = 1, IDLE_ETH = 2 };
+template <ProgrammableCoreType type = ProgrammableCoreType::TENSIX>
 FORCE_INLINE uint32_t get_semaphore(uint32_t semaphore_id, TT_SIM_LINE) {
     return tt_sim_api->get_semaphore(tt_sim_ctx, semaphore_id, tt_sim_line);
 }
@@ -302,3 +303,60 @@ FORCE_INLINE void noc_inline_dw_write(uint64_t addr, uint32_t val, uint8_t be = 
                                       TT_SIM_LINE) {
     tt_sim_api->noc_inline_write(tt_sim_ctx, addr, val, be, noc, tt_sim_line);
 }
+
+// ---- stateful NoC calls: set_state fixes the remote coordinates (and size), with_state supplies
+// the low 32 address bits ----
+inline uint64_t tt_sim_read_state[2] = {0, 0};
+inline uint32_t tt_sim_read_state_size[2] = {0, 0};
+inline uint64_t tt_sim_write_state[2] = {0, 0};
+inline uint32_t tt_sim_write_state_size[2] = {0, 0};
+
+template <bool use_vc = false>
+FORCE_INLINE void noc_async_read_one_packet_set_state(uint64_t src_noc_addr, uint32_t size, const uint32_t vc = 0,
+                                                      uint8_t noc = noc_index) {
+    (void)vc;
+    tt_sim_read_state[noc & 1] = src_noc_addr & ~0xFFFFFFFFull;
+    tt_sim_read_state_size[noc & 1] = size;
+}
+template <bool inc_num_issued = true, bool use_vc = false>
+FORCE_INLINE void noc_async_read_one_packet_with_state(uint32_t src_local_l1_addr, uint32_t dst_local_l1_addr,
+                                                       const uint32_t vc = 0, uint8_t noc = noc_index, TT_SIM_LINE) {
+    (void)vc;
+    tt_sim_api->noc_read(tt_sim_ctx, tt_sim_read_state[noc & 1] | src_local_l1_addr, dst_local_l1_addr,
+                         tt_sim_read_state_size[noc & 1], noc, tt_sim_line);
+}
+FORCE_INLINE void noc_async_read_set_state(uint64_t src_noc_addr, uint8_t noc = noc_index) {
+    tt_sim_read_state[noc & 1] = src_noc_addr & ~0xFFFFFFFFull;
+}
+template <bool inc_num_issued = true, bool skip_cmdbuf_chk = false>
+FORCE_INLINE void noc_async_read_with_state(uint32_t src_local_l1_addr, uint32_t dst_local_l1_addr, uint32_t size,
+                                            uint8_t noc = noc_index, TT_SIM_LINE) {
+    tt_sim_api->noc_read(tt_sim_ctx, tt_sim_read_state[noc & 1] | src_local_l1_addr, dst_local_l1_addr, size, noc,
+                         tt_sim_line);
+}
+template <bool posted = false>
+FORCE_INLINE void noc_async_write_one_packet_set_state(uint64_t dst_noc_addr, uint32_t size, uint8_t noc = noc_index,
+                                                       uint8_t vc = NOC_UNICAST_WRITE_VC) {
+    (void)vc;
+    tt_sim_write_state[noc & 1] = dst_noc_addr & ~0xFFFFFFFFull;
+    tt_sim_write_state_size[noc & 1] = size;
+}
+template <bool posted = false>
+FORCE_INLINE void noc_async_write_one_packet_with_state(uint32_t src_local_l1_addr, uint32_t dst_local_l1_addr,
+                                                        uint8_t noc = noc_index, TT_SIM_LINE) {
+    tt_sim_api->noc_write(tt_sim_ctx, src_local_l1_addr, tt_sim_write_state[noc & 1] | dst_local_l1_addr,
+                          tt_sim_write_state_size[noc & 1], noc, tt_sim_line);
+}
+template <bool posted = false>
+FORCE_INLINE void noc_async_write_set_state(uint64_t dst_noc_addr, uint8_t noc = noc_index,
+                                            uint8_t vc = NOC_UNICAST_WRITE_VC) {
+    (void)vc;
+    tt_sim_write_state[noc & 1] = dst_noc_addr & ~0xFFFFFFFFull;
+}
+template <bool posted = false, bool update_counter = true, bool skip_cmdbuf_chk = false>
+FORCE_INLINE void noc_async_write_with_state(uint32_t src_local_l1_addr, uint32_t dst_local_l1_addr, uint32_t size,
+                                             uint8_t noc = noc_index, TT_SIM_LINE) {
+    tt_sim_api->noc_write(tt_sim_ctx, src_local_l1_addr, tt_sim_write_state[noc & 1] | dst_local_l1_addr, size, noc,
+                          tt_sim_line);
+}
+
