@@ -335,7 +335,10 @@ impl AudioStream<'_> {
         .max(1);
         while self.flow_done < upto {
             let a = self.flow_done;
-            let e = (a + step).max(upto).min(self.frames);
+            let mut e = (a + step).max(upto).min(self.frames);
+            if self.frames - e < step / 2 {
+                e = self.frames; // no small tail window: its context would cost more than it saves
+            }
             let lo = a.saturating_sub(self.fctx);
             let hi = (e + self.fctx).min(self.frames);
             let win = b.flow_reverse(&self.z_p[lo * inter..hi * inter], hi - lo, self.speaker)?;
@@ -355,7 +358,10 @@ impl AudioStream<'_> {
             self.synth.chunk.frames
         };
         let a = self.next;
-        let e = (a + size).min(self.frames);
+        let mut e = (a + size).min(self.frames);
+        if self.frames - e < self.synth.chunk.frames / 2 {
+            e = self.frames; // fold a short tail into this chunk
+        }
         let lo = a.saturating_sub(self.dctx);
         let hi = (e + self.dctx).min(self.frames);
         self.flow_until(hi)?;

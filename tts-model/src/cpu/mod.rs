@@ -5,6 +5,7 @@
 pub mod ops;
 
 use rayon::ThreadPool;
+use rayon::prelude::*;
 
 use crate::backend::{Backend, Encoded};
 use crate::error::{Result, TtsError};
@@ -478,10 +479,7 @@ impl CpuBackend {
             );
             o
         };
-        let outs: Vec<Vec<f32>> = {
-            use rayon::prelude::*;
-            (0..heads).into_par_iter().map(head_out).collect()
-        };
+        let outs: Vec<Vec<f32>> = (0..heads).into_par_iter().map(head_out).collect();
         let mut cat = vec![0.0f32; t * h];
         for (hd, o) in outs.iter().enumerate() {
             for i in 0..t {
@@ -648,7 +646,6 @@ impl CpuBackend {
                     &mut pad,
                 );
                 {
-                    use rayon::prelude::*;
                     acts.par_chunks_mut(fh * 64)
                         .zip(a.par_chunks(2 * fh * 64))
                         .for_each(|(o, a)| {
@@ -747,8 +744,8 @@ impl CpuBackend {
             for (j, rb) in stage.iter().enumerate() {
                 // The first block works directly in `xs`, later ones in `r` and are added to `xs`.
                 let r = if j == 0 { &mut sc.xs } else { &mut sc.r };
-                r.clear();
-                r.extend_from_slice(&sc.y);
+                r.resize(sc.y.len(), 0.0);
+                par_copy(r, &sc.y);
                 match rb {
                     ResBlock::Two(convs) => {
                         for conv in convs {
@@ -786,11 +783,20 @@ impl CpuBackend {
                     }
                 }
                 if j > 0 {
-                    sc.xs.iter_mut().zip(&sc.r).for_each(|(a, b)| *a += b);
+                    sc.xs
+                        .par_chunks_mut(1 << 14)
+                        .zip(sc.r.par_chunks(1 << 14))
+                        .for_each(|(a, b)| {
+                            a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+                        });
                 }
             }
-            x.clear();
-            x.extend(sc.xs.iter().map(|v| v / nk));
+            x.resize(sc.xs.len(), 0.0);
+            x.par_chunks_mut(1 << 14)
+                .zip(sc.xs.par_chunks(1 << 14))
+                .for_each(|(d, s)| {
+                    d.iter_mut().zip(s).for_each(|(d, s)| *d = s / nk);
+                });
         }
         if let Ok(mut g) = self.dec_scratch.lock() {
             *g = Some(sc);
@@ -810,6 +816,13 @@ impl CpuBackend {
         );
         Ok(out)
     }
+}
+
+/// `dst.copy_from_slice(src)` in parallel blocks.
+fn par_copy(dst: &mut [f32], src: &[f32]) {
+    dst.par_chunks_mut(1 << 14)
+        .zip(src.par_chunks(1 << 14))
+        .for_each(|(d, s)| d.copy_from_slice(s));
 }
 
 /// Inverse rational-quadratic spline (tails linear outside [-5, 5]) exactly as VITS' `transforms.py`
