@@ -84,6 +84,7 @@ pub(crate) struct HostApi {
     get_semaphore: extern "C" fn(*mut c_void, u32, u32) -> u32,
     dprint: extern "C" fn(*mut c_void, *const c_char, usize),
     compute: extern "C" fn(*mut c_void, u32, *const u32, u32, u32) -> u32,
+    poll: extern "C" fn(*mut c_void, *const c_char, u32),
 }
 
 static HOST_API: HostApi = HostApi {
@@ -107,6 +108,7 @@ static HOST_API: HostApi = HostApi {
     get_semaphore: h_get_semaphore,
     dprint: h_dprint,
     compute: h_compute,
+    poll: h_poll,
 };
 
 type EntryFn = unsafe extern "C" fn(*const HostApi, *mut c_void, *const KernelInfo);
@@ -385,10 +387,56 @@ extern "C" fn h_cb_read_ptr(p: *mut c_void, cb: i32, line: u32) -> u32 {
     with(p, |rc, st| rc.cb_ptr(st, cb, false, line))
 }
 extern "C" fn h_cb_pages_available(p: *mut c_void, cb: i32, n: i32, line: u32) -> bool {
-    with(p, |rc, st| rc.cb_query(st, cb, n, true, line))
+    query(p, cb, n, true, line)
 }
 extern "C" fn h_cb_pages_reservable(p: *mut c_void, cb: i32, n: i32, line: u32) -> bool {
-    with(p, |rc, st| rc.cb_query(st, cb, n, false, line))
+    query(p, cb, n, false, line)
+}
+
+/// A CB query that answers "no" lets the other RISCs run (a kernel may poll it in a loop); such an
+/// answer is not progress, so a RISC polling for something that never comes is a deadlock.
+fn query(p: *mut c_void, cb: i32, n: i32, front: bool, line: u32) -> bool {
+    let ok = blocking(p, |rc, st| rc.cb_query(st, cb, n, front, line).map(Some));
+    if !ok {
+        let call = if front {
+            "cb_pages_available_at_front"
+        } else {
+            "cb_pages_reservable_at_back"
+        };
+        poll_yield(
+            p,
+            format!("polling {call}(cb={cb}, {n} pages) at line {line}"),
+        );
+    }
+    ok
+}
+
+/// Yields to the scheduler without counting as progress.
+fn poll_yield(p: *mut c_void, reason: String) {
+    {
+        // SAFETY: see `with`.
+        let rc = unsafe { &mut *ctx_ptr(p) };
+        // SAFETY: see `with`.
+        let st = unsafe { &mut *rc.state };
+        rc.deliver_all(st);
+        // The query itself completed; undo its step so that polling is not progress.
+        rc.steps -= 1;
+        rc.blocked = Some(reason);
+    }
+    suspend(p);
+}
+
+extern "C" fn h_poll(p: *mut c_void, what: *const c_char, line: u32) {
+    let what = cstr(what);
+    {
+        // SAFETY: see `with`.
+        let rc = unsafe { &mut *ctx_ptr(p) };
+        rc.steps += 1;
+    }
+    poll_yield(
+        p,
+        format!("spinning in {what} at line {line} (waiting for L1 to change)"),
+    );
 }
 extern "C" fn h_noc_read(p: *mut c_void, src: u64, dst: u32, size: u32, _noc: u32, line: u32) {
     with(p, |rc, st| rc.noc_read(st, src, dst, size, line))

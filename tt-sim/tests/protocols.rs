@@ -266,13 +266,69 @@ void kernel_main() {
 }"#;
     let g = range(6, 6, 6, 6);
     let mut p = SimProgram::new(&dev);
-    p.add_circular_buffer(&dev, &[g], &cb(0, 2, 2048, BF16)).unwrap();
-    let k = p.add_kernel(&dm("stateful", body, Risc::Ncrisc, vec![g], vec![])).unwrap();
-    p.set_runtime_args(k, core(6, 6), &[dev.buffer_address(out).unwrap() as u32]).unwrap();
+    p.add_circular_buffer(&dev, &[g], &cb(0, 2, 2048, BF16))
+        .unwrap();
+    let k = p
+        .add_kernel(&dm("stateful", body, Risc::Ncrisc, vec![g], vec![]))
+        .unwrap();
+    p.set_runtime_args(k, core(6, 6), &[dev.buffer_address(out).unwrap() as u32])
+        .unwrap();
     dev.run(&mut p).unwrap();
     let mut o = vec![0u8; 64];
     dev.read_buffer(out, 0, &mut o).unwrap();
     for i in 0..16u32 {
-        assert_eq!(u32::from_le_bytes(o[i as usize * 4..i as usize * 4 + 4].try_into().unwrap()), 1000 + i);
+        assert_eq!(
+            u32::from_le_bytes(o[i as usize * 4..i as usize * 4 + 4].try_into().unwrap()),
+            1000 + i
+        );
+    }
+}
+
+#[test]
+fn polling_kernels_let_others_run_and_hang_is_a_deadlock() {
+    let mut dev = SimDevice::open(SimArch::WormholeB0).unwrap();
+    let g = range(0, 0, 0, 0);
+    let poller = r#"
+#include "api/dataflow/dataflow_api.h"
+void kernel_main() {
+    while (!cb_pages_available_at_front(0, 1)) {}
+    cb_wait_front(0, 1);
+    cb_pop_front(0, 1);
+    volatile tt_l1_ptr uint32_t* s = reinterpret_cast<volatile tt_l1_ptr uint32_t*>(get_semaphore(0));
+    while (*s == 0) { invalidate_l1_cache(); }
+}"#;
+    let producer = r#"
+#include "api/dataflow/dataflow_api.h"
+void kernel_main() {
+    cb_reserve_back(0, 1);
+    cb_push_back(0, 1);
+    if (get_arg_val<uint32_t>(0)) {
+        noc_semaphore_inc(get_noc_addr(my_x[0], my_y[0], get_semaphore(0)), 1);
+        noc_async_atomic_barrier();
+    }
+}"#;
+    for release in [1u32, 0] {
+        let mut p = SimProgram::new(&dev);
+        p.add_circular_buffer(&dev, &[g], &cb(0, 1, 2048, BF16))
+            .unwrap();
+        p.add_semaphore(&[g], 0).unwrap();
+        p.add_kernel(&dm("poller", poller, Risc::Brisc, vec![g], vec![]))
+            .unwrap();
+        let k = p
+            .add_kernel(&dm("producer", producer, Risc::Ncrisc, vec![g], vec![]))
+            .unwrap();
+        p.set_runtime_args(k, core(0, 0), &[release]).unwrap();
+        let r = dev.run(&mut p);
+        if release == 1 {
+            r.unwrap();
+        } else {
+            let e = r.unwrap_err();
+            assert!(matches!(e, SimError::Deadlock(_)), "{e:?}");
+            assert!(
+                e.to_string()
+                    .contains("BRISC kernel 'poller' spinning in invalidate_l1_cache"),
+                "{e}"
+            );
+        }
     }
 }

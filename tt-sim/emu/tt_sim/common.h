@@ -164,7 +164,8 @@ inline uint32_t get_tile_hw(const int32_t) { return 1024; }
 inline uint32_t get_tile_num_faces(const int32_t) { return 4; }
 
 // ---- misc firmware helpers kernels call ----
-inline void invalidate_l1_cache() {}
+// Kernels spinning on L1 call this in their loop; it lets the other RISCs run.
+inline void invalidate_l1_cache(TT_SIM_LINE) { tt_sim_api->poll(tt_sim_ctx, "invalidate_l1_cache", tt_sim_line); }
 inline void riscv_wait(uint32_t) {}
 inline uint8_t get_absolute_logical_x() { return (uint8_t)tt_sim_info.logical_x; }
 inline uint8_t get_absolute_logical_y() { return (uint8_t)tt_sim_info.logical_y; }

@@ -34,6 +34,8 @@ struct tt_sim_host_api {
     void (*dprint)(void* ctx, const char* text, size_t len);
     // Compute operations (TT_SIM_OP_*), arguments packed as u32.
     uint32_t (*compute)(void* ctx, uint32_t op, const uint32_t* args, uint32_t nargs, uint32_t line);
+    // Lets other RISCs run while this one spins on L1 (invalidate_l1_cache in a polling loop).
+    void (*poll)(void* ctx, const char* what, uint32_t line);
 };
 
 #define TT_SIM_BARRIER_READ 0u
