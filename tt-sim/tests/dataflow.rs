@@ -22,3 +22,11 @@ fn copy_blackhole_bfp8_pages() {
     let (input, out) = run_copy(SimArch::Blackhole, 21, 1088, range(0, 0, 10, 1), 3).unwrap();
     assert_eq!(out, input);
 }
+
+#[test]
+fn copy_full_wormhole_grid() {
+    let t = std::time::Instant::now();
+    let (input, out) = run_copy(SimArch::WormholeB0, 640, 2048, range(0, 0, 7, 7), 4).unwrap();
+    assert_eq!(out, input);
+    eprintln!("full-grid copy of 640 tiles: {:?}", t.elapsed());
+}
