@@ -204,6 +204,13 @@ fn header_dir() -> SimResult<&'static HeaderDir> {
     r.as_ref().map_err(|e| e.clone())
 }
 
+/// Writes the embedded emulation headers into the cache (once per process) and returns the include
+/// directory to pass with `-I`, together with `-include tt_sim/prelude.h` (and, at the end of the
+/// source, `#include "tt_sim/entry.h"`), e.g. to syntax-check kernels with the host compiler.
+pub fn emulation_include_dir() -> SimResult<PathBuf> {
+    Ok(header_dir()?.include.clone())
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
