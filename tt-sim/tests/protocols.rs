@@ -332,3 +332,30 @@ void kernel_main() {
         }
     }
 }
+
+#[test]
+fn dprint_runs_in_data_movement_and_compute_kernels() {
+    let mut dev = SimDevice::open(SimArch::WormholeB0).unwrap();
+    let g = range(0, 0, 0, 0);
+    let mut p = SimProgram::new(&dev);
+    let dmk = r#"
+#include "api/dataflow/dataflow_api.h"
+#include "api/debug/dprint.h"
+void kernel_main() { DPRINT << "dm " << 42u << " " << HEX() << 255u << DEC() << " " << -3 << " " << BF16(0x3f80) << ENDL(); }"#;
+    let ck = r#"
+#include "api/compute/common.h"
+#include "debug/dprint.h"
+namespace NAMESPACE { void MAIN { DPRINT_MATH(DPRINT << "math " << 1.5f << ENDL()); } }"#;
+    p.add_kernel(&dm("printer", dmk, Risc::Brisc, vec![g], vec![]))
+        .unwrap();
+    p.add_kernel(&KernelConfig {
+        name: "cprinter".into(),
+        source: ck.into(),
+        kind: KernelKind::Compute(ComputeConfig::default()),
+        cores: vec![g],
+        compile_args: vec![],
+        defines: vec![],
+    })
+    .unwrap();
+    dev.run(&mut p).unwrap();
+}
