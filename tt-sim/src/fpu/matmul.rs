@@ -84,6 +84,7 @@ fn split16(
 }
 
 impl Operands {
+    #[inline(always)]
     fn new(in0_srcb: &SrcTile, in1_srca: &SrcTile, transpose_in1: bool) -> Box<Self> {
         let mut o = Box::new(Self {
             a_exp: [[0; 32]; 32],
@@ -130,6 +131,7 @@ impl Operands {
 }
 
 /// In-place transpose of a 32x32 array.
+#[inline(always)]
 fn transpose32(x: &mut [[i16; 32]; 32]) {
     for r in 0..32 {
         for c in r + 1..32 {
@@ -146,115 +148,167 @@ fn mulhi(x: i16, y: i16) -> i16 {
     (((x as i32) * (y as i32)) >> 16) as i16
 }
 
-/// Leading zeros of `x < 2^31` (32 for 0), through an exact int -> float conversion: clearing
-/// every 1 bit that has a 1 above it leaves no run of ones, so rounding to 24 bits cannot carry
-/// into a new top bit. Vectorises on any SIMD level, unlike `leading_zeros`.
+/// Leading zeros of `x < 2^31` (32 for 0). With `LZCNT` this is `leading_zeros` (one
+/// instruction with AVX-512CD); otherwise an exact int -> float conversion: clearing every 1 bit
+/// that has a 1 above it leaves no run of ones, so rounding to 24 bits cannot carry into a new
+/// top bit. Both vectorise.
 #[inline(always)]
-fn lz31(x: u32) -> i32 {
-    let y = x & !(x >> 1);
-    let f = (y as i32) as f32;
-    (158 - (f.to_bits() >> 23) as i32).min(32)
+fn lz31<const LZCNT: bool>(x: u32) -> u32 {
+    if LZCNT {
+        x.leading_zeros()
+    } else {
+        let y = x & !(x >> 1);
+        let f = (y as i32) as f32;
+        (158 - (f.to_bits() >> 23)).min(32)
+    }
 }
 
-/// Lane version of [`super::core::accum_normalize_encode`] for two group terms given as signed
-/// group sums `s` (the term's magnitude is `|s| << 13`) with maximum product exponent `x + adj`
-/// (a group with exponent <= 0 is zero), accumulated onto the DEST value `dst`. Branch-free so
-/// that it vectorises. The aligned signed terms use `(2v + 2^d) >> (d + 1)`, which is the
-/// reference's magnitude rounding with the sign subtracted (half toward +inf on the signed
-/// value); DEST keeps sign-magnitude rounding (half away from zero).
+/// One DEST datum between the MVMULs of a matmul, decoded: sign mask (0 or -1), biased
+/// exponent (0 for zero) and 24-bit mantissa with the hidden bit (0 for zero). Infinity is
+/// exponent 255 with mantissa 2^23, which is what decoding its encoding gives.
+#[derive(Clone, Copy)]
+struct DestLanes {
+    neg: [i32; 32],
+    exp: [i32; 32],
+    man: [i32; 32],
+}
+
+impl DestLanes {
+    /// Decodes DEST values as `accum_normalize_encode` reads them (zero exponent: zero).
+    #[inline(always)]
+    fn decode(bits: &[u32; 32]) -> Self {
+        let mut d = Self {
+            neg: [0; 32],
+            exp: [0; 32],
+            man: [0; 32],
+        };
+        for n in 0..32 {
+            let x = bits[n];
+            let e = ((x >> 23) & 255) as i32;
+            d.neg[n] = (x as i32) >> 31;
+            d.exp[n] = e;
+            d.man[n] = if e == 0 {
+                0
+            } else {
+                ((x & 0x7F_FFFF) | 0x80_0000) as i32
+            };
+        }
+        d
+    }
+
+    /// The fp32 bit patterns. Only valid for values produced by [`accum_step`] (zero is +0,
+    /// infinity has a zero mantissa field).
+    #[inline(always)]
+    fn encode(&self, bits: &mut [u32; 32]) {
+        for n in 0..32 {
+            let sign = if self.exp[n] == 0 {
+                0
+            } else {
+                self.neg[n] as u32
+            };
+            bits[n] = (sign & 0x8000_0000)
+                | ((self.exp[n] as u32) << 23)
+                | ((self.man[n] as u32) & 0x7F_FFFF);
+        }
+    }
+}
+
+/// Lane version of [`super::core::accum_normalize_encode`]: adds two group terms to the decoded
+/// DEST value `(neg, exp, man)` and rounds into DEST's precision, branch-free so that it
+/// vectorises. A term is its signed group sum `s` (the reference's magnitude is `|s| << 13`)
+/// and its exponent `e` (`s == 0`, `e == 0` for a flushed group, as `group_sop` returns).
+///
+/// Differences in formulation from the reference, all exact:
+/// - a term aligned by `d` is `((2v >> d) + 1) >> 1` on the signed value `v`, i.e. rounded half
+///   toward +inf, which is the reference's "add half, subtract the sign bit, shift" on the
+///   magnitude; DEST keeps sign-magnitude rounding (half away from zero). Distances are clamped
+///   to 31, where every operand has shifted out;
+/// - normalising shifts the sum's leading one to bit 30 (exact: the sum is below 2^30) and then
+///   rounds half-up at a fixed position (bit 7 for fp32, bit 23 for bf16), which covers both
+///   the reference's left shift (exact) and its rounding right shift;
+/// - the Wormhole -1 quirk (a sum of exactly -1 is normalised 27 places too far) only moves the
+///   exponent: the mantissa of 1 shifted by -4 rounds to 0, and that of 2^23 is 0 too. It needs
+///   a sum of magnitude 1, which 16-bit DEST (multiples of 2^13) never has.
 #[inline(always)]
-fn accum_lane<const FP32: bool>(s0: i16, x0: i16, s1: i16, x1: i16, adj: i32, dst: u32) -> u32 {
-    let e0 = x0 as i32 + adj;
-    let e1 = x1 as i32 + adj;
-    let (e0, v0) = if e0 > 0 {
-        (e0, (s0 as i32) << 14)
-    } else {
-        (0, 0)
-    };
-    let (e1, v1) = if e1 > 0 {
-        (e1, (s1 as i32) << 14)
-    } else {
-        (0, 0)
-    };
-    let ed = ((dst >> 23) & 255) as i32;
-    let md = if ed == 0 {
-        0
-    } else {
-        ((dst & 0x7F_FFFF) | 0x80_0000) as i32
-    };
+fn accum_step<const FP32: bool, const LZCNT: bool>(
+    s0: i32,
+    e0: i32,
+    s1: i32,
+    e1: i32,
+    neg: &mut i32,
+    exp: &mut i32,
+    man: &mut i32,
+) {
+    let (ed, md, nd) = (*exp, *man, *neg);
     let e = e0.max(e1).max(ed);
-    let d0 = (e - e0).min(30) as u32;
-    let d1 = (e - e1).min(30) as u32;
-    let dd = (e - ed).min(30) as u32;
-    let mut a0 = (v0 + (1 << d0)) >> (d0 + 1);
-    let mut a1 = (v1 + (1 << d1)) >> (d1 + 1);
-    let mut ad = ((md << 1) + (1 << dd)) >> (dd + 1);
+    let d0 = ((e - e0) as u32).min(31);
+    let d1 = ((e - e1) as u32).min(31);
+    let dd = ((e - ed) as u32).min(31);
+    let mut a0 = ((s0 << 14 >> d0) + 1) >> 1;
+    let mut a1 = ((s1 << 14 >> d1) + 1) >> 1;
+    let mut ad = ((md << 1 >> dd) + 1) >> 1;
     if !FP32 {
         a0 = (a0 + (1 << 12)) & !0x1FFF;
         a1 = (a1 + (1 << 12)) & !0x1FFF;
         ad = (ad + (1 << 12)) & !0x1FFF;
     }
-    let neg_d = -((dst >> 31) as i32);
-    let t = ((ad ^ neg_d) - neg_d) + a0 + a1;
-    let sign = (t < 0) as u32;
+    let t = ((ad ^ nd) - nd) + a0 + a1;
     let mag = t.unsigned_abs();
-    let mut shift = lz31(mag) - 8;
-    if sign != 0 && mag == 1 {
+    let lz = lz31::<LZCNT>(mag);
+    let mut expo = e + 8 - lz as i32;
+    if FP32 && t == -1 {
         // Wormhole B0 renormalisation bug, as in `accum_normalize_encode`.
-        shift -= 27;
+        expo += 27;
     }
-    let mut expo = e - shift;
-    let sh = if FP32 { shift } else { shift - 16 };
-    let rs = (-sh).max(0) as u32;
-    let ls = sh.max(0) as u32;
-    let mut r = if sh < 0 {
-        ((mag << 1) + (1 << rs)) >> (rs + 1)
+    // Leading one at bit 30 (for mag == 0: lz = 32, a shift by 31 of 0).
+    let x = mag << (lz.max(1) - 1);
+    let r = if FP32 {
+        (x + (1 << 6)) >> 7
     } else {
-        mag << ls
+        ((x + (1 << 22)) >> 23) << 16
     };
-    if !FP32 {
-        r <<= 16;
-    }
-    expo += ((r >> 24) & 1) as i32;
-    let out = if expo >= 255 {
-        (sign << 31) | 0x7F80_0000
-    } else {
-        (sign << 31) | ((expo as u32) << 23) | (r & 0x7F_FFFF)
-    };
-    if e <= 0 || mag == 0 || expo <= 0 {
+    // r <= 2^24: a carry into bit 24 bumps the exponent.
+    let ef = expo + (r >> 24) as i32;
+    let zero = mag == 0 || ef <= 0;
+    // A zero keeps its sign mask here: with a zero mantissa the sign never matters, and
+    // `DestLanes::encode` writes +0.
+    *neg = t >> 31;
+    *exp = if zero { 0 } else { ef.min(255) };
+    *man = if zero {
         0
+    } else if ef >= 255 {
+        0x80_0000
     } else {
-        out
-    }
+        ((r & 0x7F_FFFF) | 0x80_0000) as i32
+    };
 }
 
-/// One output row `m` (all 32 columns as lanes) of the tile matmul, all phases, onto `row`.
 /// Per-row work arrays, allocated once per call (every entry is rewritten for each row).
 struct Scratch {
     scale: [[[i16; 32]; 8]; 4],
     bias: [[[i16; 32]; 8]; 4],
-    e: [[i16; 32]; 8],
 }
 
 #[inline(always)]
-fn matmul_row<const FP32: bool>(
+fn matmul_row<const FP32: bool, const LZCNT: bool>(
     o: &Operands,
     w: &mut Scratch,
     m: usize,
     phases: u32,
     row: &mut [u32; 32],
 ) {
-    let Scratch { scale, bias, e } = w;
+    let Scratch { scale, bias } = w;
     // Phase-independent alignment. Per group g of 8 K: the largest product exponent per column,
     // and per product, with d = distance to that maximum clamped to 13 (every product then
-    // rounds to 0): `scale` = 2^(14 - d) and `bias` = 2^(d + 1) + sign (+-1).
+    // rounds to 0): `scale` = 2^(14 - d) and `bias` = 2^(d + 1), minus 1 for a negative product.
     //
     // A product p = a * b (a < 2^5, b < 2^7 mantissa slices) aligned by d and rounded half away
     // from zero on its magnitude, with its sign s, is then `mulhi(s * 4p + bias, scale)`:
-    // floor((s (4p + 1) 2^(14-d) + 2^15) / 2^16) = floor(s (4p + 1) / 2^(d+2) + 1/2). For s = +1
-    // the +1 cannot reach the next integer (4p + 2^(d+1) is even); for s = -1 it turns the
-    // rounding of the negated value from half-up into half-down, i.e. -floor(p / 2^d + 1/2).
-    // Ranges: |s (4p + 1)| <= 15749, bias <= 2^14 + 1, so all i16. With d = 13 the result is 0
+    // for s = +1, floor((4p 2^(14-d) + 2^15) / 2^16) = floor(p / 2^d + 1/2); for s = -1,
+    // floor((-(4p + 1) 2^(14-d) + 2^15) / 2^16) = floor(-(4p + 1) / 2^(d+2) + 1/2), which is
+    // -floor(p / 2^d + 1/2) (the -1 turns the half-up rounding of the negated value into
+    // half-down, and cannot change a non-tie because 4p and 2^(d+2) are multiples of 4).
+    // Ranges: |s (4p + 1)| <= 15749, bias <= 2^14, so all i16. With d = 13 the result is 0
     // for every p < 2^12, as the unclamped distance requires.
     let mut emax = [[0i16; 32]; 4];
     for g in 0..4 {
@@ -263,58 +317,71 @@ fn matmul_row<const FP32: bool>(
             let k = 8 * g + kk;
             let eb = o.b_exp[m][k];
             for n in 0..32 {
-                e[kk][n] = o.a_exp[k][n] + eb;
-                mx[n] = mx[n].max(e[kk][n]);
+                mx[n] = mx[n].max(o.a_exp[k][n] + eb);
             }
         }
         for kk in 0..8 {
             let k = 8 * g + kk;
             let nb = o.b_neg[m][k];
+            let eb = o.b_exp[m][k];
             for n in 0..32 {
-                let d = (mx[n] - e[kk][n]).min(13) as u16;
-                let neg = o.a_neg[k][n] ^ nb;
+                let d = (mx[n] - (o.a_exp[k][n] + eb)).min(13) as u16;
                 scale[g][kk][n] = (16384u16 >> d) as i16;
-                bias[g][kk][n] = ((2u16 << d) as i16) + (1 | neg);
+                bias[g][kk][n] = ((2u16 << d) as i16) + (o.a_neg[k][n] ^ nb);
             }
         }
         emax[g] = mx;
     }
+    let mut dl = DestLanes::decode(row);
     for p in 0..phases {
         let am = &o.a_man[(p & 1) as usize];
         let bm = &o.b_man4[(p >> 1) as usize][m];
         // Signed group sums (|sum| <= 8 * 31 * 127 fits i16).
         let mut s = [[0i16; 32]; 4];
         for g in 0..4 {
+            let mut acc = [0i16; 32];
             for kk in 0..8 {
                 let k = 8 * g + kk;
                 let b = bm[k];
                 for n in 0..32 {
-                    s[g][n] += mulhi(am[k][n] * b + bias[g][kk][n], scale[g][kk][n]);
+                    acc[n] += mulhi(am[k][n] * b + bias[g][kk][n], scale[g][kk][n]);
                 }
             }
+            s[g] = acc;
         }
-        let adj = exp_prod_adj(p);
+        // Group exponents in this phase; a group whose exponent is <= 0 is zero.
+        let adj = exp_prod_adj(p) as i16;
+        let mut ge = [[0i16; 32]; 4];
+        for g in 0..4 {
+            for n in 0..32 {
+                let x = emax[g][n] + adj;
+                ge[g][n] = x.max(0);
+                s[g][n] = if x > 0 { s[g][n] } else { 0 };
+            }
+        }
         // K 0..15 (groups 0, 1) then K 16..31 (groups 2, 3): two MVMULs, each rounded into DEST.
         for h in 0..2 {
             for n in 0..32 {
-                row[n] = accum_lane::<FP32>(
-                    s[2 * h][n],
-                    emax[2 * h][n],
-                    s[2 * h + 1][n],
-                    emax[2 * h + 1][n],
-                    adj,
-                    row[n],
+                accum_step::<FP32, LZCNT>(
+                    s[2 * h][n] as i32,
+                    ge[2 * h][n] as i32,
+                    s[2 * h + 1][n] as i32,
+                    ge[2 * h + 1][n] as i32,
+                    &mut dl.neg[n],
+                    &mut dl.exp[n],
+                    &mut dl.man[n],
                 );
             }
         }
     }
+    dl.encode(row);
 }
 
-fn matmul_rows<const FP32: bool>(dst: &mut DestTile, o: &Operands, phases: u32) {
+#[inline(always)]
+fn matmul_rows<const FP32: bool, const LZCNT: bool>(dst: &mut DestTile, o: &Operands, phases: u32) {
     let mut w = Box::new(Scratch {
         scale: [[[0; 32]; 8]; 4],
         bias: [[[0; 32]; 8]; 4],
-        e: [[0; 32]; 8],
     });
     for m in 0..32 {
         // Row m of the tile: columns 0..15 in face (m / 16) * 2, 16..31 in the next face.
@@ -322,7 +389,7 @@ fn matmul_rows<const FP32: bool>(dst: &mut DestTile, o: &Operands, phases: u32) 
         let mut row = [0u32; 32];
         row[..16].copy_from_slice(&dst.v[base..base + 16]);
         row[16..].copy_from_slice(&dst.v[base + 256..base + 272]);
-        matmul_row::<FP32>(o, &mut w, m, phases, &mut row);
+        matmul_row::<FP32, LZCNT>(o, &mut w, m, phases, &mut row);
         dst.v[base..base + 16].copy_from_slice(&row[..16]);
         dst.v[base + 256..base + 272].copy_from_slice(&row[16..]);
     }
@@ -338,12 +405,38 @@ pub fn matmul(
     transpose_in1: bool,
     cfg: &FpuConfig,
 ) {
+    matmul_dispatch(
+        dst,
+        in0_srcb,
+        in1_srca,
+        transpose_in1,
+        cfg.fp32_dest_acc,
+        cfg.fidelity.phases(),
+    );
+}
+
+/// The whole tile matmul, compiled once per SIMD level and picked at run time by CPU feature
+/// detection (the code is the same portable lane code; the wider instruction sets give LLVM
+/// 16-bit variable shifts, more and wider registers). Bit-exact on every level.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl+avx2+fma+bmi1+bmi2+lzcnt+popcnt",
+    "x86_64+avx2+fma+bmi1+bmi2+lzcnt+popcnt",
+    "x86_64+sse4.1",
+))]
+fn matmul_dispatch(
+    dst: &mut DestTile,
+    in0_srcb: &SrcTile,
+    in1_srca: &SrcTile,
+    transpose_in1: bool,
+    fp32: bool,
+    phases: u32,
+) {
     let o = Operands::new(in0_srcb, in1_srca, transpose_in1);
-    let phases = cfg.fidelity.phases();
-    if cfg.fp32_dest_acc {
-        matmul_rows::<true>(dst, &o, phases);
+    const LZCNT: bool = multiversion::target::selected_target!().supports_feature_str("avx512cd");
+    if fp32 {
+        matmul_rows::<true, LZCNT>(dst, &o, phases);
     } else {
-        matmul_rows::<false>(dst, &o, phases);
+        matmul_rows::<false, LZCNT>(dst, &o, phases);
     }
 }
 
@@ -668,13 +761,26 @@ mod tests {
                     dst &= 0xFFFF_0000;
                 }
                 let want = dest_store(core::accum_normalize_encode(t0, t1, dst, fp32), fp32);
-                let got = if fp32 {
-                    accum_lane::<true>(s0, x0, s1, x1, adj, dst)
+                let mut bits = [dst; 32];
+                let mut d = DestLanes::decode(&bits);
+                let (e0, e1) = (t0.exp, t1.exp);
+                let (s0, s1) = (s0 as i32 * (e0 > 0) as i32, s1 as i32 * (e1 > 0) as i32);
+                let (n, e, m) = (&mut d.neg[0], &mut d.exp[0], &mut d.man[0]);
+                if fp32 {
+                    accum_step::<true, false>(s0, e0, s1, e1, n, e, m);
                 } else {
-                    accum_lane::<false>(s0, x0, s1, x1, adj, dst)
-                };
+                    accum_step::<false, false>(s0, e0, s1, e1, n, e, m);
+                }
+                let (n, e, m) = (&mut d.neg[1], &mut d.exp[1], &mut d.man[1]);
+                if fp32 {
+                    accum_step::<true, true>(s0, e0, s1, e1, n, e, m);
+                } else {
+                    accum_step::<false, true>(s0, e0, s1, e1, n, e, m);
+                }
+                d.encode(&mut bits);
                 assert_eq!(
-                    got, want,
+                    (bits[0], bits[1]),
+                    (want, want),
                     "s0 {s0} x0 {x0} s1 {s1} x1 {x1} phase {p} dst {dst:#x} fp32 {fp32}"
                 );
                 if fp32 && t1.man == 0 && want != 0 && (want & 0x7F_FFFF) == 0 && dst >> 31 == 0 {
