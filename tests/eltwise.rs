@@ -226,3 +226,117 @@ fn eltwise_add_bfp8_blackhole() {
         range(0, 9, 2, 9),
     );
 }
+
+/// The device packer rounds f32 -> bf16 with ties away from zero (the host rounds ties to even):
+/// Float32 tiles are unpacked straight into an fp32 DEST (`UnpackToDestFp32`, so no TF32 loss),
+/// copied (copy_tiles) and packed into a bf16 CB. Half of the values are exact ties, where the two
+/// rules disagree whenever the kept mantissa is even.
+#[test]
+fn packer_rounds_fp32_to_bf16_ties_away() {
+    let device = sim(Arch::WormholeB0);
+    let c = tt_safe::core(2, 3);
+    let (rows, cols) = (40, 50);
+    let mut rng = Rng::new(99);
+    let mut n = 0u32;
+    let input = matrix(rows, cols, || {
+        n += 1;
+        let x = rng.octaves(-4, 4);
+        if n % 2 == 0 {
+            // An exact tie: keep the bf16 part, set the first dropped bit only.
+            f32::from_bits((x.to_bits() & 0xFFFF_0000) | 0x8000)
+        } else {
+            x
+        }
+    });
+    let f32_fmt = DataFormat::Float32;
+    let bf = DataFormat::Float16_b;
+    let in_bytes = to_tiles(&input, f32_fmt);
+    let tiles = (in_bytes.len() / f32_fmt.tile_size_bytes()) as u32;
+    let src = Buffer::dram(&device, in_bytes.len() as u64, 4096).unwrap();
+    let out_size = u64::from(tiles) * 2048;
+    let dst = Buffer::dram(&device, out_size, 2048).unwrap();
+    src.write(&in_bytes).unwrap();
+    dst.write(&vec![0xA5; out_size as usize]).unwrap();
+
+    let mut program = Program::new(&device).unwrap();
+    program
+        .add_circular_buffer(c, CbConfig::tiles(0, f32_fmt, 2))
+        .unwrap();
+    program
+        .add_circular_buffer(c, CbConfig::tiles(16, bf, 2))
+        .unwrap();
+    let mut reader_ct = src.accessor_args().unwrap();
+    reader_ct.push(0);
+    let reader = program
+        .add_kernel(
+            KernelSpec::new(
+                "reader_unary",
+                kernels::DATAFLOW_READER_UNARY,
+                KernelKind::riscv0(),
+                c,
+            )
+            .compile_args(reader_ct),
+        )
+        .unwrap();
+    let compute = program
+        .add_kernel(
+            KernelSpec::new(
+                "copy_tiles",
+                kernels::COMPUTE_COPY_TILES,
+                KernelKind::compute(ComputeConfig {
+                    fp32_dest_acc: true,
+                    unpack_to_dest_fp32: vec![0],
+                    ..ComputeConfig::default()
+                }),
+                c,
+            )
+            .compile_args(vec![1]),
+        )
+        .unwrap();
+    let mut writer_ct = dst.accessor_args().unwrap();
+    writer_ct.push(16);
+    let writer = program
+        .add_kernel(
+            KernelSpec::new(
+                "writer_unary",
+                kernels::DATAFLOW_WRITER_UNARY,
+                KernelKind::riscv1(),
+                c,
+            )
+            .compile_args(writer_ct),
+        )
+        .unwrap();
+    program
+        .set_runtime_args(reader, c, &[src.address_u32().unwrap(), tiles, 0])
+        .unwrap();
+    program.set_runtime_args(compute, c, &[tiles]).unwrap();
+    program
+        .set_runtime_args(writer, c, &[dst.address_u32().unwrap(), tiles, 0])
+        .unwrap();
+    device.run(&program).unwrap();
+
+    let out = from_tiles(&read(&dst), rows, cols, bf);
+    let host_rne = from_tiles(&to_tiles(&input, bf), rows, cols, bf);
+    let mut disagreements = 0;
+    for r in 0..rows {
+        for col in 0..cols {
+            let x = input.get(r, col).unwrap();
+            let want = common::pack_bf16_ties_away(x);
+            let got = out.get(r, col).unwrap();
+            assert_eq!(
+                got.to_bits(),
+                want.to_bits(),
+                "({r}, {col}): {x:e} ({:#010x}) packed to {got:e}, expected {want:e}",
+                x.to_bits()
+            );
+            if host_rne.get(r, col).unwrap().to_bits() != want.to_bits() {
+                disagreements += 1;
+            }
+        }
+    }
+    // About a quarter of the values are ties on an even mantissa.
+    assert!(
+        disagreements > rows * cols / 8,
+        "only {disagreements} values tell ties-away from ties-to-even"
+    );
+}
