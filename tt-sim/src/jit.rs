@@ -64,6 +64,7 @@ const COMPUTE_HEADER_NAMES: &[&str] = &[
     "bcast.h",
     "reduce.h",
     "transpose_wh.h",
+    "transpose.h",
     "tilize.h",
     "untilize.h",
     "pack_untilize.h",

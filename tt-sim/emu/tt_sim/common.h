@@ -88,7 +88,7 @@ constexpr inline uint32_t tt_sim_tile_size_of(uint32_t fmt, uint32_t tile_hw = 1
 
 template <uint32_t tile_hw = 1024>
 FORCE_INLINE uint32_t MUL_WITH_TILE_SIZE(uint32_t format, uint32_t index) {
-    return index * tt_sim_tile_size_of(format & 0x1f ? format : format, tile_hw);
+    return index * tt_sim_tile_size_of(format, tile_hw);
 }
 
 // ---- runtime arguments ----
@@ -152,9 +152,11 @@ FORCE_INLINE uint32_t get_write_ptr(uint32_t operand, TT_SIM_LINE) {
 FORCE_INLINE uint32_t get_read_ptr(uint32_t operand, TT_SIM_LINE) {
     return tt_sim_api->cb_read_ptr(tt_sim_ctx, (int32_t)operand, tt_sim_line);
 }
+// Bytes of one 32x32 tile in the CB's data format (as TT-Metal computes it from the format).
 inline int32_t get_tile_size(const int32_t operand) {
     if (operand < 0 || operand >= TT_SIM_MAX_CBS) return 0;
-    return (int32_t)tt_sim_info.cb_page_size[operand];
+    const uint32_t t = tt_sim_tile_size_of(tt_sim_info.cb_data_format[operand]);
+    return (int32_t)(t ? t : tt_sim_info.cb_page_size[operand]);
 }
 inline DataFormat get_dataformat(const int32_t operand) {
     if (operand < 0 || operand >= TT_SIM_MAX_CBS) return DataFormat::Invalid;
