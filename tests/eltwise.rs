@@ -241,7 +241,7 @@ fn packer_rounds_fp32_to_bf16_ties_away() {
     let input = matrix(rows, cols, || {
         n += 1;
         let x = rng.octaves(-4, 4);
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             // An exact tie: keep the bf16 part, set the first dropped bit only.
             f32::from_bits((x.to_bits() & 0xFFFF_0000) | 0x8000)
         } else {
