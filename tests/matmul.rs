@@ -90,8 +90,19 @@ fn single_core_on_device(
     fidelity: MathFidelity,
     fp32_acc: bool,
 ) -> Vec<[f32; 1024]> {
+    single_core_on_device_in(device, a, b, fidelity, fp32_acc, DataFormat::Float16_b)
+}
+
+/// [`single_core_on_device`] with inputs in `bf` (Float16_b, or Float32 unpacked as TF32).
+fn single_core_on_device_in(
+    device: &Device,
+    a: &Tensor2d,
+    b: &Tensor2d,
+    fidelity: MathFidelity,
+    fp32_acc: bool,
+    bf: DataFormat,
+) -> Vec<[f32; 1024]> {
     let c = core(1, 2);
-    let bf = DataFormat::Float16_b;
     let out_format = if fp32_acc {
         DataFormat::Float32
     } else {
@@ -268,6 +279,41 @@ fn fidelities_give_different_results() {
             .any(|(p, q)| p.iter().zip(q).any(|(u, v)| u.to_bits() != v.to_bits()))
     };
     assert!(differ(&lofi, &hifi2) && differ(&hifi2, &hifi4) && differ(&lofi, &hifi4));
+}
+
+/// Float32 inputs: the unpacker hands SrcA/SrcB TF32 values (the low 13 mantissa bits dropped),
+/// which the model takes from the same f32 inputs; HiFi4 then still misses SrcA's lowest TF32 bit.
+/// Packed to Float32 from an fp32 DEST: bit-exact against the model.
+#[test]
+fn single_core_matmul_fp32_inputs_tf32_bit_exact_wormhole() {
+    let device = sim(Arch::WormholeB0);
+    let mut rng = Rng::new(23);
+    let a = matrix(45, 60, || rng.octaves(-3, 2));
+    let b = matrix(60, 33, || rng.octaves(-3, 2));
+    for fidelity in [MathFidelity::HiFi2, MathFidelity::HiFi4] {
+        let got = single_core_on_device_in(&device, &a, &b, fidelity, true, DataFormat::Float32);
+        let want = model_single_core(&a, &b, fidelity_code(fidelity), true, true);
+        // The inputs use more than bf16's mantissa, so a bf16-only unpack would not match.
+        let trunc = |t: &Tensor2d| {
+            Tensor2d::from_fn(t.rows(), t.cols(), |r, c| {
+                f32::from_bits(t.get(r, c).unwrap().to_bits() & 0xFFFF_0000)
+            })
+        };
+        let bf16_only =
+            model_single_core(&trunc(&a), &trunc(&b), fidelity_code(fidelity), true, true);
+        assert!(
+            bf16_only
+                .iter()
+                .zip(&want)
+                .any(|(x, y)| x.iter().zip(y).any(|(p, q)| p.to_bits() != q.to_bits())),
+            "test inputs do not exercise the TF32 bits"
+        );
+        assert_bits_equal(
+            &format!("Wormhole single-core matmul, Float32 inputs (TF32), {fidelity:?}"),
+            &got,
+            &want,
+        );
+    }
 }
 
 /// Shape of a multicast matmul run.
