@@ -685,10 +685,12 @@ pub enum McastError {
     /// Bad cores.
     #[error(transparent)]
     Grid(#[from] GridError),
-    /// The NoC rectangle would contain a core that is not one of the intended worker receivers.
+    /// The NoC rectangle would reach a worker that is not an intended receiver, or has a corner that
+    /// is not a worker.
     #[error(
         "multicast: the NoC rectangle ({sx}, {sy})..=({ex}, {ey}) for logical receivers {receivers} contains NoC core ({nx}, {ny}), \
-         which is {what}; multicast only to rectangles whose NoC image is exactly worker cores (split the rectangle)",
+         which is {what}; pick receivers whose NoC bounding box has worker corners and holds no other worker \
+         (non-worker nodes inside are skipped by the NoC)",
         sx = noc_min.x, sy = noc_min.y, ex = noc_max.x, ey = noc_max.y, nx = noc.x, ny = noc.y
     )]
     NonWorkerInRectangle {

@@ -17,15 +17,13 @@
 //!   plan's [`McastRect::noc_start`]/[`McastRect::noc_end`] unchanged: for NoC 0 start is the
 //!   top-left corner and end the bottom-right; for NoC 1 they are swapped (NoC 1 travels the other
 //!   way), as TT-NN's matmul factories do.
-//! - Every NoC node inside a rectangle must be an intended receiver (or the sender): a rectangle
-//!   whose NoC image contains a non-worker node (a DRAM column, an Ethernet row, a harvested or
-//!   dispatch core) or a worker that is not a receiver is an error
+//! - As on the hardware, the NoC delivers a multicast to the Tensix worker nodes inside the
+//!   rectangle only: it may span non-worker rows/columns (Wormhole's DRAM column NoC x = 5, the
+//!   Ethernet row y = 6), so one rectangle from the first to the last worker of a row, column or
+//!   grid is right, as TT-Metal kernels compute it. Its two corners must be workers, and every
+//!   *worker* inside must be an intended receiver (or the sender); otherwise it is an error
 //!   ([`McastError::NonWorkerInRectangle`]).
-//! - Because the simulator uses NoC 0 physical coordinates, a logical row of Wormhole workers is
-//!   *not* one NoC rectangle (NoC column x = 5 holds DRAM). [`McastRect::split`] cuts a logical
-//!   range into the fewest rectangles whose NoC images are pure worker rectangles, and the plans
-//!   below use it: a sender may have several rectangles; its receivers-ready count is the sum.
-//! - `num_dests` counts the receivers of one rectangle, never the sender (use it with
+//! - `num_dests` counts the receiver workers of the rectangle, never the sender (use it with
 //!   `noc_async_write_multicast`; with `..._loopback_src` use [`McastRect::num_dests_loopback`]).
 
 use crate::error::{McastError, ProgramError};
@@ -91,12 +89,16 @@ impl McastRect {
                             format!("worker {l}, which is not one of the receivers"),
                         ));
                     }
-                    None => {
+                    // The NoC multicasts to Tensix nodes only: DRAM/Ethernet/PCIe nodes between
+                    // the corners are skipped, but a corner must be a worker.
+                    None if n == lo || n == hi => {
                         return Err(fail(
                             n,
-                            "not a worker core (DRAM, Ethernet, harvested or dispatch)".to_owned(),
+                            "a corner that is not a worker core (DRAM, Ethernet, harvested or dispatch)"
+                                .to_owned(),
                         ));
                     }
+                    None => {}
                 }
             }
         }
@@ -120,59 +122,6 @@ impl McastRect {
         })
     }
 
-    /// Cuts `receivers` into the fewest rectangles whose NoC images are pure worker rectangles
-    /// (cutting where consecutive logical columns or rows are not adjacent on the NoC), and plans
-    /// each. A piece that would hold only the sender is left out.
-    pub fn split(
-        map: &NocMap,
-        sender: CoreCoord,
-        receivers: CoreRange,
-        noc: Noc,
-    ) -> Result<Vec<McastRect>, McastError> {
-        let grid = map.grid();
-        grid.check_core("multicast sender", sender)?;
-        grid.check_range("multicast receivers", &receivers)?;
-        let segments = |lo: u32, hi: u32, noc_of: &dyn Fn(u32) -> Result<u32, McastError>| {
-            let mut out = Vec::new();
-            let mut start = lo;
-            for v in lo..hi {
-                if noc_of(v + 1)? != noc_of(v)? + 1 {
-                    out.push((start, v));
-                    start = v + 1;
-                }
-            }
-            out.push((start, hi));
-            Ok::<_, McastError>(out)
-        };
-        let y0 = receivers.start.y;
-        let x0 = receivers.start.x;
-        let xs = segments(receivers.start.x, receivers.end.x, &|x| {
-            Ok(map.worker(CoreCoord::new(x, y0))?.x)
-        })?;
-        let ys = segments(receivers.start.y, receivers.end.y, &|y| {
-            Ok(map.worker(CoreCoord::new(x0, y))?.y)
-        })?;
-        let mut rects = Vec::with_capacity(xs.len() * ys.len());
-        for &(ya, yb) in &ys {
-            for &(xa, xb) in &xs {
-                let piece = CoreRange {
-                    start: CoreCoord::new(xa, ya),
-                    end: CoreCoord::new(xb, yb),
-                };
-                if piece.start == sender && piece.end == sender {
-                    continue;
-                }
-                rects.push(McastRect::new(map, sender, piece, noc)?);
-            }
-        }
-        if rects.is_empty() {
-            return Err(McastError::NoReceivers {
-                what: format!("receivers {receivers} hold only the sender {sender}"),
-            });
-        }
-        Ok(rects)
-    }
-
     /// Destinations for `noc_async_write_multicast_loopback_src` (the sender counted when inside).
     pub fn num_dests_loopback(&self) -> u32 {
         self.num_dests + u32::from(self.sender_inside)
@@ -188,8 +137,8 @@ pub struct McastGroup {
     pub sender_noc: CoreCoord,
     /// The logical receivers (the sender excluded when inside).
     pub receivers: CoreRange,
-    /// Where it multicasts: one rectangle, or several when the receivers' NoC image is cut by
-    /// non-worker lines (see [`McastRect::split`]).
+    /// Where it multicasts: the plans build exactly one rectangle per group (the NoC skips
+    /// non-worker nodes inside it); the sender args still carry a count for generality.
     pub rects: Vec<McastRect>,
 }
 
@@ -355,7 +304,7 @@ impl McastPlan {
         receivers: CoreRange,
         noc: Noc,
     ) -> Result<McastGroup, McastError> {
-        let rects = McastRect::split(map, sender, receivers, noc)?;
+        let rects = vec![McastRect::new(map, sender, receivers, noc)?];
         Ok(McastGroup {
             sender,
             sender_noc: map.worker(sender)?,
@@ -591,55 +540,51 @@ mod tests {
     }
 
     #[test]
-    fn wormhole_rows_are_split_at_the_dram_column() {
+    fn wormhole_rows_and_columns_are_one_rectangle_across_dram_and_ethernet() {
         let map = wormhole();
         let plan = with_sems(McastPlan::along_rows(&map, range(0, 0, 7, 7), Noc::Noc0).unwrap());
         let g = &plan.groups()[0];
-        // Receivers logical x 1..=7 -> NoC x 2,3,4 | 6,7,8,9 (DRAM column x = 5 between).
-        assert_eq!(g.rects.len(), 2);
+        // Receivers logical x 1..=7 -> NoC x 2,3,4,6,7,8,9: one rectangle spanning the DRAM column.
+        assert_eq!(g.rects.len(), 1);
         assert_eq!(
             (
                 g.rects[0].noc_start,
                 g.rects[0].noc_end,
                 g.rects[0].num_dests
             ),
-            (core(2, 1), core(4, 1), 3)
+            (core(2, 1), core(9, 1), 7)
         );
-        assert_eq!(
-            (
-                g.rects[1].noc_start,
-                g.rects[1].noc_end,
-                g.rects[1].num_dests
-            ),
-            (core(6, 1), core(9, 1), 4)
-        );
-        assert_eq!(g.num_dests(), 7);
-        assert_eq!(plan.max_rects(), 2);
+        assert_eq!(plan.max_rects(), 1);
         let args = plan.sender_args(core(0, 0)).unwrap();
-        assert_eq!(args, vec![3, 4, 7, 2, 2, 1, 4, 1, 3, 6, 1, 9, 1, 4]);
-        // Columns on NoC 1: cut at the Ethernet row y = 6, corners swapped.
+        assert_eq!(args, vec![3, 4, 7, 1, 2, 1, 9, 1, 7]);
+        // Columns on NoC 1 span the Ethernet row y = 6, corners swapped.
         let cols = McastPlan::down_columns(&map, range(0, 0, 7, 7), Noc::Noc1).unwrap();
         let c = &cols.groups()[3];
-        assert_eq!(c.rects.len(), 2);
+        assert_eq!(c.rects.len(), 1);
         assert_eq!(
             (c.rects[0].noc_start, c.rects[0].noc_end),
-            (core(4, 5), core(4, 2))
-        );
-        assert_eq!(
-            (c.rects[1].noc_start, c.rects[1].noc_end),
-            (core(4, 9), core(4, 7))
+            (core(4, 9), core(4, 2))
         );
         assert_eq!(c.num_dests(), 7);
     }
 
     #[test]
-    fn rectangle_with_non_worker_is_rejected() {
-        let map = wormhole();
-        // One rectangle across the DRAM column is an error (split() avoids it).
-        let err = McastRect::new(&map, core(0, 0), range(1, 0, 7, 0), Noc::Noc0).unwrap_err();
+    fn rectangle_corner_on_a_non_worker_is_rejected() {
+        // A map where logical (3, 0) sits at NoC (5, 1) and (3, 1) at NoC (4, 2): the receivers'
+        // rectangle (4, 1)..(5, 2) starts at NoC (4, 1), which is no worker.
+        let map = NocMap::from_fn(Grid::new(4, 2), |c| {
+            let x = match (c.x, c.y) {
+                (3, 0) => 5,
+                (3, _) => 4,
+                _ => c.x + 1,
+            };
+            Ok::<_, ()>(core(x, c.y + 1))
+        })
+        .unwrap();
+        let err = McastRect::new(&map, core(0, 0), range(3, 0, 3, 1), Noc::Noc0).unwrap_err();
         let msg = err.to_string();
         assert!(
-            msg.contains("(5, 1)") && msg.contains("not a worker core"),
+            msg.contains("(4, 1)") && msg.contains("corner that is not a worker"),
             "{msg}"
         );
     }
@@ -686,13 +631,18 @@ mod tests {
     }
 
     #[test]
-    fn wormhole_whole_grid_broadcast_splits_into_four() {
+    fn wormhole_whole_grid_broadcast_is_one_rectangle() {
         let plan =
             McastPlan::one_to_many(&wormhole(), core(0, 0), range(0, 0, 7, 7), Noc::Noc0).unwrap();
         let g = &plan.groups()[0];
-        assert_eq!(g.rects.len(), 4);
+        assert_eq!(g.rects.len(), 1);
+        assert_eq!(
+            (g.rects[0].noc_start, g.rects[0].noc_end),
+            (core(1, 1), core(9, 9))
+        );
         assert_eq!(g.num_dests(), 63);
-        assert_eq!(g.rects.iter().filter(|r| r.sender_inside).count(), 1);
+        assert!(g.rects[0].sender_inside);
+        assert_eq!(g.rects[0].num_dests_loopback(), 64);
     }
 
     #[test]

@@ -46,14 +46,20 @@
 //!   barrier, blocks, or exits, so data used without a barrier is stale; pushing CB pages an
 //!   outstanding read targets, popping pages an outstanding write reads, and exiting with
 //!   transactions outstanding are faults.
+//! - **Multicast** (as the hardware): a rectangle is given by two worker corners in NoC coordinates
+//!   and may span the DRAM/Ethernet/PCIe rows and columns between them (Wormhole's DRAM column x=5,
+//!   Ethernet row y=6); it is delivered to the Tensix worker cores inside it only, and `num_dests`
+//!   must be the number of those workers (minus the sender unless `loopback_src`). So one rectangle
+//!   from the first to the last worker of a row, column or the whole grid is correct, as TT-Metal
+//!   kernels compute it.
 //! - **Compute**: DEST (8 tiles 16-bit half-sync, 4 with fp32 accumulation, 16/8 full-sync) and
 //!   the unpack/math/pack numerics are done by [`fpu`].
 //!
 //! # Checks (watcher grade)
 //! NoC address out of range, zero length, coordinates that are neither a worker nor a DRAM bank,
 //! misalignment (L1 16 B; DRAM reads at the DRAM alignment), multicast rectangles that are
-//! inverted (NoC 1 takes them swapped) or include non-workers, `num_dests` not matching the
-//! rectangle, writes into the firmware-reserved region (only semaphores may be written below
+//! inverted (NoC 1 takes them swapped) or whose corners are not workers, `num_dests` not matching
+//! the number of worker cores in the rectangle, writes into the firmware-reserved region (only semaphores may be written below
 //! `l1_unreserved_base`), CB pushes/pops that straddle the ring end or exceed what was
 //! reserved/waited for, unconfigured CBs and semaphores, runtime-arg index out of range, DEST index
 //! beyond capacity and DEST protocol misuse, kernel exit with outstanding NoC transactions or DEST

@@ -624,22 +624,30 @@ impl RiscCtx {
         let mut includes_self = false;
         {
             let a = &self.dev(st).arch;
-            for y in lo.y..=hi.y {
-                for x in lo.x..=hi.x {
-                    let Some(c) = a.noc_to_worker(x, y) else {
-                        return Err(self.fault(
-                            call,
-                            line,
-                            format!(
-                                "multicast rectangle ({},{})..({},{}) includes NoC ({x},{y}), which is not a worker \
-                                 core; multicast only to rectangles of workers",
-                                lo.x, lo.y, hi.x, hi.y
-                            ),
-                        ));
-                    };
-                    let ci = a
-                        .core_index(c)
-                        .ok_or_else(|| SimError::Internal("worker without index".into()))?;
+            // Corners must be Tensix workers; the rectangle may span DRAM/Ethernet/PCIe rows and
+            // columns between them, which the NoC skips (multicast reaches Tensix nodes only).
+            for (corner, c) in [("start", lo), ("end", hi)] {
+                if a.noc_to_worker(c.x, c.y).is_none() {
+                    return Err(self.fault(
+                        call,
+                        line,
+                        format!(
+                            "multicast rectangle ({},{})..({},{}) has its {corner} corner at NoC ({},{}), which is \
+                             not a worker core; both corners must be workers of the grid",
+                            lo.x, lo.y, hi.x, hi.y, c.x, c.y
+                        ),
+                    ));
+                }
+            }
+            for (ly, &ny) in a.worker_noc_y.iter().enumerate() {
+                if ny < lo.y || ny > hi.y {
+                    continue;
+                }
+                for (lx, &nx) in a.worker_noc_x.iter().enumerate() {
+                    if nx < lo.x || nx > hi.x {
+                        continue;
+                    }
+                    let ci = ly * a.grid_x as usize + lx;
                     if ci == me {
                         includes_self = true;
                         if !loopback {
@@ -662,7 +670,8 @@ impl RiscCtx {
                 call,
                 line,
                 format!(
-                    "num_dests is {num_dests} but the rectangle ({},{})..({},{}) has {} destination cores{}",
+                    "num_dests is {num_dests} but the rectangle ({},{})..({},{}) holds {} destination worker cores{} \
+                     (non-worker nodes inside the rectangle do not count)",
                     lo.x,
                     lo.y,
                     hi.x,

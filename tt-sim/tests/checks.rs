@@ -136,11 +136,22 @@ fn unaligned_transfer() {
 }
 
 #[test]
-fn multicast_to_non_workers() {
-    // NoC x = 5 is a DRAM column on Wormhole.
+fn multicast_corner_on_a_non_worker() {
+    // NoC x = 5 is a DRAM column on Wormhole: a rectangle may span it, but not end on it.
+    let body = "uint64_t m = get_noc_multicast_addr(4, 1, 5, 1, get_write_ptr(0));
+        noc_async_write_multicast(get_write_ptr(0), m, 64, 1); noc_async_write_barrier();";
+    expect_fault(run_one(body, &[], 2), &["end corner", "not a worker"]);
+}
+
+#[test]
+fn multicast_num_dests_counts_workers_only() {
+    // (4,1)..(6,1) spans the DRAM column x = 5: 2 workers, so num_dests = 3 is wrong.
     let body = "uint64_t m = get_noc_multicast_addr(4, 1, 6, 1, get_write_ptr(0));
-        noc_async_write_multicast(get_write_ptr(0), m, 64, 2); noc_async_write_barrier();";
-    expect_fault(run_one(body, &[], 2), &["not a worker"]);
+        noc_async_write_multicast(get_write_ptr(0), m, 64, 3); noc_async_write_barrier();";
+    expect_fault(
+        run_one(body, &[], 2),
+        &["num_dests is 3", "2 destination worker cores"],
+    );
 }
 
 #[test]
@@ -157,7 +168,7 @@ fn multicast_num_dests_mismatch() {
         noc_async_write_multicast(get_write_ptr(0), m, 64, 3); noc_async_write_barrier();";
     expect_fault(
         run_one(body, &[], 2),
-        &["num_dests is 3", "4 destination cores"],
+        &["num_dests is 3", "4 destination worker cores"],
     );
 }
 

@@ -45,13 +45,24 @@ void kernel_main() {
 
 #[test]
 fn multicast_with_semaphore_handshake() {
+    multicast_handshake(3);
+}
+
+/// Receivers (1,0)..(5,0) are NoC x 2,3,4,6,7: one rectangle spans Wormhole's DRAM column (NoC x 5),
+/// which the multicast skips, and num_dests counts the 5 workers only.
+#[test]
+fn multicast_rectangle_spanning_a_dram_column_reaches_only_workers() {
+    multicast_handshake(5);
+}
+
+fn multicast_handshake(last: u32) {
     let mut dev = SimDevice::open(SimArch::WormholeB0).unwrap();
     let src = dram_buffer(&mut dev, 1, 2048);
-    let dst = dram_buffer(&mut dev, 3, 2048);
+    let dst = dram_buffer(&mut dev, last as u64, 2048);
     let data = random_bytes(2048, 21);
     dev.write_buffer(src, 0, &data).unwrap();
-    let all = range(0, 0, 3, 0);
-    let recv = range(1, 0, 3, 0);
+    let all = range(0, 0, last, 0);
+    let recv = range(1, 0, last, 0);
     let mut p = SimProgram::new(&dev);
     p.add_circular_buffer(&dev, &[all], &cb(0, 1, 2048, BF16))
         .unwrap();
@@ -81,20 +92,20 @@ fn multicast_with_semaphore_handshake() {
         .add_kernel(&dm("writer", WRITER, Risc::Ncrisc, vec![recv], wargs))
         .unwrap();
     let n0 = dev.worker_core_from_logical(core(1, 0)).unwrap();
-    let n1 = dev.worker_core_from_logical(core(3, 0)).unwrap();
+    let n1 = dev.worker_core_from_logical(core(last, 0)).unwrap();
     let sn = dev.worker_core_from_logical(core(0, 0)).unwrap();
     let sa = dev.buffer_address(src).unwrap() as u32;
     let da = dev.buffer_address(dst).unwrap() as u32;
-    p.set_runtime_args(s, core(0, 0), &[sa, n0.x, n0.y, n1.x, n1.y, 3])
+    p.set_runtime_args(s, core(0, 0), &[sa, n0.x, n0.y, n1.x, n1.y, last])
         .unwrap();
-    for x in 1..=3 {
+    for x in 1..=last {
         p.set_runtime_args(r, core(x, 0), &[sn.x, sn.y]).unwrap();
         p.set_runtime_args(w, core(x, 0), &[da, 1, x - 1]).unwrap();
     }
     dev.run(&mut p).unwrap();
-    let mut out = vec![0u8; 3 * 2048];
+    let mut out = vec![0u8; last as usize * 2048];
     dev.read_buffer(dst, 0, &mut out).unwrap();
-    for x in 0..3 {
+    for x in 0..last as usize {
         assert_eq!(&out[x * 2048..(x + 1) * 2048], &data[..], "receiver {x}");
     }
 }
