@@ -20,7 +20,7 @@
 //! `core::mvmul_ref`) that the fast path is checked against bit for bit.
 
 use super::core::exp_prod_adj;
-use super::{DestTile, FpuConfig, SrcTile, face_index};
+use super::{DestTile, FpuConfig, FpuError, SrcTile, face_index};
 
 /// Exponent given to a zero (or denormal) operand. Any product with it has an exponent at least
 /// 3841 below every real product, so its alignment distance saturates (it contributes 0), and a
@@ -28,26 +28,18 @@ use super::{DestTile, FpuConfig, SrcTile, face_index};
 /// them still fit in i16 with room for the differences taken below.
 const ZERO_EXP: i16 = -4096;
 
-/// Both operands of one tile matmul, decomposed once per call into the fields the multiplier
-/// uses, laid out so that the output columns `n` are contiguous (the SIMD lanes).
-///
-/// SrcA holds in1 (the "weights", indexed `[k][n]`), SrcB holds in0 (indexed `[m][k]`, read as
-/// scalars and broadcast over the lanes).
-struct Operands {
-    /// SrcA biased exponent (`ZERO_EXP` for zero/denormal operands), `[k][n]`.
-    a_exp: [[i16; 32]; 32],
-    /// SrcA sign as a mask (0 or -1), `[k][n]`.
-    a_neg: [[i16; 32]; 32],
-    /// SrcA 5-bit mantissa slice for even / odd phases (`core::a_slice`), with the operand's
-    /// sign, `[phase & 1][k][n]`.
-    a_man: [[[i16; 32]; 32]; 2],
-    /// SrcB biased exponent, `[m][k]`.
-    b_exp: [[i16; 32]; 32],
-    /// SrcB sign mask, `[m][k]`.
-    b_neg: [[i16; 32]; 32],
-    /// 4 x SrcB's 7-bit mantissa slice for phases 0-1 / 2-3 (`core::b_slice`), with the
-    /// operand's sign, `[phase >> 1][m][k]`.
-    b_man4: [[[i16; 32]; 32]; 2],
+/// One operand tile decomposed into the fields the multiplier uses, as i16 arrays laid out so
+/// that the output columns `n` are contiguous (the SIMD lanes): SrcA (in1, the "weights") is
+/// indexed `[k][n]`; SrcB (in0) is indexed `[m][k]` and read as scalars broadcast over lanes.
+struct Decomposed {
+    /// Biased exponent (`ZERO_EXP` for zero/denormal operands).
+    exp: [[i16; 32]; 32],
+    /// Sign as a mask (0 or -1).
+    neg: [[i16; 32]; 32],
+    /// Mantissa slices with the operand's sign (0 for flushed operands). SrcA: the 5-bit slice
+    /// of even / odd phases (`core::a_slice`), `[phase & 1]`. SrcB: 4 x the 7-bit slice of
+    /// phases 0-1 / 2-3 (`core::b_slice`), `[phase >> 1]`.
+    man: [[[i16; 32]; 32]; 2],
 }
 
 /// Decomposes 16 consecutive source datums (one face row) into exponent (`ZERO_EXP` for
@@ -83,50 +75,42 @@ fn split16(
     }
 }
 
-impl Operands {
+impl Decomposed {
+    fn zeroed() -> Self {
+        Self {
+            exp: [[0; 32]; 32],
+            neg: [[0; 32]; 32],
+            man: [[[0; 32]; 32]; 2],
+        }
+    }
+
+    /// Decomposes `t` in tile row-major order (`[r][c]`), then transposes when `transpose`.
+    /// SrcA (`is_a`) wants `[k][n]` = in1 as is, or in1^T's `[k][n]` = in1 `[n][k]`; SrcB wants
+    /// in0 `[m][k]` as is.
     #[inline(always)]
-    fn new(in0_srcb: &SrcTile, in1_srca: &SrcTile, transpose_in1: bool) -> Box<Self> {
-        let mut o = Box::new(Self {
-            a_exp: [[0; 32]; 32],
-            a_neg: [[0; 32]; 32],
-            a_man: [[[0; 32]; 32]; 2],
-            b_exp: [[0; 32]; 32],
-            b_neg: [[0; 32]; 32],
-            b_man4: [[[0; 32]; 32]; 2],
-        });
+    fn fill(&mut self, t: &SrcTile, is_a: bool, transpose: bool) {
         // Tile row r, columns 16h..16h+15 are contiguous in face order.
         for r in 0..32 {
             for h in 0..2 {
                 let base = face_index(r, 16 * h);
                 let (c0, c1) = (16 * h, 16 * h + 16);
-                let [hi, lo] = &mut o.b_man4;
+                let [hi, lo] = &mut self.man;
                 split16(
-                    &in0_srcb.v[base..base + 16],
-                    false,
-                    &mut o.b_exp[r][c0..c1],
-                    &mut o.b_neg[r][c0..c1],
-                    &mut hi[r][c0..c1],
-                    &mut lo[r][c0..c1],
-                );
-                let [hi, lo] = &mut o.a_man;
-                split16(
-                    &in1_srca.v[base..base + 16],
-                    true,
-                    &mut o.a_exp[r][c0..c1],
-                    &mut o.a_neg[r][c0..c1],
+                    &t.v[base..base + 16],
+                    is_a,
+                    &mut self.exp[r][c0..c1],
+                    &mut self.neg[r][c0..c1],
                     &mut hi[r][c0..c1],
                     &mut lo[r][c0..c1],
                 );
             }
         }
-        if transpose_in1 {
-            // SrcA was decomposed as in1[k][n]; the product needs in1^T.
-            transpose32(&mut o.a_exp);
-            transpose32(&mut o.a_neg);
-            transpose32(&mut o.a_man[0]);
-            transpose32(&mut o.a_man[1]);
+        if transpose {
+            transpose32(&mut self.exp);
+            transpose32(&mut self.neg);
+            transpose32(&mut self.man[0]);
+            transpose32(&mut self.man[1]);
         }
-        o
     }
 }
 
@@ -235,18 +219,21 @@ fn accum_step<const FP32: bool, const LZCNT: bool>(
     e0: i32,
     s1: i32,
     e1: i32,
-    neg: &mut i32,
-    exp: &mut i32,
-    man: &mut i32,
-) {
-    let (ed, md, nd) = (*exp, *man, *neg);
+    nd: i32,
+    ed: i32,
+    md: i32,
+) -> (i32, i32, i32) {
     let e = e0.max(e1).max(ed);
     let d0 = ((e - e0) as u32).min(31);
     let d1 = ((e - e1) as u32).min(31);
-    let dd = ((e - ed) as u32).min(31);
-    let mut a0 = ((s0 << 14 >> d0) + 1) >> 1;
-    let mut a1 = ((s1 << 14 >> d1) + 1) >> 1;
-    let mut ad = ((md << 1 >> dd) + 1) >> 1;
+    let dd = (e - ed) as u32;
+    // Rounded alignment: ceil(y / 2) = floor((y + 1) / 2) of y = 2v >> d.
+    let y0 = s0 << 14 >> d0;
+    let y1 = s1 << 14 >> d1;
+    let yd = ((md as u32) << 1).checked_shr(dd).unwrap_or(0) as i32;
+    let mut a0 = y0 - (y0 >> 1);
+    let mut a1 = y1 - (y1 >> 1);
+    let mut ad = yd - (yd >> 1);
     if !FP32 {
         a0 = (a0 + (1 << 12)) & !0x1FFF;
         a1 = (a1 + (1 << 12)) & !0x1FFF;
@@ -254,33 +241,30 @@ fn accum_step<const FP32: bool, const LZCNT: bool>(
     }
     let t = ((ad ^ nd) - nd) + a0 + a1;
     let mag = t.unsigned_abs();
-    let lz = lz31::<LZCNT>(mag);
-    let mut expo = e + 8 - lz as i32;
+    // Leading zeros of 2 mag + 1 (mag < 2^30): one less than those of mag, in 1..=31.
+    let lz1 = lz31::<LZCNT>((mag << 1) | 1);
+    let mut expo = e + 7 - lz1 as i32;
     if FP32 && t == -1 {
         // Wormhole B0 renormalisation bug, as in `accum_normalize_encode`.
         expo += 27;
     }
-    // Leading one at bit 30 (for mag == 0: lz = 32, a shift by 31 of 0).
-    let x = mag << (lz.max(1) - 1);
+    // Leading one at bit 30 (0 stays 0).
+    let x = mag << lz1;
     let r = if FP32 {
         (x + (1 << 6)) >> 7
     } else {
         ((x + (1 << 22)) >> 23) << 16
     };
-    // r <= 2^24: a carry into bit 24 bumps the exponent.
-    let ef = expo + (r >> 24) as i32;
-    let zero = mag == 0 || ef <= 0;
-    // A zero keeps its sign mask here: with a zero mantissa the sign never matters, and
+    // r is 0 (for a zero sum) or in [2^23, 2^24]; 2^24 is a carry into the exponent.
+    let carry = r >> 24;
+    let ef = expo + carry as i32;
+    let zero = r == 0 || ef <= 0;
+    // A zero keeps its sign mask: with a zero mantissa the sign never matters, and
     // `DestLanes::encode` writes +0.
-    *neg = t >> 31;
-    *exp = if zero { 0 } else { ef.min(255) };
-    *man = if zero {
-        0
-    } else if ef >= 255 {
-        0x80_0000
-    } else {
-        ((r & 0x7F_FFFF) | 0x80_0000) as i32
-    };
+    let exp = if zero { 0 } else { ef.min(255) };
+    let man = if ef >= 255 { 0x80_0000 } else { r >> carry };
+    let man = if zero { 0 } else { man as i32 };
+    (t >> 31, exp, man)
 }
 
 /// Per-row work arrays, allocated once per call (every entry is rewritten for each row).
@@ -291,7 +275,8 @@ struct Scratch {
 
 #[inline(always)]
 fn matmul_row<const FP32: bool, const LZCNT: bool>(
-    o: &Operands,
+    a: &Decomposed,
+    b: &Decomposed,
     w: &mut Scratch,
     m: usize,
     phases: u32,
@@ -315,27 +300,27 @@ fn matmul_row<const FP32: bool, const LZCNT: bool>(
         let mut mx = [i16::MIN; 32];
         for kk in 0..8 {
             let k = 8 * g + kk;
-            let eb = o.b_exp[m][k];
+            let eb = b.exp[m][k];
             for n in 0..32 {
-                mx[n] = mx[n].max(o.a_exp[k][n] + eb);
+                mx[n] = mx[n].max(a.exp[k][n] + eb);
             }
         }
         for kk in 0..8 {
             let k = 8 * g + kk;
-            let nb = o.b_neg[m][k];
-            let eb = o.b_exp[m][k];
+            let nb = b.neg[m][k];
+            let eb = b.exp[m][k];
             for n in 0..32 {
-                let d = (mx[n] - (o.a_exp[k][n] + eb)).min(13) as u16;
+                let d = (mx[n] - (a.exp[k][n] + eb)).min(13) as u16;
                 scale[g][kk][n] = (16384u16 >> d) as i16;
-                bias[g][kk][n] = ((2u16 << d) as i16) + (o.a_neg[k][n] ^ nb);
+                bias[g][kk][n] = ((2u16 << d) as i16) + (a.neg[k][n] ^ nb);
             }
         }
         emax[g] = mx;
     }
     let mut dl = DestLanes::decode(row);
     for p in 0..phases {
-        let am = &o.a_man[(p & 1) as usize];
-        let bm = &o.b_man4[(p >> 1) as usize][m];
+        let am = &a.man[(p & 1) as usize];
+        let bm = &b.man[(p >> 1) as usize][m];
         // Signed group sums (|sum| <= 8 * 31 * 127 fits i16).
         let mut s = [[0i16; 32]; 4];
         for g in 0..4 {
@@ -362,14 +347,14 @@ fn matmul_row<const FP32: bool, const LZCNT: bool>(
         // K 0..15 (groups 0, 1) then K 16..31 (groups 2, 3): two MVMULs, each rounded into DEST.
         for h in 0..2 {
             for n in 0..32 {
-                accum_step::<FP32, LZCNT>(
+                (dl.neg[n], dl.exp[n], dl.man[n]) = accum_step::<FP32, LZCNT>(
                     s[2 * h][n] as i32,
                     ge[2 * h][n] as i32,
                     s[2 * h + 1][n] as i32,
                     ge[2 * h + 1][n] as i32,
-                    &mut dl.neg[n],
-                    &mut dl.exp[n],
-                    &mut dl.man[n],
+                    dl.neg[n],
+                    dl.exp[n],
+                    dl.man[n],
                 );
             }
         }
@@ -377,23 +362,60 @@ fn matmul_row<const FP32: bool, const LZCNT: bool>(
     dl.encode(row);
 }
 
+/// DEST tile += the product of the decomposed operands.
 #[inline(always)]
-fn matmul_rows<const FP32: bool, const LZCNT: bool>(dst: &mut DestTile, o: &Operands, phases: u32) {
-    let mut w = Box::new(Scratch {
-        scale: [[[0; 32]; 8]; 4],
-        bias: [[[0; 32]; 8]; 4],
-    });
+fn matmul_tile<const FP32: bool, const LZCNT: bool>(
+    dst: &mut DestTile,
+    a: &Decomposed,
+    b: &Decomposed,
+    w: &mut Scratch,
+    phases: u32,
+) {
     for m in 0..32 {
         // Row m of the tile: columns 0..15 in face (m / 16) * 2, 16..31 in the next face.
         let base = (m / 16) * 512 + (m % 16) * 16;
         let mut row = [0u32; 32];
         row[..16].copy_from_slice(&dst.v[base..base + 16]);
         row[16..].copy_from_slice(&dst.v[base + 256..base + 272]);
-        matmul_row::<FP32, LZCNT>(o, &mut w, m, phases, &mut row);
+        matmul_row::<FP32, LZCNT>(a, b, w, m, phases, &mut row);
         dst.v[base..base + 16].copy_from_slice(&row[..16]);
         dst.v[base + 256..base + 272].copy_from_slice(&row[16..]);
     }
     dst.set_all_valid();
+}
+
+/// Reusable buffers of the matmul (kept per thread so that a call allocates nothing).
+struct Work {
+    /// Decomposed in1 tiles (SrcA), one per output column of a block.
+    a: Vec<Decomposed>,
+    /// The decomposed in0 tile (SrcB) of the current output row.
+    b: Decomposed,
+    scratch: Scratch,
+}
+
+impl Work {
+    fn new() -> Box<Self> {
+        Box::new(Self {
+            a: Vec::new(),
+            b: Decomposed::zeroed(),
+            scratch: Scratch {
+                scale: [[[0; 32]; 8]; 4],
+                bias: [[[0; 32]; 8]; 4],
+            },
+        })
+    }
+}
+
+thread_local! {
+    static WORK: std::cell::RefCell<Box<Work>> = std::cell::RefCell::new(Work::new());
+}
+
+/// Runs `f` with this thread's [`Work`] (a fresh one if it is somehow already in use).
+fn with_work(f: impl FnOnce(&mut Work)) {
+    WORK.with(|w| match w.try_borrow_mut() {
+        Ok(mut w) => f(&mut w),
+        Err(_) => f(&mut Work::new()),
+    })
 }
 
 /// `matmul_tiles`: DEST += in0 x in1 (in1^T when `transpose_in1`), where in0 (activations) sits
@@ -405,38 +427,90 @@ pub fn matmul(
     transpose_in1: bool,
     cfg: &FpuConfig,
 ) {
-    matmul_dispatch(
-        dst,
-        in0_srcb,
-        in1_srca,
-        transpose_in1,
-        cfg.fp32_dest_acc,
-        cfg.fidelity.phases(),
-    );
+    with_work(|w| {
+        matmul_block_dispatch(
+            std::slice::from_mut(dst),
+            std::slice::from_ref(in0_srcb),
+            std::slice::from_ref(in1_srca),
+            transpose_in1,
+            cfg.fp32_dest_acc,
+            cfg.fidelity.phases(),
+            w,
+        )
+    });
 }
 
-/// The whole tile matmul, compiled once per SIMD level and picked at run time by CPU feature
+/// `matmul_block` (the LLK's `rt_dim` x `ct_dim` block for one K tile): for every output row
+/// tile `r < in0.len()` and column tile `c < in1.len()`,
+/// `dst[r * in1.len() + c] += in0[r] x in1[c]` (in1^T with `transpose_in1`), each tile exactly
+/// as [`matmul`] computes it. Faster than calling [`matmul`] per tile because every operand
+/// tile is decomposed once, not once per use.
+///
+/// # Errors
+/// [`FpuError::BlockShape`] when `dst` does not hold `in0.len() * in1.len()` tiles.
+pub fn matmul_block(
+    dst: &mut [DestTile],
+    in0_srcb: &[SrcTile],
+    in1_srca: &[SrcTile],
+    transpose_in1: bool,
+    cfg: &FpuConfig,
+) -> Result<(), FpuError> {
+    if dst.len() != in0_srcb.len() * in1_srca.len() {
+        return Err(FpuError::BlockShape {
+            dst: dst.len(),
+            rows: in0_srcb.len(),
+            cols: in1_srca.len(),
+        });
+    }
+    with_work(|w| {
+        matmul_block_dispatch(
+            dst,
+            in0_srcb,
+            in1_srca,
+            transpose_in1,
+            cfg.fp32_dest_acc,
+            cfg.fidelity.phases(),
+            w,
+        )
+    });
+    Ok(())
+}
+
+/// The block matmul, compiled once per SIMD level and picked at run time by CPU feature
 /// detection (the code is the same portable lane code; the wider instruction sets give LLVM
-/// 16-bit variable shifts, more and wider registers). Bit-exact on every level.
+/// 16-bit variable shifts, `vplzcntd`, more and wider registers). Bit-exact on every level.
 #[multiversion::multiversion(targets(
     "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl+avx2+fma+bmi1+bmi2+lzcnt+popcnt",
     "x86_64+avx2+fma+bmi1+bmi2+lzcnt+popcnt",
     "x86_64+sse4.1",
 ))]
-fn matmul_dispatch(
-    dst: &mut DestTile,
-    in0_srcb: &SrcTile,
-    in1_srca: &SrcTile,
+fn matmul_block_dispatch(
+    dst: &mut [DestTile],
+    in0_srcb: &[SrcTile],
+    in1_srca: &[SrcTile],
     transpose_in1: bool,
     fp32: bool,
     phases: u32,
+    w: &mut Work,
 ) {
-    let o = Operands::new(in0_srcb, in1_srca, transpose_in1);
     const LZCNT: bool = multiversion::target::selected_target!().supports_feature_str("avx512cd");
-    if fp32 {
-        matmul_rows::<true, LZCNT>(dst, &o, phases);
-    } else {
-        matmul_rows::<false, LZCNT>(dst, &o, phases);
+    let ct = in1_srca.len();
+    while w.a.len() < ct {
+        w.a.push(Decomposed::zeroed());
+    }
+    for (a, t) in w.a.iter_mut().zip(in1_srca) {
+        a.fill(t, true, transpose_in1);
+    }
+    for (r, t0) in in0_srcb.iter().enumerate() {
+        w.b.fill(t0, false, false);
+        for c in 0..ct {
+            let d = &mut dst[r * ct + c];
+            if fp32 {
+                matmul_tile::<true, LZCNT>(d, &w.a[c], &w.b, &mut w.scratch, phases);
+            } else {
+                matmul_tile::<false, LZCNT>(d, &w.a[c], &w.b, &mut w.scratch, phases);
+            }
+        }
     }
 }
 
@@ -578,7 +652,7 @@ mod tests {
                 man &= !7;
             }
             let e = (r >> 16) as u32;
-            let exp = if (r >> 40) % 16 == 0 {
+            let exp = if (r >> 40).is_multiple_of(16) {
                 0
             } else if kind == 0 && (r >> 40) % 512 == 1 {
                 255
@@ -601,7 +675,7 @@ mod tests {
         let mut d = DestTile::zero();
         for x in d.v.iter_mut() {
             let r = rng.next_u64();
-            let exp = if (r >> 40) % 16 == 0 {
+            let exp = if (r >> 40).is_multiple_of(16) {
                 0
             } else {
                 (center - spread as i32 + ((r >> 16) % (2 * spread as u64 + 1)) as i32)
@@ -707,6 +781,52 @@ mod tests {
     }
 
     #[test]
+    fn block_equals_tile_by_tile() {
+        let mut rng = Rng::new(21);
+        for (fid, fp32, tr) in [
+            (Fidelity::HiFi4, true, false),
+            (Fidelity::LoFi, false, true),
+            (Fidelity::HiFi2, false, false),
+        ] {
+            let cfg = FpuConfig::new(fid, fp32, false);
+            let in0: Vec<SrcTile> = (0..2).map(|_| rand_raw_tile(&mut rng, fp32, 1)).collect();
+            let in1: Vec<SrcTile> = (0..3).map(|_| rand_raw_tile(&mut rng, fp32, 1)).collect();
+            let start: Vec<DestTile> = (0..6).map(|_| rand_dest(&mut rng, fp32, 120, 12)).collect();
+            let mut block = start.clone();
+            matmul_block(&mut block, &in0, &in1, tr, &cfg).unwrap();
+            for r in 0..2 {
+                for c in 0..3 {
+                    let mut d = start[r * 3 + c].clone();
+                    matmul_slow(&mut d, &in0[r], &in1[c], tr, &cfg);
+                    assert_eq!(
+                        block[r * 3 + c].v,
+                        d.v,
+                        "{fid:?} fp32 {fp32} tr {tr} ({r}, {c})"
+                    );
+                }
+            }
+        }
+        let cfg = FpuConfig::default();
+        let t = rand_raw_tile(&mut rng, false, 1);
+        let mut dst = vec![DestTile::zero(); 3];
+        let err = matmul_block(
+            &mut dst,
+            &[t.clone(), t.clone()],
+            &[t.clone(), t],
+            false,
+            &cfg,
+        );
+        assert_eq!(
+            err,
+            Err(FpuError::BlockShape {
+                dst: 3,
+                rows: 2,
+                cols: 2
+            })
+        );
+    }
+
+    #[test]
     fn accum_lane_equals_reference_normalisation() {
         // The lane normalisation against `core::accum_normalize_encode` on random group sums,
         // group exponents (including flushed groups) and DEST values, a quarter of them within
@@ -715,19 +835,19 @@ mod tests {
         let mut hits_minus_one = 0;
         for i in 0..200_000u32 {
             let r = rng.next_u64();
-            let small = r % 4 == 0;
+            let small = r.is_multiple_of(4);
             let s0 = if small {
                 ((r >> 8) % 7) as i16 - 3
             } else {
                 (((r >> 8) % 63_001) as i32 - 31_500) as i16
             };
-            let s1 = if (r >> 4) % 3 == 0 {
+            let s1 = if (r >> 4).is_multiple_of(3) {
                 0
             } else {
                 (((r >> 24) % 63_001) as i32 - 31_500) as i16
             };
             let x0 = ((r >> 40) % 560) as i16 - 40;
-            let x1 = if (r >> 50) % 8 == 0 {
+            let x1 = if (r >> 50).is_multiple_of(8) {
                 2 * ZERO_EXP
             } else {
                 ((r >> 52) % 560) as i16 - 40
@@ -748,7 +868,7 @@ mod tests {
             };
             let (t0, t1) = (term(s0, x0), term(s1, x1));
             let r2 = rng.next_u64();
-            let mut dst = if r2 % 4 == 0 {
+            let mut dst = if r2.is_multiple_of(4) {
                 // Minus t0's value, nudged by a few ulps.
                 let v = -(s0 as f64) * 2f64.powi(13 + t0.exp - 127 - 23);
                 let bits = (v as f32).to_bits();
@@ -765,17 +885,20 @@ mod tests {
                 let mut d = DestLanes::decode(&bits);
                 let (e0, e1) = (t0.exp, t1.exp);
                 let (s0, s1) = (s0 as i32 * (e0 > 0) as i32, s1 as i32 * (e1 > 0) as i32);
-                let (n, e, m) = (&mut d.neg[0], &mut d.exp[0], &mut d.man[0]);
-                if fp32 {
-                    accum_step::<true, false>(s0, e0, s1, e1, n, e, m);
-                } else {
-                    accum_step::<false, false>(s0, e0, s1, e1, n, e, m);
-                }
-                let (n, e, m) = (&mut d.neg[1], &mut d.exp[1], &mut d.man[1]);
-                if fp32 {
-                    accum_step::<true, true>(s0, e0, s1, e1, n, e, m);
-                } else {
-                    accum_step::<false, true>(s0, e0, s1, e1, n, e, m);
+                for (i, lz) in [false, true].into_iter().enumerate() {
+                    let st = (d.neg[i], d.exp[i], d.man[i]);
+                    (d.neg[i], d.exp[i], d.man[i]) = match (fp32, lz) {
+                        (true, true) => accum_step::<true, true>(s0, e0, s1, e1, st.0, st.1, st.2),
+                        (true, false) => {
+                            accum_step::<true, false>(s0, e0, s1, e1, st.0, st.1, st.2)
+                        }
+                        (false, true) => {
+                            accum_step::<false, true>(s0, e0, s1, e1, st.0, st.1, st.2)
+                        }
+                        (false, false) => {
+                            accum_step::<false, false>(s0, e0, s1, e1, st.0, st.1, st.2)
+                        }
+                    };
                 }
                 d.encode(&mut bits);
                 assert_eq!(

@@ -61,7 +61,7 @@ mod pack;
 mod sfpu;
 
 pub use eltwise::{datacopy, eltwise, reduce, transpose, transpose_dest};
-pub use matmul::matmul;
+pub use matmul::{matmul, matmul_block};
 pub use pack::{pack, unpack, unpack_to_dest};
 pub use sfpu::sfpu;
 
@@ -99,6 +99,20 @@ pub enum FpuError {
         what: String,
         /// What to do instead.
         hint: &'static str,
+    },
+    /// A [`matmul_block`] whose DEST slice does not hold one tile per (row, column) pair.
+    #[error(
+        "matmul_block: {rows} in0 tiles x {cols} in1 tiles need {} DEST tiles, got {dst}; pass \
+         rt_dim * ct_dim DEST tiles in row-major order",
+        rows * cols
+    )]
+    BlockShape {
+        /// DEST tiles given.
+        dst: usize,
+        /// in0 (row) tiles.
+        rows: usize,
+        /// in1 (column) tiles.
+        cols: usize,
     },
 }
 
