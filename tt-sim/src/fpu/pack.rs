@@ -50,8 +50,9 @@ pub(crate) fn fp32_to_src(x: u32, fmt: Fp32SrcFormat) -> Result<u32, FpuError> {
 /// One BFP8 datum (sign + 7-bit magnitude) with its shared exponent -> bf16 bits, as the
 /// unpacker expands it (ttsim `bfp8_to_bf16`): normalise by the leading zeros of the magnitude,
 /// keep 6 mantissa bits. A zero magnitude gives +0, or -inf when the sign bit is set; a small
-/// shared exponent wraps around (as silicon does).
-#[inline]
+/// shared exponent wraps around (as silicon does). The straightforward form, the reference for
+/// the branch-free [`bfp8_lane`] that [`unpack`] uses.
+#[cfg(test)]
 pub(crate) fn bfp8_to_bf16(x: u8, exp: u8) -> u16 {
     let sign = (x >> 7) as u16;
     let mag = x << 1;
@@ -64,16 +65,65 @@ pub(crate) fn bfp8_to_bf16(x: u8, exp: u8) -> u16 {
     (sign << 15) | ((e as u16) << 7) | (mag as u16 & 0x7E)
 }
 
+/// One BFP8 datum (sign + 7-bit magnitude, `x < 256`) with its shared exponent (`exp < 256`)
+/// -> bf16 bits, as the unpacker expands it (ttsim `bfp8_to_bf16`): normalise by the leading
+/// zeros of the magnitude, keep 6 mantissa bits. A zero magnitude gives +0, or -inf when the
+/// sign bit is set; a small shared exponent wraps around (as silicon does). Branch-free, so
+/// that a row of 16 vectorises.
+#[inline(always)]
+fn bfp8_lane(x: u32, exp: u32) -> u32 {
+    let sign = x >> 7;
+    let mag = (x << 1) & 0xFF;
+    // Leading zeros of the 8-bit magnitude through an exact int -> float conversion (mag > 0).
+    let lz = 134u32.wrapping_sub((mag as f32).to_bits() >> 23) & 15;
+    let m = (mag << lz) & 0x7E;
+    let e = exp.wrapping_sub(lz) & 0xFF;
+    let val = (sign << 15) | (e << 7) | m;
+    if mag == 0 { sign * 0xFF80 } else { val }
+}
+
 /// UNPACR of one tile to SrcA/SrcB: Float16_b as is, BFP expanded losslessly to bf16 (see
-/// [`bfp8_to_bf16`]; Bfp4_b/Bfp2_b magnitudes are widened to 7 bits first), Float32 to
+/// [`bfp8_lane`]; Bfp4_b/Bfp2_b magnitudes are widened to 7 bits first), Float32 to
 /// `cfg.fp32_src` (TF32 or bf16, truncating).
 pub fn unpack(fmt: DataFormat, bytes: &[u8], cfg: &FpuConfig) -> Result<SrcTile, FpuError> {
     check_len("unpack", fmt, bytes.len())?;
+    match fmt {
+        // Checks the conversion (fp16 is unsupported) once, not per datum.
+        DataFormat::Float32 => {
+            fp32_to_src(0, cfg.fp32_src)?;
+        }
+        DataFormat::Float16_b | DataFormat::Bfp8_b | DataFormat::Bfp4_b | DataFormat::Bfp2_b => {}
+        _ => return Err(unsupported(fmt, "unpack")),
+    }
+    let tf32 = fmt == DataFormat::Float32 && cfg.fp32_src == Fp32SrcFormat::Tf32;
     let mut v = [0u32; TILE_DATUMS];
+    unpack_into(fmt, bytes, tf32, &mut v);
+    Ok(SrcTile { v, tf32 })
+}
+
+/// The conversion loops of [`unpack`] (format and length already checked), compiled per SIMD
+/// level like the matmul.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl+avx2+fma+bmi1+bmi2+lzcnt+popcnt",
+    "x86_64+avx2+fma+bmi1+bmi2+lzcnt+popcnt",
+    "x86_64+sse4.1",
+))]
+fn unpack_into(fmt: DataFormat, bytes: &[u8], tf32: bool, v: &mut [u32; TILE_DATUMS]) {
     match fmt {
         DataFormat::Float32 => {
             for (o, c) in v.iter_mut().zip(bytes.chunks_exact(4)) {
-                *o = fp32_to_src(u32::from_le_bytes([c[0], c[1], c[2], c[3]]), cfg.fp32_src)?;
+                let x = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                *o = if tf32 {
+                    x >> 13
+                } else {
+                    // bf16: denormals flush to signed zero, low 16 bits dropped.
+                    let x = if x & 0x7FFF_FFFF < 0x80_0000 {
+                        x & 0x8000_0000
+                    } else {
+                        x
+                    };
+                    (x & 0xFFFF_0000) >> 13
+                };
             }
         }
         DataFormat::Float16_b => {
@@ -81,23 +131,35 @@ pub fn unpack(fmt: DataFormat, bytes: &[u8], cfg: &FpuConfig) -> Result<SrcTile,
                 *o = (u16::from_le_bytes([c[0], c[1]]) as u32) << 3;
             }
         }
-        DataFormat::Bfp8_b | DataFormat::Bfp4_b | DataFormat::Bfp2_b => {
+        _ => {
             let (exps, data) = bytes.split_at(64);
-            for (i, o) in v.iter_mut().enumerate() {
-                let e = exps[i / 16];
-                let x = match fmt {
-                    DataFormat::Bfp8_b => data[i],
+            for (row, out) in v.chunks_exact_mut(16).enumerate() {
+                let e = exps[row] as u32;
+                let mut x = [0u32; 16];
+                match fmt {
+                    DataFormat::Bfp8_b => {
+                        for j in 0..16 {
+                            x[j] = data[row * 16 + j] as u32;
+                        }
+                    }
                     // Element i sits in nibble i%2 (low nibble first); widened to bfp8.
-                    DataFormat::Bfp4_b => ((data[i / 2] >> ((i & 1) * 4)) & 15) << 4,
-                    _ => ((data[i / 4] >> ((i & 3) * 2)) & 3) << 6,
-                };
-                *o = (bfp8_to_bf16(x, e) as u32) << 3;
+                    DataFormat::Bfp4_b => {
+                        for j in 0..16 {
+                            x[j] = ((data[row * 8 + j / 2] as u32 >> ((j & 1) * 4)) & 15) << 4;
+                        }
+                    }
+                    _ => {
+                        for j in 0..16 {
+                            x[j] = ((data[row * 4 + j / 4] as u32 >> ((j & 3) * 2)) & 3) << 6;
+                        }
+                    }
+                }
+                for j in 0..16 {
+                    out[j] = bfp8_lane(x[j], e) << 3;
+                }
             }
         }
-        _ => return Err(unsupported(fmt, "unpack")),
     }
-    let tf32 = fmt == DataFormat::Float32 && cfg.fp32_src == Fp32SrcFormat::Tf32;
-    Ok(SrcTile { v, tf32 })
 }
 
 /// The UnpackToDestFp32 path (`unpack_to_dest_mode`, used by copy_tile / SFPU kernels on Float32
@@ -164,7 +226,7 @@ fn pack_src(fmt: DataFormat, cfg: &FpuConfig) -> Result<PackSrc, FpuError> {
 
 /// Reads one DEST datum through the packer's format converter: returns fp32 bits for an fp32
 /// packer source, else 16-bit bf16 bits.
-#[inline]
+#[inline(always)]
 fn packer_read(x: u32, src: PackSrc, fp32_dest: bool) -> u32 {
     if fp32_dest {
         match src {
@@ -221,75 +283,127 @@ pub fn pack(
 ) -> Result<(), FpuError> {
     check_len("pack", fmt, out.len())?;
     let psrc = pack_src(fmt, cfg)?;
-    let fp32 = cfg.fp32_dest_acc;
-    match fmt {
-        DataFormat::Float32 => {
+    pack_into(&src.v, fmt, psrc, cfg.fp32_dest_acc, out);
+    Ok(())
+}
+
+/// The conversion loops of [`pack`] (format, length and packer source already checked),
+/// compiled per SIMD level like the matmul.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl+avx2+fma+bmi1+bmi2+lzcnt+popcnt",
+    "x86_64+avx2+fma+bmi1+bmi2+lzcnt+popcnt",
+    "x86_64+sse4.1",
+))]
+fn pack_into(src: &[u32; TILE_DATUMS], fmt: DataFormat, psrc: PackSrc, fp32: bool, out: &mut [u8]) {
+    // The packer source is fixed per (format, DEST mode) (see `pack_src`); spelling the pairs
+    // out gives each loop constant arguments.
+    match (fmt, fp32) {
+        (DataFormat::Float32, true) => {
             for (i, o) in out.chunks_exact_mut(4).enumerate() {
-                let v = packer_read(src.v[i], psrc, fp32);
-                let w = if psrc == PackSrc::Fp32 { v } else { v << 16 };
-                o.copy_from_slice(&w.to_le_bytes());
+                o.copy_from_slice(&packer_read(src[i], PackSrc::Fp32, true).to_le_bytes());
             }
         }
-        DataFormat::Float16_b => {
+        (DataFormat::Float32, false) => {
+            for (i, o) in out.chunks_exact_mut(4).enumerate() {
+                let v = packer_read(src[i], PackSrc::Bf16, false) << 16;
+                o.copy_from_slice(&v.to_le_bytes());
+            }
+        }
+        (DataFormat::Float16_b, true) => {
             for (i, o) in out.chunks_exact_mut(2).enumerate() {
-                let v = packer_read(src.v[i], psrc, fp32);
+                let v = packer_read(src[i], PackSrc::Bf16, true);
                 o.copy_from_slice(&(v as u16).to_le_bytes());
             }
         }
-        DataFormat::Bfp8_b | DataFormat::Bfp4_b | DataFormat::Bfp2_b => {
+        (DataFormat::Float16_b, false) => {
+            for (i, o) in out.chunks_exact_mut(2).enumerate() {
+                let v = packer_read(src[i], PackSrc::Bf16, false);
+                o.copy_from_slice(&(v as u16).to_le_bytes());
+            }
+        }
+        _ => {
             let bits: u32 = match fmt {
                 DataFormat::Bfp8_b => 8,
                 DataFormat::Bfp4_b => 4,
                 _ => 2,
             };
-            let (exps, data) = out.split_at_mut(64);
-            data.fill(0);
-            let mut buf = [0u32; 16];
-            for row in 0..64 {
-                for (j, b) in buf.iter_mut().enumerate() {
-                    let x = src.v[row * 16 + j];
-                    *b = if psrc == PackSrc::Fp32 {
-                        // fp32 -> BFP late conversion: truncate to bf16, flush denormals.
-                        let v = x >> 16;
-                        if v & 0x7FFF < 0x80 { 0 } else { v }
-                    } else {
-                        packer_read(x, psrc, fp32)
-                    };
+            match (psrc, fp32) {
+                // fp32 -> BFP late conversion: truncate to bf16, flush denormals.
+                (PackSrc::Fp32, _) => pack_bfp(src, bits, out, |x| {
+                    let v = x >> 16;
+                    if v & 0x7FFF < 0x80 { 0 } else { v }
+                }),
+                (PackSrc::Bf16, true) => {
+                    pack_bfp(src, bits, out, |x| packer_read(x, PackSrc::Bf16, true))
                 }
-                let max_exp = buf.iter().map(|b| (b >> 7) & 255).max().unwrap_or(0);
-                exps[row] = max_exp as u8;
-                for (j, &b) in buf.iter().enumerate() {
-                    let s = (b >> 15) & 1;
-                    let e = (b >> 7) & 255;
-                    let mut m = b & 127;
-                    if e != 0 {
-                        m |= 128;
-                    }
-                    let shift = max_exp - e;
-                    if shift >= 8 {
-                        m = 0;
-                    } else {
-                        m = (m + (1 << shift)) >> (shift + 1);
-                        if m == 128 {
-                            m = 127;
-                        }
-                    }
-                    m >>= 8 - bits;
-                    if m != 0 {
-                        m |= s << (bits - 1);
-                    }
-                    let i = row * 16 + j;
-                    match bits {
-                        8 => data[i] = m as u8,
-                        4 => data[i / 2] |= (m as u8) << ((i & 1) * 4),
-                        _ => data[i / 4] |= (m as u8) << ((i & 3) * 2),
-                    }
+                (PackSrc::Bf16, false) => {
+                    pack_bfp(src, bits, out, |x| packer_read(x, PackSrc::Bf16, false))
+                }
+                (PackSrc::Bfp8, true) => {
+                    pack_bfp(src, bits, out, |x| packer_read(x, PackSrc::Bfp8, true))
+                }
+                (PackSrc::Bfp8, false) => {
+                    pack_bfp(src, bits, out, |x| packer_read(x, PackSrc::Bfp8, false))
                 }
             }
         }
-        _ => return Err(unsupported(fmt, "pack")),
     }
-    Ok(())
+}
+
+/// BFP packing of one tile (`bits` = 8, 4 or 2), each DEST datum first read to bf16 bits by
+/// `read`: per 16 datums (one face row) the shared exponent is the largest exponent and each
+/// magnitude is shifted to it rounding half up, saturating at 127, then truncated to `bits - 1`
+/// bits; a zero magnitude never carries a sign.
+#[inline(always)]
+fn pack_bfp(src: &[u32; TILE_DATUMS], bits: u32, out: &mut [u8], read: impl Fn(u32) -> u32) {
+    let (exps, data) = out.split_at_mut(64);
+    for row in 0..64 {
+        let mut buf = [0u32; 16];
+        for j in 0..16 {
+            buf[j] = read(src[row * 16 + j]);
+        }
+        let mut max_exp = 0;
+        for j in 0..16 {
+            max_exp = max_exp.max((buf[j] >> 7) & 255);
+        }
+        exps[row] = max_exp as u8;
+        let mut mag = [0u32; 16];
+        for j in 0..16 {
+            let b = buf[j];
+            let s = (b >> 15) & 1;
+            let e = (b >> 7) & 255;
+            let m = (b & 127) | if e != 0 { 128 } else { 0 };
+            let shift = (max_exp - e).min(8);
+            // Shifted to the shared exponent rounding half up (at most 128), saturated.
+            let m = if shift >= 8 {
+                0
+            } else {
+                ((m + (1 << shift)) >> (shift + 1)).min(127)
+            };
+            let m = m >> (8 - bits);
+            mag[j] = if m != 0 { m | (s << (bits - 1)) } else { 0 };
+        }
+        match bits {
+            8 => {
+                for j in 0..16 {
+                    data[row * 16 + j] = mag[j] as u8;
+                }
+            }
+            4 => {
+                for j in 0..8 {
+                    data[row * 8 + j] = (mag[2 * j] | (mag[2 * j + 1] << 4)) as u8;
+                }
+            }
+            _ => {
+                for j in 0..4 {
+                    data[row * 4 + j] = (mag[4 * j]
+                        | (mag[4 * j + 1] << 2)
+                        | (mag[4 * j + 2] << 4)
+                        | (mag[4 * j + 3] << 6)) as u8;
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -316,6 +430,69 @@ mod tests {
     fn host_rne_bf16(x: f32) -> u16 {
         let b = x.to_bits();
         ((b + 0x7FFF + ((b >> 16) & 1)) >> 16) as u16
+    }
+
+    #[test]
+    fn bfp8_lane_equals_scalar_expansion_exhaustively() {
+        for x in 0..=255u8 {
+            for e in 0..=255u8 {
+                assert_eq!(
+                    bfp8_lane(x as u32, e as u32),
+                    bfp8_to_bf16(x, e) as u32,
+                    "x {x:#x} exp {e}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unpack_matches_per_datum_reference_on_random_bytes() {
+        // The vectorised unpack against a datum-by-datum reading of the layouts: BFP shared
+        // exponents in the first 64 bytes (one per face row of 16), then 8/4/2-bit elements,
+        // low bits first; Float32/Float16_b little-endian words.
+        let mut r = 0x9E37_79B9_7F4A_7C15u64;
+        for fmt in [
+            DataFormat::Float32,
+            DataFormat::Float16_b,
+            DataFormat::Bfp8_b,
+            DataFormat::Bfp4_b,
+            DataFormat::Bfp2_b,
+        ] {
+            for cfg in [cfg16(), cfg32()] {
+                let bytes: Vec<u8> = (0..fmt.tile_size_bytes())
+                    .map(|_| {
+                        r ^= r << 13;
+                        r ^= r >> 7;
+                        r ^= r << 17;
+                        (r >> 24) as u8
+                    })
+                    .collect();
+                let got = unpack(fmt, &bytes, &cfg).unwrap();
+                for i in 0..TILE_DATUMS {
+                    let want = match fmt {
+                        DataFormat::Float32 => {
+                            let w = u32::from_le_bytes(bytes[4 * i..4 * i + 4].try_into().unwrap());
+                            fp32_to_src(w, cfg.fp32_src).unwrap()
+                        }
+                        DataFormat::Float16_b => {
+                            (u16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]]) as u32) << 3
+                        }
+                        _ => {
+                            let e = bytes[i / 16];
+                            let x = match fmt {
+                                DataFormat::Bfp8_b => bytes[64 + i],
+                                DataFormat::Bfp4_b => {
+                                    ((bytes[64 + i / 2] >> (4 * (i % 2))) & 15) << 4
+                                }
+                                _ => ((bytes[64 + i / 4] >> (2 * (i % 4))) & 3) << 6,
+                            };
+                            (bfp8_to_bf16(x, e) as u32) << 3
+                        }
+                    };
+                    assert_eq!(got.v[i], want, "{fmt:?} datum {i}");
+                }
+            }
+        }
     }
 
     #[test]
