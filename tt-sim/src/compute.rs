@@ -12,7 +12,7 @@ use tt_formats::DataFormat;
 
 use crate::error::{SimError, SimResult};
 use crate::fpu::{
-    self, Bcast, DestTile, EltOp, Fidelity, FpuConfig, ReduceDim, ReduceOp, SfpuOp, SrcTile,
+    self, Bcast, CostOp, DestTile, EltOp, Fidelity, FpuConfig, ReduceDim, ReduceOp, SfpuOp, SrcTile,
 };
 use crate::program::{ComputeConfig, MathFidelity};
 use crate::run::{RiscCtx, RunState};
@@ -297,6 +297,7 @@ pub(crate) fn dispatch(
         return Err(rc.fault(call, line, "compute API called from a data movement kernel"));
     }
     let mut c = Ctx { rc, st, call, line };
+    let mut sfpu_cycles = 0u64;
     match op {
         OP_ACQUIRE => {
             let cs = c.cs();
@@ -529,6 +530,7 @@ pub(crate) fn dispatch(
             let cs = c.cs();
             let cfg = cs.cfg;
             fpu::sfpu(&mut cs.dest[d], op, &cfg);
+            sfpu_cycles = fpu::cost_cycles(CostOp::Sfpu(op), &cfg);
         }
         OP_PACK => {
             let (d, cb, idx, ooo) = (arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3));
@@ -657,5 +659,122 @@ pub(crate) fn dispatch(
         }
         _ => return Err(c.fault(format!("unknown compute operation {op}"))),
     }
+    charge(&mut c, op, a, sfpu_cycles)?;
     Ok(Some(0))
+}
+
+/// Advances the unpack/math/pack clocks for one completed compute call (timing model ESTIMATE;
+/// see [`crate::timing`]).
+fn charge(c: &mut Ctx<'_>, op: u32, a: &[u32], sfpu_cycles: u64) -> SimResult<()> {
+    use crate::timing::SpanKind;
+    let p = c.st.noc.p.clone();
+    let cfg = c.cs().cfg;
+    let llk = p.llk_call_cycles;
+    let cost = |o: CostOp| fpu::cost_cycles(o, &cfg);
+    let ufmt = |c: &mut Ctx<'_>, cb: u32| -> SimResult<u64> { Ok(p.unpack_cycles(c.cb(cb)?.3)) };
+    match op {
+        OP_ACQUIRE => {
+            let tm = &mut c.rc.tm;
+            tm.busy(1, llk);
+            // Half-sync double buffering: acquire k reuses the half released by release k-2.
+            let t = tm.dest_release[(tm.acquires % 2) as usize];
+            tm.wait_until(1, t, SpanKind::WaitSync);
+            tm.acquires += 1;
+        }
+        OP_COMMIT => {
+            let tm = &mut c.rc.tm;
+            tm.busy(1, llk);
+            tm.dest_commit = tm.clk[1];
+        }
+        OP_WAIT => {
+            let tm = &mut c.rc.tm;
+            tm.busy(2, llk);
+            let t = tm.dest_commit.max(tm.clk[1]);
+            tm.wait_until(2, t, SpanKind::WaitSync);
+        }
+        OP_RELEASE => {
+            let tm = &mut c.rc.tm;
+            tm.busy(2, llk);
+            tm.dest_release[(tm.releases % 2) as usize] = tm.clk[2];
+            tm.releases += 1;
+        }
+        OP_COPY | OP_UNARY_BCAST => {
+            let u = ufmt(c, arg(a, 0))?;
+            let m = cost(CostOp::Datacopy);
+            c.rc.tm.unpack_math(llk, 1, u, m, m);
+        }
+        OP_BINARY => {
+            let u = ufmt(c, arg(a, 1))?.max(ufmt(c, arg(a, 2))?);
+            let m = cost(if arg(a, 0) >= 2 {
+                CostOp::EltwiseMul
+            } else {
+                CostOp::EltwiseAddSub
+            });
+            c.rc.tm.unpack_math(llk, 1, u, m, m);
+        }
+        OP_BINARY_REUSE_DEST => {
+            let m = cost(if arg(a, 0) >= 2 {
+                CostOp::EltwiseMul
+            } else {
+                CostOp::EltwiseAddSub
+            });
+            c.rc.tm.unpack_math(llk, 1, p.unpack_tile_cycles, m, m);
+        }
+        OP_MATMUL => {
+            let (ct, rt) = (arg(a, 6).max(1) as u64, arg(a, 7).max(1) as u64);
+            // Unpackers A (in1, ct tiles) and B (in0, rt tiles) run in parallel.
+            let u = ufmt(c, arg(a, 0))?.max(ufmt(c, arg(a, 1))?);
+            let m = cost(CostOp::Matmul);
+            c.rc.tm.unpack_math(llk, rt.max(ct), u, rt * ct * m, m);
+        }
+        OP_REDUCE => {
+            let u = ufmt(c, arg(a, 2))?;
+            let m = cost(CostOp::Reduce);
+            c.rc.tm.unpack_math(llk, 1, u, m, m);
+        }
+        OP_TRANSPOSE => {
+            let u = ufmt(c, arg(a, 0))?;
+            let m = cost(CostOp::Transpose);
+            c.rc.tm.unpack_math(llk, 1, u, m, m);
+        }
+        OP_SFPU => c.rc.tm.busy(1, llk + sfpu_cycles),
+        OP_PACK => {
+            let pc = p.pack_cycles(c.cb(arg(a, 1))?.3);
+            let tm = &mut c.rc.tm;
+            let t = tm.clk[1];
+            tm.wait_until(2, t, SpanKind::WaitSync);
+            tm.busy(2, llk + pc);
+        }
+        OP_TILIZE => {
+            let n = arg(a, 1).max(1) as u64;
+            let u = ufmt(c, arg(a, 0))?;
+            let pc = p.pack_cycles(c.cb(arg(a, 2))?.3);
+            let m = cost(CostOp::Datacopy);
+            let tm = &mut c.rc.tm;
+            tm.unpack_math(llk, n, u, n * m, m);
+            let t = tm.clk[1];
+            tm.wait_until(2, t, SpanKind::WaitSync);
+            tm.busy(2, llk + n * pc);
+        }
+        OP_PACK_UNTILIZE | OP_PACK_UNTILIZE_DEST => {
+            let from_dest = op == OP_PACK_UNTILIZE_DEST;
+            let (ocb, n) = if from_dest {
+                (arg(a, 0), (arg(a, 1).max(1) * arg(a, 3).max(1)) as u64)
+            } else {
+                (arg(a, 2), (arg(a, 1).max(1) * arg(a, 4).max(1)) as u64)
+            };
+            let pc = p.pack_cycles(c.cb(ocb)?.3);
+            if !from_dest {
+                let u = ufmt(c, arg(a, 0))?;
+                let m = cost(CostOp::Datacopy);
+                c.rc.tm.unpack_math(llk, n, u, n * m, m);
+            }
+            let tm = &mut c.rc.tm;
+            let t = tm.clk[1];
+            tm.wait_until(2, t, SpanKind::WaitSync);
+            tm.busy(2, llk + n * pc);
+        }
+        _ => {}
+    }
+    Ok(())
 }

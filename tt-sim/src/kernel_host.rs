@@ -438,11 +438,11 @@ extern "C" fn h_poll(p: *mut c_void, what: *const c_char, line: u32) {
         format!("spinning in {what} at line {line} (waiting for L1 to change)"),
     );
 }
-extern "C" fn h_noc_read(p: *mut c_void, src: u64, dst: u32, size: u32, _noc: u32, line: u32) {
-    with(p, |rc, st| rc.noc_read(st, src, dst, size, line))
+extern "C" fn h_noc_read(p: *mut c_void, src: u64, dst: u32, size: u32, noc: u32, line: u32) {
+    with(p, |rc, st| rc.noc_read(st, src, dst, size, noc, line))
 }
-extern "C" fn h_noc_write(p: *mut c_void, src: u32, dst: u64, size: u32, _noc: u32, line: u32) {
-    with(p, |rc, st| rc.noc_write(st, src, dst, size, line))
+extern "C" fn h_noc_write(p: *mut c_void, src: u32, dst: u64, size: u32, noc: u32, line: u32) {
+    with(p, |rc, st| rc.noc_write(st, src, dst, size, noc, line))
 }
 extern "C" fn h_noc_write_mcast(
     p: *mut c_void,
@@ -458,21 +458,24 @@ extern "C" fn h_noc_write_mcast(
         rc.noc_write_mcast(st, src, dst, size, num_dests, flags, noc, line)
     })
 }
-extern "C" fn h_noc_sem_inc(p: *mut c_void, addr: u64, incr: u32, _noc: u32, line: u32) {
-    with(p, |rc, st| rc.noc_sem_inc(st, addr, incr, line))
+extern "C" fn h_noc_sem_inc(p: *mut c_void, addr: u64, incr: u32, noc: u32, line: u32) {
+    with(p, |rc, st| rc.noc_sem_inc(st, addr, incr, noc, line))
 }
 extern "C" fn h_noc_inline_write(
     p: *mut c_void,
     addr: u64,
     val: u32,
     be: u32,
-    _noc: u32,
+    noc: u32,
     line: u32,
 ) {
-    with(p, |rc, st| rc.noc_inline_write(st, addr, val, be, line))
+    with(p, |rc, st| {
+        rc.noc_inline_write(st, addr, val, be, noc, line)
+    })
 }
 extern "C" fn h_barrier(p: *mut c_void, _kind: u32, _noc: u32, _line: u32) {
     with(p, |rc, st| {
+        rc.barrier_wait(st);
         rc.deliver_all(st);
         Ok(())
     })
@@ -510,11 +513,14 @@ extern "C" fn h_compute(p: *mut c_void, op: u32, args: *const u32, nargs: u32, l
 
 // ------------------------------------------------------------------ scheduler
 
-/// Statistics of a run.
+/// Statistics of a run. Device numbers are ESTIMATES of the timing model ([`crate::timing`]);
+/// the per-thread breakdown is [`SimProgram::profile`](crate::SimProgram::profile).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RunStats {
-    /// Estimated device cycles (0 until the timing model exists).
+    /// Estimated device cycles: the max over every RISC clock.
     pub device_cycles: u64,
+    /// Estimated device time in nanoseconds (cycles at the arch's clock).
+    pub device_ns: u64,
     /// Host wall time of the run in nanoseconds.
     pub host_ns: u64,
 }
@@ -566,7 +572,7 @@ pub(crate) fn run_program(dev: &mut SimDevice, prog: &mut SimProgram) -> SimResu
     for &c in &involved {
         let mut cr = CoreRun {
             cbs: vec![None; MAX_CBS],
-            sem_mask: 0,
+            ..CoreRun::default()
         };
         for cb in prog.cbs.iter().filter(|cb| cb.cores.contains(&c)) {
             let addr = match cb.global {
@@ -593,10 +599,12 @@ pub(crate) fn run_program(dev: &mut SimDevice, prog: &mut SimProgram) -> SimResu
             cr.sem_mask |= 1 << id;
         }
     }
+    let noc = crate::timing::NocModel::new(&dev.st.arch);
     let mut state = Box::new(RunState {
         dev: &mut dev.st as *mut _,
         cores,
         fault: None,
+        noc,
     });
     let state_ptr: *mut RunState = &mut *state;
 
@@ -695,6 +703,7 @@ pub(crate) fn run_program(dev: &mut SimDevice, prog: &mut SimProgram) -> SimResu
                 done: false,
                 faulted: false,
                 compute,
+                tm: Default::default(),
             }));
             if let std::collections::hash_map::Entry::Vacant(e) = prog.images.entry((ki, c)) {
                 match KernelImage::load(&k.binary) {
@@ -735,6 +744,48 @@ pub(crate) fn run_program(dev: &mut SimDevice, prog: &mut SimProgram) -> SimResu
         Ok(()) => schedule(dev, &guard, &mut riscs, state_ptr),
         Err(e) => Err(e),
     };
+    let mut device_cycles = 0u64;
+    if result.is_ok() {
+        let a = &dev.st.arch;
+        let mut threads = Vec::new();
+        let mut truncated = false;
+        for (_, risc, r) in riscs.iter() {
+            // SAFETY: the scheduler finished; no coroutine runs and nothing else references the ctx.
+            let ctx = unsafe { &*r.ctx };
+            let tm = &ctx.tm;
+            device_cycles = device_cycles.max(tm.end());
+            truncated |= tm.truncated;
+            let names: &[&'static str] = if ctx.compute.is_some() {
+                &crate::timing::COMPUTE_THREADS
+            } else if *risc == Risc::Brisc {
+                &["BRISC"]
+            } else {
+                &["NCRISC"]
+            };
+            for (th, name) in names.iter().enumerate() {
+                threads.push(crate::timing::ThreadProfile {
+                    core: ctx.coord,
+                    thread: name,
+                    kernel: ctx.kernel.clone(),
+                    end_cycles: tm.clk[th],
+                    busy_cycles: tm.busy[th],
+                    wait_cb_cycles: tm.wait_cb[th],
+                    wait_sync_cycles: tm.wait_sync[th],
+                    spans: tm.spans[th].clone(),
+                });
+            }
+        }
+        prog.last_profile = Some(crate::timing::Profile {
+            arch: a.name(),
+            clock_mhz: a.clock_mhz,
+            device_cycles,
+            threads,
+            truncated,
+        });
+    } else {
+        prog.last_profile = None;
+    }
+    let clock_mhz = dev.st.arch.clock_mhz.max(1) as u64;
     // Tear down: discard unfinished coroutines without unwinding through kernel frames.
     for (_, _, r) in riscs.iter_mut() {
         if r.co.started() && !r.co.done() {
@@ -755,7 +806,8 @@ pub(crate) fn run_program(dev: &mut SimDevice, prog: &mut SimProgram) -> SimResu
     drop(state);
     drop(guard);
     result.map(|()| RunStats {
-        device_cycles: 0,
+        device_cycles,
+        device_ns: device_cycles * 1000 / clock_mhz,
         host_ns: t0.elapsed().as_nanos() as u64,
     })
 }

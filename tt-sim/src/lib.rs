@@ -66,9 +66,14 @@
 //! held, deadlocks. Not detected: raw pointer writes by a kernel into reserved L1 (only NoC writes
 //! are checked) and wild pointers outside L1 (they crash the process like on a host program).
 //!
-//! # Timing
-//! Every completed kernel call passes through one place (`RiscCtx::complete`), the hook for the
-//! per-RISC cycle model of issue #3. Until then [`RunStats::device_cycles`] is 0.
+//! # Timing (ESTIMATES)
+//! [`timing`] is a cycle-approximate model: per-RISC clocks (three threads for compute) advanced
+//! by FPU work per fidelity, unpack/pack, API calls and NoC issue; NoC transfers finish by link
+//! bandwidth, DRAM bank bandwidth and hops; blocking calls resume at the producer's timestamp.
+//! [`RunStats`] carries the program's estimated cycles (max over RISCs) and
+//! [`SimProgram::profile`] the per-core, per-thread breakdown, exportable as a Chrome/Perfetto
+//! trace ([`Profile::to_chrome_trace`]) or a text summary ([`Profile::summary`]). The model and
+//! its calibration against published matmul numbers are in `docs/timing.md`.
 
 mod alloc;
 pub mod arch;
@@ -83,6 +88,7 @@ mod kernel_host;
 mod l1;
 pub mod program;
 mod run;
+pub mod timing;
 
 pub use arch::{ArchParams, CoreCoord, CoreRange, SimArch};
 pub use device::{
@@ -96,6 +102,7 @@ pub use program::{
     CbConfig, CbFormat, ComputeConfig, KernelConfig, KernelId, KernelKind, MathFidelity, Risc,
     SimProgram,
 };
+pub use timing::{Profile, Span, SpanKind, ThreadProfile, TimingParams};
 
 impl SimDevice {
     /// Runs a program to completion (TT-Metal `EnqueueMeshWorkload` + `Finish`).

@@ -185,6 +185,8 @@ pub struct SimProgram {
     pub(crate) placement: HashMap<(usize, Risc), usize>,
     /// Loaded kernel images per (kernel, core); reused between runs.
     pub(crate) images: HashMap<(usize, usize), KernelImage>,
+    /// Estimated profile of the last successful run.
+    pub(crate) last_profile: Option<crate::timing::Profile>,
 }
 
 pub(crate) fn expand_cores(
@@ -221,6 +223,12 @@ pub(crate) fn expand_cores(
 }
 
 impl SimProgram {
+    /// The ESTIMATED per-core, per-RISC profile of the last successful run (timing model), or
+    /// `None` before the first run or after a failed one.
+    pub fn profile(&self) -> Option<&crate::timing::Profile> {
+        self.last_profile.as_ref()
+    }
+
     /// An empty program for `dev`.
     pub fn new(dev: &SimDevice) -> SimProgram {
         SimProgram {
@@ -232,6 +240,7 @@ impl SimProgram {
             kernels: Vec::new(),
             placement: HashMap::new(),
             images: HashMap::new(),
+            last_profile: None,
         }
     }
 

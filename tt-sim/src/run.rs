@@ -21,6 +21,7 @@ use crate::compute::ComputeState;
 use crate::device::DeviceState;
 use crate::error::{SimError, SimResult};
 use crate::program::Risc;
+use crate::timing::{NocModel, Node, RiscClock, SpanKind};
 
 /// One circular buffer index on one core.
 #[derive(Debug, Clone)]
@@ -40,12 +41,70 @@ impl CbState {
     }
 }
 
+/// Timestamps of one CB's pages for the timing model.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CbTimes {
+    pushed: u64,
+    popped: u64,
+    /// Push time of each ring slot (page index modulo the page count).
+    push: Vec<u64>,
+    /// Pop time of each ring slot.
+    pop: Vec<u64>,
+}
+
+impl CbTimes {
+    fn slots(&mut self, n: u32) {
+        if self.push.len() != n as usize {
+            self.push = vec![0; n as usize];
+            self.pop = vec![0; n as usize];
+        }
+    }
+
+    /// Latest push time of the `n` pages at the front.
+    fn front_ready(&mut self, num_pages: u32, n: u32) -> u64 {
+        self.slots(num_pages);
+        (0..n as u64)
+            .map(|i| self.push[((self.popped + i) % num_pages as u64) as usize])
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Latest pop time of the `n` slots at the back.
+    fn back_free(&mut self, num_pages: u32, n: u32) -> u64 {
+        self.slots(num_pages);
+        (0..n as u64)
+            .map(|i| self.pop[((self.pushed + i) % num_pages as u64) as usize])
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn push_at(&mut self, num_pages: u32, n: u32, t: u64) {
+        self.slots(num_pages);
+        for _ in 0..n {
+            self.push[(self.pushed % num_pages as u64) as usize] = t;
+            self.pushed += 1;
+        }
+    }
+
+    fn pop_at(&mut self, num_pages: u32, n: u32, t: u64) {
+        self.slots(num_pages);
+        for _ in 0..n {
+            self.pop[(self.popped % num_pages as u64) as usize] = t;
+            self.popped += 1;
+        }
+    }
+}
+
 /// Per-core state of a run.
 #[derive(Debug, Default)]
 pub(crate) struct CoreRun {
     pub cbs: Vec<Option<CbState>>,
     /// Semaphore ids configured on this core.
     pub sem_mask: u32,
+    /// Per CB index: page timestamps.
+    pub cb_times: Vec<CbTimes>,
+    /// Per semaphore: time of the last NoC write / increment that landed on it.
+    pub sem_time: [u64; NUM_SEMAPHORES as usize],
 }
 
 /// State shared by every RISC of a run.
@@ -54,6 +113,19 @@ pub(crate) struct RunState {
     /// Indexed by core (row-major); `None` for cores not in the program.
     pub cores: Vec<Option<CoreRun>>,
     pub fault: Option<SimError>,
+    /// Bandwidth state of the timing model.
+    pub noc: NocModel,
+}
+
+impl RunState {
+    fn cb_times(&mut self, core: usize, cb: i32) -> Option<&mut CbTimes> {
+        let cr = self.cores.get_mut(core)?.as_mut()?;
+        let i = usize::try_from(cb).ok()?;
+        if cr.cb_times.len() <= i {
+            cr.cb_times.resize(i + 1, CbTimes::default());
+        }
+        cr.cb_times.get_mut(i)
+    }
 }
 
 /// A RISC's local view of one CB.
@@ -88,6 +160,8 @@ pub(crate) enum TxnKind {
 pub(crate) struct Txn {
     pub kind: TxnKind,
     pub size: u32,
+    /// Estimated cycle at which it has landed (timing model).
+    pub done_at: u64,
     pub call: &'static str,
     pub line: u32,
 }
@@ -109,6 +183,8 @@ pub(crate) struct RiscCtx {
     pub done: bool,
     pub faulted: bool,
     pub compute: Option<ComputeState>,
+    /// The timing model's clocks of this RISC.
+    pub tm: RiscClock,
 }
 
 fn overlaps(a: u32, alen: u32, b: u32, blen: u32) -> bool {
@@ -141,6 +217,40 @@ impl RiscCtx {
     pub fn complete(&mut self) {
         self.steps += 1;
         self.blocked = None;
+    }
+
+    /// Thread that reserves/pushes CB pages (the packer for compute).
+    fn producer_thread(&self) -> usize {
+        if self.compute.is_some() { 2 } else { 0 }
+    }
+
+    /// Charges a NoC transfer: issue cost on the RISC, completion time from the NoC model.
+    fn charge_noc(
+        &mut self,
+        st: &mut RunState,
+        src: Node,
+        dsts: &[Node],
+        noc: u32,
+        size: u32,
+    ) -> u64 {
+        let bursts = st.noc.bursts(size);
+        let issue = st.noc.p.noc_issue_cycles;
+        self.tm.busy(0, issue * bursts);
+        let t = self.tm.clk[0];
+        st.noc.transfer(src, dsts, noc, size, t)
+    }
+
+    /// A barrier: waits until every outstanding transaction has landed.
+    pub fn barrier_wait(&mut self, st: &mut RunState) {
+        let api = st.noc.p.api_cycles;
+        self.tm.busy(0, api);
+        let t = self
+            .outstanding
+            .iter()
+            .map(|t| t.done_at)
+            .max()
+            .unwrap_or(0);
+        self.tm.wait_until(0, t, SpanKind::WaitSync);
     }
 
     fn dev<'a>(&self, st: &'a mut RunState) -> &'a mut DeviceState {
@@ -207,6 +317,14 @@ impl RiscCtx {
         if free >= n {
             let l = &mut self.cb_local[cb as usize];
             l.reserved = l.reserved.max(n);
+            let th = self.producer_thread();
+            let api = st.noc.p.api_cycles;
+            let t = st
+                .cb_times(self.core, cb)
+                .map(|ct| ct.back_free(c.num_pages, n))
+                .unwrap_or(0);
+            self.tm.busy(th, api);
+            self.tm.wait_until(th, t, SpanKind::WaitCb);
             return Ok(Some(()));
         }
         self.blocked = Some(format!(
@@ -257,6 +375,12 @@ impl RiscCtx {
         }
         let cs = self.cb_state(st, cb, "cb_push_back", line)?;
         cs.received = cs.received.wrapping_add(n as u16);
+        let th = self.producer_thread();
+        self.tm.busy(th, st.noc.p.api_cycles);
+        let t = self.tm.clk[th];
+        if let Some(ct) = st.cb_times(self.core, cb) {
+            ct.push_at(c.num_pages, n, t);
+        }
         let l = &mut self.cb_local[cb as usize];
         l.reserved -= n;
         l.wr_ptr += bytes;
@@ -280,6 +404,13 @@ impl RiscCtx {
         if avail >= n {
             let l = &mut self.cb_local[cb as usize];
             l.waited = l.waited.max(n);
+            let api = st.noc.p.api_cycles;
+            let t = st
+                .cb_times(self.core, cb)
+                .map(|ct| ct.front_ready(c.num_pages, n))
+                .unwrap_or(0);
+            self.tm.busy(0, api);
+            self.tm.wait_until(0, t, SpanKind::WaitCb);
             return Ok(Some(()));
         }
         self.blocked = Some(format!(
@@ -331,6 +462,16 @@ impl RiscCtx {
         }
         let cs = self.cb_state(st, cb, "cb_pop_front", line)?;
         cs.acked = cs.acked.wrapping_add(n as u16);
+        self.tm.busy(0, st.noc.p.api_cycles);
+        // Compute pops once math has consumed the tiles.
+        let t = if self.compute.is_some() {
+            self.tm.clk[0].max(self.tm.clk[1])
+        } else {
+            self.tm.clk[0]
+        };
+        if let Some(ct) = st.cb_times(self.core, cb) {
+            ct.pop_at(c.num_pages, n, t);
+        }
         let l = &mut self.cb_local[cb as usize];
         l.waited -= n;
         l.rd_ptr += bytes;
@@ -527,12 +668,14 @@ impl RiscCtx {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub fn noc_read(
         &mut self,
         st: &mut RunState,
         src: u64,
         dst: u32,
         size: u32,
+        noc: u32,
         line: u32,
     ) -> SimResult<()> {
         let call = "noc_async_read";
@@ -547,21 +690,29 @@ impl RiscCtx {
             call,
             line,
         )?;
-        self.outstanding.push_back(Txn {
-            kind: TxnKind::Read { src: ep, dst },
-            size,
-            call,
-            line,
-        });
+        let me = Node::Core(self.core);
+        let done_at = self.charge_noc(st, node(&ep), &[me], noc, size);
+        self.push_txn(
+            Txn {
+                kind: TxnKind::Read { src: ep, dst },
+                size,
+                done_at,
+                call,
+                line,
+            },
+            noc,
+        );
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub fn noc_write(
         &mut self,
         st: &mut RunState,
         src: u32,
         dst: u64,
         size: u32,
+        noc: u32,
         line: u32,
     ) -> SimResult<()> {
         let call = "noc_async_write";
@@ -569,15 +720,21 @@ impl RiscCtx {
         let ep = self.resolve(st, dst, size, true, call, line)?;
         self.check_local(st, src, size, false, call, line)?;
         self.check_align(st, src, &ep, false, call, line)?;
-        self.outstanding.push_back(Txn {
-            kind: TxnKind::Write {
-                src,
-                dsts: vec![ep],
+        let me = Node::Core(self.core);
+        let done_at = self.charge_noc(st, me, &[node(&ep)], noc, size);
+        self.push_txn(
+            Txn {
+                kind: TxnKind::Write {
+                    src,
+                    dsts: vec![ep],
+                },
+                size,
+                done_at,
+                call,
+                line,
             },
-            size,
-            call,
-            line,
-        });
+            noc,
+        );
         Ok(())
     }
 
@@ -700,12 +857,18 @@ impl RiscCtx {
             self.check_align(st, src, &ep, false, call, line)?;
             eps.push(ep);
         }
-        self.outstanding.push_back(Txn {
-            kind: TxnKind::Write { src, dsts: eps },
-            size,
-            call,
-            line,
-        });
+        let nodes: Vec<Node> = eps.iter().map(node).collect();
+        let done_at = self.charge_noc(st, Node::Core(me), &nodes, noc, size);
+        self.push_txn(
+            Txn {
+                kind: TxnKind::Write { src, dsts: eps },
+                size,
+                done_at,
+                call,
+                line,
+            },
+            noc,
+        );
         Ok(())
     }
 
@@ -714,6 +877,7 @@ impl RiscCtx {
         st: &mut RunState,
         addr: u64,
         incr: u32,
+        noc: u32,
         line: u32,
     ) -> SimResult<()> {
         let call = "noc_semaphore_inc";
@@ -728,39 +892,59 @@ impl RiscCtx {
                 ));
             }
         }
-        self.outstanding.push_back(Txn {
-            kind: TxnKind::SemInc { dst: ep, incr },
-            size: 4,
-            call,
-            line,
-        });
+        let done_at = self.charge_noc(st, Node::Core(self.core), &[node(&ep)], noc, 4);
+        self.push_txn(
+            Txn {
+                kind: TxnKind::SemInc { dst: ep, incr },
+                size: 4,
+                done_at,
+                call,
+                line,
+            },
+            noc,
+        );
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub fn noc_inline_write(
         &mut self,
         st: &mut RunState,
         addr: u64,
         val: u32,
         be: u32,
+        noc: u32,
         line: u32,
     ) -> SimResult<()> {
         let call = "noc_inline_dw_write";
         let ep = self.resolve(st, addr, 4, true, call, line)?;
-        self.outstanding.push_back(Txn {
-            kind: TxnKind::Inline { dst: ep, val, be },
-            size: 4,
-            call,
-            line,
-        });
+        let done_at = self.charge_noc(st, Node::Core(self.core), &[node(&ep)], noc, 4);
+        self.push_txn(
+            Txn {
+                kind: TxnKind::Inline { dst: ep, val, be },
+                size: 4,
+                done_at,
+                call,
+                line,
+            },
+            noc,
+        );
         Ok(())
+    }
+
+    /// Queues a transaction; transactions on one NoC land in issue order.
+    fn push_txn(&mut self, mut t: Txn, noc: u32) {
+        let last = &mut self.tm.noc_last[noc as usize & 1];
+        t.done_at = t.done_at.max(*last);
+        *last = t.done_at;
+        self.outstanding.push_back(t);
     }
 
     /// Delivers every outstanding transaction of this RISC, in issue order.
     pub fn deliver_all(&mut self, st: &mut RunState) {
-        let dev = self.dev(st);
         while let Some(t) = self.outstanding.pop_front() {
-            deliver(dev, self.core, &t);
+            stamp_semaphores(st, &t);
+            deliver(self.dev(st), self.core, &t);
         }
     }
 
@@ -797,6 +981,16 @@ impl RiscCtx {
         self.check_local(st, addr, 4, false, call, line)?;
         let v = self.dev(st).l1[self.core].read_u32(addr);
         if (min && v >= val) || (!min && v == val) {
+            let t = sem_index(addr)
+                .and_then(|i| {
+                    st.cores
+                        .get(self.core)
+                        .and_then(|c| c.as_ref())
+                        .map(|c| c.sem_time[i])
+                })
+                .unwrap_or(0);
+            self.tm.busy(0, st.noc.p.api_cycles);
+            self.tm.wait_until(0, t, SpanKind::WaitSync);
             return Ok(Some(()));
         }
         let op = if min { ">=" } else { "==" };
@@ -812,6 +1006,38 @@ fn writable(unreserved: u32, addr: u32, size: u32) -> bool {
     let end = addr as u64 + size as u64;
     let sem_end = (SEMAPHORE_BASE + NUM_SEMAPHORES * SEMAPHORE_STRIDE) as u64;
     addr >= unreserved || (addr >= SEMAPHORE_BASE && end <= sem_end)
+}
+
+fn node(ep: &Endpoint) -> Node {
+    match *ep {
+        Endpoint::L1 { core, .. } => Node::Core(core),
+        Endpoint::Dram { bank, .. } => Node::Bank(bank),
+    }
+}
+
+/// Semaphore index of an L1 address inside the semaphore area.
+fn sem_index(addr: u32) -> Option<usize> {
+    let end = SEMAPHORE_BASE + NUM_SEMAPHORES * SEMAPHORE_STRIDE;
+    (SEMAPHORE_BASE..end)
+        .contains(&addr)
+        .then(|| ((addr - SEMAPHORE_BASE) / SEMAPHORE_STRIDE) as usize)
+}
+
+/// Records when a transaction lands on semaphores (semaphore waits resume at that time).
+fn stamp_semaphores(st: &mut RunState, t: &Txn) {
+    let mut stamp = |ep: &Endpoint| {
+        if let Endpoint::L1 { core, addr } = *ep
+            && let Some(i) = sem_index(addr)
+            && let Some(Some(c)) = st.cores.get_mut(core)
+        {
+            c.sem_time[i] = c.sem_time[i].max(t.done_at);
+        }
+    };
+    match &t.kind {
+        TxnKind::Write { dsts, .. } => dsts.iter().for_each(&mut stamp),
+        TxnKind::SemInc { dst, .. } | TxnKind::Inline { dst, .. } => stamp(dst),
+        TxnKind::Read { .. } => {}
+    }
 }
 
 fn read_ep(dev: &DeviceState, ep: &Endpoint, buf: &mut [u8]) {
