@@ -199,7 +199,7 @@ fn through_src(x: u32, fp32: bool, tf32: bool) -> u32 {
 /// within-face-transposed faces 0,1 (2,3) into row 0 of DEST face 0 (2), then moves that row
 /// through SrcB into column 0 of the face (it also stays in row 0, where the next reduce_tile
 /// accumulates onto it); `Scalar` pools all four faces into DEST row 4, moves the 16 partial
-/// sums through SrcB into a SrcA column and pools them once more into [0][0]. Rows that the
+/// sums through SrcB into a SrcA column and pools them once more into `[0][0]`. Rows that the
 /// hardware fills with values the packer's reduce mask hides are left as they were (zero in a
 /// cleared DEST), except that the transposed faces' other entries are zeroed.
 /// For `Max` hardware requires a 1.0 scaler; it is not read here.

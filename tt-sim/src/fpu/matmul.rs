@@ -14,10 +14,18 @@
 //! - per phase, each product is aligned and rounded with one i16 multiply, one add and one
 //!   high-half multiply (`pmulhw`), see `matmul_row`;
 //! - the DEST rounding of each MVMUL is [`super::core::accum_normalize_encode`] rewritten
-//!   without branches over 32-bit lanes (`accum_lane`).
+//!   without branches over 32-bit lanes (`accum_step`), with the DEST row kept decoded (sign,
+//!   exponent, mantissa) from the first MVMUL of the tile to the last;
+//! - the whole block is compiled once per x86-64 SIMD level (AVX-512BW/CD, AVX2, SSE4.1,
+//!   baseline) and picked at run time (`multiversion`); buffers are per thread and reused.
+//!
+//! [`matmul_block`] takes a row of in0 tiles and a row of in1 tiles (the LLK's `rt_dim` x
+//! `ct_dim` block for one K tile) and decomposes each operand tile once for the whole block.
 //!
 //! `tests::matmul_slow` is the straightforward MVMUL-by-MVMUL version (on the scalar reference
-//! `core::mvmul_ref`) that the fast path is checked against bit for bit.
+//! `core::mvmul_ref`) that the fast path is checked against bit for bit, on random tiles with
+//! every fidelity, both DEST widths, transposed in1, zeros, denormals, signed zeros, infinities,
+//! NaNs, flushed and overflowing sums and exact cancellations.
 
 use super::core::exp_prod_adj;
 use super::{DestTile, FpuConfig, FpuError, SrcTile, face_index};
@@ -198,9 +206,10 @@ impl DestLanes {
 }
 
 /// Lane version of [`super::core::accum_normalize_encode`]: adds two group terms to the decoded
-/// DEST value `(neg, exp, man)` and rounds into DEST's precision, branch-free so that it
-/// vectorises. A term is its signed group sum `s` (the reference's magnitude is `|s| << 13`)
-/// and its exponent `e` (`s == 0`, `e == 0` for a flushed group, as `group_sop` returns).
+/// DEST value `(nd, ed, md)` (see [`DestLanes`]) and rounds into DEST's precision, returning the
+/// new decoded value; branch-free so that it vectorises. A term is its signed group sum `s`
+/// (the reference's magnitude is `|s| << 13`) and its exponent `e` (`s == 0`, `e == 0` for a
+/// flushed group, as `group_sop` returns).
 ///
 /// Differences in formulation from the reference, all exact:
 /// - a term aligned by `d` is `((2v >> d) + 1) >> 1` on the signed value `v`, i.e. rounded half

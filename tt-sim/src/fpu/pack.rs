@@ -83,7 +83,7 @@ fn bfp8_lane(x: u32, exp: u32) -> u32 {
 }
 
 /// UNPACR of one tile to SrcA/SrcB: Float16_b as is, BFP expanded losslessly to bf16 (see
-/// [`bfp8_lane`]; Bfp4_b/Bfp2_b magnitudes are widened to 7 bits first), Float32 to
+/// `bfp8_lane`; Bfp4_b/Bfp2_b magnitudes are widened to 7 bits first), Float32 to
 /// `cfg.fp32_src` (TF32 or bf16, truncating).
 pub fn unpack(fmt: DataFormat, bytes: &[u8], cfg: &FpuConfig) -> Result<SrcTile, FpuError> {
     check_len("unpack", fmt, bytes.len())?;
