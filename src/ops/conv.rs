@@ -1,1 +1,823 @@
-//! (being written for issue #4)
+//! `conv1d` on the device: kernel size k, stride s, asymmetric zero padding, dilation d, groups
+//! (1, depthwise, or any divisor), bias and a fused activation; weights bf16 / bfp8_b / bfp4_b.
+//!
+//! # How it runs (kernels in `kernels/ops/conv/`)
+//! A dense conv is `y[t] = sum_j x[t s + j d - pad_left] W_j` with `W_j = weight[:, :, j]^T`
+//! (`[Cin, Cout]`), i.e. a sum over taps of shifted, strided `[T_out, Cin] x [Cin, Cout]` matmuls.
+//! - `reader_conv_gather` builds the shifted input tiles **on the device**: per output block of
+//!   32 rows it reads the window of input tiles the block needs (the slice plus its halo of
+//!   `(k-1) d` rows) and copies 64-byte rows into one in0 tile per (tap, input-channel tile);
+//!   rows outside `[0, T_in)` become zeros (the padding), so DRAM padding rows are never used.
+//! - `conv_gather_mm` accumulates every tap and input-channel tile of an output tile in DEST
+//!   (`matmul_tiles`; no partial-sum spills, fp32 throughout with fp32 accumulation), adds the
+//!   bias (DEST-reuse eltwise add) and applies the activation on the SFPU.
+//! - `writer_conv_interleave` writes the tiles and zeroes output rows at or beyond `T_out`.
+//!
+//! Grouped and depthwise convs use block-diagonal weights: output-channel tile `n` reduces only
+//! over the input-channel tiles its groups read (depthwise: one), so the FPU work is
+//! `k x (tiles that overlap)`, not `k x Cin`.
+//!
+//! # Time slicing and L1
+//! The time axis is processed in blocks of 32 output rows (`32 P` for conv-transpose): each block
+//! is a slice with its halo read from DRAM, so the L1 a core needs does **not** grow with T; a
+//! 100k-sample sequence is simply more blocks. Per core L1 holds: the block's in0 tiles (double
+//! buffered when it fits), the core's weights (resident), bias, the halo window, the output tiles
+//! and the conv-transpose assembly tiles. [`plan`] sizes all of them from the device's L1 and
+//! fails with [`OpError::ShapeUnsupported`] naming the limit when even one output-channel tile's
+//! weights cannot fit.
+//!
+//! # Multi-core
+//! Output channels are split into blocks of `nb` tiles (weights of a block stay resident on its
+//! cores; every core reads its own copy, i.e. weights are replicated, not multicast), and time
+//! blocks are split evenly over the remaining cores of the grid.
+
+use tt_safe::{
+    Args, Buffer, CbConfig, ComputeConfig, CoreCoord, CoreRange, DataFormat, Device, KernelKind,
+    KernelSpec, Program, RunStats, Tensor2d, core, range,
+};
+
+use super::common::{Activation, DeviceTensor, OpError, Precision, TILE, tiles};
+
+const OP: &str = "conv1d";
+const BF16_TILE: u64 = 2048;
+
+/// Shape parameters of a 1-D convolution (PyTorch `Conv1d` semantics, `padding_mode="zeros"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv1dParams {
+    /// Input channels.
+    pub cin: usize,
+    /// Output channels.
+    pub cout: usize,
+    /// Kernel size (taps).
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Zeros before the sequence.
+    pub pad_left: usize,
+    /// Zeros after the sequence.
+    pub pad_right: usize,
+    /// Dilation.
+    pub dilation: usize,
+    /// Groups (`cin` and `cout` must be multiples; `groups == cin == cout` is depthwise).
+    pub groups: usize,
+}
+
+impl Conv1dParams {
+    /// Stride 1, symmetric padding `padding`, dilation 1, one group.
+    pub fn new(cin: usize, cout: usize, kernel: usize, padding: usize) -> Conv1dParams {
+        Conv1dParams {
+            cin,
+            cout,
+            kernel,
+            stride: 1,
+            pad_left: padding,
+            pad_right: padding,
+            dilation: 1,
+            groups: 1,
+        }
+    }
+
+    /// `T_out = floor((T_in + pad_left + pad_right - d (k - 1) - 1) / s) + 1`, or `None` when the
+    /// padded input is shorter than the dilated kernel.
+    pub fn output_len(&self, t_in: usize) -> Option<usize> {
+        let span = self.dilation * (self.kernel.saturating_sub(1)) + 1;
+        let padded = t_in + self.pad_left + self.pad_right;
+        (padded >= span && self.stride > 0).then(|| (padded - span) / self.stride + 1)
+    }
+
+    fn validate(&self) -> Result<(), OpError> {
+        let bad = |what: String| Err(OpError::InvalidArgument { op: OP, what });
+        if self.cin == 0 || self.cout == 0 || self.kernel == 0 {
+            return bad(format!(
+                "cin {}, cout {} and kernel {} must be positive",
+                self.cin, self.cout, self.kernel
+            ));
+        }
+        if self.stride == 0 || self.dilation == 0 || self.groups == 0 {
+            return bad(format!(
+                "stride {}, dilation {} and groups {} must be positive",
+                self.stride, self.dilation, self.groups
+            ));
+        }
+        if !self.cin.is_multiple_of(self.groups) || !self.cout.is_multiple_of(self.groups) {
+            return bad(format!(
+                "groups {} must divide cin {} and cout {}",
+                self.groups, self.cin, self.cout
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The device engine shared by conv1d and conv_transpose1d ("gather conv"): per output block
+/// and phase `p < phases`, in0 row `i` of tap `m` is input row
+/// `block * block_stride + offsets[p] + i * row_step + m * tap_step`; phase `p`'s row `i` is
+/// output row `block * 32 * phases + i * phases + out_rows[p]`.
+#[derive(Debug, Clone)]
+pub(crate) struct Gather {
+    pub op: &'static str,
+    pub t_in: usize,
+    pub t_out: usize,
+    pub cin: usize,
+    pub cout: usize,
+    pub phases: usize,
+    pub taps: usize,
+    pub block_stride: i64,
+    pub row_step: i64,
+    pub tap_step: i64,
+    pub offsets: Vec<i64>,
+    pub out_rows: Vec<u32>,
+    /// Per output-channel tile, the input-channel tiles `[lo, hi)` it reduces over.
+    pub cin_ranges: Vec<(u32, u32)>,
+}
+
+impl Gather {
+    fn cin_t(&self) -> usize {
+        tiles(self.cin)
+    }
+    fn cout_t(&self) -> usize {
+        tiles(self.cout)
+    }
+    /// Output blocks (each `32 * phases` output rows).
+    pub fn blocks(&self) -> usize {
+        self.t_out.div_ceil(TILE * self.phases)
+    }
+    /// Relative input-row range `[lo, hi]` one block touches.
+    fn rel_range(&self) -> (i64, i64) {
+        let off_min = self.offsets.iter().copied().min().unwrap_or(0);
+        let off_max = self.offsets.iter().copied().max().unwrap_or(0);
+        let tap_span = (self.taps as i64 - 1) * self.tap_step;
+        let rows = 31 * self.row_step;
+        (
+            off_min + tap_span.min(0) + rows.min(0),
+            off_max + tap_span.max(0) + rows.max(0),
+        )
+    }
+    /// Input tiles the reader's halo window must hold (same formula as the kernel).
+    fn window_tiles(&self) -> usize {
+        let (lo, hi) = self.rel_range();
+        let span = (hi - lo + 1) as usize;
+        (span.div_ceil(TILE) + 1).min(tiles(self.t_in)).max(1)
+    }
+}
+
+/// How a gather conv is laid out on the device (see the module doc).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConvPlan {
+    /// Output-channel tiles per core (the resident weight block).
+    pub nb: usize,
+    /// Output-channel blocks (`cout_t / nb`).
+    pub channel_blocks: usize,
+    /// Cores per channel block, each taking a contiguous range of time blocks.
+    pub time_groups: usize,
+    /// Time blocks (slices) of `32 * phases` output rows.
+    pub time_blocks: usize,
+    /// Input tiles of the halo window per channel tile.
+    pub window_tiles: usize,
+    /// Whether the in0 CB is double-buffered.
+    pub double_buffered: bool,
+    /// L1 bytes per core the plan's CBs take.
+    pub l1_bytes: u64,
+    /// L1 bytes per core available.
+    pub l1_budget: u64,
+    /// Tiles DEST holds per acquire.
+    pub dest_group: usize,
+}
+
+fn dest_capacity(fp32_acc: bool) -> usize {
+    if fp32_acc { 4 } else { 8 }
+}
+
+/// Plans a gather conv on `grid_cores` cores with `l1_budget` bytes of L1 each.
+pub(crate) fn plan(
+    g: &Gather,
+    precision: &Precision,
+    grid_cores: usize,
+    l1_budget: u64,
+) -> Result<ConvPlan, OpError> {
+    let cin_t = g.cin_t() as u64;
+    let cout_t = g.cout_t();
+    let pm = (g.phases * g.taps) as u64;
+    let w_tile = precision.weights.tile_size_bytes() as u64;
+    let window = g.window_tiles();
+    let blocks = g.blocks();
+    let per_block_in0 = pm * cin_t * BF16_TILE;
+    let fixed_asm = if g.phases > 1 {
+        g.phases as u64 * BF16_TILE
+    } else {
+        0
+    };
+    let bytes = |nb: u64, double: bool| {
+        per_block_in0 * if double { 2 } else { 1 }
+            + pm * cin_t * nb * w_tile
+            + nb * BF16_TILE
+            + window as u64 * BF16_TILE
+            + 2 * g.phases as u64 * nb * BF16_TILE
+            + fixed_asm
+    };
+    let mut best: Option<(u64, ConvPlan)> = None;
+    for nb in (1..=cout_t).filter(|nb| cout_t.is_multiple_of(*nb)) {
+        let channel_blocks = cout_t / nb;
+        if channel_blocks > grid_cores {
+            continue;
+        }
+        let double = bytes(nb as u64, true) <= l1_budget;
+        let need = bytes(nb as u64, double);
+        if need > l1_budget {
+            continue;
+        }
+        let time_groups = (grid_cores / channel_blocks).clamp(1, blocks.max(1));
+        // Cost model: tile matmuls on the busiest core plus its weight load (in tiles).
+        let per_core_blocks = blocks.div_ceil(time_groups) as u64;
+        let cost = per_core_blocks * g.phases as u64 * nb as u64 * cin_t * g.taps as u64
+            + pm * cin_t * nb as u64;
+        let p = ConvPlan {
+            nb,
+            channel_blocks,
+            time_groups,
+            time_blocks: blocks,
+            window_tiles: window,
+            double_buffered: double,
+            l1_bytes: need,
+            l1_budget,
+            dest_group: nb.min(dest_capacity(precision.fp32_acc)),
+        };
+        if best.as_ref().is_none_or(|(c, _)| cost < *c) {
+            best = Some((cost, p));
+        }
+    }
+    best.map(|(_, p)| p).ok_or_else(|| OpError::ShapeUnsupported {
+        op: g.op,
+        what: format!(
+            "{} phase(s) x {} tap(s) x {} input-channel tiles with {:?} weights: one output-channel \
+             tile needs {} bytes of L1 per core (resident weights {} B, input tiles {} B, halo \
+             window {} tiles)",
+            g.phases,
+            g.taps,
+            cin_t,
+            precision.weights,
+            bytes(1, false),
+            pm * cin_t * w_tile,
+            per_block_in0,
+            window
+        ),
+        limit: format!(
+            "{l1_budget} bytes of L1 per core; use fewer taps x input channels per conv (split \
+             the input channels and add the results) or a smaller weight format"
+        ),
+    })
+}
+
+/// Device-resident weights of a gather conv: `[phases * taps * cin_p, cout_p]` tiles in the
+/// weight format, the bias as one tile row with every row equal to the bias (bf16).
+pub(crate) struct GatherWeights {
+    pub weights: Buffer,
+    pub bias: Option<Buffer>,
+}
+
+/// Uploads `dense` (row-major `[phases * taps * cin_p, cout]`, `cin_p = cin_t * 32`, zero where a
+/// group does not connect) and the bias.
+pub(crate) fn upload_weights(
+    device: &Device,
+    g: &Gather,
+    precision: &Precision,
+    dense: Vec<f32>,
+    bias: Option<&[f32]>,
+) -> Result<GatherWeights, OpError> {
+    let rows = g.phases * g.taps * g.cin_t() * TILE;
+    let w = Tensor2d::new(rows, g.cout, dense)?;
+    let bytes = w.to_tiles(precision.weights)?;
+    let page = precision.weights.tile_size_bytes() as u32;
+    let weights = Buffer::dram(device, bytes.len() as u64, page)?;
+    weights.write(&bytes)?;
+    let bias = match bias {
+        Some(b) => {
+            let t = Tensor2d::from_fn(TILE, g.cout, |_, c| b[c]);
+            let bytes = t.to_tiles(DataFormat::Float16_b)?;
+            let buf = Buffer::dram(device, bytes.len() as u64, BF16_TILE as u32)?;
+            buf.write(&bytes)?;
+            Some(buf)
+        }
+        None => None,
+    };
+    Ok(GatherWeights { weights, bias })
+}
+
+fn to_u32(op: &'static str, what: &str, v: i64) -> Result<u32, OpError> {
+    i32::try_from(v)
+        .map(|x| x as u32)
+        .map_err(|_| OpError::ShapeUnsupported {
+            op,
+            what: format!("{what} = {v}"),
+            limit: "32-bit signed row arithmetic in the kernels".into(),
+        })
+}
+
+/// Runs a planned gather conv: reads `input` (`[t_in, cin]`, bf16), returns the `[t_out, cout]`
+/// bf16 output (zero padding rows) and the run statistics.
+pub(crate) fn run(
+    device: &Device,
+    g: &Gather,
+    precision: &Precision,
+    activation: Activation,
+    weights: &GatherWeights,
+    plan: &ConvPlan,
+    input: &DeviceTensor,
+) -> Result<(DeviceTensor, RunStats), OpError> {
+    let cin_t = g.cin_t();
+    let cout_t = g.cout_t();
+    let grid = device.grid();
+    let out = DeviceTensor::alloc(device, g.t_out, g.cout, DataFormat::Float16_b)?;
+    let bf = DataFormat::Float16_b;
+    let pm = g.phases * g.taps;
+    let in0_tiles = (pm * cin_t * if plan.double_buffered { 2 } else { 1 }) as u32;
+    let w_tiles = (pm * cin_t * plan.nb) as u32;
+
+    // Core list: channel block cb, time group tg -> core index cb * time_groups + tg.
+    let n_cores = plan.channel_blocks * plan.time_groups;
+    let coords: Vec<CoreCoord> = (0..n_cores)
+        .map(|i| {
+            core(
+                (i % grid.size.x as usize) as u32,
+                (i / grid.size.x as usize) as u32,
+            )
+        })
+        .collect();
+    let ranges: Vec<CoreRange> = coords.iter().map(|c| range(c.x, c.y, c.x, c.y)).collect();
+
+    let mut program = Program::new(device)?;
+    for c in &coords {
+        program.add_circular_buffer(*c, CbConfig::tiles(0, bf, in0_tiles))?;
+        program.add_circular_buffer(*c, CbConfig::tiles(1, precision.weights, w_tiles))?;
+        if weights.bias.is_some() {
+            program.add_circular_buffer(*c, CbConfig::tiles(2, bf, plan.nb as u32))?;
+        }
+        program.add_circular_buffer(*c, CbConfig::tiles(3, bf, plan.window_tiles as u32))?;
+        if g.phases > 1 {
+            program.add_circular_buffer(*c, CbConfig::tiles(4, bf, g.phases as u32))?;
+        }
+        program
+            .add_circular_buffer(*c, CbConfig::tiles(16, bf, (2 * g.phases * plan.nb) as u32))?;
+    }
+
+    let kernel = |path: &str| {
+        crate::kernels::source(path).ok_or_else(|| OpError::InvalidArgument {
+            op: g.op,
+            what: format!("kernel {path} is not embedded in this build"),
+        })
+    };
+    let mut reader_ct = input.buffer().accessor_args()?;
+    reader_ct.extend(weights.weights.accessor_args()?);
+    reader_ct.extend(
+        weights
+            .bias
+            .as_ref()
+            .unwrap_or(&weights.weights)
+            .accessor_args()?,
+    );
+    let reader = program.add_kernel(
+        KernelSpec::new(
+            "reader_conv_gather",
+            kernel("ops/conv/reader_conv_gather.cpp")?,
+            KernelKind::riscv0(),
+            ranges.clone(),
+        )
+        .compile_args(reader_ct),
+    )?;
+    let compute = program.add_kernel(
+        KernelSpec::new(
+            "conv_gather_mm",
+            kernel("ops/conv/conv_gather_mm.cpp")?,
+            KernelKind::compute(ComputeConfig {
+                fidelity: precision.fidelity,
+                fp32_dest_acc: precision.fp32_acc,
+                ..ComputeConfig::default()
+            }),
+            ranges.clone(),
+        )
+        .compile_args(vec![
+            cin_t as u32,
+            plan.nb as u32,
+            g.phases as u32,
+            g.taps as u32,
+            plan.dest_group as u32,
+            u32::from(weights.bias.is_some()),
+            activation.code(),
+            activation.param_bits(),
+        ]),
+    )?;
+    let writer = program.add_kernel(
+        KernelSpec::new(
+            "writer_conv_interleave",
+            kernel("ops/conv/writer_conv_interleave.cpp")?,
+            KernelKind::riscv1(),
+            ranges,
+        )
+        .compile_args(out.buffer().accessor_args()?),
+    )?;
+
+    let t_in = to_u32(g.op, "input rows", g.t_in as i64)?;
+    let t_out = to_u32(g.op, "output rows", g.t_out as i64)?;
+    for (i, &c) in coords.iter().enumerate() {
+        let cb = i / plan.time_groups;
+        let tg = i % plan.time_groups;
+        let n0 = cb * plan.nb;
+        let b0 = plan.time_blocks * tg / plan.time_groups;
+        let b1 = plan.time_blocks * (tg + 1) / plan.time_groups;
+        let mut r = Args::new()
+            .addr(input.buffer())?
+            .addr(&weights.weights)?
+            .u32(match &weights.bias {
+                Some(b) => b.address_u32()?,
+                None => 0,
+            })
+            .u32(t_in)
+            .u32(cin_t as u32)
+            .u32(cout_t as u32)
+            .u32(n0 as u32)
+            .u32(plan.nb as u32)
+            .u32(g.phases as u32)
+            .u32(g.taps as u32)
+            .u32(b0 as u32)
+            .u32(b1 as u32)
+            .u32(to_u32(g.op, "block stride", g.block_stride)?)
+            .u32(to_u32(g.op, "row step", g.row_step)?)
+            .u32(to_u32(g.op, "tap step", g.tap_step)?)
+            .u32(u32::from(weights.bias.is_some()))
+            .u32(plan.window_tiles as u32);
+        for &o in &g.offsets {
+            r = r.u32(to_u32(g.op, "row offset", o)?);
+        }
+        // The last block's rows must stay in i32 too.
+        to_u32(
+            g.op,
+            "last input row",
+            plan.time_blocks as i64 * g.block_stride + g.rel_range().1,
+        )?;
+        program.set_runtime_args(reader, c, &r)?;
+
+        let mut cr = Args::new().u32((b1 - b0) as u32);
+        for w in 0..plan.nb {
+            let (lo, hi) = g.cin_ranges[n0 + w];
+            cr = cr.u32(lo).u32(hi);
+        }
+        program.set_runtime_args(compute, c, &cr)?;
+
+        let mut wr = Args::new()
+            .addr(out.buffer())?
+            .u32(t_out)
+            .u32(cout_t as u32)
+            .u32(n0 as u32)
+            .u32(plan.nb as u32)
+            .u32(g.phases as u32)
+            .u32(b0 as u32)
+            .u32(b1 as u32);
+        for &rp in &g.out_rows {
+            wr = wr.u32(rp);
+        }
+        program.set_runtime_args(writer, c, &wr)?;
+    }
+    let stats = device.run(&program)?;
+    let mut out = out;
+    // Rows past T_out are zeroed by the writer; columns past cout hold act(0) (zero weights and
+    // bias there), which is zero for every activation but sigmoid.
+    out.set_pad_is_zero(activation != Activation::Sigmoid || g.cout.is_multiple_of(TILE));
+    Ok((out, stats))
+}
+
+/// Checks the input tensor of a gather conv.
+pub(crate) fn check_input(
+    op: &'static str,
+    device: &Device,
+    input: &DeviceTensor,
+    cin: usize,
+) -> Result<(), OpError> {
+    if input.format() != DataFormat::Float16_b {
+        return Err(OpError::FormatUnsupported {
+            op,
+            role: "input activations",
+            format: input.format(),
+            supported: "Float16_b (the reader shifts bf16 rows on the device; convert bfp8_b \
+                        activations with a copy op first)",
+        });
+    }
+    if input.cols() != cin {
+        return Err(OpError::ShapeMismatch {
+            op,
+            what: format!(
+                "input is [{}, {}] (time-major [T, C]) but the conv has {cin} input channels",
+                input.rows(),
+                input.cols()
+            ),
+        });
+    }
+    // tt-safe exposes no device identity; a different device kind or provider is caught here.
+    if input.device().info() != device.info() || input.device().selection() != device.selection() {
+        return Err(OpError::ForeignDevice { op });
+    }
+    Ok(())
+}
+
+/// A conv1d with its weights prepared on a device.
+pub struct Conv1d {
+    device: Device,
+    params: Conv1dParams,
+    precision: Precision,
+    activation: Activation,
+    weights: GatherWeights,
+    template: Gather,
+}
+
+impl std::fmt::Debug for Conv1d {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conv1d")
+            .field("params", &self.params)
+            .field("precision", &self.precision)
+            .field("activation", &self.activation)
+            .finish()
+    }
+}
+
+impl Conv1d {
+    /// Prepares a conv: `weight` is PyTorch's `[cout, cin / groups, kernel]` row-major, `bias`
+    /// `[cout]`; the activation is applied after the bias.
+    pub fn new(
+        device: &Device,
+        params: Conv1dParams,
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        precision: Precision,
+        activation: Activation,
+    ) -> Result<Conv1d, OpError> {
+        params.validate()?;
+        precision.validate(OP)?;
+        check_activation(OP, activation)?;
+        let cin_g = params.cin / params.groups;
+        let cout_g = params.cout / params.groups;
+        let k = params.kernel;
+        if weight.len() != params.cout * cin_g * k {
+            return Err(OpError::ShapeMismatch {
+                op: OP,
+                what: format!(
+                    "weight has {} values, [cout {}, cin/groups {cin_g}, k {k}] needs {}",
+                    weight.len(),
+                    params.cout,
+                    params.cout * cin_g * k
+                ),
+            });
+        }
+        check_finite(OP, "weight", weight)?;
+        if let Some(b) = bias {
+            if b.len() != params.cout {
+                return Err(OpError::ShapeMismatch {
+                    op: OP,
+                    what: format!("bias has {} values, cout is {}", b.len(), params.cout),
+                });
+            }
+            check_finite(OP, "bias", b)?;
+        }
+        // Shape-independent description; t_in/t_out are filled per run.
+        let template = Gather {
+            op: OP,
+            t_in: 1,
+            t_out: 1,
+            cin: params.cin,
+            cout: params.cout,
+            phases: 1,
+            taps: k,
+            block_stride: (TILE * params.stride) as i64,
+            row_step: params.stride as i64,
+            tap_step: params.dilation as i64,
+            offsets: vec![-(params.pad_left as i64)],
+            out_rows: vec![0],
+            cin_ranges: group_cin_ranges(params.cin, params.cout, params.groups),
+        };
+        let cin_p = tiles(params.cin) * TILE;
+        let mut dense = vec![0f32; k * cin_p * params.cout];
+        for co in 0..params.cout {
+            let g = co / cout_g;
+            for ci in 0..cin_g {
+                for j in 0..k {
+                    let row = j * cin_p + g * cin_g + ci;
+                    dense[row * params.cout + co] = weight[(co * cin_g + ci) * k + j];
+                }
+            }
+        }
+        let weights = upload_weights(device, &template, &precision, dense, bias)?;
+        Ok(Conv1d {
+            device: device.clone(),
+            params,
+            precision,
+            activation,
+            weights,
+            template,
+        })
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &Conv1dParams {
+        &self.params
+    }
+
+    fn gather(&self, t_in: usize) -> Result<Gather, OpError> {
+        let t_out = self
+            .params
+            .output_len(t_in)
+            .ok_or_else(|| OpError::ShapeMismatch {
+                op: OP,
+                what: format!(
+                    "input length {t_in} with padding {}+{} is shorter than the dilated kernel {}",
+                    self.params.pad_left,
+                    self.params.pad_right,
+                    self.params.dilation * (self.params.kernel - 1) + 1
+                ),
+            })?;
+        Ok(Gather {
+            t_in,
+            t_out,
+            ..self.template.clone()
+        })
+    }
+
+    /// The device plan for an input of `t_in` steps.
+    pub fn plan(&self, t_in: usize) -> Result<ConvPlan, OpError> {
+        let g = self.gather(t_in)?;
+        plan(
+            &g,
+            &self.precision,
+            self.device.grid().num_cores(),
+            self.device.info().l1_user_bytes(),
+        )
+    }
+
+    /// Runs on `input` (`[T_in, cin]` bf16, time-major); returns `[T_out, cout]` bf16.
+    pub fn run(&self, input: &DeviceTensor) -> Result<(DeviceTensor, RunStats), OpError> {
+        check_input(OP, &self.device, input, self.params.cin)?;
+        let g = self.gather(input.rows())?;
+        let p = plan(
+            &g,
+            &self.precision,
+            self.device.grid().num_cores(),
+            self.device.info().l1_user_bytes(),
+        )?;
+        run(
+            &self.device,
+            &g,
+            &self.precision,
+            self.activation,
+            &self.weights,
+            &p,
+            input,
+        )
+    }
+}
+
+/// Per output-channel tile, the input-channel tiles its groups read.
+fn group_cin_ranges(cin: usize, cout: usize, groups: usize) -> Vec<(u32, u32)> {
+    let (cin_g, cout_g) = (cin / groups, cout / groups);
+    (0..tiles(cout))
+        .map(|n| {
+            let co_lo = n * TILE;
+            let co_hi = ((n + 1) * TILE).min(cout) - 1;
+            let ci_lo = (co_lo / cout_g) * cin_g;
+            let ci_hi = (co_hi / cout_g + 1) * cin_g; // exclusive
+            ((ci_lo / TILE) as u32, ci_hi.div_ceil(TILE) as u32)
+        })
+        .collect()
+}
+
+pub(crate) fn check_activation(op: &'static str, a: Activation) -> Result<(), OpError> {
+    match a {
+        Activation::LeakyRelu(s) if !s.is_finite() => Err(OpError::InvalidArgument {
+            op,
+            what: format!("leaky ReLU slope {s} is not finite"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+pub(crate) fn check_finite(op: &'static str, what: &str, v: &[f32]) -> Result<(), OpError> {
+    match v.iter().position(|x| !x.is_finite()) {
+        Some(i) => Err(OpError::InvalidArgument {
+            op,
+            what: format!("{what}[{i}] = {} is not finite", v[i]),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// f64 reference of PyTorch `Conv1d` on a time-major input `x [t_in, cin]` with weight
+/// `[cout, cin / groups, k]` and optional bias, followed by `activation`. Returns
+/// `(y [t_out, cout], s_abs [t_out, cout])` where `s_abs` is the sum of absolute products (for
+/// error bounds).
+pub fn conv1d_reference(
+    p: &Conv1dParams,
+    x: &[f32],
+    t_in: usize,
+    weight: &[f32],
+    bias: Option<&[f32]>,
+) -> (Vec<f64>, Vec<f64>) {
+    let t_out = p.output_len(t_in).unwrap_or(0);
+    let (cin_g, cout_g) = (p.cin / p.groups, p.cout / p.groups);
+    let mut y = vec![0f64; t_out * p.cout];
+    let mut s = vec![0f64; t_out * p.cout];
+    for t in 0..t_out {
+        for co in 0..p.cout {
+            let g = co / cout_g;
+            let mut acc = bias.map_or(0.0, |b| f64::from(b[co]));
+            let mut sa = 0.0;
+            for j in 0..p.kernel {
+                let pos = (t * p.stride + j * p.dilation) as i64 - p.pad_left as i64;
+                if pos < 0 || pos >= t_in as i64 {
+                    continue;
+                }
+                let row = &x[pos as usize * p.cin..];
+                for ci in 0..cin_g {
+                    let prod = f64::from(row[g * cin_g + ci])
+                        * f64::from(weight[(co * cin_g + ci) * p.kernel + j]);
+                    acc += prod;
+                    sa += prod.abs();
+                }
+            }
+            y[t * p.cout + co] = acc;
+            s[t * p.cout + co] = sa;
+        }
+    }
+    (y, s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_len_matches_pytorch_formula() {
+        let mut p = Conv1dParams::new(4, 4, 7, 3);
+        assert_eq!(p.output_len(345), Some(345));
+        p.stride = 2;
+        assert_eq!(p.output_len(10), Some(5)); // floor((10 + 6 - 7) / 2) + 1
+        p.pad_left = 0;
+        p.pad_right = 0;
+        assert_eq!(p.output_len(6), None);
+        assert_eq!(p.output_len(7), Some(1));
+    }
+
+    #[test]
+    fn group_ranges() {
+        // Depthwise 64 channels: tile n reads only tile n.
+        assert_eq!(group_cin_ranges(64, 64, 64), vec![(0, 1), (1, 2)]);
+        // Dense.
+        assert_eq!(group_cin_ranges(70, 40, 1), vec![(0, 3), (0, 3)]);
+        // 4 groups of 16 in / 8 out: out tile 0 = channels 0..31 = groups 0..3 -> in 0..64.
+        assert_eq!(group_cin_ranges(64, 32, 4), vec![(0, 2)]);
+    }
+
+    fn gather(t: usize, cin: usize, cout: usize, k: usize, d: usize) -> Gather {
+        Gather {
+            op: OP,
+            t_in: t,
+            t_out: t,
+            cin,
+            cout,
+            phases: 1,
+            taps: k,
+            block_stride: 32,
+            row_step: 1,
+            tap_step: d as i64,
+            offsets: vec![-(((k - 1) * d / 2) as i64)],
+            out_rows: vec![0],
+            cin_ranges: group_cin_ranges(cin, cout, 1),
+        }
+    }
+
+    #[test]
+    fn plan_fits_l1_and_is_independent_of_t() {
+        let budget = 1_400_000;
+        let a = plan(&gather(345, 192, 256, 7, 1), &Precision::hifi(), 64, budget).unwrap();
+        assert!(a.l1_bytes <= budget);
+        // 100k samples: more time blocks, same L1 per core.
+        let g = gather(100_000, 32, 32, 7, 12);
+        let b = plan(&g, &Precision::hifi(), 64, budget).unwrap();
+        assert_eq!(b.time_blocks, 3125);
+        assert!(b.l1_bytes < 64 * 1024, "{b:?}");
+        // Halo of a dilation-12 k7 conv: 31 + 72 + 1 rows -> 4 tiles + 1 for misalignment.
+        assert_eq!(b.window_tiles, 5);
+    }
+
+    #[test]
+    fn plan_names_the_limit() {
+        // 15 taps x 128 input tiles of bf16 weights: 3.9 MB for one output tile.
+        let g = gather(100, 4096, 32, 15, 1);
+        let e = plan(&g, &Precision::hifi(), 64, 1_400_000).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("L1") && msg.contains("1400000"), "{msg}");
+    }
+
+    #[test]
+    fn reference_small_case_by_hand() {
+        // cin 1, cout 1, k 2, pad 1: y[t] = w0 x[t-1] + w1 x[t] + b.
+        let p = Conv1dParams::new(1, 1, 2, 1);
+        let (y, _) = conv1d_reference(&p, &[1.0, 2.0, 3.0], 3, &[10.0, 1.0], Some(&[0.5]));
+        assert_eq!(y, vec![1.5, 12.5, 23.5, 30.5]);
+    }
+}

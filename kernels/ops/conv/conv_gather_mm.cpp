@@ -1,0 +1,108 @@
+// Conv / conv-transpose compute: per output block and phase, every output-channel tile of the
+// core's block is the sum over taps m and input-channel tiles c of
+//     in0[(p * M + m) * cin_t + c]  x  W[((p * M + m) * cin_t + c) * nb + w]
+// accumulated in DEST with matmul_tiles (no partial-sum spills: the whole reduction of one output
+// tile stays in DEST, in fp32 when fp32_dest_acc is on). Grouped and depthwise convolutions are
+// block-diagonal weights: output tile w only reduces over input tiles [c_lo(w), c_hi(w)).
+// Then the bias tile (rows replicated) is added to DEST (DEST-reuse eltwise add), the fused
+// activation runs on the SFPU, and the tiles are packed to CB 16 in (phase, w) order.
+//
+// CBs: 0 in0 (P*M*cin_t tiles per block), 1 weights (resident), 2 bias (resident, nb tiles),
+//   16 output.
+// Compile-time args: 0 cin_t, 1 nb, 2 P, 3 M, 4 DEST group (tiles per acquire), 5 has_bias,
+//   6 activation (Activation::code: 0 none, 1 relu, 2 leaky relu, 3 gelu, 4 tanh, 5 sigmoid), 7 activation param
+//   (leaky slope, f32 bits).
+// Runtime args: 0 number of blocks, then c_lo[w], c_hi[w] for w < nb.
+#include <cstdint>
+
+#include "api/compute/compute_kernel_hw_startup.h"
+#include "api/compute/eltwise_binary.h"
+#include "api/compute/eltwise_unary/eltwise_unary.h"
+#include "api/compute/eltwise_unary/gelu.h"
+#include "api/compute/eltwise_unary/relu.h"
+#include "api/compute/eltwise_unary/sigmoid.h"
+#include "api/compute/eltwise_unary/tanh.h"
+#include "api/compute/matmul.h"
+
+void kernel_main() {
+    constexpr uint32_t cin_t = get_compile_time_arg_val(0);
+    constexpr uint32_t nb = get_compile_time_arg_val(1);
+    constexpr uint32_t P = get_compile_time_arg_val(2);
+    constexpr uint32_t M = get_compile_time_arg_val(3);
+    constexpr uint32_t group = get_compile_time_arg_val(4);
+    constexpr uint32_t has_bias = get_compile_time_arg_val(5);
+    constexpr uint32_t act = get_compile_time_arg_val(6);
+    constexpr uint32_t act_param = get_compile_time_arg_val(7);
+
+    constexpr uint32_t cb_in0 = 0;
+    constexpr uint32_t cb_w = 1;
+    constexpr uint32_t cb_bias = 2;
+    constexpr uint32_t cb_out = 16;
+
+    const uint32_t num_blocks = get_arg_val<uint32_t>(0);
+
+    compute_kernel_hw_startup(cb_in0, cb_w, cb_out);
+    mm_init(cb_in0, cb_w, cb_out);
+
+    cb_wait_front(cb_w, P * M * cin_t * nb);
+    if constexpr (has_bias != 0) {
+        cb_wait_front(cb_bias, nb);
+    }
+
+    constexpr uint32_t per_block = P * M * cin_t;
+    for (uint32_t b = 0; b < num_blocks; ++b) {
+        cb_wait_front(cb_in0, per_block);
+        for (uint32_t p = 0; p < P; ++p) {
+            for (uint32_t w0 = 0; w0 < nb; w0 += group) {
+                const uint32_t gw = nb - w0 < group ? nb - w0 : group;
+                tile_regs_acquire();
+                mm_init_short(cb_in0, cb_w);
+                for (uint32_t j = 0; j < gw; ++j) {
+                    const uint32_t w = w0 + j;
+                    const uint32_t c_lo = get_arg_val<uint32_t>(1 + 2 * w);
+                    const uint32_t c_hi = get_arg_val<uint32_t>(2 + 2 * w);
+                    for (uint32_t m = 0; m < M; ++m) {
+                        const uint32_t pm = (p * M + m) * cin_t;
+                        for (uint32_t c = c_lo; c < c_hi; ++c) {
+                            matmul_tiles(cb_in0, cb_w, pm + c, (pm + c) * nb + w, j);
+                        }
+                    }
+                }
+                if constexpr (has_bias != 0) {
+                    binary_dest_reuse_tiles_init<EltwiseBinaryType::ELWADD,
+                                                 EltwiseBinaryReuseDestType::DEST_TO_SRCA>(cb_bias);
+                    for (uint32_t j = 0; j < gw; ++j) {
+                        binary_dest_reuse_tiles<EltwiseBinaryType::ELWADD,
+                                                EltwiseBinaryReuseDestType::DEST_TO_SRCA>(cb_bias, w0 + j, j);
+                    }
+                }
+                if constexpr (act == 1) {
+                    relu_tile_init();
+                    for (uint32_t j = 0; j < gw; ++j) relu_tile(j);
+                } else if constexpr (act == 2) {
+                    leaky_relu_tile_init();
+                    for (uint32_t j = 0; j < gw; ++j) leaky_relu_tile(j, act_param);
+                } else if constexpr (act == 3) {
+                    gelu_tile_init();
+                    for (uint32_t j = 0; j < gw; ++j) gelu_tile(j);
+                } else if constexpr (act == 4) {
+                    tanh_tile_init();
+                    for (uint32_t j = 0; j < gw; ++j) tanh_tile(j);
+                } else if constexpr (act == 5) {
+                    sigmoid_tile_init();
+                    for (uint32_t j = 0; j < gw; ++j) sigmoid_tile(j);
+                }
+                tile_regs_commit();
+
+                cb_reserve_back(cb_out, gw);
+                tile_regs_wait();
+                for (uint32_t j = 0; j < gw; ++j) {
+                    pack_tile(j, cb_out);
+                }
+                tile_regs_release();
+                cb_push_back(cb_out, gw);
+            }
+        }
+        cb_pop_front(cb_in0, per_block);
+    }
+}
