@@ -493,11 +493,14 @@ impl CpuBackend {
     fn dds(&self, d: &Dds, x: &mut [f32], t: usize, pad: &mut Vec<f32>) {
         for i in 0..d.sep.len() {
             let mut y = d.sep[i].run(x, t);
-            d.n1[i].run(&mut y);
-            y.iter_mut().for_each(|v| *v = gelu(*v));
+            d.n1[i].run_then(&mut y, gelu);
             let mut y = d.pw[i].run(&y, t, Act::None, Act::None, pad);
-            d.n2[i].run(&mut y);
-            x.iter_mut().zip(&y).for_each(|(a, b)| *a += gelu(*b));
+            d.n2[i].run_then(&mut y, gelu);
+            x.par_chunks_mut(1 << 12)
+                .zip(y.par_chunks(1 << 12))
+                .for_each(|(a, b)| {
+                    a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+                });
         }
     }
 

@@ -582,20 +582,25 @@ impl DwConv {
     pub fn run(&self, x: &[f32], t_len: usize) -> Vec<f32> {
         let (c, pad) = (self.c, self.dil * (self.k - 1) / 2);
         let mut out = vec![0.0; t_len * c];
-        for t in 0..t_len {
-            let o = &mut out[t * c..(t + 1) * c];
-            o.copy_from_slice(&self.b);
-            for kk in 0..self.k {
-                let src = t as isize + (kk * self.dil) as isize - pad as isize;
-                if src < 0 || src as usize >= t_len {
-                    continue;
+        out.par_chunks_mut(c * 32)
+            .enumerate()
+            .for_each(|(bi, blk)| {
+                for (r, o) in blk.chunks_mut(c).enumerate() {
+                    let t = bi * 32 + r;
+                    o.copy_from_slice(&self.b);
+                    for kk in 0..self.k {
+                        let src = t as isize + (kk * self.dil) as isize - pad as isize;
+                        if src < 0 || src as usize >= t_len {
+                            continue;
+                        }
+                        let xs = &x[src as usize * c..(src as usize + 1) * c];
+                        for ((o, xv), wv) in o.iter_mut().zip(xs).zip(&self.w[kk * c..(kk + 1) * c])
+                        {
+                            *o += xv * wv;
+                        }
+                    }
                 }
-                let xs = &x[src as usize * c..(src as usize + 1) * c];
-                for ((o, xv), wv) in o.iter_mut().zip(xs).zip(&self.w[kk * c..(kk + 1) * c]) {
-                    *o += xv * wv;
-                }
-            }
-        }
+            });
         out
     }
 }
@@ -618,15 +623,22 @@ impl LayerNorm {
 
     /// Normalise each row of `x` (`[t, c]`) in place.
     pub fn run(&self, x: &mut [f32]) {
+        self.run_then(x, |v| v);
+    }
+
+    /// Normalise each row, then apply `f` elementwise (fused activation).
+    pub fn run_then(&self, x: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
         let c = self.gamma.len();
-        for row in x.chunks_mut(c) {
-            let mean = row.iter().sum::<f32>() / c as f32;
-            let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / c as f32;
-            let den = (var + 1e-5).sqrt();
-            for ((v, g), b) in row.iter_mut().zip(&self.gamma).zip(&self.beta) {
-                *v = (*v - mean) / den * g + b;
+        x.par_chunks_mut(c * 32).for_each(|blk| {
+            for row in blk.chunks_mut(c) {
+                let mean = row.iter().sum::<f32>() / c as f32;
+                let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / c as f32;
+                let den = (var + 1e-5).sqrt();
+                for ((v, g), b) in row.iter_mut().zip(&self.gamma).zip(&self.beta) {
+                    *v = f((*v - mean) / den * g + b);
+                }
             }
-        }
+        });
     }
 }
 
