@@ -22,6 +22,7 @@ use tt_sys::{
     Api, tt_buffer, tt_buffer_config, tt_cb_config, tt_cb_format, tt_core_coord, tt_core_range,
     tt_core_range_set, tt_define, tt_device, tt_device_info, tt_device_open_options,
     tt_kernel_config, tt_kernel_id, tt_program, tt_run_stats, tt_shard_spec, tt_status,
+    tt_thread_profile,
 };
 
 use crate::error::{ProviderError, Status};
@@ -508,6 +509,107 @@ impl FfiDevice {
         self.check("program_run", raw)?;
         Ok(stats)
     }
+
+    /// An optional (appended) table function, or `Unsupported` naming it.
+    fn optional<T>(&self, f: Option<T>, call: &'static str) -> Result<T, ProviderError> {
+        f.ok_or_else(|| ProviderError {
+            provider: self.provider.clone(),
+            call,
+            status: Status::Unsupported,
+            message:
+                "this provider has no timing model / profile (the function is NULL in its table)"
+                    .to_owned(),
+        })
+    }
+
+    /// One of the text profile functions: asks for the size, then fetches the text.
+    fn profile_text(
+        &self,
+        program: &RawProgram,
+        which: ProfileText,
+    ) -> Result<String, ProviderError> {
+        let (f, call) = match which {
+            ProfileText::Json => (
+                self.optional(
+                    self.api.table().program_profile_json,
+                    "program_profile_json",
+                )?,
+                "program_profile_json",
+            ),
+            ProfileText::Summary => (
+                self.optional(
+                    self.api.table().program_profile_summary,
+                    "program_profile_summary",
+                )?,
+                "program_profile_summary",
+            ),
+        };
+        let _g = self.guard();
+        let mut needed = 0u64;
+        // SAFETY: live program handle; len 0 with a NULL buffer only asks for the size; lock held.
+        let raw = unsafe { f(program.0.as_ptr(), std::ptr::null_mut(), 0, &mut needed) };
+        self.check(call, raw)?;
+        let mut buf = vec![0u8; needed.max(1) as usize];
+        // SAFETY: `buf` has `buf.len()` writable bytes; live program handle; lock held.
+        let raw = unsafe {
+            f(
+                program.0.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len() as u64,
+                &mut needed,
+            )
+        };
+        self.check(call, raw)?;
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        buf.truncate(end);
+        String::from_utf8(buf).map_err(|e| ProviderError {
+            provider: self.provider.clone(),
+            call,
+            status: Status::Internal,
+            message: format!("the provider returned text that is not UTF-8: {e}"),
+        })
+    }
+
+    pub(crate) fn program_profile_json(
+        &self,
+        program: &RawProgram,
+    ) -> Result<String, ProviderError> {
+        self.profile_text(program, ProfileText::Json)
+    }
+
+    pub(crate) fn program_profile_summary(
+        &self,
+        program: &RawProgram,
+    ) -> Result<String, ProviderError> {
+        self.profile_text(program, ProfileText::Summary)
+    }
+
+    pub(crate) fn program_profile_threads(
+        &self,
+        program: &RawProgram,
+    ) -> Result<Vec<tt_thread_profile>, ProviderError> {
+        let f = self.optional(
+            self.api.table().program_profile_threads,
+            "program_profile_threads",
+        )?;
+        let _g = self.guard();
+        let mut count = 0u32;
+        // SAFETY: live program handle; capacity 0 with NULL only asks for the count; lock held.
+        let raw = unsafe { f(program.0.as_ptr(), std::ptr::null_mut(), 0, &mut count) };
+        self.check("program_profile_threads", raw)?;
+        let mut out = vec![tt_thread_profile::default(); count as usize];
+        // SAFETY: `out` has `count` writable entries; live program handle; lock held.
+        let raw = unsafe { f(program.0.as_ptr(), out.as_mut_ptr(), count, &mut count) };
+        self.check("program_profile_threads", raw)?;
+        out.truncate(count as usize);
+        Ok(out)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum ProfileText {
+    Json,
+    Summary,
 }
 
 impl Drop for FfiDevice {

@@ -23,7 +23,9 @@
 //!   receivers). What only the provider knows (how much L1 is free, compiler output, kernel faults
 //!   with core/RISC/kernel/line, deadlocks) comes back verbatim inside the error.
 //! - **Timing**: [`RunStats`] carries the provider's `is_estimate` flag; simulator numbers are
-//!   model estimates and are labelled so by `Display`.
+//!   model estimates and are labelled so by `Display`. [`Program::profile`] gives the estimated
+//!   per-core, per-RISC breakdown of the last run ([`Profile`]: busy / waiting on CBs / waiting
+//!   on NoC and semaphores, a Chrome/Perfetto trace and a text summary).
 //! - **Unsafe code**: `#![deny(unsafe_code)]`; the only exception is the private `ffi` module,
 //!   where every `unsafe` block states its `// SAFETY:` argument.
 //!
@@ -111,6 +113,7 @@ pub mod error;
 mod ffi;
 pub mod grid;
 pub mod mcast;
+pub mod profile;
 pub mod program;
 pub mod tiles;
 
@@ -125,6 +128,7 @@ pub use error::{
 };
 pub use grid::{CoreCoord, CoreRange, CoreRangeSet, CoreSpec, Grid, NocMap, core, range};
 pub use mcast::{McastPlan, McastRect, McastRole, McastSemaphores};
+pub use profile::{CoreProfile, Profile, ProfileThread, ThreadProfile};
 pub use program::{
     CbConfig, CbFormat, CbHandle, ComputeConfig, KernelHandle, KernelKind, KernelSpec,
     MathFidelity, Noc, Processor, Program, RunStats, SemaphoreId,

@@ -430,6 +430,32 @@ impl Program {
         self.device.ffi.program_run(self.raw())
     }
 
+    /// The ESTIMATED profile of this program's last successful run (per core and RISC thread,
+    /// plus a Chrome/Perfetto trace and a text summary). Errors: `InvalidArgument` before the
+    /// first run, `Unsupported` from a provider without a timing model.
+    pub fn profile(&self) -> Result<crate::profile::Profile, ProviderError> {
+        let ffi = &self.device.ffi;
+        let raw = ffi.program_profile_threads(self.raw())?;
+        let threads = raw
+            .iter()
+            .map(|t| crate::profile::ThreadProfile {
+                core: CoreCoord::new(t.core.x, t.core.y),
+                thread: crate::profile::ProfileThread::from_raw(t.thread),
+                end_cycles: t.end_cycles,
+                busy_cycles: t.busy_cycles,
+                wait_cb_cycles: t.wait_cb_cycles,
+                wait_sync_cycles: t.wait_sync_cycles,
+            })
+            .collect();
+        Ok(crate::profile::Profile {
+            provider: self.device.kind,
+            clock_mhz: self.device.info.clock_mhz,
+            threads,
+            summary: ffi.program_profile_summary(self.raw())?,
+            trace: ffi.program_profile_json(self.raw())?,
+        })
+    }
+
     fn validate_cores(
         &self,
         what: &str,

@@ -109,7 +109,36 @@ fn copy(
             )
             .unwrap();
     }
+    let before = program.profile().unwrap_err();
+    assert_eq!(before.status, tt_safe::Status::InvalidArgument, "{before}");
+    assert!(before.to_string().contains("run it first"), "{before}");
     let stats = device.run(&program).unwrap();
+    // The estimated profile: one entry per core, BRISC (writer) and NCRISC (reader) on each.
+    let prof = program.profile().unwrap();
+    let per_core = prof.cores();
+    assert_eq!(per_core.len(), list.len());
+    for c in &per_core {
+        let mut th: Vec<_> = c.threads.iter().map(|t| t.thread).collect();
+        th.sort();
+        assert_eq!(
+            th,
+            vec![
+                tt_safe::ProfileThread::Brisc,
+                tt_safe::ProfileThread::Ncrisc
+            ]
+        );
+        assert!(c.threads.iter().all(|t| t.busy_cycles > 0
+            && t.busy_cycles + t.wait_cb_cycles + t.wait_sync_cycles <= t.end_cycles));
+    }
+    assert_eq!(Some(prof.device_cycles()), stats.device_cycles);
+    assert!(
+        prof.summary().starts_with("ESTIMATED"),
+        "{}",
+        prof.summary()
+    );
+    let trace = prof.to_chrome_trace();
+    assert!(trace.starts_with('{') && trace.contains("\"traceEvents\":["));
+    assert!(trace.contains("NCRISC 'reader'"));
     assert_eq!(stats.provider, ProviderKind::Sim);
     assert!(
         stats.is_estimate,

@@ -11,7 +11,7 @@ use std::panic::AssertUnwindSafe;
 use tt_sys::{
     tt_buffer, tt_buffer_config, tt_cb_config, tt_core_coord, tt_core_range_set, tt_device,
     tt_device_info, tt_device_open_options, tt_kernel_config, tt_kernel_id, tt_program,
-    tt_run_stats, tt_shim_api, tt_status,
+    tt_run_stats, tt_shim_api, tt_status, tt_thread_profile,
 };
 
 use crate::arch::{CoreCoord, CoreRange, SimArch};
@@ -676,8 +676,117 @@ unsafe extern "C" fn program_run(
         {
             o.is_estimate = 1;
             o.device_cycles = s.device_cycles;
-            o.device_ns = s.device_cycles * 1000 / d.dev.arch().clock_mhz as u64;
+            o.device_ns = s.device_ns;
             o.host_ns = s.host_ns;
+        }
+        Ok(())
+    })
+}
+
+fn profile_of(p: &FfiProgram) -> SimResult<&crate::timing::Profile> {
+    p.prog.profile().ok_or_else(|| {
+        SimError::InvalidArgument(
+            "the program has no profile yet: run it first (program_run) and check that the run succeeded".into(),
+        )
+    })
+}
+
+/// Copies `text` + NUL into `buf` (at most `len` bytes, always NUL-terminated when len > 0).
+///
+/// # Safety
+/// `buf` must be NULL or point at `len` writable bytes; `needed` NULL or writable.
+unsafe fn write_text(text: &str, buf: *mut c_char, len: u64, needed: *mut u64) -> SimResult<()> {
+    let full = text.len() as u64 + 1;
+    // SAFETY: caller contract.
+    let needed = unsafe { needed.as_mut() }.ok_or_else(|| null("out_needed"))?;
+    *needed = full;
+    if len == 0 {
+        return Ok(());
+    }
+    if buf.is_null() {
+        return Err(null("buf (with len > 0)"));
+    }
+    let n = (len.min(full) - 1) as usize;
+    // SAFETY: `buf` has `len` >= n + 1 writable bytes (caller contract); the source is `text`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(text.as_ptr(), buf as *mut u8, n);
+        *buf.add(n) = 0;
+    }
+    Ok(())
+}
+
+unsafe extern "C" fn program_profile_json(
+    program: *mut tt_program,
+    buf: *mut c_char,
+    len: u64,
+    needed: *mut u64,
+) -> tt_status::Type {
+    guard(|| {
+        // SAFETY: handle contract.
+        let p = unsafe { prog_mut(program) }?;
+        let text = profile_of(p)?.to_chrome_trace();
+        // SAFETY: caller passes a buffer of `len` bytes and a writable `needed`.
+        unsafe { write_text(&text, buf, len, needed) }
+    })
+}
+
+unsafe extern "C" fn program_profile_summary(
+    program: *mut tt_program,
+    buf: *mut c_char,
+    len: u64,
+    needed: *mut u64,
+) -> tt_status::Type {
+    guard(|| {
+        // SAFETY: handle contract.
+        let p = unsafe { prog_mut(program) }?;
+        let text = profile_of(p)?.summary();
+        // SAFETY: caller passes a buffer of `len` bytes and a writable `needed`.
+        unsafe { write_text(&text, buf, len, needed) }
+    })
+}
+
+unsafe extern "C" fn program_profile_threads(
+    program: *mut tt_program,
+    out: *mut tt_thread_profile,
+    capacity: u32,
+    count: *mut u32,
+) -> tt_status::Type {
+    guard(|| {
+        // SAFETY: handle contract.
+        let p = unsafe { prog_mut(program) }?;
+        let prof = profile_of(p)?;
+        // SAFETY: caller passes NULL or a writable count.
+        let count = unsafe { count.as_mut() }.ok_or_else(|| null("out_count"))?;
+        *count = prof.threads.len() as u32;
+        if capacity == 0 {
+            return Ok(());
+        }
+        if out.is_null() {
+            return Err(null("out (with capacity > 0)"));
+        }
+        for (i, t) in prof.threads.iter().take(capacity as usize).enumerate() {
+            let thread = match t.thread {
+                "BRISC" => 0,
+                "NCRISC" => 1,
+                "TRISC0 (unpack)" => 2,
+                "TRISC1 (math)" => 3,
+                _ => 4,
+            };
+            // SAFETY: `out` has `capacity` writable entries (caller contract) and i < capacity.
+            unsafe {
+                out.add(i).write(tt_thread_profile {
+                    core: tt_core_coord {
+                        x: t.core.x,
+                        y: t.core.y,
+                    },
+                    thread,
+                    reserved: 0,
+                    end_cycles: t.end_cycles,
+                    busy_cycles: t.busy_cycles,
+                    wait_cb_cycles: t.wait_cb_cycles,
+                    wait_sync_cycles: t.wait_sync_cycles,
+                })
+            };
         }
         Ok(())
     })
@@ -709,6 +818,9 @@ pub fn shim_api() -> tt_shim_api {
         program_set_runtime_args: Some(program_set_runtime_args),
         program_set_common_runtime_args: Some(program_set_common_runtime_args),
         program_run: Some(program_run),
+        program_profile_json: Some(program_profile_json),
+        program_profile_summary: Some(program_profile_summary),
+        program_profile_threads: Some(program_profile_threads),
     }
 }
 

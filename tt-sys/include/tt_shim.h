@@ -201,6 +201,26 @@ typedef struct tt_run_stats {
     uint64_t host_ns;         /* host wall time of the run */
 } tt_run_stats;
 
+/* Threads of a run profile (appended to ABI v1). */
+typedef enum tt_profile_thread {
+    TT_PROFILE_BRISC = 0,
+    TT_PROFILE_NCRISC = 1,
+    TT_PROFILE_TRISC0_UNPACK = 2,
+    TT_PROFILE_TRISC1_MATH = 3,
+    TT_PROFILE_TRISC2_PACK = 4
+} tt_profile_thread;
+
+/* One thread of one core in a run profile. All cycle counts are ESTIMATES of a timing model. */
+typedef struct tt_thread_profile {
+    tt_core_coord core;        /* logical */
+    uint32_t thread;           /* tt_profile_thread */
+    uint32_t reserved;
+    uint64_t end_cycles;       /* cycle at which the thread finished */
+    uint64_t busy_cycles;      /* executing */
+    uint64_t wait_cb_cycles;   /* waiting on circular buffers (or on the unpacker) */
+    uint64_t wait_sync_cycles; /* waiting on NoC transfers, semaphores or DEST */
+} tt_thread_profile;
+
 typedef struct tt_shim_api {
     uint32_t abi_version; /* TT_SHIM_ABI_VERSION of the provider */
     uint32_t struct_size; /* sizeof(tt_shim_api) of the provider */
@@ -239,6 +259,21 @@ typedef struct tt_shim_api {
                                                  const uint32_t* args, uint32_t num_args);
     /* Enqueue the program and wait for it to finish. */
     tt_status (*program_run)(tt_device* device, tt_program* program, tt_run_stats* out_stats /* nullable */);
+
+    /* ---- Appended to v1 (optional: NULL when the provider has no timing model). ----
+     * Profile of the last successful run of `program`; every number is an ESTIMATE.
+     * Text functions: write at most `len` bytes including the terminating NUL into `buf` (which may
+     * be NULL when len == 0) and set *out_needed to the full size including the NUL; a short buffer
+     * is not an error (call again with *out_needed bytes). TT_ERR_INVALID_ARGUMENT when the program
+     * has not run yet. */
+    /* Chrome / Perfetto trace JSON ({"traceEvents": [...]}, one track per core and RISC thread). */
+    tt_status (*program_profile_json)(tt_program* program, char* buf, uint64_t len, uint64_t* out_needed);
+    /* A short human-readable summary. */
+    tt_status (*program_profile_summary)(tt_program* program, char* buf, uint64_t len, uint64_t* out_needed);
+    /* Per-thread totals: writes min(capacity, count) entries to `out` (nullable when capacity == 0)
+     * and sets *out_count to the number of threads. */
+    tt_status (*program_profile_threads)(tt_program* program, tt_thread_profile* out, uint32_t capacity,
+                                         uint32_t* out_count);
 } tt_shim_api;
 
 /* Exported by a provider shared library. */

@@ -458,6 +458,46 @@ const _: () = {
     ["Offset of field: tt_run_stats::host_ns"]
         [::core::mem::offset_of!(tt_run_stats, host_ns) - 24usize];
 };
+pub mod tt_profile_thread {
+    #[allow(unused_imports)]
+    use super::*;
+    pub type Type = ::core::ffi::c_uint;
+    pub const TT_PROFILE_BRISC: Type = 0;
+    pub const TT_PROFILE_NCRISC: Type = 1;
+    pub const TT_PROFILE_TRISC0_UNPACK: Type = 2;
+    pub const TT_PROFILE_TRISC1_MATH: Type = 3;
+    pub const TT_PROFILE_TRISC2_PACK: Type = 4;
+}
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct tt_thread_profile {
+    pub core: tt_core_coord,
+    pub thread: u32,
+    pub reserved: u32,
+    pub end_cycles: u64,
+    pub busy_cycles: u64,
+    pub wait_cb_cycles: u64,
+    pub wait_sync_cycles: u64,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of tt_thread_profile"][::core::mem::size_of::<tt_thread_profile>() - 48usize];
+    ["Alignment of tt_thread_profile"][::core::mem::align_of::<tt_thread_profile>() - 8usize];
+    ["Offset of field: tt_thread_profile::core"]
+        [::core::mem::offset_of!(tt_thread_profile, core) - 0usize];
+    ["Offset of field: tt_thread_profile::thread"]
+        [::core::mem::offset_of!(tt_thread_profile, thread) - 8usize];
+    ["Offset of field: tt_thread_profile::reserved"]
+        [::core::mem::offset_of!(tt_thread_profile, reserved) - 12usize];
+    ["Offset of field: tt_thread_profile::end_cycles"]
+        [::core::mem::offset_of!(tt_thread_profile, end_cycles) - 16usize];
+    ["Offset of field: tt_thread_profile::busy_cycles"]
+        [::core::mem::offset_of!(tt_thread_profile, busy_cycles) - 24usize];
+    ["Offset of field: tt_thread_profile::wait_cb_cycles"]
+        [::core::mem::offset_of!(tt_thread_profile, wait_cb_cycles) - 32usize];
+    ["Offset of field: tt_thread_profile::wait_sync_cycles"]
+        [::core::mem::offset_of!(tt_thread_profile, wait_sync_cycles) - 40usize];
+};
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct tt_shim_api {
@@ -578,10 +618,34 @@ pub struct tt_shim_api {
             out_stats: *mut tt_run_stats,
         ) -> tt_status::Type,
     >,
+    pub program_profile_json: ::core::option::Option<
+        unsafe extern "C" fn(
+            program: *mut tt_program,
+            buf: *mut ::core::ffi::c_char,
+            len: u64,
+            out_needed: *mut u64,
+        ) -> tt_status::Type,
+    >,
+    pub program_profile_summary: ::core::option::Option<
+        unsafe extern "C" fn(
+            program: *mut tt_program,
+            buf: *mut ::core::ffi::c_char,
+            len: u64,
+            out_needed: *mut u64,
+        ) -> tt_status::Type,
+    >,
+    pub program_profile_threads: ::core::option::Option<
+        unsafe extern "C" fn(
+            program: *mut tt_program,
+            out: *mut tt_thread_profile,
+            capacity: u32,
+            out_count: *mut u32,
+        ) -> tt_status::Type,
+    >,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of tt_shim_api"][::core::mem::size_of::<tt_shim_api>() - 176usize];
+    ["Size of tt_shim_api"][::core::mem::size_of::<tt_shim_api>() - 200usize];
     ["Alignment of tt_shim_api"][::core::mem::align_of::<tt_shim_api>() - 8usize];
     ["Offset of field: tt_shim_api::abi_version"]
         [::core::mem::offset_of!(tt_shim_api, abi_version) - 0usize];
@@ -629,6 +693,12 @@ const _: () = {
         [::core::mem::offset_of!(tt_shim_api, program_set_common_runtime_args) - 160usize];
     ["Offset of field: tt_shim_api::program_run"]
         [::core::mem::offset_of!(tt_shim_api, program_run) - 168usize];
+    ["Offset of field: tt_shim_api::program_profile_json"]
+        [::core::mem::offset_of!(tt_shim_api, program_profile_json) - 176usize];
+    ["Offset of field: tt_shim_api::program_profile_summary"]
+        [::core::mem::offset_of!(tt_shim_api, program_profile_summary) - 184usize];
+    ["Offset of field: tt_shim_api::program_profile_threads"]
+        [::core::mem::offset_of!(tt_shim_api, program_profile_threads) - 192usize];
 };
 impl Default for tt_shim_api {
     fn default() -> Self {

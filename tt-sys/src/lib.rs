@@ -74,7 +74,10 @@ mod tests {
         assert_eq!(size_of::<tt_device_open_options>(), 16);
         assert_eq!(size_of::<tt_device_info>(), 64); // 9*u32 + pad + u64 + 4*u32
         assert_eq!(size_of::<tt_run_stats>(), 32);
-        // 2*u32 + name ptr + last_error + 6 device + 5 buffer + 8 program function pointers.
-        assert_eq!(size_of::<tt_shim_api>(), 8 + 8 + 20 * 8);
+        // core (2*u32) + 2*u32 + 4*u64.
+        assert_eq!(size_of::<tt_thread_profile>(), 48);
+        // 2*u32 + name ptr + last_error + 6 device + 5 buffer + 8 program function pointers
+        // + 3 appended profile functions.
+        assert_eq!(size_of::<tt_shim_api>(), 8 + 8 + 23 * 8);
     }
 }

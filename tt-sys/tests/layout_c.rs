@@ -112,6 +112,17 @@ int main(void) {
     printf("tt_shim_api.program_set_runtime_args %zu 0\n", offsetof(tt_shim_api, program_set_runtime_args));
     printf("tt_shim_api.program_set_common_runtime_args %zu 0\n", offsetof(tt_shim_api, program_set_common_runtime_args));
     printf("tt_shim_api.program_run %zu 0\n", offsetof(tt_shim_api, program_run));
+    printf("tt_shim_api.program_profile_json %zu 0\n", offsetof(tt_shim_api, program_profile_json));
+    printf("tt_shim_api.program_profile_summary %zu 0\n", offsetof(tt_shim_api, program_profile_summary));
+    printf("tt_shim_api.program_profile_threads %zu 0\n", offsetof(tt_shim_api, program_profile_threads));
+    printf("tt_thread_profile %zu %zu\n", sizeof(tt_thread_profile), _Alignof(tt_thread_profile));
+    printf("tt_thread_profile.core %zu 0\n", offsetof(tt_thread_profile, core));
+    printf("tt_thread_profile.thread %zu 0\n", offsetof(tt_thread_profile, thread));
+    printf("tt_thread_profile.reserved %zu 0\n", offsetof(tt_thread_profile, reserved));
+    printf("tt_thread_profile.end_cycles %zu 0\n", offsetof(tt_thread_profile, end_cycles));
+    printf("tt_thread_profile.busy_cycles %zu 0\n", offsetof(tt_thread_profile, busy_cycles));
+    printf("tt_thread_profile.wait_cb_cycles %zu 0\n", offsetof(tt_thread_profile, wait_cb_cycles));
+    printf("tt_thread_profile.wait_sync_cycles %zu 0\n", offsetof(tt_thread_profile, wait_sync_cycles));
     return 0;
 }
 "#;
@@ -568,6 +579,61 @@ fn rust_layout() -> Vec<(&'static str, usize, usize)> {
         (
             "tt_shim_api.program_run",
             offset_of!(tt_shim_api, program_run),
+            0,
+        ),
+        (
+            "tt_shim_api.program_profile_json",
+            offset_of!(tt_shim_api, program_profile_json),
+            0,
+        ),
+        (
+            "tt_shim_api.program_profile_summary",
+            offset_of!(tt_shim_api, program_profile_summary),
+            0,
+        ),
+        (
+            "tt_shim_api.program_profile_threads",
+            offset_of!(tt_shim_api, program_profile_threads),
+            0,
+        ),
+        (
+            "tt_thread_profile",
+            size_of::<tt_thread_profile>(),
+            align_of::<tt_thread_profile>(),
+        ),
+        (
+            "tt_thread_profile.core",
+            offset_of!(tt_thread_profile, core),
+            0,
+        ),
+        (
+            "tt_thread_profile.thread",
+            offset_of!(tt_thread_profile, thread),
+            0,
+        ),
+        (
+            "tt_thread_profile.reserved",
+            offset_of!(tt_thread_profile, reserved),
+            0,
+        ),
+        (
+            "tt_thread_profile.end_cycles",
+            offset_of!(tt_thread_profile, end_cycles),
+            0,
+        ),
+        (
+            "tt_thread_profile.busy_cycles",
+            offset_of!(tt_thread_profile, busy_cycles),
+            0,
+        ),
+        (
+            "tt_thread_profile.wait_cb_cycles",
+            offset_of!(tt_thread_profile, wait_cb_cycles),
+            0,
+        ),
+        (
+            "tt_thread_profile.wait_sync_cycles",
+            offset_of!(tt_thread_profile, wait_sync_cycles),
             0,
         ),
     ]
