@@ -9,6 +9,9 @@ sentence, into tts-model/tests/fixtures/goldens/:
                      enc_x [hidden, T] encoder output, stats [2*inter, T] (m_p ; logs_p), logw [T],
                      z [inter, F] flow output (short sentences), audio [S] raw model output (short).
 Long sentences keep only ids, logw and durations so that the committed fixtures stay small.
+Noisy cases (`<name>_noisy`, voice default scales 0.667/1/0.8): the two RandomNormalLike nodes are
+replaced by graph inputs, so the normal draws are known and stored too (noise_dp [2, T],
+noise_z [inter, F]); these check the spline's tails and the prior sampling, which noise-off runs miss.
 
 Usage: python3 make_goldens.py [--voice PATH] [--out DIR] [--large DIR]
   --large DIR additionally writes every tensor of every sentence to DIR (not committed; for local checks).
@@ -64,6 +67,24 @@ TAPS = {
     "w_ceil": "/Ceil_output_0",
     "z": "/Mul_7_output_0",
 }
+
+
+NOISY = [("hello_noisy", "Hello world."), ("raining_noisy", "Is it raining?")]
+
+
+def noisy_model(model, replace):
+    """Copy of `model` whose RandomNormalLike nodes named in `replace` read graph inputs instead."""
+    import copy
+    import onnx
+    m = copy.deepcopy(model)
+    g = m.graph
+    for i, n in enumerate(list(g.node)):
+        if n.op_type == "RandomNormalLike" and n.name in replace:
+            name = replace[n.name]
+            g.node.remove(n)
+            g.node.insert(i, onnx.helper.make_node("Identity", [name], [n.output[0]], name=n.name))
+            g.input.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    return m
 
 
 def main():
@@ -130,6 +151,40 @@ def main():
                 json.dump(lm, f, indent=1, ensure_ascii=False)
         print("%-8s ids %3d frames %5d samples %7d %s" % (name, len(ids), meta["frames"], meta["samples"],
                                                         "full" if full else "durations only"))
+
+    # Noise on, with known draws.
+    rng = np.random.default_rng(1234)
+    scales = [0.667, 1.0, 0.8]
+    m1 = noisy_model(model, {"/dp/RandomNormalLike": "noise_dp"})
+    m2 = noisy_model(model, {"/dp/RandomNormalLike": "noise_dp", "/RandomNormalLike": "noise_z"})
+    s1 = ort.InferenceSession(m1.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    s2 = ort.InferenceSession(m2.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    for name, text in NOISY:
+        ids = voice.phonemes_to_ids(voice.phonemize(text)[0])
+        feed = {"input": np.array([ids], dtype=np.int64),
+                "input_lengths": np.array([len(ids)], dtype=np.int64),
+                "scales": np.array(scales, dtype=np.float32),
+                "noise_dp": rng.standard_normal((1, 2, len(ids))).astype(np.float32)}
+        w_ceil = s1.run([TAPS["w_ceil"]], feed)[0].reshape(-1)
+        frames = int(w_ceil.sum())
+        feed["noise_z"] = rng.standard_normal((1, 192, frames)).astype(np.float32)
+        audio, w2, logw = s2.run(["output", TAPS["w_ceil"], TAPS["logw"]], feed)
+        assert (w2.reshape(-1) == w_ceil).all()
+        tensors = {"noise_dp": feed["noise_dp"][0], "noise_z": feed["noise_z"][0],
+                   "logw": logw.reshape(-1), "audio": audio.reshape(-1)}
+        meta = {
+            "text": text, "ids": [int(i) for i in ids], "scales": scales,
+            "w_ceil": [int(w) for w in w_ceil], "frames": frames, "samples": int(audio.size),
+            "shapes": {k: list(v.shape) for k, v in tensors.items()},
+            "files": {k: "%s.%s.f32" % (name, k) for k in tensors},
+            "provenance": "onnxruntime %s, voice %s, scales %s, RandomNormalLike replaced by the stored "
+                          "noise_dp / noise_z" % (ort.__version__, os.path.basename(a.voice), scales),
+        }
+        for k, v in tensors.items():
+            v.astype("<f4").tofile(os.path.join(a.out, meta["files"][k]))
+        with open(os.path.join(a.out, name + ".json"), "w") as f:
+            json.dump(meta, f, indent=1, ensure_ascii=False)
+        print("%-14s ids %3d frames %5d samples %7d noise on" % (name, len(ids), frames, audio.size))
 
 
 if __name__ == "__main__":
