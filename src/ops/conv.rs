@@ -706,6 +706,63 @@ pub(crate) fn check_finite(op: &'static str, what: &str, v: &[f32]) -> Result<()
     }
 }
 
+/// Worst-case bound on `|y_device - y|` for one output element of conv1d / conv_transpose1d
+/// (bf16 activations in and out), built from [`super::common::tolerance`]:
+///
+/// - `s_abs = sum_k |a_k w_k|` over the element's real terms (from the f64 reference);
+/// - `wq = sum_k |a_k| e(w_k)`, `e(w)` the host quantisation bound of that weight: `2^-8 |w|`
+///   (bf16), `2^-7` / `2^-3` of the max of its 16-value BFP block (bfp8_b / bfp4_b);
+/// - `kt` = tile matmuls accumulated in DEST for the element (taps x input-channel tiles).
+///
+/// With `qa = 2^-8` (bf16 activations; 0 when `inputs_quantised`, i.e. the reference already
+/// used the device's values and `wq = 0`):
+/// 1. input quantisation: `|a~ w~ - a w| <= qa |a| (|w| + e(w)) + |a| e(w)`, summed:
+///    `qa (s_abs + wq) + wq`; and `s~ = (1 + qa)(s_abs + wq)` bounds `sum |a~ w~|`;
+/// 2. compute: [`tolerance::matmul_compute_bound`](super::common::tolerance::matmul_compute_bound)
+///    with `32 kt` terms and `s~` (fidelity, MVMUL alignment, DEST roundings);
+/// 3. bias (DEST-reuse add): bf16 quantisation `2^-8 |b|`, the DEST -> SrcA move (TF32, `2^-10`
+///    of `|acc|`, fp32 DEST only) and one DEST rounding of `|acc| + |b|`;
+/// 4. activation: Lipschitz constant times the error so far, plus
+///    [`tolerance::sfpu_error`](super::common::tolerance::sfpu_error);
+/// 5. packing to bf16: `2^-8 (|y| + error)`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_error_bound(
+    precision: &Precision,
+    activation: Activation,
+    kt: usize,
+    s_abs: f64,
+    wq: f64,
+    bias: Option<f64>,
+    y_abs: f64,
+    inputs_quantised: bool,
+) -> f64 {
+    use super::common::tolerance::{dest_u, matmul_compute_bound, sfpu_error};
+    let u8 = 2f64.powi(-8);
+    let qa = if inputs_quantised { 0.0 } else { u8 };
+    let e_in = qa * (s_abs + wq) + wq;
+    let s_t = (1.0 + qa) * (s_abs + wq);
+    let comp = matmul_compute_bound(kt * TILE, precision, DataFormat::Float16_b, s_t);
+    let acc = s_t + comp;
+    let e_bias = bias.map_or(0.0, |b| {
+        let b = b.abs();
+        let q = if inputs_quantised { 0.0 } else { u8 * b };
+        let tf32 = if precision.fp32_acc {
+            2f64.powi(-10) * acc
+        } else {
+            0.0
+        };
+        q + tf32 + dest_u(precision.fp32_acc) * (acc + b * (1.0 + u8))
+    });
+    let e1 = e_in + comp + e_bias;
+    let e2 = if activation == Activation::None {
+        e1
+    } else {
+        let l = activation.lipschitz();
+        l * e1 + sfpu_error(precision.fp32_acc, y_abs + l * e1)
+    };
+    e2 + u8 * (y_abs + e2)
+}
+
 /// f64 reference of PyTorch `Conv1d` on a time-major input `x [t_in, cin]` with weight
 /// `[cout, cin / groups, k]` and optional bias, followed by `activation`. Returns
 /// `(y [t_out, cout], s_abs [t_out, cout])` where `s_abs` is the sum of absolute products (for
