@@ -362,8 +362,8 @@ fn noise_on_matches_onnxruntime_with_the_same_draws() {
         let (nz, _) = g.time_major("noise_z");
         let mut z_p = Vec::with_capacity(g.frames * inter);
         let mut j = 0;
-        for i in 0..t {
-            for _ in 0..d[i] {
+        for (i, &di) in d.iter().enumerate().take(t) {
+            for _ in 0..di {
                 for c in 0..inter {
                     let (m, logs) = (
                         enc.stats[i * 2 * inter + c],
