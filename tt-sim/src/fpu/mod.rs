@@ -51,10 +51,12 @@
 //!   about 11 GFLOP/s for LoFi and 5 GFLOP/s for HiFi4 (2 * 32^3 FLOP per tile matmul). In
 //!   static builds during development the AVX2 code was 1.2-1.4x slower than the AVX-512 code
 //!   (no 16-bit variable shifts, half the lanes) and baseline x86-64 (SSE2) code 4-5x slower.
-//!   [`unpack`] and [`pack`] cost under 1 us per tile.
+//!   [`unpack`] and [`pack`] cost under 1 us per tile ([`SrcTile`] keeps its datums on the
+//!   heap: moving 4 KiB tiles through `Result`s cost more than the unpack itself).
 //! - [`matmul_block`] is the batched entry point: `dst[r * ct + c] += in0[r] x in1[c]`, each
-//!   operand tile decomposed once per block. Use it for `matmul_block`-style LLK calls
-//!   (`rt_dim` x `ct_dim` output tiles per K tile) instead of one [`matmul`] per output tile.
+//!   operand tile decomposed once per block (for `matmul_block`-style LLK calls, `rt_dim` x
+//!   `ct_dim` output tiles per K tile). The decomposition is cheap, so it is about as fast as
+//!   one [`matmul`] per output tile.
 //! - Special values: infinities and NaNs go through the same integer datapath as on ttsim (an
 //!   exponent of 255 is an ordinary large exponent; overflow saturates to infinity), so they
 //!   match ttsim, but no test pins them.
@@ -266,9 +268,13 @@ impl Default for FpuConfig {
 }
 
 /// SrcA or SrcB contents for one 32x32 tile, tile (face) order, 19-bit source encoding.
+///
+/// The datums live on the heap: a tile is moved through several `Result`s per operation, and
+/// 4 KiB stack copies (`memmove`) measured slower than the whole unpack on the development
+/// machine.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SrcTile {
-    pub(crate) v: [u32; TILE_DATUMS],
+    pub(crate) v: Box<[u32; TILE_DATUMS]>,
     /// The register holds TF32 (Float32 unpacked with `fp32_dest_acc_en`), not bf16-family data.
     pub(crate) tf32: bool,
 }
@@ -283,16 +289,19 @@ impl SrcTile {
     /// From 19-bit source datums in tile order (bits above 18 are ignored); `tf32` says the
     /// register format is TF32 (otherwise bf16-family, whose low 3 mantissa bits must be 0).
     pub fn from_raw19(v: [u32; TILE_DATUMS], tf32: bool) -> Self {
-        let mut t = Self { v, tf32 };
-        for x in t.v.iter_mut() {
-            *x &= 0x7FFFF;
+        let mut t = Self {
+            v: zeroed_tile(),
+            tf32,
+        };
+        for (o, x) in t.v.iter_mut().zip(v.iter()) {
+            *o = x & 0x7FFFF;
         }
         t
     }
 
     /// From bf16 bit patterns in tile order (exactly what the unpacker does for Float16_b).
     pub fn from_bf16_bits(bits: &[u16; TILE_DATUMS]) -> Self {
-        let mut v = [0u32; TILE_DATUMS];
+        let mut v = zeroed_tile();
         for (o, &b) in v.iter_mut().zip(bits.iter()) {
             *o = (b as u32) << 3;
         }
@@ -301,7 +310,7 @@ impl SrcTile {
 
     /// From f32 values in tile order, converted as the unpacker converts Float32 with `fmt`.
     pub fn from_f32(vals: &[f32; TILE_DATUMS], fmt: Fp32SrcFormat) -> Result<Self, FpuError> {
-        let mut v = [0u32; TILE_DATUMS];
+        let mut v = zeroed_tile();
         for (o, x) in v.iter_mut().zip(vals.iter()) {
             *o = pack::fp32_to_src(x.to_bits(), fmt)?;
         }
@@ -327,7 +336,7 @@ impl SrcTile {
 
     /// The tile with rows and columns swapped (what the unpacker's transpose delivers).
     pub fn transposed(&self) -> Self {
-        let mut v = [0u32; TILE_DATUMS];
+        let mut v = zeroed_tile();
         for r in 0..32 {
             for c in 0..32 {
                 v[face_index(c, r)] = self.v[face_index(r, c)];
@@ -335,6 +344,14 @@ impl SrcTile {
         }
         Self { v, tf32: self.tf32 }
     }
+}
+
+/// A zeroed tile of datums on the heap (allocated zeroed, never built on the stack).
+pub(crate) fn zeroed_tile() -> Box<[u32; TILE_DATUMS]> {
+    let Ok(v) = vec![0u32; TILE_DATUMS].into_boxed_slice().try_into() else {
+        unreachable!("a boxed slice of TILE_DATUMS elements converts to a boxed array");
+    };
+    v
 }
 
 /// One DEST tile slot (64 rows of 16 datums, tile order). See the module docs for the encoding.

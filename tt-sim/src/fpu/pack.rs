@@ -96,7 +96,7 @@ pub fn unpack(fmt: DataFormat, bytes: &[u8], cfg: &FpuConfig) -> Result<SrcTile,
         _ => return Err(unsupported(fmt, "unpack")),
     }
     let tf32 = fmt == DataFormat::Float32 && cfg.fp32_src == Fp32SrcFormat::Tf32;
-    let mut v = [0u32; TILE_DATUMS];
+    let mut v = super::zeroed_tile();
     unpack_into(fmt, bytes, tf32, &mut v);
     Ok(SrcTile { v, tf32 })
 }
