@@ -1,1 +1,408 @@
-//! (being written for issue #4)
+//! Multi-head self-attention on device: plain scaled-dot-product attention (optional causal
+//! mask) and VITS attention with relative positions (MODEL.md section 2 step 1), both with an
+//! optional key-padding mask, numerically stable softmax on device.
+//!
+//! Inputs are the projected `q`, `k`, `v`, each time-major `[T, C]` with head `h` in columns
+//! `[h d, (h + 1) d)` (`C = heads * d`); the 1x1 projections before and after are matmuls. Per
+//! head and query `i` (scale `1/sqrt(d)` applied to q **once**, so it also scales the relative
+//! term, as VITS does):
+//!
+//! ```text
+//! s[i, j] = (q_i / sqrt(d)) . k_j + (|j - i| <= w ? (q_i / sqrt(d)) . rel_k[j - i + w] : 0)
+//! p[i, :] = softmax_j over allowed j (j < valid_len; j <= i when causal)
+//! out_i   = sum_j p_ij v_j + sum_{|j - i| <= w} p_ij rel_v[j - i + w]
+//! ```
+//!
+//! `rel_k`, `rel_v` are `[2w + 1, d]` (the `[1, 2w+1, d]` embeddings, shared by heads). Rows
+//! `i >= valid_len` attend to the valid keys like any other row (VITS also masks the query rows,
+//! giving them a uniform average; the model multiplies those rows by the mask afterwards, so the
+//! difference never reaches its output).
+//!
+//! Kernels (`kernels/ops/attention/`): work items (head, query tile row) are split over the
+//! cores; per item the compute scales q on the SFPU, transposes K tiles, forms the scores with a
+//! bias tile (banded relative term + masks) built by the reader, takes the row max (reduce),
+//! `exp(s - max)`, the row sum and its reciprocal, multiplies by V (plus the banded P times
+//! rel_v, the band gathered by the writer) and normalises at the end. The element shuffles of
+//! the band are data movement; every arithmetic operation runs on the FPU/SFPU.
+//!
+//! Limits ([`OpError::ShapeUnsupported`] names each): `d` a multiple of 32 (heads on tile
+//! boundaries), `w <= 15` (2w + 1 offsets in one tile), the L1 plan of one core (K^T and V of a
+//! head and a row of scores resident: [`AttentionPlan::l1_bytes`]), at most
+//! [`MAX_ITEMS_PER_CORE`] items per core (runtime args).
+
+use super::common::{DeviceTensor, OpError, Precision, TILE, tiles};
+use crate::kernels;
+use tt_safe::{
+    CbConfig, ComputeConfig, CoreCoord, CoreRange, DataFormat, Device, KernelKind, KernelSpec,
+    Program,
+};
+
+const OP: &str = "attention";
+/// Most work items (head, query tile row) one core takes (2 runtime args each).
+pub const MAX_ITEMS_PER_CORE: usize = 150;
+/// Largest relative window (2w + 1 offsets fit one tile).
+pub const MAX_WINDOW: usize = 15;
+
+/// Which attention.
+#[derive(Debug, Clone, Copy)]
+pub enum AttentionKind<'a> {
+    /// Scaled dot-product attention; `causal` masks keys after the query.
+    Plain {
+        /// Mask j > i.
+        causal: bool,
+    },
+    /// VITS relative-position attention with window `window`.
+    VitsRelative {
+        /// `[2w + 1, d]` row-major relative key embeddings.
+        rel_k: &'a [f32],
+        /// `[2w + 1, d]` row-major relative value embeddings.
+        rel_v: &'a [f32],
+        /// w.
+        window: usize,
+    },
+}
+
+/// The per-core plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttentionPlan {
+    /// Head tiles (d / 32).
+    pub dt: usize,
+    /// Key (and query) tiles.
+    pub tk: usize,
+    /// `(core, items)`; an item is `(head, query tile row)`.
+    pub parts: Vec<(CoreCoord, Vec<(u32, u32)>)>,
+    /// L1 bytes of circular buffers per core.
+    pub l1_bytes: u64,
+}
+
+fn unsupported(what: String, limit: String) -> OpError {
+    OpError::ShapeUnsupported {
+        op: OP,
+        what,
+        limit,
+    }
+}
+
+/// Plans `heads` heads of size `d` over `t` steps.
+pub fn plan(
+    device: &Device,
+    t: usize,
+    heads: usize,
+    d: usize,
+    in_format: DataFormat,
+    precision: &Precision,
+) -> Result<AttentionPlan, OpError> {
+    if d == 0 || d % TILE != 0 {
+        return Err(unsupported(
+            format!("head size {d}"),
+            "a multiple of 32 (heads start on tile boundaries)".into(),
+        ));
+    }
+    let dt = d / TILE;
+    let tk = tiles(t);
+    let inb = in_format.tile_size_bytes() as u64;
+    let bf = DataFormat::Float16_b.tile_size_bytes() as u64;
+    let im = precision.intermediate_format().tile_size_bytes() as u64;
+    let (dt64, tk64) = (dt as u64, tk as u64);
+    let l1_bytes = (dt64 + 2 + tk64 * dt64) * inb   // Q, K stream, V
+        + (2 * dt64 + 1 + dt64 + tk64 * dt64 + 2) * bf   // RelK^T, RelV, scaler, Qs, K^T, out
+        + (2 + 1 + 1 + 1 + 2 * tk64 + 1 + 1 + 3) * im; // bias, pu, o1, r, S, P, max, rsum, pb
+    let have = device.info().l1_user_bytes();
+    if l1_bytes > have {
+        return Err(unsupported(
+            format!("T = {t} with head size {d}: {l1_bytes} bytes of L1 per core"),
+            format!("{have} bytes of L1 per core (K^T and V of a head and a score row resident)"),
+        ));
+    }
+    let items: Vec<(u32, u32)> = (0..heads)
+        .flat_map(|h| (0..tk).map(move |q| (h as u32, q as u32)))
+        .collect();
+    let grid = device.grid();
+    let ncores = items.len().min(grid.num_cores()).max(1);
+    let per = items.len().div_ceil(ncores);
+    if per > MAX_ITEMS_PER_CORE {
+        return Err(unsupported(
+            format!("{} work items on {ncores} cores", items.len()),
+            format!("{MAX_ITEMS_PER_CORE} items (head, query tile row) per core"),
+        ));
+    }
+    let parts = items
+        .chunks(per)
+        .enumerate()
+        .map(|(i, c)| {
+            (
+                CoreCoord::new(i as u32 % grid.size.x, i as u32 / grid.size.x),
+                c.to_vec(),
+            )
+        })
+        .collect();
+    Ok(AttentionPlan {
+        dt,
+        tk,
+        parts,
+        l1_bytes,
+    })
+}
+
+/// Runs attention over `q`, `k`, `v` (`[T, heads * d]`, bf16 or bfp8_b tiles). `valid_len`
+/// masks keys `j >= valid_len` (None: all T). `precision.fidelity` and `fp32_acc` apply.
+/// Returns `[T, heads * d]` bf16.
+pub fn attention(
+    device: &Device,
+    q: &DeviceTensor,
+    k: &DeviceTensor,
+    v: &DeviceTensor,
+    heads: usize,
+    kind: AttentionKind<'_>,
+    valid_len: Option<usize>,
+    precision: &Precision,
+) -> Result<DeviceTensor, OpError> {
+    let (t, c) = (q.rows(), q.cols());
+    for (name, x) in [("k", k), ("v", v)] {
+        if x.rows() != t || x.cols() != c || x.format() != q.format() {
+            return Err(OpError::ShapeMismatch {
+                op: OP,
+                what: format!(
+                    "{name} is [{}, {}] {:?}, q is [{t}, {c}] {:?}",
+                    x.rows(),
+                    x.cols(),
+                    x.format(),
+                    q.format()
+                ),
+            });
+        }
+    }
+    super::common::check_activation_format(OP, q.format())?;
+    if heads == 0 || c % heads != 0 {
+        return Err(OpError::ShapeMismatch {
+            op: OP,
+            what: format!("{c} channels do not split into {heads} heads"),
+        });
+    }
+    let d = c / heads;
+    let valid = valid_len.unwrap_or(t);
+    if valid == 0 || valid > t {
+        return Err(OpError::InvalidArgument {
+            op: OP,
+            what: format!("valid_len {valid} must be in 1..={t}"),
+        });
+    }
+    let p = plan(device, t, heads, d, q.format(), precision)?;
+    let bf = DataFormat::Float16_b;
+    let (has_rel, w, causal, relkt, relv) = match kind {
+        AttentionKind::Plain { causal } => (false, 0, causal, None, None),
+        AttentionKind::VitsRelative {
+            rel_k,
+            rel_v,
+            window,
+        } => {
+            if window > MAX_WINDOW {
+                return Err(unsupported(
+                    format!("relative window {window}"),
+                    format!("0..={MAX_WINDOW} (2w + 1 offsets in one tile)"),
+                ));
+            }
+            let n = 2 * window + 1;
+            if rel_k.len() != n * d || rel_v.len() != n * d {
+                return Err(OpError::ShapeMismatch {
+                    op: OP,
+                    what: format!(
+                        "rel_k / rel_v have {} / {} values, [{n}, {d}] needs {}",
+                        rel_k.len(),
+                        rel_v.len(),
+                        n * d
+                    ),
+                });
+            }
+            // RelK^T [d, 32] (column m = offset) and RelV [32, d] (row m), zero padded.
+            let mut kt = vec![0f32; d * TILE];
+            for m in 0..n {
+                for e in 0..d {
+                    kt[e * TILE + m] = rel_k[m * d + e];
+                }
+            }
+            let mut vv = vec![0f32; TILE * d];
+            vv[..n * d].copy_from_slice(rel_v);
+            (
+                true,
+                window,
+                false,
+                Some(DeviceTensor::from_host(device, d, TILE, &kt, bf)?),
+                Some(DeviceTensor::from_host(device, TILE, d, &vv, bf)?),
+            )
+        }
+    };
+    let out = DeviceTensor::alloc(device, t, c, bf)?;
+    // Without relative terms the RelK/RelV accessors point at q (never read).
+    let relkt_buf = relkt.as_ref().map_or(q.buffer(), |x| x.buffer());
+    let relv_buf = relv.as_ref().map_or(q.buffer(), |x| x.buffer());
+    let im = precision.intermediate_format();
+    let elem_bytes: u32 = if im == DataFormat::Float32 { 4 } else { 2 };
+    let (dt, tk) = (p.dt as u32, p.tk as u32);
+    let ct = tiles(c) as u32;
+
+    let mut program = Program::new(device)?;
+    let ranges: Vec<CoreRange> = p.parts.iter().map(|(c, _)| CoreRange::single(*c)).collect();
+    let inf = q.format();
+    for r in &ranges {
+        let core = r.start;
+        for (idx, fmt, n) in [
+            (0, inf, dt),
+            (1, inf, 2),
+            (2, inf, tk * dt),
+            (3, im, 2),
+            (4, bf, dt),
+            (5, bf, dt),
+            (6, bf, 1),
+            (7, im, 1),
+            (16, bf, 2),
+            (17, im, 1),
+            (24, bf, dt),
+            (25, bf, tk * dt),
+            (26, im, 1),
+            (27, im, tk),
+            (28, im, 1),
+            (29, im, tk),
+            (30, im, 1),
+            (31, im, 3),
+        ] {
+            program.add_circular_buffer(core, CbConfig::tiles(idx, fmt, n))?;
+        }
+    }
+    let mut reader_ct = q.buffer().accessor_args()?;
+    for b in [k.buffer(), v.buffer(), relkt_buf, relv_buf] {
+        reader_ct.extend(b.accessor_args()?);
+    }
+    reader_ct.extend([
+        ct,
+        dt,
+        tk,
+        t as u32,
+        u32::from(has_rel),
+        w as u32,
+        u32::from(causal),
+        elem_bytes,
+    ]);
+    let reader = program.add_kernel(
+        KernelSpec::new(
+            "attention_reader",
+            kernels::OPS_ATTENTION_ATTENTION_READER,
+            KernelKind::riscv0(),
+            ranges.clone(),
+        )
+        .compile_args(reader_ct),
+    )?;
+    let scale = (1.0 / (d as f64).sqrt()) as f32;
+    let compute = program.add_kernel(
+        KernelSpec::new(
+            "attention_compute",
+            kernels::OPS_ATTENTION_ATTENTION_COMPUTE,
+            KernelKind::compute(ComputeConfig {
+                fidelity: precision.fidelity,
+                fp32_dest_acc: precision.fp32_acc,
+                ..ComputeConfig::default()
+            }),
+            ranges.clone(),
+        )
+        .compile_args(vec![dt, tk, u32::from(has_rel), scale.to_bits()]),
+    )?;
+    let mut writer_ct = out.buffer().accessor_args()?;
+    writer_ct.extend([ct, dt, tk, u32::from(has_rel), w as u32, elem_bytes]);
+    let writer = program.add_kernel(
+        KernelSpec::new(
+            "attention_writer",
+            kernels::OPS_ATTENTION_ATTENTION_WRITER,
+            KernelKind::riscv1(),
+            ranges,
+        )
+        .compile_args(writer_ct),
+    )?;
+    for (core, items) in &p.parts {
+        let pairs: Vec<u32> = items.iter().flat_map(|&(h, qi)| [h, qi]).collect();
+        let mut ra = vec![
+            q.buffer().address_u32()?,
+            k.buffer().address_u32()?,
+            v.buffer().address_u32()?,
+            relkt_buf.address_u32()?,
+            relv_buf.address_u32()?,
+            valid as u32,
+            items.len() as u32,
+        ];
+        ra.extend(&pairs);
+        program.set_runtime_args(reader, *core, &ra)?;
+        let mut ca = vec![items.len() as u32];
+        ca.extend(items.iter().map(|&(_, qi)| qi));
+        program.set_runtime_args(compute, *core, &ca)?;
+        let mut wa = vec![out.buffer().address_u32()?, items.len() as u32];
+        wa.extend(&pairs);
+        program.set_runtime_args(writer, *core, &wa)?;
+    }
+    device.run(&program)?;
+    Ok(out)
+}
+
+/// f64 CPU reference: `q`, `k`, `v` row-major `[t, heads * d]`; returns `[t, heads * d]`.
+#[allow(clippy::too_many_arguments)]
+pub fn reference(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    t: usize,
+    heads: usize,
+    kind: AttentionKind<'_>,
+    valid_len: Option<usize>,
+) -> Vec<f64> {
+    let c = q.len() / t;
+    let d = c / heads;
+    let valid = valid_len.unwrap_or(t);
+    let scale = 1.0 / (d as f64).sqrt();
+    let mut out = vec![0f64; t * c];
+    for h in 0..heads {
+        let col = |x: &[f32], i: usize, e: usize| f64::from(x[i * c + h * d + e]);
+        for i in 0..t {
+            let qs: Vec<f64> = (0..d).map(|e| col(q, i, e) * scale).collect();
+            let mut s = vec![f64::NEG_INFINITY; t];
+            for (j, sj) in s.iter_mut().enumerate() {
+                let allowed = j < valid
+                    && match kind {
+                        AttentionKind::Plain { causal } => !causal || j <= i,
+                        AttentionKind::VitsRelative { .. } => true,
+                    };
+                if !allowed {
+                    continue;
+                }
+                let mut acc: f64 = (0..d).map(|e| qs[e] * col(k, j, e)).sum();
+                if let AttentionKind::VitsRelative { rel_k, window, .. } = kind {
+                    if j + window >= i && j <= i + window {
+                        let m = j + window - i;
+                        acc += (0..d)
+                            .map(|e| qs[e] * f64::from(rel_k[m * d + e]))
+                            .sum::<f64>();
+                    }
+                }
+                *sj = acc;
+            }
+            let mx = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = s.iter().map(|x| (x - mx).exp()).collect();
+            let sum: f64 = e.iter().sum();
+            for (j, ej) in e.iter().enumerate() {
+                let p = ej / sum;
+                if p == 0.0 {
+                    continue;
+                }
+                for x in 0..d {
+                    out[i * c + h * d + x] += p * col(v, j, x);
+                }
+                if let AttentionKind::VitsRelative { rel_v, window, .. } = kind {
+                    if j + window >= i && j <= i + window {
+                        let m = j + window - i;
+                        for x in 0..d {
+                            out[i * c + h * d + x] += p * f64::from(rel_v[m * d + x]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
