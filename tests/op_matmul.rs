@@ -1,0 +1,404 @@
+//! Matmul op (`tt_kernels::ops::matmul`) against f64 references, on the simulator (or hardware
+//! with `TT_DEVICE=metal`).
+//!
+//! Two comparisons per run, both with bounds from `ops::common::tolerance` (derivation in its
+//! module doc; nothing here is tuned):
+//! 1. **Compute** (catches kernel bugs, tight): f64 on exactly the values the device unpacks
+//!    (inputs encoded by the host and decoded back, bias rounded to bf16). Per element
+//!    `|err| <= L * compute_bound(K, precision, s_abs + |bias|) + sfpu + pack`, where `s_abs =
+//!    sum_k |a_k w_k|`, `L` the activation's Lipschitz constant, `sfpu` the SFPU allowance and
+//!    `pack` the output rounding (bf16: 2^-8 |y|; bfp8: of the 16-value block max).
+//! 2. **Accuracy** (what a user gets): f64 on the original f32 inputs with the uniform bound
+//!    `matmul_error_bound(K, precision, max|x|, max|W|)` (input quantisation included), carried
+//!    through the activation. These errors are what docs/ops.md reports.
+//!
+//! Inputs are random, never zero (uniform magnitude in [0.25, 1], random sign), and shapes are
+//! both tile-aligned and not. The Piper shapes (T = 300) are `#[ignore]`d:
+//! `cargo test --release --test op_matmul -- --ignored --nocapture` prints the docs table rows.
+
+use proptest::prelude::*;
+use tt_kernels::ops::common::{Activation, DeviceTensor, OpError, Precision, reference, tolerance};
+use tt_kernels::ops::matmul::Matmul;
+use tt_safe::{DataFormat, Device, Tensor2d};
+
+struct Rng(u64);
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn unit(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// Magnitude in [lo, hi], random sign: never zero.
+    fn nonzero(&mut self, lo: f64, hi: f64) -> f32 {
+        let m = lo + (hi - lo) * self.unit();
+        (if self.unit() < 0.5 { -m } else { m }) as f32
+    }
+    fn vec(&mut self, n: usize, lo: f64, hi: f64) -> Vec<f32> {
+        (0..n).map(|_| self.nonzero(lo, hi)).collect()
+    }
+}
+
+fn device() -> Device {
+    Device::open_default().unwrap_or_else(|e| panic!("cannot open a device: {e}"))
+}
+
+/// The values the device sees after the host encodes `data` to `format`.
+fn quantise(data: &[f32], rows: usize, cols: usize, format: DataFormat) -> Vec<f32> {
+    let bytes = tt_safe::tiles::to_tiles(data, rows, cols, format).unwrap();
+    tt_safe::tiles::from_tiles(&bytes, rows, cols, format).unwrap()
+}
+
+/// Output packing bound for element (i, j) of `y` ([rows, cols] row-major) in `format`.
+fn pack_bound(format: DataFormat, y: &[f64], cols: usize, i: usize, j: usize, extra: f64) -> f64 {
+    let rel = tolerance::pack_error_rel(format);
+    if format.is_bfp() {
+        let c0 = j / 16 * 16;
+        let c1 = (c0 + 16).min(cols);
+        let m = (c0..c1).map(|c| y[i * cols + c].abs()).fold(0.0, f64::max);
+        rel * (m + extra)
+    } else {
+        rel * (y[i * cols + j].abs() + extra)
+    }
+}
+
+/// Errors of one comparison.
+#[derive(Debug, Clone, Copy)]
+struct Stats {
+    max_err: f64,
+    mean_err: f64,
+    worst_ratio: f64,
+    max_ref: f64,
+}
+
+fn compare(what: &str, got: &[f32], want: &[f64], bound: impl Fn(usize) -> f64) -> Stats {
+    assert_eq!(got.len(), want.len());
+    let (mut max_err, mut sum, mut worst, mut max_ref) = (0f64, 0f64, 0f64, 0f64);
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let err = (f64::from(g) - w).abs();
+        let b = bound(i);
+        assert!(
+            err <= b,
+            "{what}: element {i}: got {g}, want {w}, |err| {err:.3e} > bound {b:.3e}"
+        );
+        max_err = max_err.max(err);
+        sum += err;
+        worst = worst.max(err / b);
+        max_ref = max_ref.max(w.abs());
+    }
+    Stats {
+        max_err,
+        mean_err: sum / got.len() as f64,
+        worst_ratio: worst,
+        max_ref,
+    }
+}
+
+struct Case {
+    m: usize,
+    k: usize,
+    n: usize,
+    precision: Precision,
+    act: Activation,
+    bias: bool,
+    seed: u64,
+    grid: Option<(u32, u32)>,
+    budget: Option<u64>,
+    input_format: DataFormat,
+}
+
+impl Case {
+    fn new(m: usize, k: usize, n: usize, precision: Precision) -> Case {
+        Case {
+            m,
+            k,
+            n,
+            precision,
+            act: Activation::None,
+            bias: true,
+            seed: (m * 1_000_003 + k * 1009 + n) as u64,
+            grid: None,
+            budget: None,
+            input_format: precision.activations,
+        }
+    }
+}
+
+/// Runs one case and checks both comparisons; returns (compute stats, accuracy stats).
+fn run_case(dev: &Device, c: &Case) -> (Stats, Stats) {
+    let mut rng = Rng::new(c.seed);
+    let x = rng.vec(c.m * c.k, 0.25, 1.0);
+    let w = rng.vec(c.k * c.n, 0.25, 1.0);
+    let bias = rng.vec(c.n, 0.25, 1.0);
+    let p = c.precision;
+    let w_t = Tensor2d::new(c.k, c.n, w.clone()).unwrap();
+    let mut mm = Matmul::new(dev, &w_t, c.bias.then_some(&bias[..]), p, c.act).unwrap();
+    if let Some((gx, gy)) = c.grid {
+        mm = mm.with_max_grid(gx, gy);
+    }
+    if let Some(b) = c.budget {
+        mm = mm.with_l1_budget(b);
+    }
+    let xt = DeviceTensor::from_host(dev, c.m, c.k, &x, c.input_format).unwrap();
+    let y = mm.run(&xt).unwrap();
+    assert_eq!(y.shape(), [c.m, c.n]);
+    assert_eq!(y.format(), p.activations);
+    let got = y.to_host().unwrap();
+    let what = format!(
+        "matmul {}x{}x{} {p:?} act {:?} bias {} input {:?}",
+        c.m, c.k, c.n, c.act, c.bias, c.input_format
+    );
+
+    let lip = c.act.lipschitz();
+    let out_fmt = p.activations;
+    // 1. Compute: exact f64 on the device-format operands.
+    let xq = quantise(&x, c.m, c.k, c.input_format);
+    let wq = quantise(&w, c.k, c.n, p.weights);
+    let bq = quantise(&bias, 1, c.n, DataFormat::Float16_b);
+    let (yq, s) = reference::matmul(&xq, &wq, c.m, c.k, c.n);
+    let pre: Vec<f64> = (0..c.m * c.n)
+        .map(|i| yq[i] + if c.bias { f64::from(bq[i % c.n]) } else { 0.0 })
+        .collect();
+    let want_q: Vec<f64> = pre.iter().map(|&v| c.act.apply(v)).collect();
+    let pre_bound: Vec<f64> = (0..c.m * c.n)
+        .map(|i| {
+            let sb = s[i]
+                + if c.bias {
+                    f64::from(bq[i % c.n]).abs()
+                } else {
+                    0.0
+                };
+            tolerance::matmul_compute_bound(c.k, &p, c.input_format, sb)
+        })
+        .collect();
+    let compute = compare(&format!("{what} [compute]"), &got, &want_q, |i| {
+        let (r, col) = (i / c.n, i % c.n);
+        let e = lip * pre_bound[i];
+        let fy = want_q[i].abs() + e;
+        let sf = if c.act == Activation::None {
+            0.0
+        } else {
+            tolerance::sfpu_error(p.fp32_acc, fy)
+        };
+        e + sf + pack_bound(out_fmt, &want_q, c.n, r, col, e + sf)
+    });
+
+    // 2. Accuracy: f64 on the original inputs.
+    let (y0, _) = reference::matmul(&x, &w, c.m, c.k, c.n);
+    let want: Vec<f64> = (0..c.m * c.n)
+        .map(|i| {
+            c.act.apply(
+                y0[i]
+                    + if c.bias {
+                        f64::from(bias[i % c.n])
+                    } else {
+                        0.0
+                    },
+            )
+        })
+        .collect();
+    let max_x = x.iter().fold(0f64, |a, &v| a.max(f64::from(v).abs()));
+    let max_w = w.iter().fold(0f64, |a, &v| a.max(f64::from(v).abs()));
+    let max_b = bias.iter().fold(0f64, |a, &v| a.max(f64::from(v).abs()));
+    // The bias adds its bf16 rounding (2^-8 |b|) and one more term to the sums.
+    let uniform = tolerance::matmul_error_bound(c.k + 1, &p, max_x.max(1.0), max_w.max(max_b))
+        + if c.bias {
+            tolerance::quant_rel(DataFormat::Float16_b) * max_b
+        } else {
+            0.0
+        };
+    let y_max = want.iter().fold(0f64, |a, v| a.max(v.abs()));
+    let sf = if c.act == Activation::None {
+        0.0
+    } else {
+        tolerance::sfpu_error(p.fp32_acc, y_max + lip * uniform)
+            * (1.0 + tolerance::pack_error_rel(out_fmt))
+            + tolerance::pack_error_rel(out_fmt) * (y_max + lip * uniform)
+    };
+    let accuracy = compare(&format!("{what} [accuracy]"), &got, &want, |_| {
+        lip * uniform + sf
+    });
+    (compute, accuracy)
+}
+
+#[test]
+fn every_precision_aligned_and_unaligned() {
+    let dev = device();
+    for (name, p) in Precision::presets() {
+        for (m, k, n) in [(64, 96, 64), (50, 70, 45), (1, 33, 7)] {
+            let (c, a) = run_case(&dev, &Case::new(m, k, n, p));
+            eprintln!(
+                "{name} {m}x{k}x{n}: compute max {:.3e} (worst/bound {:.2}), accuracy max {:.3e} mean {:.3e}",
+                c.max_err, c.worst_ratio, a.max_err, a.mean_err
+            );
+        }
+    }
+}
+
+#[test]
+fn fused_activations() {
+    let dev = device();
+    let acts = [
+        Activation::Relu,
+        Activation::LeakyRelu(0.1),
+        Activation::Gelu,
+        Activation::Tanh,
+        Activation::Sigmoid,
+    ];
+    for act in acts {
+        for p in [Precision::hifi(), Precision::bfp8_lofi()] {
+            let mut c = Case::new(40, 48, 72, p);
+            c.act = act;
+            // Scale so the pre-activations straddle the interesting range of the function.
+            run_case(&dev, &c);
+        }
+    }
+}
+
+#[test]
+fn no_bias_and_bfp8_activations_in_and_out() {
+    let dev = device();
+    let mut c = Case::new(
+        70,
+        64,
+        40,
+        Precision::bfp8_hifi2().with_activations(DataFormat::Bfp8_b),
+    );
+    c.bias = false;
+    run_case(&dev, &c);
+    // bf16 output from a bfp8 input.
+    let mut c = Case::new(70, 64, 40, Precision::hifi());
+    c.input_format = DataFormat::Bfp8_b;
+    run_case(&dev, &c);
+}
+
+#[test]
+fn multicore_tails_streaming_and_chunks() {
+    let dev = device();
+    // 7 x 5 output tiles on at most 3 x 2 cores: tails in both directions, multicast both ways.
+    let mut c = Case::new(200, 96, 150, Precision::hifi());
+    c.grid = Some((3, 2));
+    run_case(&dev, &c);
+    // A tight L1 budget forces K streaming (partials spilled in fp32) and row chunks.
+    let w = Tensor2d::from_fn(160, 64, |r, c| ((r * 7 + c * 3) % 11) as f32 * 0.1 - 0.5);
+    let mm = Matmul::new(&dev, &w, None, Precision::hifi(), Activation::None)
+        .unwrap()
+        .with_max_grid(2, 2)
+        .with_l1_budget(24 * 1024);
+    let plan = mm.plan(300, DataFormat::Float16_b).unwrap();
+    assert!(
+        !plan.resident && plan.num_blocks > 1 && plan.num_chunks > 1,
+        "{plan:?}"
+    );
+    let mut c = Case::new(300, 160, 64, Precision::hifi());
+    c.grid = Some((2, 2));
+    c.budget = Some(24 * 1024);
+    run_case(&dev, &c);
+    let mut c = Case::new(300, 160, 64, Precision::bfp8_lofi());
+    c.grid = Some((2, 2));
+    c.budget = Some(24 * 1024);
+    run_case(&dev, &c);
+    // One core.
+    let mut c = Case::new(45, 40, 35, Precision::bfp4_lofi());
+    c.grid = Some((1, 1));
+    run_case(&dev, &c);
+}
+
+#[test]
+fn clear_errors_for_unsupported_shapes_and_arguments() {
+    let dev = device();
+    let w = Tensor2d::from_fn(64, 32, |r, c| (r + c) as f32 * 0.01 + 0.1);
+    let mm = Matmul::new(&dev, &w, None, Precision::hifi(), Activation::None).unwrap();
+    let x = DeviceTensor::from_host(&dev, 10, 60, &vec![0.5; 600], DataFormat::Float16_b).unwrap();
+    let e = mm.run(&x).unwrap_err();
+    assert!(matches!(e, OpError::ShapeMismatch { .. }), "{e}");
+    assert!(e.to_string().contains("K = 64"), "{e}");
+
+    let e = Matmul::new(
+        &dev,
+        &w,
+        Some(&[1.0; 31]),
+        Precision::hifi(),
+        Activation::None,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("bias has 31"), "{e}");
+
+    let bad = Precision {
+        weights: DataFormat::Float32,
+        ..Precision::hifi()
+    };
+    let e = Matmul::new(&dev, &w, None, bad, Activation::None).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            OpError::FormatUnsupported {
+                role: "weights",
+                ..
+            }
+        ),
+        "{e}"
+    );
+
+    let x = DeviceTensor::from_host(&dev, 10, 64, &vec![0.5; 640], DataFormat::Float32).unwrap();
+    let e = mm.run(&x).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            OpError::FormatUnsupported {
+                role: "activations",
+                ..
+            }
+        ),
+        "{e}"
+    );
+
+    // A weight band too wide for L1 on one core: the error names the L1 limit.
+    let wide = Tensor2d::from_fn(32, 32 * 1000, |_, c| (c % 5) as f32 * 0.1 + 0.1);
+    let mm = Matmul::new(&dev, &wide, None, Precision::hifi(), Activation::None)
+        .unwrap()
+        .with_max_grid(1, 1);
+    let x = DeviceTensor::from_host(&dev, 1, 32, &[0.5; 32], DataFormat::Float16_b).unwrap();
+    let e = mm.run(&x).unwrap_err();
+    assert!(matches!(e, OpError::ShapeUnsupported { .. }), "{e}");
+    assert!(e.to_string().contains("L1"), "{e}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+    #[test]
+    fn proptest_small_shapes(m in 1usize..80, k in 1usize..80, n in 1usize..80, pi in 0usize..4, seed in 0u64..1000) {
+        let dev = device();
+        let mut c = Case::new(m, k, n, Precision::presets()[pi].1);
+        c.seed = seed;
+        c.grid = Some((2, 2));
+        run_case(&dev, &c);
+    }
+}
+
+/// The Piper encoder's 1x1 convs / FFN and WN layer 1x1s at T = 300, every precision; prints
+/// the rows of docs/ops.md.
+#[test]
+#[ignore = "expensive: cargo test --release --test op_matmul -- --ignored --nocapture"]
+fn piper_shapes() {
+    let dev = device();
+    let shapes = [
+        ("encoder attn/1x1 192->192", 300, 192, 192),
+        ("encoder FFN 192->768", 300, 192, 768),
+        ("encoder FFN 768->192", 300, 768, 192),
+        ("WN res/skip 1x1 192->384", 300, 192, 384),
+    ];
+    for (label, m, k, n) in shapes {
+        for (name, p) in Precision::presets() {
+            let c = Case::new(m, k, n, p);
+            let (cs, a) = run_case(&dev, &c);
+            println!(
+                "| matmul {label} (M={m}) | {name} | {:.3e} | {:.3e} | {:.3e} | {:.2} |",
+                a.max_err, a.mean_err, a.max_ref, cs.worst_ratio
+            );
+        }
+    }
+}
