@@ -1,0 +1,395 @@
+//! conv_transpose1d (polyphase) on the simulator (Wormhole n150 grid) against the f64 reference
+//! (PyTorch's scatter definition `y[i s + j - p] += x[i] W[:, :, j]`, written independently of
+//! the polyphase decomposition the device uses).
+//!
+//! As in `op_conv.rs`, every element is checked twice: against f64 on the original f32 inputs
+//! with the full derived bound (`conv_error_bound`), and against f64 on the values the device
+//! holds (bf16 inputs, host-decoded weight format, bf16 bias) with the compute-only bound. The
+//! number of DEST tile matmuls per output tile is `kt = ceil(k / s) x input-channel tiles`.
+//! Inputs are random, never zero. The Piper upsampling layers of a 4-second utterance are
+//! `#[ignore]`d: `cargo test --release --test op_conv_transpose -- --ignored --nocapture`.
+
+use proptest::prelude::*;
+use tt_kernels::ops::common::{Activation, DeviceTensor, OpError, Precision, tolerance};
+use tt_kernels::ops::conv::conv_error_bound;
+use tt_kernels::ops::conv_transpose::{ConvTranspose1d, ConvTranspose1dParams};
+use tt_safe::{Arch, DataFormat, Device, RunStats, Tensor2d};
+
+fn sim() -> Device {
+    Device::open_sim(Arch::WormholeB0).unwrap_or_else(|e| panic!("cannot open the simulator: {e}"))
+}
+
+/// xorshift; values never zero: magnitude in [0.1, 1), random sign.
+struct Rng(u64);
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        let u = (self.0 >> 11) as f64 / (1u64 << 53) as f64;
+        let v = (0.1 + 0.9 * u) as f32;
+        if (self.0 >> 3) & 1 == 0 { v } else { -v }
+    }
+    fn vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.next()).collect()
+    }
+}
+
+fn round_trip(rows: usize, cols: usize, data: &[f32], format: DataFormat) -> Vec<f32> {
+    let t = Tensor2d::new(rows, cols, data.to_vec()).expect("tensor");
+    let bytes = t.to_tiles(format).expect("encode");
+    Tensor2d::from_tiles(&bytes, rows, cols, format)
+        .expect("decode")
+        .into_data()
+}
+
+/// Weights as the device stores them: one row per (tap j, input channel ci), one column per
+/// output channel (BFP blocks: 16 consecutive output channels of a row). Returns the decoded
+/// values in PyTorch layout `[cin, cout, k]` and the per-weight quantisation bound e(w).
+fn quantised_weights(
+    p: &ConvTranspose1dParams,
+    w: &[f32],
+    format: DataFormat,
+) -> (Vec<f32>, Vec<f64>) {
+    let (cin, cout, k) = (p.cin, p.cout, p.kernel);
+    let mut rows = vec![0f32; k * cin * cout];
+    for ci in 0..cin {
+        for co in 0..cout {
+            for j in 0..k {
+                rows[(j * cin + ci) * cout + co] = w[(ci * cout + co) * k + j];
+            }
+        }
+    }
+    let q = round_trip(k * cin, cout, &rows, format);
+    let rel = tolerance::quant_rel(format);
+    let mut wq = vec![0f32; w.len()];
+    let mut e = vec![0f64; w.len()];
+    for ci in 0..cin {
+        for co in 0..cout {
+            for j in 0..k {
+                let r = (j * cin + ci) * cout;
+                let i = (ci * cout + co) * k + j;
+                wq[i] = q[r + co];
+                let m = if format == DataFormat::Float16_b {
+                    f64::from(rows[r + co].abs())
+                } else {
+                    let c0 = co / 16 * 16;
+                    (c0..(c0 + 16).min(cout))
+                        .map(|c| f64::from(rows[r + c].abs()))
+                        .fold(0.0, f64::max)
+                };
+                e[i] = rel * m;
+            }
+        }
+    }
+    (wq, e)
+}
+
+/// Scatter-form reference with error terms: (y after activation, s_abs, wq).
+fn reference(
+    p: &ConvTranspose1dParams,
+    x: &[f32],
+    t_in: usize,
+    w: &[f32],
+    e_w: &[f64],
+    bias: Option<&[f32]>,
+    act: Activation,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let t_out = p.output_len(t_in).expect("output length");
+    let n = t_out * p.cout;
+    let (mut y, mut s, mut q) = (vec![0f64; n], vec![0f64; n], vec![0f64; n]);
+    for i in 0..t_in {
+        for j in 0..p.kernel {
+            let o = (i * p.stride + j) as i64 - p.padding as i64;
+            if o < 0 || o >= t_out as i64 {
+                continue;
+            }
+            let o = o as usize;
+            for ci in 0..p.cin {
+                let a = f64::from(x[i * p.cin + ci]);
+                for co in 0..p.cout {
+                    let wi = (ci * p.cout + co) * p.kernel + j;
+                    let prod = a * f64::from(w[wi]);
+                    y[o * p.cout + co] += prod;
+                    s[o * p.cout + co] += prod.abs();
+                    q[o * p.cout + co] += a.abs() * e_w[wi];
+                }
+            }
+        }
+    }
+    for o in 0..t_out {
+        for co in 0..p.cout {
+            let i = o * p.cout + co;
+            y[i] = act.apply(y[i] + bias.map_or(0.0, |b| f64::from(b[co])));
+        }
+    }
+    (y, s, q)
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Errors {
+    max: f64,
+    mean: f64,
+    worst_ratio: f64,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check(
+    device: &Device,
+    p: ConvTranspose1dParams,
+    t_in: usize,
+    precision: Precision,
+    act: Activation,
+    with_bias: bool,
+    seed: u64,
+    what: &str,
+) -> (Errors, RunStats) {
+    let mut rng = Rng::new(seed);
+    let x = rng.vec(t_in * p.cin);
+    let w = rng.vec(p.cin * p.cout * p.kernel);
+    let b = rng.vec(p.cout);
+    let bias = with_bias.then_some(b.as_slice());
+    let op = ConvTranspose1d::new(device, p, &w, bias, precision, act)
+        .unwrap_or_else(|e| panic!("{what}: ConvTranspose1d::new: {e}"));
+    let xin = DeviceTensor::from_host(device, t_in, p.cin, &x, DataFormat::Float16_b)
+        .unwrap_or_else(|e| panic!("{what}: upload: {e}"));
+    let (out, stats) = op.run(&xin).unwrap_or_else(|e| panic!("{what}: run: {e}"));
+    let t_out = p.output_len(t_in).expect("t_out");
+    assert_eq!(out.shape(), [t_out, p.cout], "{what}: output shape");
+    let got = out.to_host().expect("download");
+
+    let kt = p.kernel.div_ceil(p.stride) * p.cin.div_ceil(32);
+    let (wq_vals, e_w) = quantised_weights(&p, &w, precision.weights);
+    let zeros = vec![0f64; e_w.len()];
+    let (y, s, q) = reference(&p, &x, t_in, &w, &e_w, bias, act);
+    let xq = round_trip(t_in, p.cin, &x, DataFormat::Float16_b);
+    let bq = round_trip(1, p.cout, &b, DataFormat::Float16_b);
+    let (yq, sq, _) = reference(
+        &p,
+        &xq,
+        t_in,
+        &wq_vals,
+        &zeros,
+        with_bias.then_some(bq.as_slice()),
+        act,
+    );
+    let mut e = Errors::default();
+    for i in 0..y.len() {
+        let g = f64::from(got[i]);
+        let (t, c) = (i / p.cout, i % p.cout);
+        let bound = conv_error_bound(
+            &precision,
+            act,
+            kt,
+            s[i],
+            q[i],
+            with_bias.then(|| f64::from(b[c])),
+            y[i].abs(),
+            false,
+        );
+        let err = (g - y[i]).abs();
+        assert!(
+            err <= bound,
+            "{what}: y[{t}, {c}] = {g}, f64 reference {} (|err| {err:e} > derived bound {bound:e})",
+            y[i]
+        );
+        let bound_q = conv_error_bound(
+            &precision,
+            act,
+            kt,
+            sq[i],
+            0.0,
+            with_bias.then(|| f64::from(bq[c])),
+            yq[i].abs(),
+            true,
+        );
+        let err_q = (g - yq[i]).abs();
+        assert!(
+            err_q <= bound_q,
+            "{what}: y[{t}, {c}] = {g}, f64 on the device's input values {} (|err| {err_q:e} > \
+             compute bound {bound_q:e})",
+            yq[i]
+        );
+        e.max = e.max.max(err);
+        e.mean += err;
+        e.worst_ratio = e.worst_ratio.max(err / bound);
+    }
+    e.mean /= y.len() as f64;
+    (e, stats)
+}
+
+fn params(
+    cin: usize,
+    cout: usize,
+    k: usize,
+    s: usize,
+    pad: usize,
+    out_pad: usize,
+) -> ConvTranspose1dParams {
+    ConvTranspose1dParams {
+        cin,
+        cout,
+        kernel: k,
+        stride: s,
+        padding: pad,
+        output_padding: out_pad,
+    }
+}
+
+fn suite() -> Vec<(&'static str, ConvTranspose1dParams, usize, Activation, bool)> {
+    vec![
+        (
+            "HiFi-GAN k16 s8 p4 64->32",
+            params(64, 32, 16, 8, 4, 0),
+            20,
+            Activation::None,
+            true,
+        ),
+        (
+            "HiFi-GAN k8 s4 p2 40->50 leaky0.1",
+            params(40, 50, 8, 4, 2, 0),
+            23,
+            Activation::LeakyRelu(0.1),
+            true,
+        ),
+        (
+            "HiFi-GAN k4 s2 p1 33->16",
+            params(33, 16, 4, 2, 1, 0),
+            37,
+            Activation::None,
+            false,
+        ),
+        (
+            "k5 s3 p2 output_padding 2 20->10 tanh",
+            params(20, 10, 5, 3, 2, 2),
+            17,
+            Activation::Tanh,
+            true,
+        ),
+        (
+            "stride above kernel k2 s3 p0 8->40",
+            params(8, 40, 2, 3, 0, 1),
+            30,
+            Activation::None,
+            true,
+        ),
+    ]
+}
+
+#[test]
+fn conv_transpose1d_every_precision_matches_reference() {
+    let device = sim();
+    for (pname, precision) in Precision::presets() {
+        for (i, (name, p, t, act, bias)) in suite().into_iter().enumerate() {
+            let what = format!("{name} [{pname}]");
+            let (e, _) = check(&device, p, t, precision, act, bias, 200 + i as u64, &what);
+            eprintln!(
+                "{what}: max {:.3e} mean {:.3e} (worst error/bound {:.2})",
+                e.max, e.mean, e.worst_ratio
+            );
+        }
+    }
+}
+
+#[test]
+fn conv_transpose1d_errors_name_the_problem() {
+    let device = sim();
+    let w = vec![0.5f32; 4 * 4 * 4];
+    let e = ConvTranspose1d::new(
+        &device,
+        params(4, 4, 4, 2, 1, 2),
+        &w,
+        None,
+        Precision::hifi(),
+        Activation::None,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("output_padding"), "{e}");
+    let e = ConvTranspose1d::new(
+        &device,
+        params(4, 4, 5, 2, 1, 0),
+        &w,
+        None,
+        Precision::hifi(),
+        Activation::None,
+    )
+    .unwrap_err();
+    assert!(matches!(e, OpError::ShapeMismatch { .. }), "{e}");
+    // Padding that eats the whole output.
+    let op = ConvTranspose1d::new(
+        &device,
+        params(4, 4, 4, 1, 3, 0),
+        &w,
+        None,
+        Precision::hifi(),
+        Activation::None,
+    )
+    .unwrap();
+    let x = DeviceTensor::from_host(&device, 1, 4, &[0.5; 4], DataFormat::Float16_b).unwrap();
+    let e = op.run(&x).unwrap_err();
+    assert!(e.to_string().contains("gives no output"), "{e}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 10, failure_persistence: None, ..ProptestConfig::default() })]
+    #[test]
+    fn conv_transpose1d_small_shapes(
+        cin in 1usize..40,
+        cout in 1usize..40,
+        k in 1usize..10,
+        s in 1usize..6,
+        pad_frac in 0usize..4,
+        out_pad_frac in 0usize..4,
+        t in 1usize..30,
+        seed in 0u64..1000,
+    ) {
+        let device = sim();
+        let pad = pad_frac * (k - 1) / 3; // below k, as in practice
+        let out_pad = out_pad_frac * (s - 1) / 3;
+        let p = params(cin, cout, k, s, pad, out_pad);
+        prop_assume!(p.output_len(t).is_some());
+        check(&device, p, t, Precision::hifi(), Activation::None, seed % 2 == 0, seed,
+              &format!("proptest {p:?} T {t}"));
+    }
+}
+
+/// Piper (en_US medium) upsampling layers for a 4-second utterance (345 frames), every
+/// precision; prints max/mean error and the simulator's device-time estimate.
+#[test]
+#[ignore = "expensive: cargo test --release --test op_conv_transpose -- --ignored"]
+fn piper_decoder_upsampling() {
+    let device = sim();
+    let layers = [
+        (
+            "ups.0 256->128 k16 s8 p4 (T 345)",
+            params(256, 128, 16, 8, 4, 0),
+            345,
+        ),
+        (
+            "ups.1 128->64 k16 s8 p4 (T 2760)",
+            params(128, 64, 16, 8, 4, 0),
+            2760,
+        ),
+        (
+            "ups.2 64->32 k8 s4 p2 (T 22080)",
+            params(64, 32, 8, 4, 2, 0),
+            22080,
+        ),
+    ];
+    for (name, p, t) in layers {
+        for (pname, precision) in Precision::presets() {
+            let started = std::time::Instant::now();
+            let (e, stats) = check(&device, p, t, precision, Activation::None, true, 12, name);
+            eprintln!(
+                "| {name} | {pname} | {:.3e} | {:.3e} | {:.2} | {stats} | host {:.1}s |",
+                e.max,
+                e.mean,
+                e.worst_ratio,
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
