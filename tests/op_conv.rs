@@ -19,7 +19,7 @@
 use proptest::prelude::*;
 use tt_kernels::ops::common::{Activation, DeviceTensor, OpError, Precision, tolerance};
 use tt_kernels::ops::conv::{Conv1d, Conv1dParams, conv_error_bound};
-use tt_safe::{Arch, DataFormat, Device, Tensor2d};
+use tt_safe::{Arch, DataFormat, Device, RunStats, Tensor2d};
 
 fn sim() -> Device {
     Device::open_sim(Arch::WormholeB0).unwrap_or_else(|e| panic!("cannot open the simulator: {e}"))
@@ -177,7 +177,7 @@ fn check(
     with_bias: bool,
     seed: u64,
     what: &str,
-) -> Errors {
+) -> (Errors, RunStats) {
     let mut rng = Rng::new(seed);
     let x = rng.vec(t_in * p.cin, 1.0);
     let w = rng.vec(p.cout * (p.cin / p.groups) * p.kernel, 1.0);
@@ -188,7 +188,7 @@ fn check(
         .unwrap_or_else(|e| panic!("{what}: Conv1d::new: {e}"));
     let xin = DeviceTensor::from_host(device, t_in, p.cin, &x, DataFormat::Float16_b)
         .unwrap_or_else(|e| panic!("{what}: upload: {e}"));
-    let (out, _) = conv
+    let (out, stats) = conv
         .run(&xin)
         .unwrap_or_else(|e| panic!("{what}: run: {e}"));
     let t_out = p.output_len(t_in).expect("t_out");
@@ -240,7 +240,7 @@ fn check(
         e.worst_ratio = e.worst_ratio.max(err / bound);
     }
     e.mean /= y.len() as f64;
-    e
+    (e, stats)
 }
 
 fn params(
@@ -305,7 +305,7 @@ fn conv1d_every_precision_matches_reference() {
     for (pname, precision) in Precision::presets() {
         for (i, (name, p, t, act, bias)) in suite().into_iter().enumerate() {
             let what = format!("{name} [{pname}]");
-            let e = check(&device, p, t, precision, act, bias, 100 + i as u64, &what);
+            let (e, _) = check(&device, p, t, precision, act, bias, 100 + i as u64, &what);
             eprintln!(
                 "{what}: max {:.3e} mean {:.3e} (worst error/bound {:.2})",
                 e.max, e.mean, e.worst_ratio
@@ -483,6 +483,8 @@ proptest! {
 
 /// The Piper (en_US medium) decoder convolutions of a 4-second utterance (345 frames), each
 /// under every precision; prints max/mean error and the simulator's device-time estimate.
+/// By default conv_pre, conv_post and two ResBlock2 convs (stage 1 k3 d1, stage 3 k7 d12) run;
+/// `PIPER_ALL=1` runs all 18 ResBlock2 convs.
 #[test]
 #[ignore = "expensive: cargo test --release --test op_conv -- --ignored"]
 fn piper_decoder_convs() {
@@ -527,7 +529,7 @@ fn piper_decoder_convs() {
     for (name, p, t) in shapes {
         for (pname, precision) in Precision::presets() {
             let started = std::time::Instant::now();
-            let e = check(
+            let (e, stats) = check(
                 &device,
                 p,
                 t,
@@ -538,7 +540,7 @@ fn piper_decoder_convs() {
                 &name,
             );
             eprintln!(
-                "| {name} | {pname} | {:.3e} | {:.3e} | {:.2} | host {:.1}s |",
+                "| {name} | {pname} | {:.3e} | {:.3e} | {:.2} | {stats} | host {:.1}s |",
                 e.max,
                 e.mean,
                 e.worst_ratio,
