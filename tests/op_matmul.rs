@@ -3,11 +3,13 @@
 //!
 //! Two comparisons per run, both with bounds from `ops::common::tolerance` (derivation in its
 //! module doc; nothing here is tuned):
-//! 1. **Compute** (catches kernel bugs, tight): f64 on exactly the values the device unpacks
-//!    (inputs encoded by the host and decoded back, bias rounded to bf16). Per element
-//!    `|err| <= L * compute_bound(K, precision, s_abs + |bias|) + sfpu + pack`, where `s_abs =
-//!    sum_k |a_k w_k|`, `L` the activation's Lipschitz constant, `sfpu` the SFPU allowance and
-//!    `pack` the output rounding (bf16: 2^-8 |y|; bfp8: of the 16-value block max).
+//! 1. **Compute** (catches kernel bugs, tight): `ops::common::device_model::matmul` on exactly
+//!    the values the device unpacks (inputs encoded by the host and decoded back, bias rounded
+//!    to bf16): the fidelity-truncated products summed in f64, with a per-element bound for
+//!    alignment, DEST and spill rounding along the kernel's accumulation order. Per element
+//!    `|err| <= L * model_bound + sfpu + pack`, `L` the activation's Lipschitz constant,
+//!    `sfpu` the SFPU allowance and `pack` the output rounding (bf16: 2^-8 |y|; bfp8: of the
+//!    16-value block max).
 //! 2. **Accuracy** (what a user gets): f64 on the original f32 inputs with the uniform bound
 //!    `matmul_error_bound(K, precision, max|x|, max|W|)` (input quantisation included), carried
 //!    through the activation. These errors are what docs/ops.md reports.
@@ -17,7 +19,9 @@
 //! `cargo test --release --test op_matmul -- --ignored --nocapture` prints the docs table rows.
 
 use proptest::prelude::*;
-use tt_kernels::ops::common::{Activation, DeviceTensor, OpError, Precision, reference, tolerance};
+use tt_kernels::ops::common::{
+    Activation, DeviceTensor, OpError, Precision, device_model, reference, tolerance,
+};
 use tt_kernels::ops::matmul::Matmul;
 use tt_safe::{DataFormat, Device, Tensor2d};
 
@@ -158,22 +162,18 @@ fn run_case(dev: &Device, c: &Case) -> (Stats, Stats) {
     let xq = quantise(&x, c.m, c.k, c.input_format);
     let wq = quantise(&w, c.k, c.n, p.weights);
     let bq = quantise(&bias, 1, c.n, DataFormat::Float16_b);
-    let (yq, s) = reference::matmul(&xq, &wq, c.m, c.k, c.n);
-    let pre: Vec<f64> = (0..c.m * c.n)
-        .map(|i| yq[i] + if c.bias { f64::from(bq[i % c.n]) } else { 0.0 })
-        .collect();
+    let plan = mm.plan(c.m, c.input_format).unwrap();
+    let (pre, pre_bound) = device_model::matmul(
+        &xq,
+        &wq,
+        c.m,
+        c.k,
+        c.n,
+        c.bias.then_some(&bq[..]),
+        &p,
+        plan.in0_block_w as usize,
+    );
     let want_q: Vec<f64> = pre.iter().map(|&v| c.act.apply(v)).collect();
-    let pre_bound: Vec<f64> = (0..c.m * c.n)
-        .map(|i| {
-            let sb = s[i]
-                + if c.bias {
-                    f64::from(bq[i % c.n]).abs()
-                } else {
-                    0.0
-                };
-            tolerance::matmul_compute_bound(c.k, &p, c.input_format, sb)
-        })
-        .collect();
     let compute = compare(&format!("{what} [compute]"), &got, &want_q, |i| {
         let (r, col) = (i / c.n, i % c.n);
         let e = lip * pre_bound[i];

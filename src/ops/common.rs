@@ -610,6 +610,100 @@ pub mod tolerance {
     }
 }
 
+/// A model of the device matmul for tests: what the multiplier computes on device-format
+/// operands, and a per-element bound on what alignment and rounding can add to it.
+pub mod device_model {
+    use super::Precision;
+    use super::tolerance::dest_u;
+    use tt_safe::MathFidelity;
+
+    /// `x` truncated to its `bits` most significant bits (toward zero; sign and exponent kept).
+    pub fn truncate_bits(x: f32, bits: u32) -> f32 {
+        if bits >= 24 || x == 0.0 || !x.is_finite() {
+            return x;
+        }
+        let drop = 24 - bits;
+        f32::from_bits(x.to_bits() & !((1u32 << drop) - 1))
+    }
+
+    /// The product the multiplier forms from weight `a` (SrcA) and activation `b` (SrcB) at
+    /// `fidelity`: `a = A_hi + A_lo` with `A_hi` the top 5 significant bits, `b = B_hi + B_lo`
+    /// with `B_hi` the top 7; LoFi `A_hi B_hi`, HiFi2 adds `A_lo B_hi`, HiFi3 `A_hi B_lo`,
+    /// HiFi4 `A_lo B_lo` (`shared/TENSTORRENT.md` section 4). Exact in f64.
+    pub fn product(a: f32, b: f32, fidelity: MathFidelity) -> f64 {
+        let a_hi = f64::from(truncate_bits(a, 5));
+        let a_lo = f64::from(a) - a_hi;
+        let b_hi = f64::from(truncate_bits(b, 7));
+        let b_lo = f64::from(b) - b_hi;
+        match fidelity {
+            MathFidelity::LoFi => a_hi * b_hi,
+            MathFidelity::HiFi2 => (a_hi + a_lo) * b_hi,
+            MathFidelity::HiFi3 => (a_hi + a_lo) * b_hi + a_hi * b_lo,
+            MathFidelity::HiFi4 => f64::from(a) * f64::from(b),
+        }
+    }
+
+    /// `x [m, k] (activations) x w [k, n] (weights) + bias` on device-format values: returns
+    /// `(y, bound)` where `y` sums the fidelity-truncated products ([`product`]) in f64 and
+    /// `bound` bounds, per element, the difference between the DEST result and `y`:
+    /// - per K tile, the `2 * phases` MVMUL results rounded into DEST, each by at most
+    ///   `u_dest * (|partial before the tile| + sum over the tile of |a b| + error so far)`;
+    /// - per group of 8 products, the alignment to the group's largest product, at most
+    ///   `8 * 2^-12 * max|a b|` for the first phase and 1/10 of that for the later ones;
+    /// - per K block boundary (`k_tiles_per_block`), the spill of the partial sum to the
+    ///   intermediate format (fp32 with fp32 accumulation, bf16 otherwise).
+    ///
+    /// The output packing and any activation are not included.
+    #[allow(clippy::too_many_arguments)]
+    pub fn matmul(
+        x: &[f32],
+        w: &[f32],
+        m: usize,
+        k: usize,
+        n: usize,
+        bias: Option<&[f32]>,
+        precision: &Precision,
+        k_tiles_per_block: usize,
+    ) -> (Vec<f64>, Vec<f64>) {
+        let fid = precision.fidelity;
+        let u = dest_u(precision.fp32_acc);
+        let phases = f64::from(fid.phases());
+        let kt = k.div_ceil(32);
+        let kpb = k_tiles_per_block.max(1);
+        let align = 2f64.powi(-12) * 1.1;
+        let mut y = vec![0f64; m * n];
+        let mut bound = vec![0f64; m * n];
+        let mut prods = vec![0f64; k];
+        let mut absp = vec![0f64; k];
+        for i in 0..m {
+            for j in 0..n {
+                for kk in 0..k {
+                    let (a, b) = (w[kk * n + j], x[i * k + kk]);
+                    prods[kk] = product(a, b, fid);
+                    absp[kk] = (f64::from(a) * f64::from(b)).abs();
+                }
+                let mut run = bias.map_or(0.0, |b| f64::from(b[j]));
+                let mut e = 0f64;
+                for t in 0..kt {
+                    let r = 32 * t..(32 * t + 32).min(k);
+                    let s_tile: f64 = absp[r.clone()].iter().sum();
+                    e += 2.0 * phases * u * (run.abs() + s_tile + e);
+                    for g in absp[r.clone()].chunks(8) {
+                        e += 8.0 * align * g.iter().fold(0f64, |a, &v| a.max(v));
+                    }
+                    run += prods[r].iter().sum::<f64>();
+                    if (t + 1) % kpb == 0 && t + 1 < kt {
+                        e += u * (run.abs() + e);
+                    }
+                }
+                y[i * n + j] = run;
+                bound[i * n + j] = e;
+            }
+        }
+        (y, bound)
+    }
+}
+
 /// f64 CPU references (the independent implementations the ops are tested against).
 pub mod reference {
     use super::Activation;
@@ -774,5 +868,18 @@ mod tests {
         assert_eq!((y[0], s[0]), (-5.0, 11.0));
         let ln = reference::layernorm(&[1.0, 3.0], 1, 2, &[2.0, 2.0], &[1.0, 1.0], 0.0);
         assert_eq!(ln, vec![-1.0, 3.0]);
+    }
+
+    #[test]
+    fn device_model_products() {
+        use device_model::{product, truncate_bits};
+        assert_eq!(truncate_bits(1.0 + 1.0 / 128.0, 7), 1.0);
+        assert_eq!(truncate_bits(-1.5, 2), -1.5);
+        // bf16 weight 1 + 2^-7 (bit below A_hi) x activation 1 + 2^-7 (B's 8th bit).
+        let v = 1.0 + 1.0 / 128.0;
+        assert_eq!(product(v, v, MathFidelity::LoFi), 1.0);
+        assert_eq!(product(v, v, MathFidelity::HiFi2), v as f64);
+        assert_eq!(product(v, v, MathFidelity::HiFi3), 2.0 * v as f64 - 1.0);
+        assert_eq!(product(v, v, MathFidelity::HiFi4), (v as f64) * (v as f64));
     }
 }

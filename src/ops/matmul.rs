@@ -86,12 +86,12 @@ struct PlanFormats {
 fn largest_divisor_at_most(n: u32, cap: u32) -> u32 {
     (1..=cap.min(n).max(1))
         .rev()
-        .find(|d| n % d == 0)
+        .find(|d| n.is_multiple_of(*d))
         .unwrap_or(1)
 }
 
 fn divisors_desc(n: u32) -> Vec<u32> {
-    (1..=n).rev().filter(|d| n % d == 0).collect()
+    (1..=n).rev().filter(|d| n.is_multiple_of(*d)).collect()
 }
 
 impl MatmulPlan {
