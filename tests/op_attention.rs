@@ -170,8 +170,8 @@ fn bound_row(
         .map(|col| {
             let mut a = 0f64;
             let mut out = 0f64;
-            for j in 0..t {
-                let pj = e[j] / sum;
+            for (j, ej) in e.iter().enumerate() {
+                let pj = ej / sum;
                 if pj == 0.0 {
                     continue;
                 }
@@ -205,9 +205,7 @@ fn check(
     let kind = kind_of(x, which);
     let out = attention(
         device,
-        &up(&x.q),
-        &up(&x.k),
-        &up(&x.v),
+        [&up(&x.q), &up(&x.k), &up(&x.v)],
         x.heads,
         kind,
         valid,
@@ -221,19 +219,19 @@ fn check(
     for h in 0..x.heads {
         for i in 0..x.t {
             let b = bound_row(x, kind, vl, p, h, i);
-            for col in 0..x.d {
+            for (col, &bc) in b.iter().enumerate() {
                 let idx = i * c + h * x.d + col;
                 let e = (f64::from(got[idx]) - want[idx]).abs();
                 assert!(
-                    e <= b[col],
+                    e <= bc,
                     "kind {which} valid {valid:?} head {h} row {i} col {col}: {} vs {} (err {e:e} > bound {:e})",
                     got[idx],
                     want[idx],
-                    b[col]
+                    bc
                 );
                 max = max.max(e);
                 sum += e;
-                ratio = ratio.max(e / b[col]);
+                ratio = ratio.max(e / bc);
             }
         }
     }
@@ -286,9 +284,7 @@ fn clear_errors() {
     let p = Precision::hifi();
     let e = attention(
         &device,
-        &q,
-        &k,
-        &v,
+        [&q, &k, &v],
         2,
         AttentionKind::Plain { causal: false },
         None,
@@ -308,9 +304,7 @@ fn clear_errors() {
     let up3 = |v: &[f32]| DeviceTensor::from_host(&device, 8, 96, v, bf).unwrap();
     let e = attention(
         &device,
-        &up3(&x3.q),
-        &up3(&x3.k),
-        &up3(&x3.v),
+        [&up3(&x3.q), &up3(&x3.k), &up3(&x3.v)],
         3,
         kind,
         None,
@@ -323,9 +317,7 @@ fn clear_errors() {
     );
     let e = attention(
         &device,
-        &q,
-        &k,
-        &v,
+        [&q, &k, &v],
         3,
         AttentionKind::Plain { causal: true },
         Some(9),

@@ -38,8 +38,21 @@ use tt_kernels::ops::common::tolerance::{
     fidelity_rel, matmul_compute_bound, pack_error_rel, quant_rel, sfpu_error,
 };
 use tt_kernels::ops::common::{DeviceTensor, OpError, Precision};
-use tt_kernels::ops::gru::{GruWeights, gru, reference};
+use tt_kernels::ops::gru::{GruParams, GruWeights, gru, reference};
 use tt_safe::{Arch, DataFormat, Device, MathFidelity};
+
+impl Case {
+    fn params(&self) -> GruParams<'_> {
+        GruParams {
+            input_size: self.input,
+            hidden: self.hidden,
+            w_ih: &self.w_ih,
+            w_hh: &self.w_hh,
+            b_ih: &self.b_ih,
+            b_hh: &self.b_hh,
+        }
+    }
+}
 
 struct Case {
     steps: usize,
@@ -193,10 +206,7 @@ struct Report {
 }
 
 fn run_case(device: &Device, c: &Case, p: Precision) -> Report {
-    let w = GruWeights::from_pytorch(
-        device, c.input, c.hidden, &c.w_ih, &c.w_hh, &c.b_ih, &c.b_hh, p,
-    )
-    .unwrap();
+    let w = GruWeights::from_pytorch(device, &c.params(), p).unwrap();
     let bf = DataFormat::Float16_b;
     let x = DeviceTensor::from_host(device, c.steps * c.batch, c.input, &c.x, bf).unwrap();
     let h0 =
@@ -234,17 +244,7 @@ fn run_case(device: &Device, c: &Case, p: Precision) -> Report {
             }
         }
     }
-    let free = reference(
-        &c.x,
-        c.batch,
-        c.input,
-        c.hidden,
-        &c.w_ih,
-        &c.w_hh,
-        &c.b_ih,
-        &c.b_hh,
-        c.h0.as_deref(),
-    );
+    let free = reference(&c.x, c.batch, &c.params(), c.h0.as_deref());
     let mut free_max = 0f64;
     let mut sum = 0f64;
     for (g, w) in got.iter().zip(&free) {
@@ -324,22 +324,21 @@ fn clear_errors_for_unsupported_shapes() {
     let device = sim(Arch::WormholeB0);
     let p = Precision::hifi();
     let z = |n: usize| vec![0.5f32; n];
-    let e = GruWeights::from_pytorch(
-        &device,
-        4,
-        513,
-        &z(3 * 513 * 4),
-        &z(3 * 513 * 513),
-        &z(1539),
-        &z(1539),
-        p,
-    )
-    .unwrap_err();
+    let (wi, wh, b) = (z(3 * 513 * 4), z(3 * 513 * 513), z(1539));
+    let big = GruParams {
+        input_size: 4,
+        hidden: 513,
+        w_ih: &wi,
+        w_hh: &wh,
+        b_ih: &b,
+        b_hh: &b,
+    };
+    let e = GruWeights::from_pytorch(&device, &big, p).unwrap_err();
     assert!(matches!(e, OpError::ShapeUnsupported { .. }), "{e}");
     assert!(e.to_string().contains("512"), "{e}");
 
     let c = case(2, 33, 4, 8, false, 6);
-    let w = GruWeights::from_pytorch(&device, 4, 8, &c.w_ih, &c.w_hh, &c.b_ih, &c.b_hh, p).unwrap();
+    let w = GruWeights::from_pytorch(&device, &c.params(), p).unwrap();
     let x = DeviceTensor::from_host(&device, 66, 4, &c.x, DataFormat::Float16_b).unwrap();
     let e = gru(&device, &x, 33, &w, None).unwrap_err();
     assert!(

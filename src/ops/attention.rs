@@ -92,7 +92,7 @@ pub fn plan(
     in_format: DataFormat,
     precision: &Precision,
 ) -> Result<AttentionPlan, OpError> {
-    if d == 0 || d % TILE != 0 {
+    if d == 0 || !d.is_multiple_of(TILE) {
         return Err(unsupported(
             format!("head size {d}"),
             "a multiple of 32 (heads start on tile boundaries)".into(),
@@ -144,14 +144,12 @@ pub fn plan(
     })
 }
 
-/// Runs attention over `q`, `k`, `v` (`[T, heads * d]`, bf16 or bfp8_b tiles). `valid_len`
-/// masks keys `j >= valid_len` (None: all T). `precision.fidelity` and `fp32_acc` apply.
-/// Returns `[T, heads * d]` bf16.
+/// Runs attention over `[q, k, v]` (`[T, heads * d]`, bf16 or bfp8_b tiles). `valid_len`
+/// masks keys `j >= valid_len` (None: all T). `precision.fidelity` and `fp32_acc` apply (there
+/// are no weights here, so `precision.weights` is unused). Returns `[T, heads * d]` bf16.
 pub fn attention(
     device: &Device,
-    q: &DeviceTensor,
-    k: &DeviceTensor,
-    v: &DeviceTensor,
+    [q, k, v]: [&DeviceTensor; 3],
     heads: usize,
     kind: AttentionKind<'_>,
     valid_len: Option<usize>,
@@ -372,13 +370,14 @@ pub fn reference(
                     continue;
                 }
                 let mut acc: f64 = (0..d).map(|e| qs[e] * col(k, j, e)).sum();
-                if let AttentionKind::VitsRelative { rel_k, window, .. } = kind {
-                    if j + window >= i && j <= i + window {
-                        let m = j + window - i;
-                        acc += (0..d)
-                            .map(|e| qs[e] * f64::from(rel_k[m * d + e]))
-                            .sum::<f64>();
-                    }
+                if let AttentionKind::VitsRelative { rel_k, window, .. } = kind
+                    && j + window >= i
+                    && j <= i + window
+                {
+                    let m = j + window - i;
+                    acc += (0..d)
+                        .map(|e| qs[e] * f64::from(rel_k[m * d + e]))
+                        .sum::<f64>();
                 }
                 *sj = acc;
             }
@@ -393,12 +392,13 @@ pub fn reference(
                 for x in 0..d {
                     out[i * c + h * d + x] += p * col(v, j, x);
                 }
-                if let AttentionKind::VitsRelative { rel_v, window, .. } = kind {
-                    if j + window >= i && j <= i + window {
-                        let m = j + window - i;
-                        for x in 0..d {
-                            out[i * c + h * d + x] += p * f64::from(rel_v[m * d + x]);
-                        }
+                if let AttentionKind::VitsRelative { rel_v, window, .. } = kind
+                    && j + window >= i
+                    && j <= i + window
+                {
+                    let m = j + window - i;
+                    for x in 0..d {
+                        out[i * c + h * d + x] += p * f64::from(rel_v[m * d + x]);
                     }
                 }
             }

@@ -78,19 +78,39 @@ fn shape_err(what: String, limit: String) -> OpError {
     }
 }
 
+/// Host GRU parameters in PyTorch's layout (all row-major): `weight_ih_l0` `[3H, I]`,
+/// `weight_hh_l0` `[3H, H]`, `bias_ih_l0` and `bias_hh_l0` `[3H]`, gates in the order r, z, n.
+#[derive(Debug, Clone, Copy)]
+pub struct GruParams<'a> {
+    /// Input size I.
+    pub input_size: usize,
+    /// Hidden size H.
+    pub hidden: usize,
+    /// `weight_ih_l0`.
+    pub w_ih: &'a [f32],
+    /// `weight_hh_l0`.
+    pub w_hh: &'a [f32],
+    /// `bias_ih_l0`.
+    pub b_ih: &'a [f32],
+    /// `bias_hh_l0`.
+    pub b_hh: &'a [f32],
+}
+
 impl GruWeights {
-    /// Prepares PyTorch-layout weights (`weight_ih_l0` `[3H, I]`, `weight_hh_l0` `[3H, H]`,
-    /// `bias_ih_l0`, `bias_hh_l0` `[3H]`, all row-major) for `precision`.
+    /// Prepares PyTorch-layout parameters for `precision` (weights in `precision.weights`).
     pub fn from_pytorch(
         device: &Device,
-        input_size: usize,
-        hidden: usize,
-        w_ih: &[f32],
-        w_hh: &[f32],
-        b_ih: &[f32],
-        b_hh: &[f32],
+        params: &GruParams<'_>,
         precision: Precision,
     ) -> Result<GruWeights, OpError> {
+        let GruParams {
+            input_size,
+            hidden,
+            w_ih,
+            w_hh,
+            b_ih,
+            b_hh,
+        } = *params;
         precision.validate(OP)?;
         if hidden == 0 || hidden > MAX_HIDDEN {
             return Err(shape_err(
@@ -219,7 +239,7 @@ pub fn gru(
             format!("1..={MAX_BATCH} (h is one tile row)"),
         ));
     }
-    if x.cols() != weights.input_size || x.rows() % batch != 0 {
+    if x.cols() != weights.input_size || !x.rows().is_multiple_of(batch) {
         return Err(OpError::ShapeMismatch {
             op: OP,
             what: format!(
@@ -237,18 +257,18 @@ pub fn gru(
             format!("1..={MAX_STEPS}"),
         ));
     }
-    if let Some(h0) = h0 {
-        if h0.rows() != batch || h0.cols() != hidden || h0.format() != DataFormat::Float16_b {
-            return Err(OpError::ShapeMismatch {
-                op: OP,
-                what: format!(
-                    "h0 is [{}, {}] {:?}, expected [{batch}, {hidden}] Float16_b",
-                    h0.rows(),
-                    h0.cols(),
-                    h0.format()
-                ),
-            });
-        }
+    if let Some(h0) = h0
+        && (h0.rows() != batch || h0.cols() != hidden || h0.format() != DataFormat::Float16_b)
+    {
+        return Err(OpError::ShapeMismatch {
+            op: OP,
+            what: format!(
+                "h0 is [{}, {}] {:?}, expected [{batch}, {hidden}] Float16_b",
+                h0.rows(),
+                h0.cols(),
+                h0.format()
+            ),
+        });
     }
     let p = plan(device, hidden, &precision)?;
     let gx = projection(device, x, weights)?;
@@ -445,20 +465,17 @@ fn recurrence(
     Ok(out)
 }
 
-/// f64 CPU reference: `x` row-major `[T * batch, I]`, PyTorch-layout weights; returns every
-/// h_t, row-major `[T * batch, H]`.
-#[allow(clippy::too_many_arguments)]
-pub fn reference(
-    x: &[f32],
-    batch: usize,
-    input_size: usize,
-    hidden: usize,
-    w_ih: &[f32],
-    w_hh: &[f32],
-    b_ih: &[f32],
-    b_hh: &[f32],
-    h0: Option<&[f32]>,
-) -> Vec<f64> {
+/// f64 CPU reference: `x` row-major `[T * batch, I]`; returns every h_t, row-major
+/// `[T * batch, H]`.
+pub fn reference(x: &[f32], batch: usize, params: &GruParams<'_>, h0: Option<&[f32]>) -> Vec<f64> {
+    let GruParams {
+        input_size,
+        hidden,
+        w_ih,
+        w_hh,
+        b_ih,
+        b_hh,
+    } = *params;
     let steps = x.len() / (batch * input_size);
     let mut h: Vec<f64> = match h0 {
         Some(h0) => h0.iter().map(|&v| f64::from(v)).collect(),
