@@ -276,25 +276,19 @@ fn accum_step<const FP32: bool, const LZCNT: bool>(
     (t >> 31, exp, man)
 }
 
-/// Per-row work arrays, allocated once per call (every entry is rewritten for each row).
-struct Scratch {
-    scale: [[[i16; 32]; 8]; 4],
-    bias: [[[i16; 32]; 8]; 4],
-}
-
+/// One output row `m` (all 32 columns as lanes) of the tile matmul with `P` fidelity phases,
+/// accumulated onto `row` (fp32 bit patterns).
 #[inline(always)]
-fn matmul_row<const FP32: bool, const LZCNT: bool>(
+fn matmul_row<const FP32: bool, const LZCNT: bool, const P: usize>(
     a: &Decomposed,
     b: &Decomposed,
-    w: &mut Scratch,
     m: usize,
-    phases: u32,
     row: &mut [u32; 32],
 ) {
-    let Scratch { scale, bias } = w;
-    // Phase-independent alignment. Per group g of 8 K: the largest product exponent per column,
-    // and per product, with d = distance to that maximum clamped to 13 (every product then
-    // rounds to 0): `scale` = 2^(14 - d) and `bias` = 2^(d + 1), minus 1 for a negative product.
+    // Per group g of 8 K: the largest product exponent per column, then per product, with
+    // d = distance to that maximum clamped to 13 (every product then rounds to 0), `scale` =
+    // 2^(14 - d) and `bias` = 2^(d + 1), minus 1 for a negative product. Both are phase
+    // independent and used at once for the products of every phase (one pass over K).
     //
     // A product p = a * b (a < 2^5, b < 2^7 mantissa slices) aligned by d and rounded half away
     // from zero on its magnitude, with its sign s, is then `mulhi(s * 4p + bias, scale)`:
@@ -305,6 +299,8 @@ fn matmul_row<const FP32: bool, const LZCNT: bool>(
     // Ranges: |s (4p + 1)| <= 15749, bias <= 2^14, so all i16. With d = 13 the result is 0
     // for every p < 2^12, as the unclamped distance requires.
     let mut emax = [[0i16; 32]; 4];
+    // Signed group sums per phase (|sum| <= 8 * 31 * 127 fits i16).
+    let mut s = [[[0i16; 32]; 4]; P];
     for g in 0..4 {
         let mut mx = [i16::MIN; 32];
         for kk in 0..8 {
@@ -314,52 +310,52 @@ fn matmul_row<const FP32: bool, const LZCNT: bool>(
                 mx[n] = mx[n].max(a.exp[k][n] + eb);
             }
         }
+        let mut acc = [[0i16; 32]; P];
         for kk in 0..8 {
             let k = 8 * g + kk;
             let nb = b.neg[m][k];
             let eb = b.exp[m][k];
+            let mut scale = [0i16; 32];
+            let mut bias = [0i16; 32];
             for n in 0..32 {
-                let d = (mx[n] - (a.exp[k][n] + eb)).min(13) as u16;
-                scale[g][kk][n] = (16384u16 >> d) as i16;
-                bias[g][kk][n] = ((2u16 << d) as i16) + (a.neg[k][n] ^ nb);
+                // mx >= the exponent: the distance is non-negative.
+                let d = ((mx[n] - (a.exp[k][n] + eb)) as u16).min(13);
+                scale[n] = (16384u16 >> d) as i16;
+                bias[n] = ((2u16 << d) as i16) + (a.neg[k][n] ^ nb);
             }
+            for p in 0..P {
+                let am = &a.man[p & 1][k];
+                let bk = b.man[p >> 1][m][k];
+                for n in 0..32 {
+                    acc[p][n] += mulhi(am[n] * bk + bias[n], scale[n]);
+                }
+            }
+        }
+        for p in 0..P {
+            s[p][g] = acc[p];
         }
         emax[g] = mx;
     }
     let mut dl = DestLanes::decode(row);
-    for p in 0..phases {
-        let am = &a.man[(p & 1) as usize];
-        let bm = &b.man[(p >> 1) as usize][m];
-        // Signed group sums (|sum| <= 8 * 31 * 127 fits i16).
-        let mut s = [[0i16; 32]; 4];
-        for g in 0..4 {
-            let mut acc = [0i16; 32];
-            for kk in 0..8 {
-                let k = 8 * g + kk;
-                let b = bm[k];
-                for n in 0..32 {
-                    acc[n] += mulhi(am[k][n] * b + bias[g][kk][n], scale[g][kk][n]);
-                }
-            }
-            s[g] = acc;
-        }
+    for p in 0..P {
         // Group exponents in this phase; a group whose exponent is <= 0 is zero.
-        let adj = exp_prod_adj(p) as i16;
+        let adj = exp_prod_adj(p as u32) as i16;
         let mut ge = [[0i16; 32]; 4];
+        let mut sp = s[p];
         for g in 0..4 {
             for n in 0..32 {
                 let x = emax[g][n] + adj;
                 ge[g][n] = x.max(0);
-                s[g][n] = if x > 0 { s[g][n] } else { 0 };
+                sp[g][n] = if x > 0 { sp[g][n] } else { 0 };
             }
         }
         // K 0..15 (groups 0, 1) then K 16..31 (groups 2, 3): two MVMULs, each rounded into DEST.
         for h in 0..2 {
             for n in 0..32 {
                 (dl.neg[n], dl.exp[n], dl.man[n]) = accum_step::<FP32, LZCNT>(
-                    s[2 * h][n] as i32,
+                    sp[2 * h][n] as i32,
                     ge[2 * h][n] as i32,
-                    s[2 * h + 1][n] as i32,
+                    sp[2 * h + 1][n] as i32,
                     ge[2 * h + 1][n] as i32,
                     dl.neg[n],
                     dl.exp[n],
@@ -373,12 +369,10 @@ fn matmul_row<const FP32: bool, const LZCNT: bool>(
 
 /// DEST tile += the product of the decomposed operands.
 #[inline(always)]
-fn matmul_tile<const FP32: bool, const LZCNT: bool>(
+fn matmul_tile<const FP32: bool, const LZCNT: bool, const P: usize>(
     dst: &mut DestTile,
     a: &Decomposed,
     b: &Decomposed,
-    w: &mut Scratch,
-    phases: u32,
 ) {
     for m in 0..32 {
         // Row m of the tile: columns 0..15 in face (m / 16) * 2, 16..31 in the next face.
@@ -386,7 +380,7 @@ fn matmul_tile<const FP32: bool, const LZCNT: bool>(
         let mut row = [0u32; 32];
         row[..16].copy_from_slice(&dst.v[base..base + 16]);
         row[16..].copy_from_slice(&dst.v[base + 256..base + 272]);
-        matmul_row::<FP32, LZCNT>(a, b, w, m, phases, &mut row);
+        matmul_row::<FP32, LZCNT, P>(a, b, m, &mut row);
         dst.v[base..base + 16].copy_from_slice(&row[..16]);
         dst.v[base + 256..base + 272].copy_from_slice(&row[16..]);
     }
@@ -399,7 +393,6 @@ struct Work {
     a: Vec<Decomposed>,
     /// The decomposed in0 tile (SrcB) of the current output row.
     b: Decomposed,
-    scratch: Scratch,
 }
 
 impl Work {
@@ -407,10 +400,6 @@ impl Work {
         Box::new(Self {
             a: Vec::new(),
             b: Decomposed::zeroed(),
-            scratch: Scratch {
-                scale: [[[0; 32]; 8]; 4],
-                bias: [[[0; 32]; 8]; 4],
-            },
         })
     }
 }
@@ -514,11 +503,16 @@ fn matmul_block_dispatch(
     for (r, t0) in in0_srcb.iter().enumerate() {
         w.b.fill(t0, false, false);
         for c in 0..ct {
-            let d = &mut dst[r * ct + c];
-            if fp32 {
-                matmul_tile::<true, LZCNT>(d, &w.a[c], &w.b, &mut w.scratch, phases);
-            } else {
-                matmul_tile::<false, LZCNT>(d, &w.a[c], &w.b, &mut w.scratch, phases);
+            let (d, a, b) = (&mut dst[r * ct + c], &w.a[c], &w.b);
+            match (fp32, phases) {
+                (true, 1) => matmul_tile::<true, LZCNT, 1>(d, a, b),
+                (true, 2) => matmul_tile::<true, LZCNT, 2>(d, a, b),
+                (true, 3) => matmul_tile::<true, LZCNT, 3>(d, a, b),
+                (true, _) => matmul_tile::<true, LZCNT, 4>(d, a, b),
+                (false, 1) => matmul_tile::<false, LZCNT, 1>(d, a, b),
+                (false, 2) => matmul_tile::<false, LZCNT, 2>(d, a, b),
+                (false, 3) => matmul_tile::<false, LZCNT, 3>(d, a, b),
+                (false, _) => matmul_tile::<false, LZCNT, 4>(d, a, b),
             }
         }
     }
