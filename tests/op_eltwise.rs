@@ -1,0 +1,360 @@
+//! Eltwise ops (`tt_kernels::ops::eltwise`) against f64 on the values the device unpacks
+//! (inputs host-encoded and decoded back), on the simulator (or hardware with
+//! `TT_DEVICE=metal`). Inputs are random and never zero; shapes are tile-aligned and not.
+//!
+//! Bounds (per element; `u` the DEST unit roundoff, 2^-8 for a 16-bit DEST, 2^-24 for fp32;
+//! `al` the adder's alignment/rounding loss: the FPU adder works on 11-bit significands (the
+//! SrcA/SrcB width), so operands and, even with an fp32 DEST, an ELWADD sum can round to 11
+//! significant bits (half an ulp = 2^-11; 2^-10 relative to the operands with margin); tt-sim
+//! `fpu/core.rs` `accum` documents the operand rounding):
+//! - add/sub: `al (|a| + |b|) + u |y|`;
+//! - mul (HiFi4, exact bf16 products, one DEST rounding per phase): `4.4 u |y| + al |y|`;
+//! - SFPU functions (copy to DEST is exact): `tolerance::sfpu_error` (ideal function rounded
+//!   into DEST, plus the hardware approximation allowance);
+//! - gate: tanh in DEST (`e_t`), sigmoid packed to the intermediate CB (`e_s`: SFPU + packing),
+//!   DEST moved to SrcA (fp32 DEST truncated to TF32: 2^-10), product with 4 DEST roundings:
+//!   `|s| e_t + |t| e_s + e_t e_s + (2^-10 + 4.4 u) |t s|`;
+//! - scaled sum: each further input adds a DEST->SrcA move (fp32: TF32 truncation 2^-10 of the
+//!   partial), the add's `al` and `u` terms; the scalar multiply one more `u`;
+//! - then packing to the output format (`tolerance::pack_error_rel`: bf16 relative to |y|, bfp8
+//!   to the 16-value block max).
+//!
+//! Precisions: fp32 DEST + bf16 out (`Precision::hifi`), 16-bit DEST + bf16 out
+//! (`bfp8_hifi2`), 16-bit DEST + bfp8_b out; for eltwise ops the weight format and fidelity do
+//! not apply (products run at HiFi4).
+
+use tt_kernels::ops::common::{DeviceTensor, OpError, Precision, reference, tolerance};
+use tt_kernels::ops::eltwise::{BinaryOp, Broadcast, Eltwise, MAX_SUM_INPUTS, UnaryOp};
+use tt_safe::{DataFormat, Device};
+
+struct Rng(u64);
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn unit(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn vec(&mut self, n: usize, lo: f64, hi: f64) -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                let m = lo + (hi - lo) * self.unit();
+                (if self.unit() < 0.5 { -m } else { m }) as f32
+            })
+            .collect()
+    }
+}
+
+fn device() -> Device {
+    Device::open_default().unwrap_or_else(|e| panic!("cannot open a device: {e}"))
+}
+
+fn quantise(data: &[f32], rows: usize, cols: usize, format: DataFormat) -> Vec<f32> {
+    let bytes = tt_safe::tiles::to_tiles(data, rows, cols, format).unwrap();
+    tt_safe::tiles::from_tiles(&bytes, rows, cols, format).unwrap()
+}
+
+fn precisions() -> [(&'static str, Precision); 3] {
+    [
+        ("fp32 DEST, bf16 out", Precision::hifi()),
+        ("bf16 DEST, bf16 out", Precision::bfp8_hifi2()),
+        (
+            "bf16 DEST, bfp8_b out",
+            Precision::bfp8_hifi2().with_activations(DataFormat::Bfp8_b),
+        ),
+    ]
+}
+
+fn al(_p: &Precision) -> f64 {
+    // The adder works on 11-bit significands (SrcA/SrcB width) in both DEST modes.
+    2f64.powi(-10)
+}
+
+/// Checks `got` against `want` with `bound(i)` before packing; returns (max, mean) error.
+fn check(
+    what: &str,
+    p: &Precision,
+    cols: usize,
+    got: &[f32],
+    want: &[f64],
+    bound: impl Fn(usize) -> f64,
+) -> (f64, f64) {
+    let rel = tolerance::pack_error_rel(p.activations);
+    let (mut max, mut sum) = (0f64, 0f64);
+    for i in 0..want.len() {
+        let e = bound(i);
+        let pack = if p.activations.is_bfp() {
+            let (r, c) = (i / cols, i % cols);
+            let c0 = c / 16 * 16;
+            let m = (c0..(c0 + 16).min(cols))
+                .map(|cc| want[r * cols + cc].abs())
+                .fold(0.0, f64::max);
+            rel * (m + e)
+        } else {
+            rel * (want[i].abs() + e)
+        };
+        let err = (f64::from(got[i]) - want[i]).abs();
+        assert!(
+            err <= e + pack,
+            "{what}: element {i}: got {}, want {}, |err| {err:.3e} > {:.3e}",
+            got[i],
+            want[i],
+            e + pack
+        );
+        max = max.max(err);
+        sum += err;
+    }
+    (max, sum / want.len() as f64)
+}
+
+#[test]
+fn binary_with_broadcasts() {
+    let dev = device();
+    for (name, p) in precisions() {
+        let el = Eltwise::new(&dev, p).unwrap();
+        for (rows, cols) in [(64, 96), (45, 70)] {
+            let mut rng = Rng::new((rows * cols) as u64);
+            let a = rng.vec(rows * cols, 0.25, 2.0);
+            let ta = DeviceTensor::from_host(&dev, rows, cols, &a, DataFormat::Float16_b).unwrap();
+            let aq = quantise(&a, rows, cols, DataFormat::Float16_b);
+            for bcast in [
+                Broadcast::None,
+                Broadcast::Row,
+                Broadcast::Col,
+                Broadcast::Scalar,
+            ] {
+                let (br, bc) = match bcast {
+                    Broadcast::None => (rows, cols),
+                    Broadcast::Row => (1, cols),
+                    Broadcast::Col => (rows, 1),
+                    Broadcast::Scalar => (1, 1),
+                };
+                let b = rng.vec(br * bc, 0.25, 2.0);
+                let tb = DeviceTensor::from_host(&dev, br, bc, &b, DataFormat::Float16_b).unwrap();
+                let bq = quantise(&b, br, bc, DataFormat::Float16_b);
+                let bv = |i: usize| {
+                    let (r, c) = (i / cols, i % cols);
+                    f64::from(bq[(r % br) * bc + c % bc])
+                };
+                for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul] {
+                    let y = el.binary(op, &ta, &tb, bcast).unwrap();
+                    assert_eq!(y.shape(), [rows, cols]);
+                    let got = y.to_host().unwrap();
+                    let want: Vec<f64> = (0..rows * cols)
+                        .map(|i| {
+                            let (x, z) = (f64::from(aq[i]), bv(i));
+                            match op {
+                                BinaryOp::Add => x + z,
+                                BinaryOp::Sub => x - z,
+                                BinaryOp::Mul => x * z,
+                            }
+                        })
+                        .collect();
+                    let u = tolerance::dest_u(p.fp32_acc);
+                    let what = format!("{name} {op:?} {bcast:?} {rows}x{cols}");
+                    check(&what, &p, cols, &got, &want, |i| match op {
+                        BinaryOp::Mul => (4.4 * u + al(&p)) * want[i].abs(),
+                        _ => al(&p) * (f64::from(aq[i]).abs() + bv(i).abs()) + u * want[i].abs(),
+                    });
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn unary_functions() {
+    let dev = device();
+    let ops = [
+        (UnaryOp::Relu, 4.0),
+        (UnaryOp::LeakyRelu(0.2), 4.0),
+        (UnaryOp::Gelu, 4.0),
+        (UnaryOp::Tanh, 4.0),
+        (UnaryOp::Sigmoid, 6.0),
+        (UnaryOp::Exp, 3.0),
+        (UnaryOp::Softplus, 6.0),
+    ];
+    for (name, p) in precisions() {
+        let el = Eltwise::new(&dev, p).unwrap().with_max_cores(5);
+        for (op, range) in ops {
+            let (rows, cols) = (50, 77);
+            let mut rng = Rng::new(7);
+            let a = rng.vec(rows * cols, 0.01, range);
+            let ta = DeviceTensor::from_host(&dev, rows, cols, &a, DataFormat::Float16_b).unwrap();
+            let aq = quantise(&a, rows, cols, DataFormat::Float16_b);
+            let got = el.unary(op, &ta).unwrap().to_host().unwrap();
+            let want: Vec<f64> = aq.iter().map(|&x| op.apply(f64::from(x))).collect();
+            check(&format!("{name} {op:?}"), &p, cols, &got, &want, |i| {
+                tolerance::sfpu_error(p.fp32_acc, want[i].abs())
+            });
+        }
+    }
+}
+
+#[test]
+fn wavenet_gate_and_scaled_sums() {
+    let dev = device();
+    for (name, p) in precisions() {
+        let el = Eltwise::new(&dev, p).unwrap();
+        let (rows, cols) = (70, 192);
+        let mut rng = Rng::new(11);
+        let a = rng.vec(rows * cols, 0.05, 3.0);
+        let b = rng.vec(rows * cols, 0.05, 3.0);
+        let c = rng.vec(rows * cols, 0.05, 3.0);
+        let t = |v: &[f32]| {
+            DeviceTensor::from_host(&dev, rows, cols, v, DataFormat::Float16_b).unwrap()
+        };
+        let (ta, tb, tc) = (t(&a), t(&b), t(&c));
+        let q = |v: &[f32]| quantise(v, rows, cols, DataFormat::Float16_b);
+        let (aq, bq, cq) = (q(&a), q(&b), q(&c));
+        let u = tolerance::dest_u(p.fp32_acc);
+        let tmp_rel = if p.fp32_acc {
+            0.0
+        } else {
+            tolerance::pack_error_rel(DataFormat::Float16_b)
+        };
+        let trunc = if p.fp32_acc { 2f64.powi(-10) } else { 0.0 };
+
+        // Gate.
+        let got = el.gate(&ta, &tb).unwrap().to_host().unwrap();
+        let tv: Vec<f64> = aq.iter().map(|&x| f64::from(x).tanh()).collect();
+        let sv: Vec<f64> = bq
+            .iter()
+            .map(|&x| reference::sigmoid(f64::from(x)))
+            .collect();
+        let want: Vec<f64> = tv.iter().zip(&sv).map(|(x, y)| x * y).collect();
+        check(&format!("{name} gate"), &p, cols, &got, &want, |i| {
+            let (tt, ss) = (tv[i].abs(), sv[i].abs());
+            let et = tolerance::sfpu_error(p.fp32_acc, tt);
+            let es0 = tolerance::sfpu_error(p.fp32_acc, ss);
+            let es = es0 + tmp_rel * (ss + es0);
+            ss * et + tt * es + et * es + (trunc + 4.4 * u) * (tt + et) * (ss + es)
+        });
+
+        // Sums of 2, 3 (mean) and 4 with a scale.
+        let inputs = [&ta, &tb, &tc, &ta];
+        let vals = [&aq, &bq, &cq, &aq];
+        for n in 2..=MAX_SUM_INPUTS {
+            let scale = if n == 3 { 1.0 / 3.0 } else { 0.7 };
+            let got = if n == 3 {
+                el.mean(&inputs[..3]).unwrap()
+            } else {
+                el.scaled_sum(&inputs[..n], scale).unwrap()
+            }
+            .to_host()
+            .unwrap();
+            let scale = f64::from(scale);
+            let want: Vec<f64> = (0..rows * cols)
+                .map(|i| scale * vals[..n].iter().map(|v| f64::from(v[i])).sum::<f64>())
+                .collect();
+            check(&format!("{name} sum of {n}"), &p, cols, &got, &want, |i| {
+                let mut part = f64::from(vals[0][i]);
+                let mut e = 0f64;
+                for v in &vals[1..n] {
+                    let x = f64::from(v[i]);
+                    e += trunc * (part.abs() + e) + al(&p) * (part.abs() + e + x.abs());
+                    part += x;
+                    e += u * (part.abs() + e);
+                }
+                scale.abs() * e + u * (scale * part).abs() * 1.01
+            });
+        }
+    }
+}
+
+#[test]
+fn errors_name_the_problem() {
+    let dev = device();
+    let el = Eltwise::new(&dev, Precision::hifi()).unwrap();
+    let a = DeviceTensor::from_host(&dev, 10, 20, &[0.5; 200], DataFormat::Float16_b).unwrap();
+    let b = DeviceTensor::from_host(&dev, 10, 21, &[0.5; 210], DataFormat::Float16_b).unwrap();
+    let e = el
+        .binary(BinaryOp::Add, &a, &b, Broadcast::Row)
+        .unwrap_err();
+    assert!(
+        matches!(e, OpError::ShapeMismatch { .. }) && e.to_string().contains("[1, 20]"),
+        "{e}"
+    );
+    let e = el.gate(&a, &b).unwrap_err();
+    assert!(matches!(e, OpError::ShapeMismatch { .. }), "{e}");
+    let e = el.scaled_sum(&[&a, &a, &a, &a, &a], 0.2).unwrap_err();
+    assert!(
+        matches!(e, OpError::ShapeUnsupported { .. }) && e.to_string().contains("2..=4"),
+        "{e}"
+    );
+    let e = el.unary(UnaryOp::LeakyRelu(f32::NAN), &a).unwrap_err();
+    assert!(matches!(e, OpError::InvalidArgument { .. }), "{e}");
+    let f = DeviceTensor::from_host(&dev, 10, 20, &[0.5; 200], DataFormat::Float32).unwrap();
+    assert!(matches!(
+        el.unary(UnaryOp::Tanh, &f).unwrap_err(),
+        OpError::FormatUnsupported { .. }
+    ));
+    assert!(Eltwise::new(&dev, Precision::hifi().with_activations(DataFormat::Bfp4_b)).is_err());
+}
+
+/// Piper shapes (T = 300 frames, 192 channels; WN gate over 2 x 192): prints the docs rows.
+#[test]
+#[ignore = "expensive: cargo test --release --test op_eltwise -- --ignored --nocapture"]
+fn piper_shapes() {
+    let dev = device();
+    let (rows, cols) = (300, 192);
+    for (name, p) in precisions() {
+        let el = Eltwise::new(&dev, p).unwrap();
+        let mut rng = Rng::new(5);
+        let a = rng.vec(rows * cols, 0.05, 3.0);
+        let b = rng.vec(rows * cols, 0.05, 3.0);
+        let ta = DeviceTensor::from_host(&dev, rows, cols, &a, DataFormat::Float16_b).unwrap();
+        let tb = DeviceTensor::from_host(&dev, rows, cols, &b, DataFormat::Float16_b).unwrap();
+        // Errors against f64 on the original f32 inputs (input rounding included).
+        let report = |label: &str, got: Vec<f32>, want: Vec<f64>| {
+            let n = want.len() as f64;
+            let errs: Vec<f64> = got
+                .iter()
+                .zip(&want)
+                .map(|(g, w)| (f64::from(*g) - w).abs())
+                .collect();
+            let max = errs.iter().fold(0f64, |a, &b| a.max(b));
+            let mean = errs.iter().sum::<f64>() / n;
+            let max_ref = want.iter().fold(0f64, |a, &b| a.max(b.abs()));
+            println!("| {label} [300, 192] | {name} | {max:.3e} | {mean:.3e} | {max_ref:.3e} |");
+        };
+        let got = el.gate(&ta, &tb).unwrap().to_host().unwrap();
+        let want = a
+            .iter()
+            .zip(&b)
+            .map(|(&x, &y)| f64::from(x).tanh() * reference::sigmoid(f64::from(y)))
+            .collect();
+        report("WN gate tanh(a)*sigmoid(b)", got, want);
+        let got = el
+            .binary(BinaryOp::Add, &ta, &tb, Broadcast::None)
+            .unwrap()
+            .to_host()
+            .unwrap();
+        let want = a
+            .iter()
+            .zip(&b)
+            .map(|(&x, &y)| f64::from(x) + f64::from(y))
+            .collect();
+        report("add (residual)", got, want);
+        let got = el
+            .unary(UnaryOp::LeakyRelu(0.1), &ta)
+            .unwrap()
+            .to_host()
+            .unwrap();
+        let want = a
+            .iter()
+            .map(|&x| UnaryOp::LeakyRelu(0.1).apply(f64::from(x)))
+            .collect();
+        report("leaky_relu(0.1)", got, want);
+        let got = el.mean(&[&ta, &tb, &ta]).unwrap().to_host().unwrap();
+        let want = a
+            .iter()
+            .zip(&b)
+            .map(|(&x, &y)| (2.0 * f64::from(x) + f64::from(y)) / 3.0)
+            .collect();
+        report("mean of 3 (resblocks)", got, want);
+    }
+}
