@@ -18,6 +18,8 @@ pub mod cpu;
 pub mod error;
 pub mod onnx;
 pub mod phonemize;
+pub mod precision;
+pub mod quality;
 pub mod synth;
 mod sys;
 pub mod voice;

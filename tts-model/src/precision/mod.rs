@@ -1,0 +1,1 @@
+//! Precision plans (in progress).
