@@ -325,6 +325,24 @@ fn clear_errors() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("valid_len 9"), "{e}");
+
+    // A sequence whose K^T, V and score row do not fit one core's L1: the error names L1.
+    let t = 6000;
+    let long = vec![0.25f32; t * 96];
+    let ul = DeviceTensor::from_host(&device, t, 96, &long, bf).unwrap();
+    let e = attention(
+        &device,
+        [&ul, &ul, &ul],
+        1,
+        AttentionKind::Plain { causal: false },
+        None,
+        &p,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, OpError::ShapeUnsupported { .. }) && e.to_string().contains("bytes of L1"),
+        "{e}"
+    );
 }
 
 proptest! {
