@@ -164,6 +164,8 @@ struct Errors {
     mean: f64,
     /// Largest error / bound (<= 1 when the check passes).
     worst_ratio: f64,
+    /// Largest |reference| (to read the errors relative to the output scale).
+    ref_max: f64,
 }
 
 /// Runs one conv and checks both bounds; returns the errors against the original inputs.
@@ -238,6 +240,7 @@ fn check(
         e.max = e.max.max(err);
         e.mean += err;
         e.worst_ratio = e.worst_ratio.max(err / bound);
+        e.ref_max = e.ref_max.max(y[i].abs());
     }
     e.mean /= y.len() as f64;
     (e, stats)
@@ -540,9 +543,10 @@ fn piper_decoder_convs() {
                 &name,
             );
             eprintln!(
-                "| {name} | {pname} | {:.3e} | {:.3e} | {:.2} | {stats} | host {:.1}s |",
+                "| {name} | {pname} | {:.3e} | {:.3e} | {:.1e} | {:.2} | {stats} | host {:.1}s |",
                 e.max,
                 e.mean,
+                e.max / e.ref_max,
                 e.worst_ratio,
                 started.elapsed().as_secs_f64()
             );

@@ -194,8 +194,19 @@ pub(crate) fn plan(
     precision: &Precision,
     grid_cores: usize,
     l1_budget: u64,
+    max_args: usize,
 ) -> Result<ConvPlan, OpError> {
     let cin_t = g.cin_t() as u64;
+    // Reader runtime args: 17 + one offset per phase; compute: 1 + 2 per output-channel tile.
+    if 17 + g.phases > max_args {
+        return Err(OpError::ShapeUnsupported {
+            op: g.op,
+            what: format!("{} phases (stride)", g.phases),
+            limit: format!(
+                "{max_args} runtime args per kernel (the reader takes 17 + one per phase)"
+            ),
+        });
+    }
     let cout_t = g.cout_t();
     let pm = (g.phases * g.taps) as u64;
     let w_tile = precision.weights.tile_size_bytes() as u64;
@@ -218,7 +229,7 @@ pub(crate) fn plan(
     let mut best: Option<(u64, ConvPlan)> = None;
     for nb in (1..=cout_t).filter(|nb| cout_t.is_multiple_of(*nb)) {
         let channel_blocks = cout_t / nb;
-        if channel_blocks > grid_cores {
+        if channel_blocks > grid_cores || 1 + 2 * nb > max_args {
             continue;
         }
         let double = bytes(nb as u64, true) <= l1_budget;
@@ -551,6 +562,7 @@ impl Conv1d {
     ) -> Result<Conv1d, OpError> {
         params.validate()?;
         precision.validate(OP)?;
+        check_bf16_activations(OP, &precision)?;
         check_activation(OP, activation)?;
         let cin_g = params.cin / params.groups;
         let cout_g = params.cout / params.groups;
@@ -647,6 +659,7 @@ impl Conv1d {
             &self.precision,
             self.device.grid().num_cores(),
             self.device.info().l1_user_bytes(),
+            self.device.info().max_runtime_args as usize,
         )
     }
 
@@ -659,6 +672,7 @@ impl Conv1d {
             &self.precision,
             self.device.grid().num_cores(),
             self.device.info().l1_user_bytes(),
+            self.device.info().max_runtime_args as usize,
         )?;
         run(
             &self.device,
@@ -684,6 +698,20 @@ fn group_cin_ranges(cin: usize, cout: usize, groups: usize) -> Vec<(u32, u32)> {
             ((ci_lo / TILE) as u32, ci_hi.div_ceil(TILE) as u32)
         })
         .collect()
+}
+
+/// The gather kernels read and write bf16 activations.
+pub(crate) fn check_bf16_activations(op: &'static str, p: &Precision) -> Result<(), OpError> {
+    if p.activations == DataFormat::Float16_b {
+        Ok(())
+    } else {
+        Err(OpError::FormatUnsupported {
+            op,
+            role: "activations",
+            format: p.activations,
+            supported: "Float16_b (the conv reader shifts bf16 rows on the device)",
+        })
+    }
 }
 
 pub(crate) fn check_activation(op: &'static str, a: Activation) -> Result<(), OpError> {
@@ -850,11 +878,18 @@ mod tests {
     #[test]
     fn plan_fits_l1_and_is_independent_of_t() {
         let budget = 1_400_000;
-        let a = plan(&gather(345, 192, 256, 7, 1), &Precision::hifi(), 64, budget).unwrap();
+        let a = plan(
+            &gather(345, 192, 256, 7, 1),
+            &Precision::hifi(),
+            64,
+            budget,
+            341,
+        )
+        .unwrap();
         assert!(a.l1_bytes <= budget);
         // 100k samples: more time blocks, same L1 per core.
         let g = gather(100_000, 32, 32, 7, 12);
-        let b = plan(&g, &Precision::hifi(), 64, budget).unwrap();
+        let b = plan(&g, &Precision::hifi(), 64, budget, 341).unwrap();
         assert_eq!(b.time_blocks, 3125);
         assert!(b.l1_bytes < 64 * 1024, "{b:?}");
         // Halo of a dilation-12 k7 conv: 31 + 72 + 1 rows -> 4 tiles + 1 for misalignment.
@@ -865,7 +900,7 @@ mod tests {
     fn plan_names_the_limit() {
         // 15 taps x 128 input tiles of bf16 weights: 3.9 MB for one output tile.
         let g = gather(100, 4096, 32, 15, 1);
-        let e = plan(&g, &Precision::hifi(), 64, 1_400_000).unwrap_err();
+        let e = plan(&g, &Precision::hifi(), 64, 1_400_000, 341).unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("L1") && msg.contains("1400000"), "{msg}");
     }

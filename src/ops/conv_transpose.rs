@@ -18,8 +18,8 @@ use tt_safe::{Device, RunStats};
 
 use super::common::{Activation, DeviceTensor, OpError, Precision, TILE, tiles};
 use super::conv::{
-    ConvPlan, Gather, GatherWeights, check_activation, check_finite, check_input, plan, run,
-    upload_weights,
+    ConvPlan, Gather, GatherWeights, check_activation, check_bf16_activations, check_finite,
+    check_input, plan, run, upload_weights,
 };
 
 const OP: &str = "conv_transpose1d";
@@ -103,6 +103,7 @@ impl ConvTranspose1d {
     ) -> Result<ConvTranspose1d, OpError> {
         params.validate()?;
         precision.validate(OP)?;
+        check_bf16_activations(OP, &precision)?;
         check_activation(OP, activation)?;
         let (cin, cout, k, s) = (params.cin, params.cout, params.kernel, params.stride);
         if weight.len() != cin * cout * k {
@@ -201,6 +202,7 @@ impl ConvTranspose1d {
             &self.precision,
             self.device.grid().num_cores(),
             self.device.info().l1_user_bytes(),
+            self.device.info().max_runtime_args as usize,
         )
     }
 
@@ -213,6 +215,7 @@ impl ConvTranspose1d {
             &self.precision,
             self.device.grid().num_cores(),
             self.device.info().l1_user_bytes(),
+            self.device.info().max_runtime_args as usize,
         )?;
         run(
             &self.device,
