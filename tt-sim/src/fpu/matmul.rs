@@ -303,23 +303,24 @@ fn matmul_row<const FP32: bool, const LZCNT: bool, const P: usize>(
     let mut s = [[[0i16; 32]; 4]; P];
     for g in 0..4 {
         let mut mx = [i16::MIN; 32];
+        let mut e = [[0i16; 32]; 8];
         for kk in 0..8 {
             let k = 8 * g + kk;
             let eb = b.exp[m][k];
             for n in 0..32 {
-                mx[n] = mx[n].max(a.exp[k][n] + eb);
+                e[kk][n] = a.exp[k][n] + eb;
+                mx[n] = mx[n].max(e[kk][n]);
             }
         }
         let mut acc = [[0i16; 32]; P];
         for kk in 0..8 {
             let k = 8 * g + kk;
             let nb = b.neg[m][k];
-            let eb = b.exp[m][k];
             let mut scale = [0i16; 32];
             let mut bias = [0i16; 32];
             for n in 0..32 {
                 // mx >= the exponent: the distance is non-negative.
-                let d = ((mx[n] - (a.exp[k][n] + eb)) as u16).min(13);
+                let d = ((mx[n] - e[kk][n]) as u16).min(13);
                 scale[n] = (16384u16 >> d) as i16;
                 bias[n] = ((2u16 << d) as i16) + (a.neg[k][n] ^ nb);
             }
