@@ -1,1 +1,272 @@
-//! (being written for issue #4)
+//! Layernorm over channels: for each time row of `x [T, C]`,
+//! `y = (x - mean) / sqrt(var + eps) * gamma + beta` with the mean and the biased variance over
+//! the C channels (VITS's `LayerNorm`, applied channel-wise on time-major activations).
+//!
+//! On the device (`kernels/ops/norm/layernorm_{reader,compute}.cpp`, writer shared with the
+//! eltwise op): each core takes a contiguous range of tile rows (32 time steps each) and keeps a
+//! whole tile row (Ct tiles) in L1. Row sums use `reduce_tile` (ROW) with an all-ones scaler,
+//! then an SFPU multiply by 1/C; `x - mean` and `* rstd` broadcast column 0 of the statistics
+//! tiles, `* gamma` and `+ beta` broadcast row 0; `rsqrt` runs on the SFPU. When C is not a
+//! multiple of 32 a column mask zeroes the padding of the last tile before the sums, so the
+//! input's padding may hold anything finite. Intermediates are fp32 with
+//! [`Precision::fp32_acc`], bf16 otherwise. The output's padding is finite, not zero.
+
+use tt_safe::{
+    CbConfig, ComputeConfig, DataFormat, Device, KernelKind, KernelSpec, MathFidelity, Program,
+    RunStats, core,
+};
+
+use super::common::{DeviceTensor, OpError, Precision, TILE, check_activation_format, tiles};
+use crate::kernels;
+
+/// Fraction of a core's free L1 the layernorm's circular buffers may use.
+pub const L1_BUDGET_FRACTION: f64 = 0.75;
+
+/// A layernorm with gamma/beta prepared on the device.
+pub struct LayerNorm {
+    device: Device,
+    c: usize,
+    eps: f32,
+    precision: Precision,
+    gamma: DeviceTensor,
+    beta: DeviceTensor,
+    ones: DeviceTensor,
+    mask: Option<DeviceTensor>,
+    max_cores: usize,
+}
+
+impl std::fmt::Debug for LayerNorm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LayerNorm")
+            .field("c", &self.c)
+            .field("eps", &self.eps)
+            .field("precision", &self.precision)
+            .finish()
+    }
+}
+
+impl LayerNorm {
+    /// Prepares `gamma`, `beta` (C values each, stored bf16) for `x [T, C]` inputs.
+    pub fn new(
+        device: &Device,
+        gamma: &[f32],
+        beta: &[f32],
+        eps: f32,
+        precision: Precision,
+    ) -> Result<LayerNorm, OpError> {
+        check_activation_format("layernorm", precision.activations)?;
+        let c = gamma.len();
+        if c == 0 || beta.len() != c {
+            return Err(OpError::ShapeMismatch {
+                op: "layernorm",
+                what: format!(
+                    "gamma has {} values and beta {}; both need C > 0 values",
+                    gamma.len(),
+                    beta.len()
+                ),
+            });
+        }
+        if !(eps.is_finite() && eps > 0.0) {
+            return Err(OpError::InvalidArgument {
+                op: "layernorm",
+                what: format!("eps {eps} must be finite and > 0"),
+            });
+        }
+        let bf = DataFormat::Float16_b;
+        let gamma_t = DeviceTensor::from_host(device, 1, c, gamma, bf)?;
+        let beta_t = DeviceTensor::from_host(device, 1, c, beta, bf)?;
+        let ones = DeviceTensor::from_host(device, TILE, TILE, &[1.0; TILE * TILE], bf)?;
+        let rem = c % TILE;
+        let mask = if rem == 0 {
+            None
+        } else {
+            let m: Vec<f32> = (0..TILE).map(|i| if i < rem { 1.0 } else { 0.0 }).collect();
+            Some(DeviceTensor::from_host(device, 1, TILE, &m, bf)?)
+        };
+        Ok(LayerNorm {
+            device: device.clone(),
+            c,
+            eps,
+            precision,
+            gamma: gamma_t,
+            beta: beta_t,
+            ones,
+            mask,
+            max_cores: device.grid().num_cores(),
+        })
+    }
+
+    /// Uses at most `n` cores (at least 1).
+    pub fn with_max_cores(mut self, n: usize) -> LayerNorm {
+        self.max_cores = n.clamp(1, self.device.grid().num_cores());
+        self
+    }
+
+    /// Circular-buffer bytes per core for an input in `input` format.
+    pub fn l1_bytes(&self, input: DataFormat) -> u64 {
+        let ct = tiles(self.c) as u64;
+        let b = |f: DataFormat| f.tile_size_bytes() as u64;
+        let bf = b(DataFormat::Float16_b);
+        let im = b(self.interm());
+        2 * ct * b(input)
+            + 2 * bf
+            + 2 * ct * bf
+            + if self.mask.is_some() { ct * bf } else { 0 }
+            + (2 * ct + 4) * im
+            + 2 * b(self.precision.activations)
+    }
+
+    fn interm(&self) -> DataFormat {
+        if self.precision.fp32_acc {
+            DataFormat::Float32
+        } else {
+            DataFormat::Float16_b
+        }
+    }
+
+    /// Normalises each row of `x [T, C]`; the output is `[T, C]` in `precision.activations`.
+    pub fn run(&self, x: &DeviceTensor) -> Result<DeviceTensor, OpError> {
+        Ok(self.run_with_stats(x)?.0)
+    }
+
+    /// [`LayerNorm::run`] plus the device's run statistics.
+    pub fn run_with_stats(&self, x: &DeviceTensor) -> Result<(DeviceTensor, RunStats), OpError> {
+        check_activation_format("layernorm", x.format())?;
+        if x.cols() != self.c {
+            return Err(OpError::ShapeMismatch {
+                op: "layernorm",
+                what: format!(
+                    "input has {} channels, gamma/beta have C = {}",
+                    x.cols(),
+                    self.c
+                ),
+            });
+        }
+        let budget = (self.device.info().l1_user_bytes() as f64 * L1_BUDGET_FRACTION) as u64;
+        let need = self.l1_bytes(x.format());
+        if need > budget {
+            return Err(OpError::ShapeUnsupported {
+                op: "layernorm",
+                what: format!(
+                    "C = {} channels ({} tiles per row kept in L1)",
+                    self.c,
+                    tiles(self.c)
+                ),
+                limit: format!(
+                    "L1: {need} bytes of circular buffers per core, the budget is {budget}"
+                ),
+            });
+        }
+        let ct = x.tile_cols();
+        let mt = x.tile_rows();
+        let out =
+            DeviceTensor::alloc(&self.device, x.rows(), x.cols(), self.precision.activations)?;
+        let n_cores = self.max_cores.min(mt).max(1);
+        let gx = self.device.grid().size.x as usize;
+        let cores: Vec<_> = (0..n_cores)
+            .map(|i| core((i % gx) as u32, (i / gx) as u32))
+            .collect();
+        let set: Vec<tt_safe::CoreRange> = cores
+            .iter()
+            .map(|&c| tt_safe::CoreRange::single(c))
+            .collect();
+
+        let ct32 = ct as u32;
+        let bf = DataFormat::Float16_b;
+        let im = self.interm();
+        let mut program = Program::new(&self.device)?;
+        let cbs: [(u32, DataFormat, u32); 12] = [
+            (0, x.format(), 2 * ct32),
+            (1, bf, 1),
+            (2, bf, 1),
+            (3, bf, ct32),
+            (4, bf, ct32),
+            (5, bf, ct32),
+            (6, im, 1),
+            (7, im, ct32),
+            (8, im, ct32),
+            (9, im, 1),
+            (10, im, 2),
+            (16, self.precision.activations, 2),
+        ];
+        for (i, f, n) in cbs {
+            if (i == 2 || i == 5) && self.mask.is_none() {
+                continue;
+            }
+            program.add_circular_buffer(set.clone(), CbConfig::tiles(i, f, n))?;
+        }
+        let mut reader_ct = x.buffer().accessor_args()?;
+        reader_ct.extend(self.gamma.buffer().accessor_args()?);
+        let reader = program.add_kernel(
+            KernelSpec::new(
+                "ops_layernorm_reader",
+                kernels::OPS_NORM_LAYERNORM_READER,
+                KernelKind::riscv0(),
+                set.clone(),
+            )
+            .compile_args(reader_ct),
+        )?;
+        let writer = program.add_kernel(
+            KernelSpec::new(
+                "ops_layernorm_writer",
+                kernels::OPS_ELTWISE_WRITER,
+                KernelKind::riscv1(),
+                set.clone(),
+            )
+            .compile_args(out.buffer().accessor_args()?),
+        )?;
+        let inv_c = (1.0 / self.c as f64) as f32;
+        let mut spec = KernelSpec::new(
+            "ops_layernorm_compute",
+            kernels::OPS_NORM_LAYERNORM_COMPUTE,
+            KernelKind::compute(ComputeConfig {
+                fidelity: MathFidelity::HiFi4,
+                fp32_dest_acc: self.precision.fp32_acc,
+                ..ComputeConfig::default()
+            }),
+            set.clone(),
+        )
+        .compile_args(vec![ct32, inv_c.to_bits(), self.eps.to_bits()]);
+        if self.mask.is_some() {
+            spec = spec.define("HAS_MASK", "1");
+        }
+        let compute = program.add_kernel(spec)?;
+
+        let per = mt.div_ceil(n_cores);
+        let x_addr = x.buffer().address_u32()?;
+        let out_addr = out.buffer().address_u32()?;
+        let mask_addr = match &self.mask {
+            Some(m) => m.buffer().address_u32()?,
+            None => 0,
+        };
+        for (i, &c) in cores.iter().enumerate() {
+            let first = (i * per).min(mt);
+            let rows = per.min(mt - first);
+            program.set_runtime_args(
+                reader,
+                c,
+                &[
+                    x_addr,
+                    first as u32,
+                    rows as u32,
+                    ct32,
+                    self.ones.buffer().address_u32()?,
+                    mask_addr,
+                    self.gamma.buffer().address_u32()?,
+                    self.beta.buffer().address_u32()?,
+                    u32::from(self.mask.is_some()),
+                ],
+            )?;
+            program.set_runtime_args(
+                writer,
+                c,
+                &[out_addr, (first * ct) as u32, (rows * ct) as u32],
+            )?;
+            program.set_runtime_args(compute, c, &[rows as u32])?;
+        }
+        let stats = self.device.run(&program)?;
+        let mut out = out;
+        out.set_pad_is_zero(false);
+        Ok((out, stats))
+    }
+}

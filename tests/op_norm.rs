@@ -1,0 +1,281 @@
+//! Layernorm over channels (`tt_kernels::ops::norm::LayerNorm`) against f64 on the values the
+//! device unpacks, on the simulator (or hardware with `TT_DEVICE=metal`). Random data with a
+//! non-zero row mean, never zero; C a multiple of 32 and not (masked padding columns, with
+//! non-zero padding in the input); T a multiple of 32 and not.
+//!
+//! Bound (per element, first order with the error terms carried along; `u` the DEST roundoff,
+//! 2^-8 bf16 / 2^-24 fp32; `q` the loss of an intermediate passing through a CB and back into
+//! SrcA/SrcB: bf16 packing 2^-8, or fp32 truncated to TF32 on unpack 2^-10; `al` = 2^-10 the
+//! 11-bit adder; `red` = 4 Ct (u + 2^-11) + 2^-10 for a `reduce_tile` row sum over Ct tiles,
+//! relative to the sum of absolute values: GAPOOL accumulations rounded into DEST and the row
+//! moved through SrcB):
+//! - mean: `e_m = red sum|x| / C + u |m|`, then `+ q`;
+//! - centred `d = x - m`: `e_d = e_m + al (|x| + |m|) + u |d|`, then `+ q`;
+//! - squares (HiFi4, 4 DEST roundings, TF32 operand): `2 |d| e_d + e_d^2 + (4.4 u + 2^-10) d^2`,
+//!   then `+ q`; variance sum `e_V = sum e_sq + red sum d^2`; `v = V / C` (+ u), `+ eps` (+ u);
+//! - `r = rsqrt(v + eps)`: `r * dv / (2 (v + eps - dv))` + the SFPU allowance, then `+ q`;
+//! - `d * r`, `* gamma`, `+ beta`: product and sum rules as in the eltwise tests, each `+ q`;
+//! - the output packing (`tolerance::pack_error_rel`).
+
+use tt_kernels::ops::common::{DeviceTensor, OpError, Precision, reference, tolerance};
+use tt_kernels::ops::eltwise::{BinaryOp, Broadcast, Eltwise};
+use tt_kernels::ops::norm::LayerNorm;
+use tt_safe::{DataFormat, Device};
+
+struct Rng(u64);
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn unit(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn vec(&mut self, n: usize, lo: f64, hi: f64) -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                let m = lo + (hi - lo) * self.unit();
+                (if self.unit() < 0.5 { -m } else { m }) as f32
+            })
+            .collect()
+    }
+}
+
+fn device() -> Device {
+    Device::open_default().unwrap_or_else(|e| panic!("cannot open a device: {e}"))
+}
+
+fn quantise(data: &[f32], rows: usize, cols: usize, format: DataFormat) -> Vec<f32> {
+    let bytes = tt_safe::tiles::to_tiles(data, rows, cols, format).unwrap();
+    tt_safe::tiles::from_tiles(&bytes, rows, cols, format).unwrap()
+}
+
+/// The per-element bound (before output packing) described in the module doc.
+fn bound(p: &Precision, x: &[f32], gamma: &[f32], beta: &[f32], eps: f64, c: usize) -> Vec<f64> {
+    let u = tolerance::dest_u(p.fp32_acc);
+    let q = if p.fp32_acc {
+        2f64.powi(-10)
+    } else {
+        2f64.powi(-8)
+    };
+    let al = 2f64.powi(-10);
+    let mulr = 4.4 * u + 2f64.powi(-10);
+    let ct = c.div_ceil(32) as f64;
+    let red = 4.0 * ct * (u + 2f64.powi(-11)) + 2f64.powi(-10);
+    let cf = c as f64;
+    let xs: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+    let m = xs.iter().sum::<f64>() / cf;
+    let sx: f64 = xs.iter().map(|v| v.abs()).sum();
+    let mut e_m = red * sx / cf + u * m.abs();
+    e_m += q * (m.abs() + e_m);
+    let d: Vec<f64> = xs.iter().map(|v| v - m).collect();
+    let e_d: Vec<f64> = (0..c)
+        .map(|i| {
+            let e = e_m + al * (xs[i].abs() + m.abs() + e_m) + u * d[i].abs();
+            e + q * (d[i].abs() + e)
+        })
+        .collect();
+    let e_sq: Vec<f64> = (0..c)
+        .map(|i| {
+            let e =
+                2.0 * d[i].abs() * e_d[i] + e_d[i] * e_d[i] + mulr * (d[i].abs() + e_d[i]).powi(2);
+            e + q * (d[i] * d[i] + e)
+        })
+        .collect();
+    let sum_sq: f64 = d.iter().map(|v| v * v).sum();
+    let e_big_v = e_sq.iter().sum::<f64>() + red * (sum_sq + e_sq.iter().sum::<f64>());
+    let v = sum_sq / cf;
+    let mut e_v = e_big_v / cf;
+    e_v += u * (v + e_v);
+    e_v += u * (v + eps + e_v);
+    let ve = v + eps;
+    assert!(
+        e_v < ve,
+        "the bound is not meaningful: variance error {e_v} >= v + eps {ve}"
+    );
+    let r = 1.0 / ve.sqrt();
+    let mut e_r = r * e_v / (2.0 * (ve - e_v)) + tolerance::sfpu_error(p.fp32_acc, r);
+    e_r += q * (r + e_r);
+    (0..c)
+        .map(|i| {
+            let dr = d[i].abs() * r;
+            let mut e1 = d[i].abs() * e_r
+                + r * e_d[i]
+                + e_d[i] * e_r
+                + mulr * (d[i].abs() + e_d[i]) * (r + e_r);
+            e1 += q * (dr + e1);
+            let g = f64::from(gamma[i]).abs();
+            let mut e2 = g * e1 + mulr * g * (dr + e1);
+            e2 += q * (dr * g + e2);
+            let y = (d[i] * r * f64::from(gamma[i]) + f64::from(beta[i])).abs();
+            let e3 = e2 + al * (dr * g + e2 + f64::from(beta[i]).abs());
+            e3 + u * (y + e3)
+        })
+        .collect()
+}
+
+struct Out {
+    max_err: f64,
+    mean_err: f64,
+    raw_max_err: f64,
+    raw_mean_err: f64,
+    max_ref: f64,
+}
+
+fn run(dev: &Device, p: Precision, t: usize, c: usize, garbage_pad: bool, seed: u64) -> Out {
+    let mut rng = Rng::new(seed);
+    let mut x = rng.vec(t * c, 0.05, 2.0);
+    for (i, v) in x.iter_mut().enumerate() {
+        *v += 0.75 + 0.25 * ((i / c) % 3) as f32; // non-zero row means
+    }
+    let gamma = rng.vec(c, 0.5, 1.5);
+    let beta = rng.vec(c, 0.1, 1.0);
+    let eps = 1e-5f32;
+    let ln = LayerNorm::new(dev, &gamma, &beta, eps, p).unwrap();
+    let bf = DataFormat::Float16_b;
+    let (tx, xq) = if garbage_pad {
+        // x - 0.5 + 0.5 through the eltwise op: the padding becomes 0.5 - ... = non-zero.
+        let x0: Vec<f32> = x.iter().map(|v| v - 0.5).collect();
+        let t0 = DeviceTensor::from_host(dev, t, c, &x0, bf).unwrap();
+        let half = DeviceTensor::from_host(dev, 1, 1, &[0.5], bf).unwrap();
+        let el = Eltwise::new(dev, Precision::hifi()).unwrap();
+        let tx = el
+            .binary(BinaryOp::Add, &t0, &half, Broadcast::Scalar)
+            .unwrap();
+        assert!(!tx.pad_is_zero());
+        let xq = tx.to_host().unwrap();
+        (tx, xq)
+    } else {
+        (
+            DeviceTensor::from_host(dev, t, c, &x, bf).unwrap(),
+            quantise(&x, t, c, bf),
+        )
+    };
+    let y = ln.run(&tx).unwrap();
+    assert_eq!(y.shape(), [t, c]);
+    let got = y.to_host().unwrap();
+    let gq = quantise(&gamma, 1, c, bf);
+    let bq = quantise(&beta, 1, c, bf);
+    let want = reference::layernorm(&xq, t, c, &gq, &bq, f64::from(eps));
+    let rel = tolerance::pack_error_rel(p.activations);
+    let (mut max_err, mut sum) = (0f64, 0f64);
+    for r in 0..t {
+        let b = bound(&p, &xq[r * c..(r + 1) * c], &gq, &bq, f64::from(eps), c);
+        for (col, &bc) in b.iter().enumerate() {
+            let i = r * c + col;
+            let pack = if p.activations.is_bfp() {
+                let c0 = col / 16 * 16;
+                let m = (c0..(c0 + 16).min(c))
+                    .map(|cc| want[r * c + cc].abs())
+                    .fold(0.0, f64::max);
+                rel * (m + bc)
+            } else {
+                rel * (want[i].abs() + bc)
+            };
+            let err = (f64::from(got[i]) - want[i]).abs();
+            assert!(
+                err <= bc + pack,
+                "{p:?} [{t}, {c}] pad garbage {garbage_pad}: ({r}, {col}): got {}, want {}, |err| {err:.3e} > {:.3e}",
+                got[i],
+                want[i],
+                bc + pack
+            );
+            max_err = max_err.max(err);
+            sum += err;
+        }
+    }
+    // Against the original f32 input (the docs' accuracy numbers).
+    let raw = reference::layernorm(&x, t, c, &gamma, &beta, f64::from(eps));
+    let errs: Vec<f64> = got
+        .iter()
+        .zip(&raw)
+        .map(|(g, w)| (f64::from(*g) - w).abs())
+        .collect();
+    Out {
+        max_err,
+        mean_err: sum / (t * c) as f64,
+        raw_max_err: errs.iter().fold(0f64, |a, &b| a.max(b)),
+        raw_mean_err: errs.iter().sum::<f64>() / errs.len() as f64,
+        max_ref: raw.iter().fold(0f64, |a, &b| a.max(b.abs())),
+    }
+}
+
+fn precisions() -> [(&'static str, Precision); 3] {
+    [
+        ("fp32 DEST, bf16 out", Precision::hifi()),
+        ("bf16 DEST, bf16 out", Precision::bfp8_hifi2()),
+        (
+            "bf16 DEST, bfp8_b out",
+            Precision::bfp8_hifi2().with_activations(DataFormat::Bfp8_b),
+        ),
+    ]
+}
+
+#[test]
+fn layernorm_aligned_unaligned_and_masked_padding() {
+    let dev = device();
+    for (name, p) in precisions() {
+        for (t, c, garbage) in [(64, 64, false), (50, 70, false), (37, 45, true)] {
+            let o = run(&dev, p, t, c, garbage, (t * c) as u64);
+            eprintln!(
+                "{name} [{t}, {c}]: max {:.3e} mean {:.3e}",
+                o.max_err, o.mean_err
+            );
+        }
+    }
+}
+
+#[test]
+fn layernorm_few_cores_many_rows() {
+    let dev = device();
+    let mut rng = Rng::new(3);
+    let (t, c) = (200, 96);
+    let x = rng.vec(t * c, 0.1, 1.0);
+    let g = rng.vec(c, 0.5, 1.5);
+    let b = rng.vec(c, 0.1, 1.0);
+    let ln = LayerNorm::new(&dev, &g, &b, 1e-5, Precision::hifi()).unwrap();
+    let tx = DeviceTensor::from_host(&dev, t, c, &x, DataFormat::Float16_b).unwrap();
+    let all = ln.run(&tx).unwrap().to_host().unwrap();
+    let two = ln.with_max_cores(2).run(&tx).unwrap().to_host().unwrap();
+    assert_eq!(all, two, "the core split must not change the result");
+}
+
+#[test]
+fn layernorm_errors() {
+    let dev = device();
+    let e = LayerNorm::new(&dev, &[1.0; 4], &[0.0; 5], 1e-5, Precision::hifi()).unwrap_err();
+    assert!(matches!(e, OpError::ShapeMismatch { .. }), "{e}");
+    let e = LayerNorm::new(&dev, &[1.0; 4], &[0.0; 4], 0.0, Precision::hifi()).unwrap_err();
+    assert!(matches!(e, OpError::InvalidArgument { .. }), "{e}");
+    let ln = LayerNorm::new(&dev, &[1.0; 4], &[0.0; 4], 1e-5, Precision::hifi()).unwrap();
+    let x = DeviceTensor::from_host(&dev, 3, 5, &[1.0; 15], DataFormat::Float16_b).unwrap();
+    assert!(matches!(
+        ln.run(&x).unwrap_err(),
+        OpError::ShapeMismatch { .. }
+    ));
+    // A channel count whose tile row cannot stay in L1.
+    let c = 32 * 400;
+    let ln = LayerNorm::new(&dev, &vec![1.0; c], &vec![0.0; c], 1e-5, Precision::hifi()).unwrap();
+    let x = DeviceTensor::from_host(&dev, 1, c, &vec![1.0; c], DataFormat::Float16_b).unwrap();
+    let e = ln.run(&x).unwrap_err();
+    assert!(
+        matches!(e, OpError::ShapeUnsupported { .. }) && e.to_string().contains("L1"),
+        "{e}"
+    );
+}
+
+/// Piper's encoder layernorms (T = 300, C = 192): prints the docs rows.
+#[test]
+#[ignore = "expensive: cargo test --release --test op_norm -- --ignored --nocapture"]
+fn piper_shapes() {
+    let dev = device();
+    for (name, p) in precisions() {
+        let o = run(&dev, p, 300, 192, false, 9);
+        println!(
+            "| layernorm [300, 192] | {name} | {:.3e} | {:.3e} | {:.3e} |",
+            o.raw_max_err, o.raw_mean_err, o.max_ref
+        );
+    }
+}
