@@ -317,6 +317,31 @@ fn conv1d_every_precision_matches_reference() {
     }
 }
 
+/// The same kernels on the Blackhole p150 grid (11x10, 64-byte DRAM alignment): one strided,
+/// dilated, unaligned case under bf16/HiFi4 and bfp8_b/LoFi.
+#[test]
+fn conv1d_on_blackhole() {
+    let device = Device::open_sim(Arch::Blackhole)
+        .unwrap_or_else(|e| panic!("cannot open the Blackhole simulator: {e}"));
+    for (pname, precision) in [
+        ("bf16/HiFi4/fp32acc", Precision::hifi()),
+        ("bfp8_b/LoFi", Precision::bfp8_lofi()),
+    ] {
+        let p = params(40, 70, 5, 2, (3, 1), 2, 1);
+        let what = format!("Blackhole 40->70 k5 s2 d2 [{pname}]");
+        check(
+            &device,
+            p,
+            150,
+            precision,
+            Activation::LeakyRelu(0.1),
+            true,
+            31,
+            &what,
+        );
+    }
+}
+
 /// A sequence whose [T, C] input (24,000 x 32 bf16 = 1.5 MB) and output exceed one core's L1
 /// (1.36 MB usable on Wormhole): the plan slices it into 750 time blocks with halos over the
 /// grid, and each core's L1 use stays far below the budget.

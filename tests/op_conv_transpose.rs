@@ -296,6 +296,24 @@ fn conv_transpose1d_every_precision_matches_reference() {
     }
 }
 
+/// The same kernels on the Blackhole p150 grid (11x10, 64-byte DRAM alignment).
+#[test]
+fn conv_transpose1d_on_blackhole() {
+    let device = Device::open_sim(Arch::Blackhole)
+        .unwrap_or_else(|e| panic!("cannot open the Blackhole simulator: {e}"));
+    let p = params(40, 50, 16, 8, 4, 0);
+    check(
+        &device,
+        p,
+        30,
+        Precision::bfp8_hifi2(),
+        Activation::None,
+        true,
+        41,
+        "Blackhole k16 s8 p4 40->50 [bfp8_b/HiFi2]",
+    );
+}
+
 #[test]
 fn conv_transpose1d_errors_name_the_problem() {
     let device = sim();
