@@ -237,8 +237,9 @@ pub(crate) fn mvmul_ref(a: &[u32; 16], b: &[u32; 16], dst: u32, fp32_acc: bool, 
 }
 
 /// ELWMUL of one datum pair in fidelity phase `phase`, accumulated onto `dst` (ELWMUL always
-/// accumulates). Zero-exponent operands (zeros, denormals) give a zero product (the LLK keeps
+/// accumulates). The scalar reference for the lane code in `eltwise`. Zero-exponent operands (zeros, denormals) give a zero product (the LLK keeps
 /// SrcB's denormal flush enabled).
+#[cfg(test)]
 pub(crate) fn elwmul(a: u32, b: u32, dst: u32, fp32_acc: bool, phase: u32) -> u32 {
     let adj = exp_prod_adj(phase);
     let exp_sop = exp8(a) + exp8(b) + adj;
@@ -260,6 +261,8 @@ pub(crate) fn elwmul(a: u32, b: u32, dst: u32, fp32_acc: bool, phase: u32) -> u3
 
 /// ELWADD of one datum pair (SrcB already sign-flipped for ELWSUB); `dst` is the DEST value to
 /// accumulate onto, or 0 when accumulation is off.
+/// The scalar reference for the lane code in `eltwise`.
+#[cfg(test)]
 pub(crate) fn elwadd(a: u32, b: u32, dst: u32, fp32_acc: bool) -> u32 {
     let mut a = if src_is_zero(a) { 0 } else { a };
     let mut b = if src_is_zero(b) { 0 } else { b };

@@ -1,7 +1,8 @@
 //! Eltwise binary (ELWADD/ELWSUB/ELWMUL), datacopy (MOVA2D / ELWADD), transpose and reduce
 //! (GAPOOL/GMPOOL) for one tile, in the order the Wormhole B0 LLK issues them.
 
-use super::core;
+use super::core as dp;
+use super::matmul::{DestLanes, accum_step};
 use super::{
     Bcast, DestTile, EltOp, FpuConfig, ReduceDim, ReduceOp, SrcTile, TILE_DATUMS, dest_store,
     face_index,
@@ -12,7 +13,7 @@ use super::{
 /// which is exact).
 #[inline(always)]
 fn copy_datum(v: u32, fp32: bool) -> u32 {
-    if core::src_is_zero(v) {
+    if dp::src_is_zero(v) {
         0
     } else {
         dest_store(v << 13, fp32)
@@ -52,6 +53,11 @@ pub fn transpose_dest(dst: &mut DestTile) {
 ///   on hardware (the LLK relies on the packer's release having cleared DEST), so `accumulate` is
 ///   ignored: pass a cleared DEST ([`DestTile::zero`]) for a plain product. In 16-bit mode every
 ///   phase result is rounded to bf16 before the next phase is added.
+///
+/// Datums are independent, so the tile is processed 32 datums at a time as SIMD lanes
+/// (`dp::elwadd` / `dp::elwmul` rewritten without branches, DEST rounding by the matmul's
+/// lane normalisation); `tests::eltwise_slow` is the datum-by-datum reference it is checked
+/// against.
 pub fn eltwise(
     dst: &mut DestTile,
     op: EltOp,
@@ -61,36 +67,142 @@ pub fn eltwise(
     accumulate: bool,
     cfg: &FpuConfig,
 ) {
-    let fp32 = cfg.fp32_dest_acc;
-    let phases = cfg.fidelity.phases();
-    for r in 0..32 {
-        for c in 0..32 {
-            let i = face_index(r, c);
-            let bi = match bcast {
-                Bcast::None => i,
-                Bcast::Rows => face_index(0, c),
-                Bcast::Cols => face_index(r, 0),
-                Bcast::Scalar => 0,
-            };
-            let av = a.v[i];
-            let bv = b.v[bi];
-            let out = match op {
-                EltOp::Add | EltOp::Sub => {
-                    let bv = if op == EltOp::Sub { bv ^ (1 << 18) } else { bv };
-                    let d = if accumulate { dst.read(i) } else { 0 };
-                    core::elwadd(av, bv, d, fp32)
+    let gathered;
+    let bv: &[u32; TILE_DATUMS] = match bcast {
+        Bcast::None => &b.v,
+        _ => {
+            let mut g = super::zeroed_tile();
+            for r in 0..32 {
+                for c in 0..32 {
+                    g[face_index(r, c)] = b.v[match bcast {
+                        Bcast::Rows => face_index(0, c),
+                        Bcast::Cols => face_index(r, 0),
+                        _ => 0,
+                    }];
                 }
-                EltOp::Mul => {
-                    let mut d = dst.read(i);
-                    for p in 0..phases {
-                        d = dest_store(core::elwmul(av, bv, d, fp32, p), fp32);
-                    }
-                    d
-                }
-            };
-            dst.write(i, dest_store(out, fp32));
+            }
+            gathered = g;
+            &gathered
         }
+    };
+    eltwise_lanes(
+        &mut dst.v,
+        op,
+        &a.v,
+        bv,
+        accumulate,
+        cfg.fp32_dest_acc,
+        cfg.fidelity.phases(),
+    );
+    dst.set_all_valid();
+}
+
+/// [`eltwise`] on the datum arrays (B already broadcast), compiled per SIMD level.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl+avx2+fma+bmi1+bmi2+lzcnt+popcnt",
+    "x86_64+avx2+fma+bmi1+bmi2+lzcnt+popcnt",
+    "x86_64+sse4.1",
+))]
+fn eltwise_lanes(
+    dst: &mut [u32; TILE_DATUMS],
+    op: EltOp,
+    a: &[u32; TILE_DATUMS],
+    b: &[u32; TILE_DATUMS],
+    accumulate: bool,
+    fp32: bool,
+    phases: u32,
+) {
+    const LZCNT: bool = multiversion::target::selected_target!().supports_feature_str("avx512cd");
+    match (op, fp32, phases) {
+        (EltOp::Mul, true, 1) => elt_chunks::<true, LZCNT, 1>(dst, a, b, false, true),
+        (EltOp::Mul, true, 2) => elt_chunks::<true, LZCNT, 2>(dst, a, b, false, true),
+        (EltOp::Mul, true, 3) => elt_chunks::<true, LZCNT, 3>(dst, a, b, false, true),
+        (EltOp::Mul, true, _) => elt_chunks::<true, LZCNT, 4>(dst, a, b, false, true),
+        (EltOp::Mul, false, 1) => elt_chunks::<false, LZCNT, 1>(dst, a, b, false, true),
+        (EltOp::Mul, false, 2) => elt_chunks::<false, LZCNT, 2>(dst, a, b, false, true),
+        (EltOp::Mul, false, 3) => elt_chunks::<false, LZCNT, 3>(dst, a, b, false, true),
+        (EltOp::Mul, false, _) => elt_chunks::<false, LZCNT, 4>(dst, a, b, false, true),
+        // P = 0: add/sub.
+        (_, true, _) => elt_chunks::<true, LZCNT, 0>(dst, a, b, op == EltOp::Sub, accumulate),
+        (_, false, _) => elt_chunks::<false, LZCNT, 0>(dst, a, b, op == EltOp::Sub, accumulate),
     }
+}
+
+/// ELWADD/ELWSUB (`P == 0`) or `P` phases of ELWMUL over the tile, 32 datums at a time.
+#[inline(always)]
+fn elt_chunks<const FP32: bool, const LZCNT: bool, const P: usize>(
+    dst: &mut [u32; TILE_DATUMS],
+    a: &[u32; TILE_DATUMS],
+    b: &[u32; TILE_DATUMS],
+    sub: bool,
+    accumulate: bool,
+) {
+    let flip = if sub { 1u32 << 18 } else { 0 };
+    for ch in 0..TILE_DATUMS / 32 {
+        let base = ch * 32;
+        let mut bits = [0u32; 32];
+        if accumulate {
+            bits.copy_from_slice(&dst[base..base + 32]);
+        }
+        let mut d = DestLanes::decode(&bits);
+        if P == 0 {
+            for n in 0..32 {
+                let (s, e) = elwadd_term(a[base + n], b[base + n] ^ flip);
+                (d.neg[n], d.exp[n], d.man[n]) =
+                    accum_step::<FP32, LZCNT>(s, e, 0, 0, d.neg[n], d.exp[n], d.man[n]);
+            }
+        } else {
+            for p in 0..P {
+                for n in 0..32 {
+                    let (s, e) = elwmul_term(a[base + n], b[base + n], p as u32);
+                    (d.neg[n], d.exp[n], d.man[n]) =
+                        accum_step::<FP32, LZCNT>(s, e, 0, 0, d.neg[n], d.exp[n], d.man[n]);
+                }
+            }
+        }
+        d.encode(&mut bits);
+        dst[base..base + 32].copy_from_slice(&bits);
+    }
+}
+
+/// The term `dp::elwadd` accumulates, as (signed magnitude `s`, exponent `e`) with the
+/// reference's magnitude `|s| << 13` (the form `accum_step` takes); branch-free.
+#[inline(always)]
+fn elwadd_term(a: u32, b: u32) -> (i32, i32) {
+    let a = if dp::src_is_zero(a) { 0 } else { a };
+    let b = if dp::src_is_zero(b) { 0 } else { b };
+    let swap = (a & dp::SRC_MAG_MASK) < (b & dp::SRC_MAG_MASK);
+    let (hi, lo) = if swap { (b, a) } else { (a, b) };
+    let exp_a = ((hi >> 10) & 255) as i32;
+    let exp_b = ((lo >> 10) & 255) as i32;
+    let man_a = if hi != 0 {
+        ((hi & 0x3FF) | 0x400) as i32
+    } else {
+        0
+    };
+    let man_b = if lo != 0 {
+        ((lo & 0x3FF) | 0x400) as i32
+    } else {
+        0
+    };
+    // |hi| >= |lo|: exp_a >= exp_b. Shifting by d >= 12 leaves 0, as does the clamp at 12.
+    let d = ((exp_a - exp_b) as u32).min(12);
+    let man_b = ((man_b << 1) + (1 << d)) >> (d + 1);
+    let same = ((hi ^ lo) >> 18) & 1 == 0;
+    let man = if same { man_a + man_b } else { man_a - man_b };
+    let s = if (hi >> 18) & 1 != 0 { -man } else { man };
+    (s, exp_a)
+}
+
+/// The term `dp::elwmul` accumulates in fidelity phase `phase`, as in [`elwadd_term`]: zero
+/// (exponent 0) for a zero or denormal operand or a product exponent <= 0.
+#[inline(always)]
+fn elwmul_term(a: u32, b: u32, phase: u32) -> (i32, i32) {
+    let e = dp::exp8(a) + dp::exp8(b) + dp::exp_prod_adj(phase);
+    let dead = dp::src_is_zero(a) || dp::src_is_zero(b) || e <= 0;
+    let p = (dp::a_slice(dp::man11(a), phase) * dp::b_slice(dp::man11(b), phase)) as i32;
+    let s = if ((a ^ b) >> 18) & 1 != 0 { -p } else { p };
+    if dead { (0, 0) } else { (s, e) }
 }
 
 /// One GAPOOL datum: `dst + sum_i scaler[i] * col[i]` (SrcB = scaler row, SrcA = data column),
@@ -98,7 +210,7 @@ pub fn eltwise(
 fn pool_sum(col: &[u32; 16], scaler: &[u32; 16], mut d: u32, cfg: &FpuConfig) -> u32 {
     let fp32 = cfg.fp32_dest_acc;
     for p in 0..cfg.fidelity.phases() {
-        d = dest_store(core::mvmul_ref(col, scaler, d, fp32, p), fp32);
+        d = dest_store(dp::mvmul_ref(col, scaler, d, fp32, p), fp32);
     }
     d
 }
@@ -124,7 +236,7 @@ fn pool_max(col: &[u32; 16], d: u32, d_valid: bool, fp32: bool) -> u32 {
         d
     };
     for &v in col {
-        let x = if core::src_is_zero(v) { 0 } else { v << 13 };
+        let x = if dp::src_is_zero(v) { 0 } else { v << 13 };
         if total_order(x) > total_order(m) {
             m = x;
         }
@@ -272,7 +384,96 @@ pub fn reduce(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fpu::matmul::tests::{Rng, rand_dest, rand_raw_tile};
     use crate::fpu::{Fidelity, Fp32SrcFormat};
+
+    /// The datum-by-datum model (scalar `core::elwadd` / `core::elwmul`, the form the lane code
+    /// was derived from).
+    fn eltwise_slow(
+        dst: &mut DestTile,
+        op: EltOp,
+        a: &SrcTile,
+        b: &SrcTile,
+        bcast: Bcast,
+        accumulate: bool,
+        cfg: &FpuConfig,
+    ) {
+        let fp32 = cfg.fp32_dest_acc;
+        for r in 0..32 {
+            for c in 0..32 {
+                let i = face_index(r, c);
+                let bi = match bcast {
+                    Bcast::None => i,
+                    Bcast::Rows => face_index(0, c),
+                    Bcast::Cols => face_index(r, 0),
+                    Bcast::Scalar => 0,
+                };
+                let (av, bv) = (a.v[i], b.v[bi]);
+                let out = match op {
+                    EltOp::Add | EltOp::Sub => {
+                        let bv = if op == EltOp::Sub { bv ^ (1 << 18) } else { bv };
+                        let d = if accumulate { dst.read(i) } else { 0 };
+                        dp::elwadd(av, bv, d, fp32)
+                    }
+                    EltOp::Mul => {
+                        let mut d = dst.read(i);
+                        for p in 0..cfg.fidelity.phases() {
+                            d = dest_store(dp::elwmul(av, bv, d, fp32, p), fp32);
+                        }
+                        d
+                    }
+                };
+                dst.write(i, dest_store(out, fp32));
+            }
+        }
+    }
+
+    #[test]
+    fn lanes_equal_datum_by_datum_model_on_raw_tiles() {
+        // Random raw datums (kinds: wide with infinities/NaNs, clustered, tiny, huge; zeros,
+        // denormals and signed zeros throughout), every op, broadcast, fidelity, DEST width and
+        // accumulate flag, onto a random DEST.
+        let mut rng = Rng::new(77);
+        for kind in 0..4 {
+            for fid in [
+                Fidelity::LoFi,
+                Fidelity::HiFi2,
+                Fidelity::HiFi3,
+                Fidelity::HiFi4,
+            ] {
+                for fp32 in [false, true] {
+                    let cfg = FpuConfig::new(fid, fp32, false);
+                    let a = rand_raw_tile(&mut rng, fp32, kind);
+                    let b = rand_raw_tile(&mut rng, fp32, kind);
+                    let (center, spread) =
+                        [(127, 126), (128, 12), (3, 3), (160, 30)][kind as usize];
+                    let start = rand_dest(&mut rng, fp32, center, spread);
+                    for op in [EltOp::Add, EltOp::Sub, EltOp::Mul] {
+                        for bcast in [Bcast::None, Bcast::Rows, Bcast::Cols, Bcast::Scalar] {
+                            for acc in [false, true] {
+                                let mut fast = start.clone();
+                                let mut slow = start.clone();
+                                eltwise(&mut fast, op, &a, &b, bcast, acc, &cfg);
+                                eltwise_slow(&mut slow, op, &a, &b, bcast, acc, &cfg);
+                                let bad = (0..TILE_DATUMS).find(|&i| fast.v[i] != slow.v[i]);
+                                assert!(
+                                    bad.is_none(),
+                                    "kind {kind} {fid:?} fp32 {fp32} {op:?} {bcast:?} acc {acc}: \
+                                     datum {bad:?}: a {:#x} b {:#x} dst {:#x}: fast {:#x} slow {:#x}",
+                                    a.v[bad.unwrap_or(0)],
+                                    b.v[bad.unwrap_or(0)],
+                                    start.v[bad.unwrap_or(0)],
+                                    fast.v[bad.unwrap_or(0)],
+                                    slow.v[bad.unwrap_or(0)]
+                                );
+                                assert_eq!(fast.valid, u64::MAX);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     fn tile(f: impl Fn(usize, usize) -> f32, fmt: Fp32SrcFormat) -> SrcTile {
         let mut v = [0f32; TILE_DATUMS];

@@ -159,16 +159,16 @@ fn lz31<const LZCNT: bool>(x: u32) -> u32 {
 /// exponent (0 for zero) and 24-bit mantissa with the hidden bit (0 for zero). Infinity is
 /// exponent 255 with mantissa 2^23, which is what decoding its encoding gives.
 #[derive(Clone, Copy)]
-struct DestLanes {
-    neg: [i32; 32],
-    exp: [i32; 32],
-    man: [i32; 32],
+pub(super) struct DestLanes {
+    pub(super) neg: [i32; 32],
+    pub(super) exp: [i32; 32],
+    pub(super) man: [i32; 32],
 }
 
 impl DestLanes {
     /// Decodes DEST values as `accum_normalize_encode` reads them (zero exponent: zero).
     #[inline(always)]
-    fn decode(bits: &[u32; 32]) -> Self {
+    pub(super) fn decode(bits: &[u32; 32]) -> Self {
         let mut d = Self {
             neg: [0; 32],
             exp: [0; 32],
@@ -191,7 +191,7 @@ impl DestLanes {
     /// The fp32 bit patterns. Only valid for values produced by [`accum_step`] (zero is +0,
     /// infinity has a zero mantissa field).
     #[inline(always)]
-    fn encode(&self, bits: &mut [u32; 32]) {
+    pub(super) fn encode(&self, bits: &mut [u32; 32]) {
         for n in 0..32 {
             let sign = if self.exp[n] == 0 {
                 0
@@ -223,7 +223,7 @@ impl DestLanes {
 ///   exponent: the mantissa of 1 shifted by -4 rounds to 0, and that of 2^23 is 0 too. It needs
 ///   a sum of magnitude 1, which 16-bit DEST (multiples of 2^13) never has.
 #[inline(always)]
-fn accum_step<const FP32: bool, const LZCNT: bool>(
+pub(super) fn accum_step<const FP32: bool, const LZCNT: bool>(
     s0: i32,
     e0: i32,
     s1: i32,
@@ -520,7 +520,7 @@ fn matmul_block_dispatch(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::fpu::core;
     use crate::fpu::dest_store;
@@ -647,7 +647,7 @@ mod tests {
     /// the common case), 2 tiny (products and group exponents at or below 0: flushes), 3 huge
     /// (sums overflow to infinity). One datum in 16 has a zero exponent field (signed zero or
     /// denormal with a random mantissa). bf16-family tiles keep the low 3 mantissa bits 0.
-    fn rand_raw_tile(rng: &mut Rng, tf32: bool, kind: u32) -> SrcTile {
+    pub(crate) fn rand_raw_tile(rng: &mut Rng, tf32: bool, kind: u32) -> SrcTile {
         let mut v = [0u32; TILE_DATUMS];
         for x in v.iter_mut() {
             let r = rng.next_u64();
@@ -676,7 +676,7 @@ mod tests {
 
     /// A DEST tile of random values around 2^(center - 127) (+-2^spread), signs random, some
     /// exact (signed) zeros and denormals; bf16 mode keeps only the upper 16 bits.
-    fn rand_dest(rng: &mut Rng, fp32: bool, center: i32, spread: u32) -> DestTile {
+    pub(crate) fn rand_dest(rng: &mut Rng, fp32: bool, center: i32, spread: u32) -> DestTile {
         let mut d = DestTile::zero();
         for x in d.v.iter_mut() {
             let r = rng.next_u64();
