@@ -263,8 +263,7 @@ fn aligned_blackhole_vits() {
 }
 
 #[test]
-#[ignore = "expensive: Piper encoder layer attention (T = 300, 2 heads of 96, window 4) under 4 \
-            precisions; run with cargo test --test op_attention -- --ignored --nocapture"]
+// The Piper encoder's attention: T = 300, 2 heads of 96, window 4, 10 padded keys (~10 s).
 fn piper_encoder_t300() {
     let device = sim(Arch::WormholeB0);
     let x = data(300, 2, 96, 4, 3);

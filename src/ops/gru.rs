@@ -13,8 +13,8 @@
 //!
 //! Two programs, no CPU work besides planning:
 //! 1. **Input projection** for all steps as one matmul `Gx = x @ W_ih^T` (`[T*B, I] x [I, 3Hp]`,
-//!    bf16 output; each gate padded to `Hp = 32 * ceil(H / 32)` columns so a gate's tile columns
-//!    never straddle another gate).
+//!    [`crate::ops::matmul::Matmul`], multi-core; bf16 output; each gate padded to
+//!    `Hp = 32 * ceil(H / 32)` columns so a gate's tile columns never straddle another gate).
 //! 2. **Recurrence**: a persistent kernel on `Ht = Hp / 32` cores; core k owns hidden units
 //!    `32k..32k+31`: its slice of `W_hh^T` (3 * Ht tiles, in the weight format) and the biases
 //!    stay resident in L1 for all T steps, as does the full hidden state h (double-buffered,
@@ -27,11 +27,12 @@
 //! 1..=[`MAX_HIDDEN`], steps 1..=[`MAX_STEPS`], `Ht` cores on the grid, and the per-core L1 plan
 //! ([`GruPlan::l1_bytes`]) within the device's L1.
 
-use super::common::{DeviceTensor, OpError, Precision, TILE, tiles};
+use super::common::{Activation, DeviceTensor, OpError, Precision, TILE, tiles};
+use super::matmul::Matmul;
 use crate::kernels;
 use tt_safe::{
     CbConfig, CbFormat, ComputeConfig, CoreCoord, CoreRange, DataFormat, Device, KernelKind,
-    KernelSpec, Program,
+    KernelSpec, Program, Tensor2d,
 };
 
 /// Largest hidden size (16 hidden tiles: 16 cores, W_hh slice 48 tiles per core).
@@ -56,8 +57,9 @@ const SCRATCH_BYTES: u32 = 128;
 /// GRU weights prepared on the device.
 #[derive(Debug)]
 pub struct GruWeights {
-    /// `W_ih^T`, `[I, 3Hp]` in the weight format (gate g, unit j at column `g * Hp + j`).
-    pub w_ih_t: DeviceTensor,
+    /// The input projection `x @ W_ih^T` (`W_ih^T` `[I, 3Hp]` in the weight format, gate g,
+    /// unit j at column `g * Hp + j`), bf16 output.
+    pub projection: Matmul,
     /// `W_hh^T`, `[H, 3Hp]` in the weight format.
     pub w_hh_t: DeviceTensor,
     /// `[32, 4Hp]` bf16, every row `b_ir + b_hr | b_iz + b_hz | b_in | b_hn`.
@@ -148,8 +150,14 @@ impl GruWeights {
             t
         };
         let wf = precision.weights;
-        let w_ih_t =
-            DeviceTensor::from_host(device, input_size, 3 * hp, &transpose(w_ih, input_size), wf)?;
+        let w_ih_t = Tensor2d::new(input_size, 3 * hp, transpose(w_ih, input_size))?;
+        let projection = Matmul::new(
+            device,
+            &w_ih_t,
+            None,
+            precision.with_activations(DataFormat::Float16_b),
+            Activation::None,
+        )?;
         let w_hh_t = DeviceTensor::from_host(device, hidden, 3 * hp, &transpose(w_hh, hidden), wf)?;
         let mut bias = vec![0f32; TILE * 4 * hp];
         for row in 0..TILE {
@@ -163,7 +171,7 @@ impl GruWeights {
         }
         let bias = DeviceTensor::from_host(device, TILE, 4 * hp, &bias, DataFormat::Float16_b)?;
         Ok(GruWeights {
-            w_ih_t,
+            projection,
             w_hh_t,
             bias,
             input_size,
@@ -250,6 +258,7 @@ pub fn gru(
             ),
         });
     }
+    super::common::check_activation_format(OP, x.format())?;
     let steps = x.rows() / batch;
     if steps > MAX_STEPS {
         return Err(shape_err(
@@ -271,78 +280,9 @@ pub fn gru(
         });
     }
     let p = plan(device, hidden, &precision)?;
-    let gx = projection(device, x, weights)?;
+    // The input projection for all steps: one (multi-core) matmul, bf16 output.
+    let gx = weights.projection.run(x)?;
     recurrence(device, &gx, steps, batch, weights, h0, &p)
-}
-
-/// `Gx = x @ W_ih^T` as one single-core matmul over all steps (bf16 output).
-fn projection(
-    device: &Device,
-    x: &DeviceTensor,
-    weights: &GruWeights,
-) -> Result<DeviceTensor, OpError> {
-    let precision = weights.precision;
-    let bf = DataFormat::Float16_b;
-    let (mt, kt, nt) = (
-        x.tile_rows() as u32,
-        x.tile_cols() as u32,
-        weights.w_ih_t.tile_cols() as u32,
-    );
-    let gx = DeviceTensor::alloc(device, x.rows(), weights.w_ih_t.cols(), bf)?;
-    let c = CoreCoord::new(0, 0);
-    let mut program = Program::new(device)?;
-    program.add_circular_buffer(c, CbConfig::tiles(0, x.format(), 2))?;
-    program.add_circular_buffer(c, CbConfig::tiles(1, precision.weights, 2))?;
-    program.add_circular_buffer(c, CbConfig::tiles(16, bf, 2))?;
-    let mut reader_ct = x.buffer().accessor_args()?;
-    reader_ct.extend(weights.w_ih_t.buffer().accessor_args()?);
-    let reader = program.add_kernel(
-        KernelSpec::new(
-            "gru_proj_reader",
-            kernels::DATAFLOW_READER_MATMUL_SINGLE_CORE,
-            KernelKind::riscv0(),
-            c,
-        )
-        .compile_args(reader_ct),
-    )?;
-    program.add_kernel(
-        KernelSpec::new(
-            "gru_proj_matmul",
-            kernels::COMPUTE_MATMUL_SINGLE_CORE,
-            KernelKind::compute(ComputeConfig {
-                fidelity: precision.fidelity,
-                fp32_dest_acc: precision.fp32_acc,
-                ..ComputeConfig::default()
-            }),
-            c,
-        )
-        .compile_args(vec![mt, kt, nt]),
-    )?;
-    let mut writer_ct = gx.buffer().accessor_args()?;
-    writer_ct.push(16);
-    let writer = program.add_kernel(
-        KernelSpec::new(
-            "gru_proj_writer",
-            kernels::DATAFLOW_WRITER_UNARY,
-            KernelKind::riscv1(),
-            c,
-        )
-        .compile_args(writer_ct),
-    )?;
-    program.set_runtime_args(
-        reader,
-        c,
-        &[
-            x.buffer().address_u32()?,
-            weights.w_ih_t.buffer().address_u32()?,
-            mt,
-            kt,
-            nt,
-        ],
-    )?;
-    program.set_runtime_args(writer, c, &[gx.buffer().address_u32()?, mt * nt, 0])?;
-    device.run(&program)?;
-    Ok(gx)
 }
 
 fn raw_cb(index: u32, bytes: u32) -> CbConfig<'static> {
