@@ -1,0 +1,107 @@
+//! Precision plans applied to the real voice: layer list, parameter totals and FLOP counts checked
+//! against MODEL.md's independently derived costs (decoder 22.68 M MAC per frame, flow 7.08 M per
+//! frame, encoder 6.27 M per id). Needs the voice: env `TTS_VOICE` or
+//! `<workspace>/voices/en_US-joe-medium.onnx` (tts-model/scripts/fetch-voice.sh); skipped otherwise.
+
+use std::path::PathBuf;
+
+use tts_model::Voice;
+use tts_model::precision::{self, Fidelity, LayerKind, Plan, Rate, WeightFormat};
+
+fn voice() -> Option<Voice> {
+    let p = std::env::var_os("TTS_VOICE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../voices/en_US-joe-medium.onnx")
+        });
+    if !p.exists() {
+        eprintln!(
+            "skipped: voice not found, run tts-model/scripts/fetch-voice.sh (or set TTS_VOICE)"
+        );
+        return None;
+    }
+    Some(Voice::load(&p).expect("voice loads"))
+}
+
+#[test]
+fn layer_costs_match_model_md() {
+    let Some(v) = voice() else { return };
+    let layers = precision::layers(&v);
+    let macs = |prefix: &str, ids: usize, frames: usize| -> f64 {
+        layers
+            .iter()
+            .filter(|l| {
+                l.name.starts_with(prefix)
+                    && matches!(
+                        l.kind,
+                        LayerKind::Conv { .. } | LayerKind::ConvTranspose { .. }
+                    )
+            })
+            .map(|l| l.flops(ids, frames) / 2.0)
+            .sum()
+    };
+    // MODEL.md section 5 (rounded to 0.01 M): check to 0.5%.
+    let dec = macs("dec.", 0, 1);
+    assert!(
+        (dec / 22.68e6 - 1.0).abs() < 0.005,
+        "decoder {dec} MAC/frame"
+    );
+    let flow = macs("flow.", 0, 1);
+    assert!((flow / 7.08e6 - 1.0).abs() < 0.005, "flow {flow} MAC/frame");
+    let enc = macs("enc_p.", 1, 0);
+    assert!((enc / 6.27e6 - 1.0).abs() < 0.005, "encoder {enc} MAC/id");
+    // 6 layers x (rel_k + rel_v) attention cores, 3 upsampling conv-transposes.
+    let cores = layers
+        .iter()
+        .filter(|l| matches!(l.kind, LayerKind::AttentionCore { .. }))
+        .count();
+    assert_eq!(cores, 12);
+    let ups: Vec<_> = layers
+        .iter()
+        .filter(|l| l.name.starts_with("dec.ups."))
+        .collect();
+    assert_eq!(ups.len(), 3);
+    assert_eq!(ups[2].rate, Rate::Frames(64));
+    let post = layers
+        .iter()
+        .find(|l| l.name == "dec.conv_post")
+        .expect("conv_post");
+    assert_eq!(post.rate, Rate::Frames(256));
+    // All parameters are accounted for: layers + vectors = 15.65 M (MODEL.md).
+    let total =
+        layers.iter().map(|l| l.params).sum::<usize>() + precision::vector_params(&v, &layers);
+    assert!(
+        (total as f64 / 15.65e6 - 1.0).abs() < 0.005,
+        "{total} parameters"
+    );
+}
+
+#[test]
+fn presets_on_the_voice() {
+    let Some(v) = voice() else { return };
+    let layers = precision::layers(&v);
+    let vec_params = precision::vector_params(&v, &layers);
+    let hifi = Plan::preset("hifi")
+        .expect("preset")
+        .resolve(&layers)
+        .expect("resolves");
+    let r = hifi.report(40, 200, vec_params);
+    assert_eq!(r.layer_share(Fidelity::HiFi4), 1.0);
+    assert_eq!(r.bfp8_or_smaller_byte_share(), 0.0);
+    let lofi = Plan::preset("bfp8-lofi")
+        .expect("preset")
+        .resolve(&layers)
+        .expect("resolves");
+    let r = lofi.report(40, 200, vec_params);
+    assert_eq!(r.layer_share(Fidelity::LoFi), 1.0);
+    assert!(r.exceptions.is_empty());
+    // Only bias/norm vectors stay bf16: their bytes are < 1% of the total.
+    let share = r.bfp8_or_smaller_byte_share();
+    assert!(share > 0.99 && share < 1.0, "bfp8 byte share {share}");
+    let bf16 = r
+        .by_format
+        .iter()
+        .find(|e| e.0 == WeightFormat::Bf16)
+        .map(|e| e.1);
+    assert_eq!(bf16, Some(vec_params));
+}
