@@ -119,3 +119,52 @@ fn chrome_trace_is_well_formed_json_with_a_track_per_thread() {
     assert!(s.starts_with("ESTIMATED device time"), "{s}");
     assert!(s.contains("NCRISC"), "{s}");
 }
+
+#[path = "../benches/common/mcast_matmul.rs"]
+mod mcast_matmul;
+
+#[test]
+fn multicast_matmul_estimate_is_bounded_by_the_fpu_rate() {
+    use mcast_matmul::{Mm, run};
+    // 8x8 Wormhole cores, each a 2x2-tile output block, K = 16 tiles in 4 blocks; LoFi BFP8.
+    let mut c = Mm {
+        arch: SimArch::WormholeB0,
+        m: 512,
+        k: 512,
+        n: 512,
+        format: tt_formats::DataFormat::Bfp8_b,
+        fidelity: MathFidelity::LoFi,
+        in0_block_w: 4,
+        out_subblock_h: 2,
+        out_subblock_w: 2,
+        matmul_block: true,
+    };
+    let blocked = run(&c, 1).unwrap().remove(0);
+    c.matmul_block = false;
+    let tiles = run(&c, 1).unwrap().remove(0);
+    // Same accumulation order per tile (K ascending within a block, spill between blocks).
+    assert!(
+        blocked.output == tiles.output,
+        "matmul_block and matmul_tiles variants differ"
+    );
+    // Lower bound: 16 cycles per 32x32x32 tile matmul (LoFi), 16^3 tile matmuls over 64 cores.
+    let ideal = 16u64 * 16 * 16 * 16 / 64;
+    for r in [&blocked, &tiles] {
+        assert!(
+            r.stats.device_cycles > ideal,
+            "{:?} vs ideal {ideal}",
+            r.stats
+        );
+        // Math-thread busy time covers at least its share of the FPU work on every core.
+        for t in r
+            .profile
+            .threads
+            .iter()
+            .filter(|t| t.thread == "TRISC1 (math)")
+        {
+            assert!(t.busy_cycles >= ideal, "{t:?}");
+        }
+    }
+    // One LLK call per sub-block and K step is cheaper than one per tile.
+    assert!(blocked.stats.device_cycles < tiles.stats.device_cycles);
+}
