@@ -381,7 +381,7 @@ proptest! {
 #[test]
 #[ignore = "expensive: cargo test --release --test op_conv_transpose -- --ignored"]
 fn piper_decoder_upsampling() {
-    let device = sim();
+    let device = piper_device();
     let layers = [
         (
             "ups.0 256->128 k16 s8 p4 (T 345)",
@@ -404,13 +404,52 @@ fn piper_decoder_upsampling() {
             let started = std::time::Instant::now();
             let (e, stats) = check(&device, p, t, precision, Activation::None, true, 12, name);
             eprintln!(
-                "| {name} | {pname} | {:.3e} | {:.3e} | {:.1e} | {:.2} | {stats} | host {:.1}s |",
+                "| {name} | {pname} | {:.3e} | {:.3e} | {:.1e} | {:.2} | {:.1} | {:.1}% | ({:?}, host {:.1}s)",
                 e.max,
                 e.mean,
                 e.max / e.ref_max,
                 e.worst_ratio,
+                stats.device_ns.map_or(f64::NAN, |ns| ns as f64 / 1000.0),
+                100.0
+                    * utilisation(
+                        &device,
+                        &precision,
+                        2.0 * (t * p.cin * p.cout * p.kernel) as f64,
+                        &stats
+                    ),
+                device.arch(),
                 started.elapsed().as_secs_f64()
             );
         }
     }
+}
+
+/// The device of the Piper tests: Wormhole n150 by default, `PIPER_ARCH=blackhole` for p150.
+fn piper_device() -> Device {
+    let arch = match std::env::var("PIPER_ARCH").as_deref() {
+        Ok("blackhole") => Arch::Blackhole,
+        _ => Arch::WormholeB0,
+    };
+    Device::open_sim(arch).unwrap_or_else(|e| panic!("cannot open the simulator: {e}"))
+}
+
+/// Utilisation of the matmul engine: useful FLOPs (2 T_out Cout Cin k / groups) over the
+/// estimated device time at the fidelity's published peak (TENSTORRENT.md section 5: n150
+/// 262/131/66 TFLOPS LoFi/HiFi2/HiFi4, p150 664/332/166).
+fn utilisation(device: &Device, precision: &Precision, flops: f64, stats: &RunStats) -> f64 {
+    use tt_safe::MathFidelity;
+    let wh = device.arch() == Arch::WormholeB0;
+    let peak_tflops = match (precision.fidelity, wh) {
+        (MathFidelity::LoFi, true) => 262.0,
+        (MathFidelity::HiFi2, true) => 131.0,
+        (MathFidelity::HiFi3, true) => 87.0,
+        (MathFidelity::HiFi4, true) => 66.0,
+        (MathFidelity::LoFi, false) => 664.0,
+        (MathFidelity::HiFi2, false) => 332.0,
+        (MathFidelity::HiFi3, false) => 221.0,
+        (MathFidelity::HiFi4, false) => 166.0,
+    };
+    stats.device_ns.map_or(f64::NAN, |ns| {
+        flops / (ns as f64 * 1e-9) / (peak_tflops * 1e12)
+    })
 }
