@@ -133,6 +133,12 @@ impl Case {
 
 /// Runs one case and checks both comparisons; returns (compute stats, accuracy stats).
 fn run_case(dev: &Device, c: &Case) -> (Stats, Stats) {
+    let (a, b, _) = run_case_stats(dev, c);
+    (a, b)
+}
+
+/// [`run_case`] plus the device's run statistics.
+fn run_case_stats(dev: &Device, c: &Case) -> (Stats, Stats, tt_safe::RunStats) {
     let mut rng = Rng::new(c.seed);
     let x = rng.vec(c.m * c.k, 0.25, 1.0);
     let w = rng.vec(c.k * c.n, 0.25, 1.0);
@@ -147,7 +153,7 @@ fn run_case(dev: &Device, c: &Case) -> (Stats, Stats) {
         mm = mm.with_l1_budget(b);
     }
     let xt = DeviceTensor::from_host(dev, c.m, c.k, &x, c.input_format).unwrap();
-    let y = mm.run(&xt).unwrap();
+    let (y, run_stats) = mm.run_with_stats(&xt).unwrap();
     assert_eq!(y.shape(), [c.m, c.n]);
     assert_eq!(y.format(), p.activations);
     let got = y.to_host().unwrap();
@@ -221,7 +227,7 @@ fn run_case(dev: &Device, c: &Case) -> (Stats, Stats) {
     let accuracy = compare(&format!("{what} [accuracy]"), &got, &want, |_| {
         lip * uniform + sf
     });
-    (compute, accuracy)
+    (compute, accuracy, run_stats)
 }
 
 #[test]
@@ -379,26 +385,47 @@ proptest! {
     }
 }
 
-/// The Piper encoder's 1x1 convs / FFN and WN layer 1x1s at T = 300, every precision; prints
-/// the rows of docs/ops.md.
+/// The Piper encoder's 1x1 convs / FFN and WN layer 1x1s at T = 300, every precision, on the
+/// Wormhole n150 (8x8) and Blackhole p150 (11x10) simulators; prints the rows of docs/ops.md:
+/// max/mean error against f64 on the f32 inputs, the device time the simulator's timing model
+/// estimates, and the FPU utilisation it implies (`2 M K N` FLOP over the whole grid's peak at
+/// that fidelity: 4096 FLOP per cycle per core at LoFi, divided by the number of phases).
 #[test]
 #[ignore = "expensive: cargo test --release --test op_matmul -- --ignored --nocapture"]
 fn piper_shapes() {
-    let dev = device();
     let shapes = [
         ("encoder attn/1x1 192->192", 300, 192, 192),
         ("encoder FFN 192->768", 300, 192, 768),
         ("encoder FFN 768->192", 300, 768, 192),
         ("WN res/skip 1x1 192->384", 300, 192, 384),
     ];
-    for (label, m, k, n) in shapes {
-        for (name, p) in Precision::presets() {
-            let c = Case::new(m, k, n, p);
-            let (cs, a) = run_case(&dev, &c);
-            println!(
-                "| matmul {label} (M={m}) | {name} | {:.3e} | {:.3e} | {:.3e} | {:.2} |",
-                a.max_err, a.mean_err, a.max_ref, cs.worst_ratio
-            );
+    for arch in [tt_safe::Arch::WormholeB0, tt_safe::Arch::Blackhole] {
+        let dev =
+            Device::open_sim(arch).unwrap_or_else(|e| panic!("cannot open the simulator: {e}"));
+        let cores = dev.grid().num_cores() as f64;
+        for (label, m, k, n) in shapes {
+            for (name, p) in Precision::presets() {
+                let c = Case::new(m, k, n, p);
+                let (cs, a, st) = run_case_stats(&dev, &c);
+                let util = st.device_cycles.map_or("-".to_string(), |cy| {
+                    let peak = cores * 4096.0 / f64::from(p.fidelity.phases());
+                    format!(
+                        "{:.1}%",
+                        100.0 * 2.0 * (m * k * n) as f64 / (cy as f64 * peak)
+                    )
+                });
+                let us = st
+                    .device_ns
+                    .map_or("-".to_string(), |ns| format!("{:.1}", ns as f64 / 1000.0));
+                println!(
+                    "| matmul {label} (M={m}) | {} | {name} | {:.3e} | {:.3e} | {:.3e} | {:.2} | {us} | {util} |",
+                    arch.name(),
+                    a.max_err,
+                    a.mean_err,
+                    a.max_ref,
+                    cs.worst_ratio
+                );
+            }
         }
     }
 }

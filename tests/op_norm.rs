@@ -122,6 +122,7 @@ struct Out {
     raw_max_err: f64,
     raw_mean_err: f64,
     max_ref: f64,
+    stats: tt_safe::RunStats,
 }
 
 fn run(dev: &Device, p: Precision, t: usize, c: usize, garbage_pad: bool, seed: u64) -> Out {
@@ -153,7 +154,7 @@ fn run(dev: &Device, p: Precision, t: usize, c: usize, garbage_pad: bool, seed: 
             quantise(&x, t, c, bf),
         )
     };
-    let y = ln.run(&tx).unwrap();
+    let (y, stats) = ln.run_with_stats(&tx).unwrap();
     assert_eq!(y.shape(), [t, c]);
     let got = y.to_host().unwrap();
     let gq = quantise(&gamma, 1, c, bf);
@@ -199,6 +200,7 @@ fn run(dev: &Device, p: Precision, t: usize, c: usize, garbage_pad: bool, seed: 
         raw_max_err: errs.iter().fold(0f64, |a, &b| a.max(b)),
         raw_mean_err: errs.iter().sum::<f64>() / errs.len() as f64,
         max_ref: raw.iter().fold(0f64, |a, &b| a.max(b.abs())),
+        stats,
     }
 }
 
@@ -274,8 +276,15 @@ fn piper_shapes() {
     for (name, p) in precisions() {
         let o = run(&dev, p, 300, 192, false, 9);
         println!(
-            "| layernorm [300, 192] | {name} | {:.3e} | {:.3e} | {:.3e} |",
-            o.raw_max_err, o.raw_mean_err, o.max_ref
+            "| layernorm [300, 192] | {name} | {:.3e} | {:.3e} | {:.3e} | {} |",
+            o.raw_max_err,
+            o.raw_mean_err,
+            o.max_ref,
+            o.stats.device_ns.map_or("-".to_string(), |ns| format!(
+                "{:.1} ({})",
+                ns as f64 / 1000.0,
+                dev.arch().name()
+            ))
         );
     }
 }
