@@ -36,7 +36,7 @@ mod common;
 
 use common::{Rng, sim};
 use proptest::prelude::*;
-use tt_kernels::ops::attention::{AttentionKind, attention, reference};
+use tt_kernels::ops::attention::{AttentionKind, attention, attention_with_stats, reference};
 use tt_kernels::ops::common::tolerance::{fidelity_rel, matmul_compute_bound, pack_error_rel};
 use tt_kernels::ops::common::{DeviceTensor, OpError, Precision};
 use tt_safe::{Arch, DataFormat, Device};
@@ -203,7 +203,7 @@ fn check(
     let bf = DataFormat::Float16_b;
     let up = |v: &[f32]| DeviceTensor::from_host(device, x.t, c, v, bf).unwrap();
     let kind = kind_of(x, which);
-    let out = attention(
+    let (out, stats) = attention_with_stats(
         device,
         [&up(&x.q), &up(&x.k), &up(&x.v)],
         x.heads,
@@ -212,6 +212,9 @@ fn check(
         p,
     )
     .unwrap();
+    if x.t >= 300 {
+        eprintln!("attention T={} heads={} d={}: {stats}", x.t, x.heads, x.d);
+    }
     let got = out.to_host().unwrap();
     let want = reference(&x.q, &x.k, &x.v, x.t, x.heads, kind, valid);
     let vl = valid.unwrap_or(x.t);

@@ -38,7 +38,7 @@ use tt_kernels::ops::common::tolerance::{
     fidelity_rel, matmul_compute_bound, pack_error_rel, quant_rel, sfpu_error,
 };
 use tt_kernels::ops::common::{DeviceTensor, OpError, Precision};
-use tt_kernels::ops::gru::{GruParams, GruWeights, gru, reference};
+use tt_kernels::ops::gru::{GruParams, GruWeights, gru, gru_with_stats, reference};
 use tt_safe::{Arch, DataFormat, Device, MathFidelity};
 
 impl Case {
@@ -197,6 +197,8 @@ fn step_with_bound(c: &Case, p: &Precision, t: usize, b: usize, h: &[f64]) -> (V
 }
 
 struct Report {
+    /// Run statistics of the projection and the recurrence.
+    stats: [tt_safe::RunStats; 2],
     /// Largest local (one-step) error over the sequence, and its ratio to the bound.
     local_max: f64,
     local_ratio: f64,
@@ -212,7 +214,7 @@ fn run_case(device: &Device, c: &Case, p: Precision) -> Report {
     let h0 =
         c.h0.as_ref()
             .map(|h| DeviceTensor::from_host(device, c.batch, c.hidden, h, bf).unwrap());
-    let out = gru(device, &x, c.batch, &w, h0.as_ref()).unwrap();
+    let (out, stats) = gru_with_stats(device, &x, c.batch, &w, h0.as_ref()).unwrap();
     assert_eq!((out.rows(), out.cols()), (c.steps * c.batch, c.hidden));
     let got: Vec<f64> = out.to_host().unwrap().into_iter().map(f64::from).collect();
     let hn = c.hidden;
@@ -253,6 +255,7 @@ fn run_case(device: &Device, c: &Case, p: Precision) -> Report {
         sum += e;
     }
     Report {
+        stats,
         local_max,
         local_ratio,
         free_max,
@@ -277,6 +280,7 @@ fn check_all_precisions(arch: Arch, c: &Case) {
             r.free_max,
             r.free_mean
         );
+        eprintln!("    projection: {}; recurrence: {}", r.stats[0], r.stats[1]);
     }
 }
 

@@ -34,7 +34,7 @@ use super::common::{DeviceTensor, OpError, Precision, TILE, tiles};
 use crate::kernels;
 use tt_safe::{
     CbConfig, ComputeConfig, CoreCoord, CoreRange, DataFormat, Device, KernelKind, KernelSpec,
-    Program,
+    Program, RunStats,
 };
 
 const OP: &str = "attention";
@@ -149,12 +149,24 @@ pub fn plan(
 /// are no weights here, so `precision.weights` is unused). Returns `[T, heads * d]` bf16.
 pub fn attention(
     device: &Device,
-    [q, k, v]: [&DeviceTensor; 3],
+    qkv: [&DeviceTensor; 3],
     heads: usize,
     kind: AttentionKind<'_>,
     valid_len: Option<usize>,
     precision: &Precision,
 ) -> Result<DeviceTensor, OpError> {
+    Ok(attention_with_stats(device, qkv, heads, kind, valid_len, precision)?.0)
+}
+
+/// [`attention`] plus the run statistics (estimates on the simulator).
+pub fn attention_with_stats(
+    device: &Device,
+    [q, k, v]: [&DeviceTensor; 3],
+    heads: usize,
+    kind: AttentionKind<'_>,
+    valid_len: Option<usize>,
+    precision: &Precision,
+) -> Result<(DeviceTensor, RunStats), OpError> {
     let (t, c) = (q.rows(), q.cols());
     for (name, x) in [("k", k), ("v", v)] {
         if x.rows() != t || x.cols() != c || x.format() != q.format() {
@@ -335,8 +347,8 @@ pub fn attention(
         wa.extend(&pairs);
         program.set_runtime_args(writer, *core, &wa)?;
     }
-    device.run(&program)?;
-    Ok(out)
+    let stats = device.run(&program)?;
+    Ok((out, stats))
 }
 
 /// f64 CPU reference: `q`, `k`, `v` row-major `[t, heads * d]`; returns `[t, heads * d]`.

@@ -32,7 +32,7 @@ use super::matmul::Matmul;
 use crate::kernels;
 use tt_safe::{
     CbConfig, CbFormat, ComputeConfig, CoreCoord, CoreRange, DataFormat, Device, KernelKind,
-    KernelSpec, Program, Tensor2d,
+    KernelSpec, Program, RunStats, Tensor2d,
 };
 
 /// Largest hidden size (16 hidden tiles: 16 cores, W_hh slice 48 tiles per core).
@@ -239,6 +239,18 @@ pub fn gru(
     weights: &GruWeights,
     h0: Option<&DeviceTensor>,
 ) -> Result<DeviceTensor, OpError> {
+    Ok(gru_with_stats(device, x, batch, weights, h0)?.0)
+}
+
+/// [`gru`] plus the run statistics of its two programs (input projection, recurrence;
+/// estimates on the simulator).
+pub fn gru_with_stats(
+    device: &Device,
+    x: &DeviceTensor,
+    batch: usize,
+    weights: &GruWeights,
+    h0: Option<&DeviceTensor>,
+) -> Result<(DeviceTensor, [RunStats; 2]), OpError> {
     let precision = weights.precision;
     let hidden = weights.hidden;
     if batch == 0 || batch > MAX_BATCH {
@@ -281,8 +293,9 @@ pub fn gru(
     }
     let p = plan(device, hidden, &precision)?;
     // The input projection for all steps: one (multi-core) matmul, bf16 output.
-    let gx = weights.projection.run(x)?;
-    recurrence(device, &gx, steps, batch, weights, h0, &p)
+    let (gx, proj_stats) = weights.projection.run_with_stats(x)?;
+    let (out, rec_stats) = recurrence(device, &gx, steps, batch, weights, h0, &p)?;
+    Ok((out, [proj_stats, rec_stats]))
 }
 
 fn raw_cb(index: u32, bytes: u32) -> CbConfig<'static> {
@@ -305,7 +318,7 @@ fn recurrence(
     weights: &GruWeights,
     h0: Option<&DeviceTensor>,
     plan: &GruPlan,
-) -> Result<DeviceTensor, OpError> {
+) -> Result<(DeviceTensor, RunStats), OpError> {
     let precision = weights.precision;
     let bf = DataFormat::Float16_b;
     let ht = plan.ht as u32;
@@ -401,8 +414,8 @@ fn recurrence(
         args.extend(&noc);
         program.set_runtime_args(writer, *c, &args)?;
     }
-    device.run(&program)?;
-    Ok(out)
+    let stats = device.run(&program)?;
+    Ok((out, stats))
 }
 
 /// f64 CPU reference: `x` row-major `[T * batch, I]`; returns every h_t, row-major
