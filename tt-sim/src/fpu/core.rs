@@ -3,6 +3,11 @@
 //! `elwmul`, `elwadd`). Written from a reading of that code; only the 8-bit-exponent
 //! ("`fp_exponent_8b`", bf16 / TF32 / BFP*_b operands) variant is modelled.
 //!
+//! The datapath functions here (`accum_normalize_encode`, `group_sop`, `mvmul_ref`, `elwadd`,
+//! `elwmul`) are the straightforward scalar statement of the hardware and are compiled for tests
+//! only: the operations run branch-free lane versions of them (`matmul`, `eltwise`), which the
+//! tests check against these bit for bit.
+//!
 //! Encodings used here:
 //! - a *source datum* is the 19-bit SrcA/SrcB value: sign in bit 18, biased 8-bit exponent in
 //!   bits 17..10, 10 explicit mantissa bits in 9..0 (an fp32 bit pattern shifted right by 13);
@@ -70,6 +75,7 @@ pub(crate) fn exp8(v: u32) -> i32 {
 
 /// One aligned partial term: sign bit, biased exponent, magnitude (hidden one at bit 23 when
 /// normalised).
+#[cfg(test)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Term {
     pub sign: u32,
@@ -85,6 +91,7 @@ pub(crate) struct Term {
 /// `fp32_acc` every operand is first rounded to 11 significant bits and the sum is rounded to a
 /// bf16 mantissa (half away from zero). Results with a biased exponent <= 0 flush to +0; with an
 /// exponent >= 255 they become infinity.
+#[cfg(test)]
 #[inline]
 pub(crate) fn accum_normalize_encode(t0: Term, t1: Term, dst: u32, fp32_acc: bool) -> u32 {
     let sign_dst = dst >> 31;
@@ -183,6 +190,7 @@ pub(crate) fn accum_normalize_encode(t0: Term, t1: Term, dst: u32, fp32_acc: boo
 /// to the largest exponent, round each shifted product half-up on its magnitude, sum with signs.
 /// A group whose largest exponent is <= 0 is zero. Zero products take part in the maximum with
 /// exponent 0 (for 8-bit exponent operands) and magnitude 0.
+#[cfg(test)]
 #[inline]
 pub(crate) fn group_sop(signs: &[u32], exps: &[i32], mans: &[u32]) -> Term {
     let mut exp_sop = exps[0];
@@ -213,6 +221,7 @@ pub(crate) fn group_sop(signs: &[u32], exps: &[i32], mans: &[u32]) -> Term {
 /// One MVMUL output datum, straight from the hardware description (reference implementation):
 /// `dst + sum_i a[i] * b[i]` over 16 source pairs in fidelity phase `phase`, products summed in
 /// two groups of eight.
+#[cfg(test)]
 pub(crate) fn mvmul_ref(a: &[u32; 16], b: &[u32; 16], dst: u32, fp32_acc: bool, phase: u32) -> u32 {
     let adj = exp_prod_adj(phase);
     let zero_term_exp = adj.max(0);

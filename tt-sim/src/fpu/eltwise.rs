@@ -2,7 +2,7 @@
 //! (GAPOOL/GMPOOL) for one tile, in the order the Wormhole B0 LLK issues them.
 
 use super::core as dp;
-use super::matmul::{DestLanes, accum_step};
+use super::matmul::{DestLanes, accum_step, mulhi, split16};
 use super::{
     Bcast, DestTile, EltOp, FpuConfig, ReduceDim, ReduceOp, SrcTile, TILE_DATUMS, dest_store,
     face_index,
@@ -206,13 +206,114 @@ fn elwmul_term(a: u32, b: u32, phase: u32) -> (i32, i32) {
 }
 
 /// One GAPOOL datum: `dst + sum_i scaler[i] * col[i]` (SrcB = scaler row, SrcA = data column),
-/// all fidelity phases in order.
+/// all fidelity phases in order. The scalar reference for [`pool_sum_lanes`].
+#[cfg(test)]
 fn pool_sum(col: &[u32; 16], scaler: &[u32; 16], mut d: u32, cfg: &FpuConfig) -> u32 {
     let fp32 = cfg.fp32_dest_acc;
     for p in 0..cfg.fidelity.phases() {
         d = dest_store(dp::mvmul_ref(col, scaler, d, fp32, p), fp32);
     }
     d
+}
+
+/// GAPOOL of 16 lanes, all fidelity phases: `row[n] += sum_k scaler[k] * at[k][n]`, each
+/// phase one MVMUL (two groups of eight products, rounded into DEST). The 16-lane form of the
+/// matmul's row kernel (same product alignment and DEST rounding, see `matmul_row`).
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl+avx2+fma+bmi1+bmi2+lzcnt+popcnt",
+    "x86_64+avx2+fma+bmi1+bmi2+lzcnt+popcnt",
+    "x86_64+sse4.1",
+))]
+fn pool_sum_lanes(
+    at: &[[u32; 16]; 16],
+    scaler: &[u32; 16],
+    row: &mut [u32; 16],
+    fp32: bool,
+    phases: u32,
+) {
+    const LZCNT: bool = multiversion::target::selected_target!().supports_feature_str("avx512cd");
+    match (fp32, phases) {
+        (true, 1) => pool_sum_p::<true, LZCNT, 1>(at, scaler, row),
+        (true, 2) => pool_sum_p::<true, LZCNT, 2>(at, scaler, row),
+        (true, 3) => pool_sum_p::<true, LZCNT, 3>(at, scaler, row),
+        (true, _) => pool_sum_p::<true, LZCNT, 4>(at, scaler, row),
+        (false, 1) => pool_sum_p::<false, LZCNT, 1>(at, scaler, row),
+        (false, 2) => pool_sum_p::<false, LZCNT, 2>(at, scaler, row),
+        (false, 3) => pool_sum_p::<false, LZCNT, 3>(at, scaler, row),
+        (false, _) => pool_sum_p::<false, LZCNT, 4>(at, scaler, row),
+    }
+}
+
+#[inline(always)]
+fn pool_sum_p<const FP32: bool, const LZCNT: bool, const P: usize>(
+    at: &[[u32; 16]; 16],
+    scaler: &[u32; 16],
+    row: &mut [u32; 16],
+) {
+    // Decompose: SrcA (data) lanes, SrcB (scaler) scalars; see `matmul::split16`.
+    let mut ae = [[0i16; 16]; 16];
+    let mut an = [[0i16; 16]; 16];
+    let mut am = [[[0i16; 16]; 16]; 2];
+    for k in 0..16 {
+        let [hi, lo] = &mut am;
+        split16(&at[k], true, &mut ae[k], &mut an[k], &mut hi[k], &mut lo[k]);
+    }
+    let (mut be, mut bn) = ([0i16; 16], [0i16; 16]);
+    let mut bm = [[0i16; 16]; 2];
+    {
+        let [hi, lo] = &mut bm;
+        split16(scaler, false, &mut be, &mut bn, hi, lo);
+    }
+    let mut s = [[[0i16; 16]; 2]; P];
+    let mut emax = [[0i16; 16]; 2];
+    for g in 0..2 {
+        let mut e = [[0i16; 16]; 8];
+        let mut mx = [i16::MIN; 16];
+        for kk in 0..8 {
+            let k = 8 * g + kk;
+            for n in 0..16 {
+                e[kk][n] = ae[k][n] + be[k];
+                mx[n] = mx[n].max(e[kk][n]);
+            }
+        }
+        let mut acc = [[0i16; 16]; P];
+        for kk in 0..8 {
+            let k = 8 * g + kk;
+            let mut scale = [0i16; 16];
+            let mut bias = [0i16; 16];
+            for n in 0..16 {
+                let d = ((mx[n] - e[kk][n]) as u16).min(13);
+                scale[n] = (16384u16 >> d) as i16;
+                bias[n] = ((2u16 << d) as i16) + (an[k][n] ^ bn[k]);
+            }
+            for p in 0..P {
+                let bk = bm[p >> 1][k];
+                for n in 0..16 {
+                    acc[p][n] += mulhi(am[p & 1][k][n] * bk + bias[n], scale[n]);
+                }
+            }
+        }
+        for p in 0..P {
+            s[p][g] = acc[p];
+        }
+        emax[g] = mx;
+    }
+    let mut bits = [0u32; 32];
+    bits[..16].copy_from_slice(row);
+    let mut d = DestLanes::decode(&bits);
+    for p in 0..P {
+        let adj = dp::exp_prod_adj(p as u32) as i16;
+        for n in 0..16 {
+            let (x0, x1) = (emax[0][n] + adj, emax[1][n] + adj);
+            let (s0, e0) = if x0 > 0 { (s[p][0][n], x0) } else { (0, 0) };
+            let (s1, e1) = if x1 > 0 { (s[p][1][n], x1) } else { (0, 0) };
+            (d.neg[n], d.exp[n], d.man[n]) = accum_step::<FP32, LZCNT>(
+                s0 as i32, e0 as i32, s1 as i32, e1 as i32, d.neg[n], d.exp[n], d.man[n],
+            );
+        }
+    }
+    d.encode(&mut bits);
+    row.copy_from_slice(&bits[..16]);
 }
 
 /// Sign-magnitude total order of an fp32 pattern (GMPOOL's comparison).
@@ -270,14 +371,33 @@ fn pool_face(
 ) {
     let fp32 = cfg.fp32_dest_acc;
     let valid = dst.valid & (1u64 << drow) != 0;
-    for c in 0..16 {
-        let col = face_col(a, f, c, tr);
-        let i = drow * 16 + c;
-        let out = match op {
-            ReduceOp::Sum | ReduceOp::Avg => pool_sum(&col, scaler, dst.read(i), cfg),
-            ReduceOp::Max => dest_store(pool_max(&col, dst.read(i), valid, fp32), fp32),
-        };
-        dst.write(i, out);
+    if op == ReduceOp::Max {
+        for c in 0..16 {
+            let col = face_col(a, f, c, tr);
+            let i = drow * 16 + c;
+            dst.write(
+                i,
+                dest_store(pool_max(&col, dst.read(i), valid, fp32), fp32),
+            );
+        }
+    } else {
+        // GAPOOL: one MVMUL per phase with the 16 face columns as lanes: SrcA[k][n] is element
+        // k of column n, SrcB[k] the scaler.
+        let mut cols = [[0u32; 16]; 16];
+        for (n, col) in cols.iter_mut().enumerate() {
+            *col = face_col(a, f, n, tr);
+        }
+        let mut at = [[0u32; 16]; 16];
+        for k in 0..16 {
+            for n in 0..16 {
+                at[k][n] = cols[n][k];
+            }
+        }
+        let mut row = [0u32; 16];
+        row.copy_from_slice(&dst.v[drow * 16..drow * 16 + 16]);
+        pool_sum_lanes(&at, scaler, &mut row, fp32, cfg.fidelity.phases());
+        dst.v[drow * 16..drow * 16 + 16].copy_from_slice(&row);
+        dst.valid |= 1u64 << drow;
     }
     if op == ReduceOp::Max {
         // GMPOOL zeroes the three DEST rows after the result row.
@@ -373,7 +493,17 @@ pub fn reduce(
             dst.valid &= !(1u64 << 4);
             let valid = dst.valid & 1 != 0;
             let out = match op {
-                ReduceOp::Sum | ReduceOp::Avg => pool_sum(&col, &s, dst.read(0), cfg),
+                ReduceOp::Sum | ReduceOp::Avg => {
+                    // One output datum: lane 0 of a GAPOOL over this column (other lanes zero).
+                    let mut at = [[0u32; 16]; 16];
+                    for k in 0..16 {
+                        at[k][0] = col[k];
+                    }
+                    let mut row = [0u32; 16];
+                    row[0] = dst.read(0);
+                    pool_sum_lanes(&at, &s, &mut row, fp32, cfg.fidelity.phases());
+                    row[0]
+                }
                 ReduceOp::Max => dest_store(pool_max(&col, dst.read(0), valid, fp32), fp32),
             };
             dst.write(0, out);
@@ -424,6 +554,52 @@ mod tests {
                     }
                 };
                 dst.write(i, dest_store(out, fp32));
+            }
+        }
+    }
+
+    #[test]
+    fn pool_sum_lanes_equal_scalar_gapool() {
+        // The 16-lane GAPOOL against the scalar MVMUL reference per lane, on random raw columns
+        // and scalers (every exponent kind incl. special values) and random DEST rows.
+        let mut rng = Rng::new(31);
+        for kind in 0..4 {
+            for fid in [
+                Fidelity::LoFi,
+                Fidelity::HiFi2,
+                Fidelity::HiFi3,
+                Fidelity::HiFi4,
+            ] {
+                for fp32 in [false, true] {
+                    let cfg = FpuConfig::new(fid, fp32, false);
+                    let t = rand_raw_tile(&mut rng, fp32, kind);
+                    let sc = rand_raw_tile(&mut rng, fp32, kind);
+                    let (center, spread) =
+                        [(127, 126), (128, 12), (3, 3), (160, 30)][kind as usize];
+                    let d = rand_dest(&mut rng, fp32, center, spread);
+                    for rep in 0..16 {
+                        let mut at = [[0u32; 16]; 16];
+                        let mut scaler = [0u32; 16];
+                        for k in 0..16 {
+                            scaler[k] = sc.v[rep * 16 + k];
+                            for n in 0..16 {
+                                at[k][n] = t.v[(rep * 256 + k * 16 + n) % TILE_DATUMS];
+                            }
+                        }
+                        let mut row = [0u32; 16];
+                        row.copy_from_slice(&d.v[rep * 16..rep * 16 + 16]);
+                        let start = row;
+                        pool_sum_lanes(&at, &scaler, &mut row, fp32, fid.phases());
+                        for n in 0..16 {
+                            let col: [u32; 16] = std::array::from_fn(|k| at[k][n]);
+                            let want = pool_sum(&col, &scaler, start[n], &cfg);
+                            assert_eq!(
+                                row[n], want,
+                                "kind {kind} {fid:?} fp32 {fp32} rep {rep} lane {n}"
+                            );
+                        }
+                    }
+                }
             }
         }
     }

@@ -56,7 +56,7 @@ struct Decomposed {
 /// 5..1 of the 11-bit mantissa) or 4 x SrcB's 7-bit slices (bits 10..4, 3..0 << 3).
 /// Branch-free so that it vectorises.
 #[inline(always)]
-fn split16(
+pub(super) fn split16(
     v: &[u32],
     is_a: bool,
     exp: &mut [i16],
@@ -136,7 +136,7 @@ fn transpose32(x: &mut [[i16; 32]; 32]) {
 
 /// `(x * y) >> 16` on i16 lanes (x86 `pmulhw`).
 #[inline(always)]
-fn mulhi(x: i16, y: i16) -> i16 {
+pub(super) fn mulhi(x: i16, y: i16) -> i16 {
     (((x as i32) * (y as i32)) >> 16) as i16
 }
 
