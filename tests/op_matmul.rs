@@ -314,6 +314,41 @@ fn multicore_tails_streaming_and_chunks() {
 }
 
 #[test]
+fn blackhole_grid_and_nonzero_input_padding() {
+    // The p150 grid (11x10) with tails.
+    let bh = Device::open_sim(tt_safe::Arch::Blackhole)
+        .unwrap_or_else(|e| panic!("cannot open the Blackhole simulator: {e}"));
+    run_case(&bh, &Case::new(100, 70, 400, Precision::bfp8_hifi2()));
+
+    // An input whose padding is not zero (the output of an eltwise op with a scalar
+    // broadcast): the prepared weights' padded K rows are zero, so the result is unchanged.
+    let dev = device();
+    let (m, k, n) = (40, 45, 30);
+    let mut rng = Rng::new(99);
+    let x = rng.vec(m * k, 0.25, 1.0);
+    let w = Tensor2d::new(k, n, rng.vec(k * n, 0.25, 1.0)).unwrap();
+    let bf = DataFormat::Float16_b;
+    let el = tt_kernels::ops::eltwise::Eltwise::new(&dev, Precision::hifi()).unwrap();
+    let x0: Vec<f32> = x.iter().map(|v| v - 0.5).collect();
+    let t0 = DeviceTensor::from_host(&dev, m, k, &x0, bf).unwrap();
+    let half = DeviceTensor::from_host(&dev, 1, 1, &[0.5], bf).unwrap();
+    let xg = el
+        .binary(
+            tt_kernels::ops::eltwise::BinaryOp::Add,
+            &t0,
+            &half,
+            tt_kernels::ops::eltwise::Broadcast::Scalar,
+        )
+        .unwrap();
+    assert!(!xg.pad_is_zero());
+    let xz = DeviceTensor::from_host(&dev, m, k, &xg.to_host().unwrap(), bf).unwrap();
+    let mm = Matmul::new(&dev, &w, None, Precision::hifi(), Activation::None).unwrap();
+    let a = mm.run(&xg).unwrap().to_host().unwrap();
+    let b = mm.run(&xz).unwrap().to_host().unwrap();
+    assert_eq!(a, b, "input padding leaked into the matmul");
+}
+
+#[test]
 fn clear_errors_for_unsupported_shapes_and_arguments() {
     let dev = device();
     let w = Tensor2d::from_fn(64, 32, |r, c| (r + c) as f32 * 0.01 + 0.1);
