@@ -305,6 +305,17 @@ fn batch_not_dividing_32() {
 }
 
 #[test]
+fn single_step_single_core() {
+    // T = 1 (no exchange at all), H = 32 (one core), I = 8.
+    let device = sim(Arch::WormholeB0);
+    run_case(
+        &device,
+        &case(1, 2, 8, 32, true, 7),
+        Precision::bfp8_hifi2(),
+    );
+}
+
+#[test]
 #[ignore = "expensive: H = 512 on 16 cores; run with cargo test --test op_gru -- --ignored"]
 fn hidden_512_sixteen_cores() {
     let device = sim(Arch::WormholeB0);
