@@ -129,6 +129,10 @@ pub(crate) struct Gather {
     pub out_rows: Vec<u32>,
     /// Per output-channel tile, the input-channel tiles `[lo, hi)` it reduces over.
     pub cin_ranges: Vec<(u32, u32)>,
+    /// Activation applied to the input before the convolution (relu / leaky relu or none).
+    pub pre: Activation,
+    /// Whether a `[t_out, cout]` residual is added after the output activation.
+    pub residual: bool,
 }
 
 impl Gather {
@@ -218,8 +222,22 @@ pub(crate) fn plan(
     } else {
         0
     };
+    let pre_bytes = if g.pre == Activation::None {
+        0
+    } else {
+        per_block_in0
+    };
+    let res_bytes = |nb: u64| {
+        if g.residual {
+            2 * g.phases as u64 * nb * BF16_TILE
+        } else {
+            0
+        }
+    };
     let bytes = |nb: u64, double: bool| {
         per_block_in0 * if double { 2 } else { 1 }
+            + pre_bytes
+            + res_bytes(nb)
             + pm * cin_t * nb * w_tile
             + nb * BF16_TILE
             + window as u64 * BF16_TILE
@@ -326,6 +344,7 @@ fn to_u32(op: &'static str, what: &str, v: i64) -> Result<u32, OpError> {
 
 /// Runs a planned gather conv: reads `input` (`[t_in, cin]`, bf16), returns the `[t_out, cout]`
 /// bf16 output (zero padding rows) and the run statistics.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run(
     device: &Device,
     g: &Gather,
@@ -334,6 +353,7 @@ pub(crate) fn run(
     weights: &GatherWeights,
     plan: &ConvPlan,
     input: &DeviceTensor,
+    residual: Option<&DeviceTensor>,
 ) -> Result<(DeviceTensor, RunStats), OpError> {
     let cin_t = g.cin_t();
     let cout_t = g.cout_t();
@@ -386,6 +406,11 @@ pub(crate) fn run(
             .unwrap_or(&weights.weights)
             .accessor_args()?,
     );
+    reader_ct.extend(
+        residual
+            .map_or(&weights.weights, |r| r.buffer())
+            .accessor_args()?,
+    );
     let reader = program.add_kernel(
         KernelSpec::new(
             "reader_conv_gather",
@@ -415,6 +440,9 @@ pub(crate) fn run(
             u32::from(weights.bias.is_some()),
             activation.code(),
             activation.param_bits(),
+            g.pre.code(),
+            g.pre.param_bits(),
+            u32::from(residual.is_some()),
         ]),
     )?;
     let writer = program.add_kernel(
@@ -459,6 +487,10 @@ pub(crate) fn run(
         for &o in &g.offsets {
             r = r.u32(to_u32(g.op, "row offset", o)?);
         }
+        r = match residual {
+            Some(t) => r.addr(t.buffer())?,
+            None => r.u32(0),
+        };
         // The last block's rows must stay in i32 too.
         to_u32(
             g.op,
@@ -603,6 +635,8 @@ impl Conv1d {
             offsets: vec![-(params.pad_left as i64)],
             out_rows: vec![0],
             cin_ranges: group_cin_ranges(params.cin, params.cout, params.groups),
+            pre: Activation::None,
+            residual: false,
         };
         let cin_p = tiles(params.cin) * TILE;
         let mut dense = vec![0f32; k * cin_p * params.cout];
@@ -663,10 +697,74 @@ impl Conv1d {
         )
     }
 
+    /// Applies `activation` (ReLU or leaky ReLU) to the input before convolving, on the device
+    /// (HiFi-GAN's `conv(leaky_relu(x))`); combine with [`Conv1d::run_with_residual`] for a
+    /// whole ResBlock layer `x + conv(leaky_relu(x))`.
+    pub fn with_input_activation(mut self, activation: Activation) -> Result<Conv1d, OpError> {
+        match activation {
+            Activation::None | Activation::Relu => {}
+            Activation::LeakyRelu(s) if s.is_finite() => {}
+            other => {
+                return Err(OpError::InvalidArgument {
+                    op: OP,
+                    what: format!(
+                        "input activation {other:?}: only None, Relu and LeakyRelu (finite slope) \
+                         are fused before the conv; apply others with an eltwise op"
+                    ),
+                });
+            }
+        }
+        self.template.pre = activation;
+        Ok(self)
+    }
+
     /// Runs on `input` (`[T_in, cin]` bf16, time-major); returns `[T_out, cout]` bf16.
     pub fn run(&self, input: &DeviceTensor) -> Result<(DeviceTensor, RunStats), OpError> {
+        self.run_inner(input, None)
+    }
+
+    /// `residual + act(conv(pre(input)) + bias)`; `residual` is `[T_out, cout]` bf16.
+    pub fn run_with_residual(
+        &self,
+        input: &DeviceTensor,
+        residual: &DeviceTensor,
+    ) -> Result<(DeviceTensor, RunStats), OpError> {
+        self.run_inner(input, Some(residual))
+    }
+
+    fn run_inner(
+        &self,
+        input: &DeviceTensor,
+        residual: Option<&DeviceTensor>,
+    ) -> Result<(DeviceTensor, RunStats), OpError> {
         check_input(OP, &self.device, input, self.params.cin)?;
-        let g = self.gather(input.rows())?;
+        let mut g = self.gather(input.rows())?;
+        if let Some(r) = residual {
+            check_input(OP, &self.device, r, self.params.cout).map_err(|e| match e {
+                OpError::ShapeMismatch { .. } => OpError::ShapeMismatch {
+                    op: OP,
+                    what: format!(
+                        "residual is [{}, {}], the output is [{}, {}]",
+                        r.rows(),
+                        r.cols(),
+                        g.t_out,
+                        self.params.cout
+                    ),
+                },
+                other => other,
+            })?;
+            if r.rows() != g.t_out {
+                return Err(OpError::ShapeMismatch {
+                    op: OP,
+                    what: format!(
+                        "residual has {} rows, the output has {} (T_out)",
+                        r.rows(),
+                        g.t_out
+                    ),
+                });
+            }
+            g.residual = true;
+        }
         let p = plan(
             &g,
             &self.precision,
@@ -674,7 +772,7 @@ impl Conv1d {
             self.device.info().l1_user_bytes(),
             self.device.info().max_runtime_args as usize,
         )?;
-        run(
+        let (mut out, stats) = run(
             &self.device,
             &g,
             &self.precision,
@@ -682,7 +780,12 @@ impl Conv1d {
             &self.weights,
             &p,
             input,
-        )
+            residual,
+        )?;
+        if let Some(r) = residual {
+            out.set_pad_is_zero(out.pad_is_zero() && r.pad_is_zero());
+        }
+        Ok((out, stats))
     }
 }
 
@@ -872,6 +975,8 @@ mod tests {
             offsets: vec![-(((k - 1) * d / 2) as i64)],
             out_rows: vec![0],
             cin_ranges: group_cin_ranges(cin, cout, 1),
+            pre: Activation::None,
+            residual: false,
         }
     }
 

@@ -142,6 +142,8 @@ impl ConvTranspose1d {
             offsets: (0..s).map(|r| a + i64::from(r < b)).collect(),
             out_rows: (0..s).map(|r| ((r + s - b) % s) as u32).collect(),
             cin_ranges: vec![(0, tiles(cin) as u32); tiles(cout)],
+            pre: Activation::None,
+            residual: false,
         };
         // Dense rows ((r * M + m) * cin_p + ci), columns co: W[ci, co, r + m s].
         let cin_p = tiles(cin) * TILE;
@@ -225,6 +227,7 @@ impl ConvTranspose1d {
             &self.weights,
             &p,
             input,
+            None,
         )
     }
 }

@@ -17,10 +17,13 @@
 // CBs: 0 in0 (bf16, P*M*cin_t tiles per block), 1 weights (resident, P*M*cin_t*nb tiles, weight
 // format), 2 bias (resident, nb bf16 tiles, rows replicated), 3 window scratch (bf16).
 //
-// Compile-time args: TensorAccessorArgs of input, weights, bias (in that order).
+// With a residual (conv only, P = 1) the reader also pushes, per block, the nb residual tiles
+// (block, n0 + w) of the [T_out, C_out] residual tensor into CB 6.
+//
+// Compile-time args: TensorAccessorArgs of input, weights, bias, residual (in that order).
 // Runtime args: 0 in_addr, 1 w_addr, 2 bias_addr, 3 t_in, 4 cin_t, 5 cout_t, 6 n0, 7 nb, 8 P, 9 M,
 //   10 block_start, 11 block_end, 12 block_stride, 13 row_step, 14 tap_step (int32), 15 has_bias,
-//   16 window capacity (tiles), 17.. off[p] (int32, P words).
+//   16 window capacity (tiles), 17.. off[p] (int32, P words), then residual_addr (0: none).
 #include <cstdint>
 
 #include "api/dataflow/dataflow_api.h"
@@ -80,6 +83,9 @@ void kernel_main() {
     constexpr auto in_args = TensorAccessorArgs<0>();
     constexpr auto w_args = TensorAccessorArgs<in_args.next_compile_time_args_offset()>();
     constexpr auto b_args = TensorAccessorArgs<w_args.next_compile_time_args_offset()>();
+    constexpr auto r_args = TensorAccessorArgs<b_args.next_compile_time_args_offset()>();
+    constexpr uint32_t cb_res = 6;
+    const uint32_t res_addr = get_arg_val<uint32_t>(17 + P);
     const uint32_t tile = get_tile_size(cb_in0);
     const uint32_t w_tile = get_tile_size(cb_w);
     const auto in = TensorAccessor(in_args, in_addr, tile);
@@ -165,5 +171,18 @@ void kernel_main() {
             }
         }
         cb_push_back(cb_in0, per_block);
+
+        if (res_addr != 0) {
+            const uint32_t res_tile = get_tile_size(cb_res);
+            const auto res = TensorAccessor(r_args, res_addr, res_tile);
+            cb_reserve_back(cb_res, nb);
+            uint32_t rp = get_write_ptr(cb_res);
+            for (uint32_t w = 0; w < nb; ++w) {
+                noc_async_read_tile(b * cout_t + n0 + w, res, rp);
+                rp += res_tile;
+            }
+            noc_async_read_barrier();
+            cb_push_back(cb_res, nb);
+        }
     }
 }
