@@ -14,6 +14,8 @@
 #include "api/compute/eltwise_binary.h"
 #include "api/compute/bcast.h"
 #include "api/compute/tile_move_copy.h"
+#include "api/compute/reconfig_data_format.h"
+#include "api/compute/pack.h"
 #include "api/compute/eltwise_unary/eltwise_unary.h"
 #include "api/compute/eltwise_unary/relu.h"
 #include "api/compute/eltwise_unary/gelu.h"
@@ -101,6 +103,7 @@ void kernel_main() {
         cb_wait_front(1, 1);
         // sigmoid(in1) -> CB 24
         tile_regs_acquire();
+        reconfig_data_format_srca(1);
         copy_tile_to_dst_init_short(1);
         copy_tile(1, 0, 0);
         sigmoid_tile_init();
@@ -108,6 +111,7 @@ void kernel_main() {
         tile_regs_commit();
         cb_reserve_back(cb_tmp, 1);
         tile_regs_wait();
+        pack_reconfig_data_format(cb_tmp);
         pack_tile(0, cb_tmp);
         tile_regs_release();
         cb_push_back(cb_tmp, 1);
@@ -115,10 +119,12 @@ void kernel_main() {
         // tanh(in0) * sigmoid(in1)
         cb_wait_front(cb_tmp, 1);
         tile_regs_acquire();
+        reconfig_data_format_srca(0);
         copy_tile_to_dst_init_short(0);
         copy_tile(0, 0, 0);
         tanh_tile_init();
         tanh_tile(0);
+        reconfig_data_format_srcb(cb_tmp);
         binary_dest_reuse_tiles_init<EltwiseBinaryType::ELWMUL, EltwiseBinaryReuseDestType::DEST_TO_SRCA>(cb_tmp);
         binary_dest_reuse_tiles<EltwiseBinaryType::ELWMUL, EltwiseBinaryReuseDestType::DEST_TO_SRCA>(cb_tmp, 0, 0);
         tile_regs_commit();
@@ -132,6 +138,7 @@ void kernel_main() {
         copy_tile_to_dst_init_short(0);
         copy_tile(0, 0, 0);
         for (uint32_t i = 1; i < NUM_INPUTS; ++i) {
+            reconfig_data_format_srcb(i);
             binary_dest_reuse_tiles_init<EltwiseBinaryType::ELWADD, EltwiseBinaryReuseDestType::DEST_TO_SRCA>(i);
             binary_dest_reuse_tiles<EltwiseBinaryType::ELWADD, EltwiseBinaryReuseDestType::DEST_TO_SRCA>(i, 0, 0);
         }
@@ -144,6 +151,9 @@ void kernel_main() {
 #endif
         cb_reserve_back(cb_out, 1);
         tile_regs_wait();
+#ifdef ELT_GATE
+        pack_reconfig_data_format(cb_out);
+#endif
         pack_tile(0, cb_out);
         tile_regs_release();
         cb_push_back(cb_out, 1);

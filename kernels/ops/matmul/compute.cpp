@@ -21,6 +21,8 @@
 #include "api/compute/compute_kernel_hw_startup.h"
 #include "api/compute/matmul.h"
 #include "api/compute/tile_move_copy.h"
+#include "api/compute/reconfig_data_format.h"
+#include "api/compute/pack.h"
 #include "api/compute/eltwise_unary/eltwise_unary.h"
 #include "api/compute/eltwise_unary/relu.h"
 #include "api/compute/eltwise_unary/gelu.h"
@@ -106,15 +108,15 @@ void kernel_main() {
                 for (uint32_t sbw = 0; sbw < in1_num_subblocks; ++sbw) {
                     tile_regs_acquire();
                     if (block > 0) {
-                        copy_tile_to_dst_init_short(cb_partial);
+                        copy_tile_to_dst_init_short_with_dt(cb_in1, cb_partial);
                         cb_wait_front(cb_partial, out_subblock_num_tiles);
                         for (uint32_t i = 0; i < out_subblock_num_tiles; ++i) {
                             copy_tile(cb_partial, i, i);
                         }
                         cb_pop_front(cb_partial, out_subblock_num_tiles);
-                        mm_init_short(cb_in0, cb_in1);
+                        mm_init_short_with_dt(cb_in0, cb_in1, cb_partial);
                     } else if constexpr (has_bias) {
-                        copy_tile_to_dst_init_short(cb_bias);
+                        copy_tile_to_dst_init_short_with_dt(cb_in1, cb_bias);
                         uint32_t d = 0;
                         for (uint32_t h = 0; h < out_subblock_h; ++h) {
                             for (uint32_t w = 0; w < out_subblock_w; ++w) {
@@ -122,7 +124,7 @@ void kernel_main() {
                                 ++d;
                             }
                         }
-                        mm_init_short(cb_in0, cb_in1);
+                        mm_init_short_with_dt(cb_in0, cb_in1, cb_bias);
                     }
 
                     uint32_t dst = 0;
@@ -148,6 +150,10 @@ void kernel_main() {
                     const uint32_t cb_dst = last_block ? cb_out : cb_partial;
                     cb_reserve_back(cb_dst, out_subblock_num_tiles);
                     tile_regs_wait();
+                    if constexpr (num_blocks > 1) {
+                        // The partials and the output may differ in format.
+                        pack_reconfig_data_format(cb_dst);
+                    }
                     for (uint32_t i = 0; i < out_subblock_num_tiles; ++i) {
                         pack_tile(i, cb_dst);
                     }

@@ -18,6 +18,8 @@
 #include "api/compute/bcast.h"
 #include "api/compute/reduce.h"
 #include "api/compute/tile_move_copy.h"
+#include "api/compute/reconfig_data_format.h"
+#include "api/compute/pack.h"
 #include "api/compute/eltwise_unary/eltwise_unary.h"
 #include "api/compute/eltwise_unary/rsqrt.h"
 #include "api/compute/eltwise_unary/binop_with_scalar.h"
@@ -30,6 +32,7 @@ inline void pack_one(uint32_t cb) {
     tile_regs_commit();
     cb_reserve_back(cb, 1);
     tile_regs_wait();
+    pack_reconfig_data_format(cb);  // the intermediates, masked input and output differ in format
     pack_tile(0, cb);
     tile_regs_release();
     cb_push_back(cb, 1);
@@ -37,6 +40,7 @@ inline void pack_one(uint32_t cb) {
 
 // Row sums of `n` tiles of `cb` (column 0 of DEST 0), times inv_c, plus `add` -> DEST 0.
 inline void row_mean(uint32_t cb, uint32_t n, uint32_t inv_c) {
+    reconfig_data_format(cb, cb_ones);
     reduce_init<SUM, REDUCE_ROW>(cb, cb_ones, cb_mean);
     for (uint32_t c = 0; c < n; ++c) {
         reduce_tile<SUM, REDUCE_ROW>(cb, cb_ones, c, 0, 0);
@@ -70,6 +74,7 @@ void kernel_main() {
         for (uint32_t c = 0; c < ct; ++c) {
             tile_regs_acquire();
             if (c + 1 < ct) {
+                reconfig_data_format_srca(cb_x);
                 copy_tile_to_dst_init_short(cb_x);
                 copy_tile(cb_x, c, 0);
             } else {
@@ -113,6 +118,7 @@ void kernel_main() {
         // 4. variance and rstd
         for (uint32_t c = 0; c < ct; ++c) {
             tile_regs_acquire();
+            reconfig_data_format(cb_d, cb_d);
             mul_tiles_init(cb_d, cb_d);
             mul_tiles(cb_d, cb_d, c, c, 0);
             pack_one(cb_sq);
