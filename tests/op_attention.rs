@@ -274,6 +274,11 @@ fn piper_encoder_t300() {
         let (max, mean, ratio) = check(&device, &x, 2, Some(290), &p);
         eprintln!("piper T=300 {name}: max {max:.3e} mean {mean:.3e} ({ratio:.2} of bound)");
     }
+    let bh = sim(Arch::Blackhole);
+    let (max, mean, ratio) = check(&bh, &x, 2, Some(290), &Precision::hifi());
+    eprintln!(
+        "piper T=300 blackhole bf16/HiFi4/fp32acc: max {max:.3e} mean {mean:.3e} ({ratio:.2} of bound)"
+    );
 }
 
 #[test]
