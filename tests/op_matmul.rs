@@ -346,6 +346,29 @@ fn blackhole_grid_and_nonzero_input_padding() {
     let a = mm.run(&xg).unwrap().to_host().unwrap();
     let b = mm.run(&xz).unwrap().to_host().unwrap();
     assert_eq!(a, b, "input padding leaked into the matmul");
+
+    // pad_is_zero is truthful: no bias and f(0) = 0 on a zero-padded input -> zero padding.
+    let mm = Matmul::new(&dev, &w, None, Precision::hifi(), Activation::Tanh).unwrap();
+    let y = mm.run(&xz).unwrap();
+    assert!(y.pad_is_zero());
+    let (pr, pc) = (y.tile_rows() * 32, y.tile_cols() * 32);
+    let full = tt_safe::tiles::from_tiles(&y.buffer().read().unwrap(), pr, pc, y.format()).unwrap();
+    for r in 0..pr {
+        for c in 0..pc {
+            if r >= m || c >= n {
+                assert_eq!(full[r * pc + c], 0.0, "padding ({r}, {c}) is not zero");
+            }
+        }
+    }
+    let with_bias = Matmul::new(
+        &dev,
+        &w,
+        Some(&[0.5; 30]),
+        Precision::hifi(),
+        Activation::None,
+    )
+    .unwrap();
+    assert!(!with_bias.run(&xz).unwrap().pad_is_zero());
 }
 
 #[test]
