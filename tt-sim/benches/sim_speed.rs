@@ -1,6 +1,6 @@
 //! Simulator speed: simulated matmul FLOP per host second (BFP8 LoFi and bf16 HiFi4, Wormhole
 //! 8x8 multicast matmul) and host seconds per DRAM-bound copy program. Run with
-//! `cargo bench -p tt-sim --bench sim_speed`. Each figure times `SimDevice::run` of an already
+//! `cargo bench -p tt-sim --bench sim_speed` (`-- copy` / `-- matmul` for one part). Each figure times `SimDevice::run` of an already
 //! built program (kernel builds cached, images loaded by a first run), best of 3 runs.
 
 #[path = "common/mcast_matmul.rs"]
@@ -113,17 +113,19 @@ fn copy(pages: u32) {
 }
 
 fn main() {
-    matmul(
-        "BFP8 LoFi matmul",
-        DataFormat::Bfp8_b,
-        MathFidelity::LoFi,
-        1024,
-    );
-    matmul(
-        "bf16 HiFi4 matmul",
-        DataFormat::Float16_b,
-        MathFidelity::HiFi4,
-        1024,
-    );
-    copy(64 * 64);
+    // `-- copy` or `-- matmul` runs only that part (e.g. under perf).
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let want = |w: &str| args.is_empty() || args.iter().any(|a| a == w);
+    if want("matmul") {
+        let lofi = (DataFormat::Bfp8_b, MathFidelity::LoFi);
+        matmul("BFP8 LoFi matmul", lofi.0, lofi.1, 1024);
+        let hifi = (DataFormat::Float16_b, MathFidelity::HiFi4);
+        matmul("bf16 HiFi4 matmul", hifi.0, hifi.1, 1024);
+    }
+    if want("copy") {
+        copy(64 * 64);
+    }
 }

@@ -266,7 +266,6 @@ impl RiscCtx {
         call: &str,
         line: u32,
     ) -> SimResult<&'a mut CbState> {
-        let who = self.who();
         let core = st.cores.get_mut(self.core).and_then(|c| c.as_mut());
         let cbs = core.map(|c| &mut c.cbs);
         match cbs
@@ -281,8 +280,9 @@ impl RiscCtx {
         {
             Some(c) => Ok(c),
             None => Err(SimError::KernelFault(format!(
-                "{who}: {call}(cb={cb}) at line {line}: CB {cb} is not configured on this core (add a circular \
-                 buffer with this index to the program)"
+                "{}: {call}(cb={cb}) at line {line}: CB {cb} is not configured on this core (add a circular \
+                 buffer with this index to the program)",
+                self.who()
             ))),
         }
     }
