@@ -9,7 +9,9 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use tt_formats::DataFormat;
-use tt_sim::fpu::{self, DestTile, Fidelity, FpuConfig, SrcTile};
+use tt_sim::fpu::{
+    self, Bcast, DestTile, EltOp, Fidelity, FpuConfig, ReduceDim, ReduceOp, SrcTile,
+};
 
 const FLOP_PER_TILE: f64 = 2.0 * 32.0 * 32.0 * 32.0;
 
@@ -122,6 +124,65 @@ fn main() {
             FLOP_PER_TILE / mm / 1e9,
             FLOP_PER_TILE / blk / 1e9,
             up * 1e6
+        );
+    }
+
+    println!("other tile operations, us per tile, best of {batches} batches of {n} calls");
+    for (name, fid, fp32) in [
+        ("HiFi4 fp32-acc", Fidelity::HiFi4, true),
+        ("LoFi 16-bit DEST", Fidelity::LoFi, false),
+    ] {
+        let cfg = FpuConfig::new(fid, fp32, false);
+        let fmt = DataFormat::Float16_b;
+        let a = unpack(fmt, &tile_bytes(fmt, &mut rng), &cfg);
+        let b = unpack(fmt, &tile_bytes(fmt, &mut rng), &cfg);
+        let mut d = DestTile::zero();
+        let add = best(batches, n, || {
+            fpu::eltwise(
+                &mut d,
+                EltOp::Add,
+                black_box(&a),
+                black_box(&b),
+                Bcast::None,
+                false,
+                &cfg,
+            )
+        });
+        let mul = best(batches, n, || {
+            let mut d = DestTile::zero();
+            fpu::eltwise(
+                &mut d,
+                EltOp::Mul,
+                black_box(&a),
+                black_box(&b),
+                Bcast::None,
+                false,
+                &cfg,
+            );
+            black_box(&d);
+        });
+        let red = best(batches, n, || {
+            fpu::reduce(
+                &mut d,
+                ReduceOp::Sum,
+                ReduceDim::Row,
+                black_box(&a),
+                black_box(&b),
+                &cfg,
+            )
+        });
+        let mut out = vec![0u8; DataFormat::Bfp8_b.tile_size_bytes()];
+        let pk = best(batches, n, || {
+            if let Err(e) = fpu::pack(black_box(&d), DataFormat::Bfp8_b, &mut out, &cfg) {
+                panic!("{e}");
+            }
+        });
+        println!(
+            "{name:24} eltwise add {:5.2} | eltwise mul {:5.2} | reduce row sum {:5.2} | pack bfp8 {:5.2}",
+            add * 1e6,
+            mul * 1e6,
+            red * 1e6,
+            pk * 1e6
         );
     }
 }

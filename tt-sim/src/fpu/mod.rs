@@ -48,7 +48,9 @@
 //!   output columns, compiled per SIMD level and dispatched at run time (see the `matmul`
 //!   module docs). Measured with `cargo bench -p tt-sim --bench fpu_matmul` on the shared
 //!   development machine (AMD EPYC, AVX-512 path, best of 15 batches, other builds running):
-//!   about 11 GFLOP/s for LoFi and 5 GFLOP/s for HiFi4 (2 * 32^3 FLOP per tile matmul). In
+//!   about 15-18 GFLOP/s for LoFi and 5-7 GFLOP/s for HiFi4 (2 * 32^3 FLOP per tile matmul;
+//!   single-tile calls measured at the low end, 2x4 [`matmul_block`]s at the high end).
+//!   [`eltwise`] and GAPOOL [`reduce`] use the same lane code (1-2.5 us per tile). In
 //!   static builds during development the AVX2 code was 1.2-1.4x slower than the AVX-512 code
 //!   (no 16-bit variable shifts, half the lanes) and baseline x86-64 (SSE2) code 4-5x slower.
 //!   [`unpack`] and [`pack`] cost under 1 us per tile ([`SrcTile`] keeps its datums on the
