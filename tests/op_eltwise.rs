@@ -24,7 +24,7 @@
 //! not apply (products run at HiFi4).
 
 use tt_kernels::ops::common::{DeviceTensor, OpError, Precision, reference, tolerance};
-use tt_kernels::ops::eltwise::{BinaryOp, Broadcast, Eltwise, MAX_SUM_INPUTS, UnaryOp};
+use tt_kernels::ops::eltwise::{BinaryOp, Broadcast, Eltwise, EltwiseOp, MAX_SUM_INPUTS, UnaryOp};
 use tt_safe::{DataFormat, Device};
 
 struct Rng(u64);
@@ -309,7 +309,9 @@ fn piper_shapes() {
         let ta = DeviceTensor::from_host(&dev, rows, cols, &a, DataFormat::Float16_b).unwrap();
         let tb = DeviceTensor::from_host(&dev, rows, cols, &b, DataFormat::Float16_b).unwrap();
         // Errors against f64 on the original f32 inputs (input rounding included).
-        let report = |label: &str, got: Vec<f32>, want: Vec<f64>| {
+        let report = |label: &str, op: EltwiseOp, inputs: &[&DeviceTensor], want: Vec<f64>| {
+            let (y, stats) = el.run_op(op, inputs).unwrap();
+            let got = y.to_host().unwrap();
             let n = want.len() as f64;
             let errs: Vec<f64> = got
                 .iter()
@@ -319,42 +321,40 @@ fn piper_shapes() {
             let max = errs.iter().fold(0f64, |a, &b| a.max(b));
             let mean = errs.iter().sum::<f64>() / n;
             let max_ref = want.iter().fold(0f64, |a, &b| a.max(b.abs()));
-            println!("| {label} [300, 192] | {name} | {max:.3e} | {mean:.3e} | {max_ref:.3e} |");
+            let us = stats.device_ns.map_or("-".to_string(), |ns| {
+                format!("{:.1} ({})", ns as f64 / 1000.0, dev.arch().name())
+            });
+            println!(
+                "| {label} [300, 192] | {name} | {max:.3e} | {mean:.3e} | {max_ref:.3e} | {us} |"
+            );
         };
-        let got = el.gate(&ta, &tb).unwrap().to_host().unwrap();
         let want = a
             .iter()
             .zip(&b)
             .map(|(&x, &y)| f64::from(x).tanh() * reference::sigmoid(f64::from(y)))
             .collect();
-        report("WN gate tanh(a)*sigmoid(b)", got, want);
-        let got = el
-            .binary(BinaryOp::Add, &ta, &tb, Broadcast::None)
-            .unwrap()
-            .to_host()
-            .unwrap();
+        report(
+            "WN gate tanh(a)*sigmoid(b)",
+            EltwiseOp::Gate,
+            &[&ta, &tb],
+            want,
+        );
         let want = a
             .iter()
             .zip(&b)
             .map(|(&x, &y)| f64::from(x) + f64::from(y))
             .collect();
-        report("add (residual)", got, want);
-        let got = el
-            .unary(UnaryOp::LeakyRelu(0.1), &ta)
-            .unwrap()
-            .to_host()
-            .unwrap();
-        let want = a
-            .iter()
-            .map(|&x| UnaryOp::LeakyRelu(0.1).apply(f64::from(x)))
-            .collect();
-        report("leaky_relu(0.1)", got, want);
-        let got = el.mean(&[&ta, &tb, &ta]).unwrap().to_host().unwrap();
+        let add = EltwiseOp::Binary(BinaryOp::Add, Broadcast::None);
+        report("add (residual)", add, &[&ta, &tb], want);
+        let leaky = UnaryOp::LeakyRelu(0.1);
+        let want = a.iter().map(|&x| leaky.apply(f64::from(x))).collect();
+        report("leaky_relu(0.1)", EltwiseOp::Unary(leaky), &[&ta], want);
         let want = a
             .iter()
             .zip(&b)
             .map(|(&x, &y)| (2.0 * f64::from(x) + f64::from(y)) / 3.0)
             .collect();
-        report("mean of 3 (resblocks)", got, want);
+        let mean = EltwiseOp::Sum(1.0 / 3.0);
+        report("mean of 3 (resblocks)", mean, &[&ta, &tb, &ta], want);
     }
 }

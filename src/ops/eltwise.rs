@@ -113,10 +113,16 @@ pub struct Eltwise {
     max_cores: usize,
 }
 
-enum Kind {
+/// One eltwise operation, for [`Eltwise::run_op`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum EltwiseOp {
+    /// `a (op) b`, `b` broadcast: inputs `[a, b]`.
     Binary(BinaryOp, Broadcast),
+    /// `f(a)`: inputs `[a]`.
     Unary(UnaryOp),
+    /// `tanh(a) * sigmoid(b)`: inputs `[a, b]`.
     Gate,
+    /// `scale * sum(inputs)`: 2..=[`MAX_SUM_INPUTS`] inputs.
     Sum(f32),
 }
 
@@ -146,51 +152,17 @@ impl Eltwise {
         b: &DeviceTensor,
         bcast: Broadcast,
     ) -> Result<DeviceTensor, OpError> {
-        let want = match bcast {
-            Broadcast::None => [a.rows(), a.cols()],
-            Broadcast::Row => [1, a.cols()],
-            Broadcast::Col => [a.rows(), 1],
-            Broadcast::Scalar => [1, 1],
-        };
-        if b.shape() != want {
-            return Err(OpError::ShapeMismatch {
-                op: "eltwise binary",
-                what: format!(
-                    "with {bcast:?} broadcast of a [{}, {}] tensor the second operand must be {want:?}, it is {:?}",
-                    a.rows(),
-                    a.cols(),
-                    b.shape()
-                ),
-            });
-        }
-        let zero = a.pad_is_zero()
-            && (match op {
-                BinaryOp::Mul => true,
-                _ => b.pad_is_zero() && bcast == Broadcast::None,
-            });
-        self.run(Kind::Binary(op, bcast), &[a, b], zero)
-            .map(|r| r.0)
+        Ok(self.run_op(EltwiseOp::Binary(op, bcast), &[a, b])?.0)
     }
 
     /// `f(a)`.
     pub fn unary(&self, op: UnaryOp, a: &DeviceTensor) -> Result<DeviceTensor, OpError> {
-        if let UnaryOp::LeakyRelu(s) = op
-            && !s.is_finite()
-        {
-            return Err(OpError::InvalidArgument {
-                op: "eltwise unary",
-                what: format!("leaky ReLU slope {s} is not finite"),
-            });
-        }
-        let zero = a.pad_is_zero() && op.keeps_zero();
-        self.run(Kind::Unary(op), &[a], zero).map(|r| r.0)
+        Ok(self.run_op(EltwiseOp::Unary(op), &[a])?.0)
     }
 
     /// The WaveNet gate `tanh(a) * sigmoid(b)` (same shapes).
     pub fn gate(&self, a: &DeviceTensor, b: &DeviceTensor) -> Result<DeviceTensor, OpError> {
-        same_shapes("eltwise gate", &[a, b])?;
-        let zero = a.pad_is_zero();
-        self.run(Kind::Gate, &[a, b], zero).map(|r| r.0)
+        Ok(self.run_op(EltwiseOp::Gate, &[a, b])?.0)
     }
 
     /// `scale * (x_0 + ... + x_{n-1})` for 2..=[`MAX_SUM_INPUTS`] same-shape tensors.
@@ -199,22 +171,7 @@ impl Eltwise {
         inputs: &[&DeviceTensor],
         scale: f32,
     ) -> Result<DeviceTensor, OpError> {
-        if inputs.len() < 2 || inputs.len() > MAX_SUM_INPUTS {
-            return Err(OpError::ShapeUnsupported {
-                op: "eltwise scaled_sum",
-                what: format!("a sum of {} tensors", inputs.len()),
-                limit: format!("2..={MAX_SUM_INPUTS} inputs per call (chain calls for more)"),
-            });
-        }
-        if !scale.is_finite() {
-            return Err(OpError::InvalidArgument {
-                op: "eltwise scaled_sum",
-                what: format!("scale {scale} is not finite"),
-            });
-        }
-        same_shapes("eltwise scaled_sum", inputs)?;
-        let zero = inputs.iter().all(|t| t.pad_is_zero());
-        self.run(Kind::Sum(scale), inputs, zero).map(|r| r.0)
+        Ok(self.run_op(EltwiseOp::Sum(scale), inputs)?.0)
     }
 
     /// The mean of 2..=[`MAX_SUM_INPUTS`] same-shape tensors.
@@ -222,9 +179,20 @@ impl Eltwise {
         self.scaled_sum(inputs, 1.0 / inputs.len().max(1) as f32)
     }
 
+    /// Runs `op` on `inputs` and returns the output with the device's run statistics
+    /// (estimates on the simulator).
+    pub fn run_op(
+        &self,
+        op: EltwiseOp,
+        inputs: &[&DeviceTensor],
+    ) -> Result<(DeviceTensor, RunStats), OpError> {
+        let zero = validate(op, inputs)?;
+        self.run(op, inputs, zero)
+    }
+
     fn run(
         &self,
-        kind: Kind,
+        kind: EltwiseOp,
         inputs: &[&DeviceTensor],
         pad_zero: bool,
     ) -> Result<(DeviceTensor, RunStats), OpError> {
@@ -259,7 +227,7 @@ impl Eltwise {
         } else {
             DataFormat::Float16_b
         };
-        if matches!(kind, Kind::Gate) {
+        if matches!(kind, EltwiseOp::Gate) {
             program.add_circular_buffer(set.clone(), CbConfig::tiles(24, tmp_fmt, 2))?;
         }
 
@@ -297,7 +265,7 @@ impl Eltwise {
         );
         let mut bcast_mode = 0u32;
         match kind {
-            Kind::Binary(op, b) => {
+            EltwiseOp::Binary(op, b) => {
                 let binop = match op {
                     BinaryOp::Add => "EltwiseBinaryType::ELWADD",
                     BinaryOp::Sub => "EltwiseBinaryType::ELWSUB",
@@ -315,7 +283,7 @@ impl Eltwise {
                     .define("BINOP", binop)
                     .define("BCAST", bc);
             }
-            Kind::Unary(op) => {
+            EltwiseOp::Unary(op) => {
                 let param = match op {
                     UnaryOp::LeakyRelu(s) => s.to_bits(),
                     _ => 0,
@@ -325,8 +293,8 @@ impl Eltwise {
                     .define("SFPU_OP", op.code().to_string())
                     .define("SFPU_PARAM", format!("{param}u"));
             }
-            Kind::Gate => spec = spec.define("ELT_GATE", "1"),
-            Kind::Sum(scale) => {
+            EltwiseOp::Gate => spec = spec.define("ELT_GATE", "1"),
+            EltwiseOp::Sum(scale) => {
                 spec = spec
                     .define("ELT_SUM", "1")
                     .define("NUM_INPUTS", inputs.len().to_string())
@@ -371,4 +339,74 @@ fn same_shapes(op: &'static str, inputs: &[&DeviceTensor]) -> Result<(), OpError
         });
     }
     Ok(())
+}
+
+/// Checks `inputs` for `op`; returns whether the output's padding will be zero.
+fn validate(op: EltwiseOp, inputs: &[&DeviceTensor]) -> Result<bool, OpError> {
+    let want_inputs = match op {
+        EltwiseOp::Binary(..) | EltwiseOp::Gate => 2..=2,
+        EltwiseOp::Unary(_) => 1..=1,
+        EltwiseOp::Sum(_) => 2..=MAX_SUM_INPUTS,
+    };
+    if !want_inputs.contains(&inputs.len()) {
+        return Err(OpError::ShapeUnsupported {
+            op: "eltwise",
+            what: format!("{op:?} with {} input tensors", inputs.len()),
+            limit: format!(
+                "{}..={} inputs per call (chain calls for more)",
+                want_inputs.start(),
+                want_inputs.end()
+            ),
+        });
+    }
+    let a = inputs[0];
+    match op {
+        EltwiseOp::Binary(bop, bcast) => {
+            let b = inputs[1];
+            let want = match bcast {
+                Broadcast::None => [a.rows(), a.cols()],
+                Broadcast::Row => [1, a.cols()],
+                Broadcast::Col => [a.rows(), 1],
+                Broadcast::Scalar => [1, 1],
+            };
+            if b.shape() != want {
+                return Err(OpError::ShapeMismatch {
+                    op: "eltwise binary",
+                    what: format!(
+                        "with {bcast:?} broadcast of a [{}, {}] tensor the second operand must be {want:?}, it is {:?}",
+                        a.rows(),
+                        a.cols(),
+                        b.shape()
+                    ),
+                });
+            }
+            Ok(a.pad_is_zero()
+                && (bop == BinaryOp::Mul || (b.pad_is_zero() && bcast == Broadcast::None)))
+        }
+        EltwiseOp::Unary(u) => {
+            if let UnaryOp::LeakyRelu(s) = u
+                && !s.is_finite()
+            {
+                return Err(OpError::InvalidArgument {
+                    op: "eltwise unary",
+                    what: format!("leaky ReLU slope {s} is not finite"),
+                });
+            }
+            Ok(a.pad_is_zero() && u.keeps_zero())
+        }
+        EltwiseOp::Gate => {
+            same_shapes("eltwise gate", inputs)?;
+            Ok(a.pad_is_zero())
+        }
+        EltwiseOp::Sum(scale) => {
+            if !scale.is_finite() {
+                return Err(OpError::InvalidArgument {
+                    op: "eltwise scaled_sum",
+                    what: format!("scale {scale} is not finite"),
+                });
+            }
+            same_shapes("eltwise scaled_sum", inputs)?;
+            Ok(inputs.iter().all(|t| t.pad_is_zero()))
+        }
+    }
 }
