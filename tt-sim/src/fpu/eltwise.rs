@@ -22,9 +22,11 @@ fn copy_datum(v: u32, fp32: bool) -> u32 {
 
 /// copy_tile: SrcA -> DEST.
 pub fn datacopy(dst: &mut DestTile, src: &SrcTile, cfg: &FpuConfig) {
-    for i in 0..TILE_DATUMS {
-        dst.write(i, copy_datum(src.v[i], cfg.fp32_dest_acc));
+    let fp32 = cfg.fp32_dest_acc;
+    for (o, &v) in dst.v.iter_mut().zip(src.v.iter()) {
+        *o = copy_datum(v, fp32);
     }
+    dst.set_all_valid();
 }
 
 /// transpose_wh_tile through SrcA (the unpacker transposes, math copies): DEST = A^T.
