@@ -18,7 +18,9 @@
 
 use proptest::prelude::*;
 use tt_kernels::ops::common::{Activation, DeviceTensor, OpError, Precision, tolerance};
-use tt_kernels::ops::conv::{Conv1d, Conv1dParams, conv_error_bound};
+use tt_kernels::ops::conv::{
+    Conv1d, Conv1dParams, ConvTerms, conv_error_bound, conv_error_bound_fused,
+};
 use tt_safe::{Arch, DataFormat, Device, RunStats, Tensor2d};
 
 fn sim() -> Device {
@@ -315,6 +317,180 @@ fn conv1d_every_precision_matches_reference() {
             );
         }
     }
+}
+
+/// A fused layer `residual + post(conv(pre(x)) + bias)`; with `residual_is_input` the residual is
+/// the input tensor itself (a HiFi-GAN ResBlock2 layer `x + conv(leaky(x))`).
+#[allow(clippy::too_many_arguments)]
+fn check_fused(
+    device: &Device,
+    p: Conv1dParams,
+    t_in: usize,
+    precision: Precision,
+    pre: Activation,
+    post: Activation,
+    residual_is_input: bool,
+    seed: u64,
+    what: &str,
+) -> Errors {
+    let mut rng = Rng::new(seed);
+    let x = rng.vec(t_in * p.cin, 1.0);
+    let w = rng.vec(p.cout * (p.cin / p.groups) * p.kernel, 1.0);
+    let b = rng.vec(p.cout, 1.0);
+    let t_out = p.output_len(t_in).expect("t_out");
+    let r = if residual_is_input {
+        assert_eq!(
+            (t_out, p.cout),
+            (t_in, p.cin),
+            "{what}: residual = input needs equal shapes"
+        );
+        x.clone()
+    } else {
+        rng.vec(t_out * p.cout, 1.0)
+    };
+    let conv = Conv1d::new(device, p, &w, Some(&b), precision, post)
+        .and_then(|c| c.with_input_activation(pre))
+        .unwrap_or_else(|e| panic!("{what}: Conv1d::new: {e}"));
+    let xin = DeviceTensor::from_host(device, t_in, p.cin, &x, DataFormat::Float16_b).unwrap();
+    let rin = if residual_is_input {
+        None
+    } else {
+        Some(DeviceTensor::from_host(device, t_out, p.cout, &r, DataFormat::Float16_b).unwrap())
+    };
+    let (out, _) = conv
+        .run_with_residual(&xin, rin.as_ref().unwrap_or(&xin))
+        .unwrap_or_else(|e| panic!("{what}: run: {e}"));
+    assert_eq!(out.shape(), [t_out, p.cout], "{what}: output shape");
+    let got = out.to_host().unwrap();
+
+    let kt = kt_of(&p);
+    let (dense, wq_vals) = dense_rows(&p, &w, precision.weights);
+    let e_w = weight_quant_err(&p, &dense, precision.weights);
+    let zeros = vec![0f64; e_w.len()];
+    let pre_f32 =
+        |v: &[f32]| -> Vec<f32> { v.iter().map(|&a| pre.apply(f64::from(a)) as f32).collect() };
+    let (y, s, q) = reference(&p, &pre_f32(&x), t_in, &w, &e_w, Some(&b), post);
+    let xq = round_trip(t_in, p.cin, &x, DataFormat::Float16_b);
+    let bq = round_trip(1, p.cout, &b, DataFormat::Float16_b);
+    let rq = round_trip(t_out, p.cout, &r, DataFormat::Float16_b);
+    let (yq, sq, _) = reference(&p, &pre_f32(&xq), t_in, &wq_vals, &zeros, Some(&bq), post);
+    let mut e = Errors::default();
+    for i in 0..y.len() {
+        let g = f64::from(got[i]);
+        let c = i % p.cout;
+        let full = y[i] + f64::from(r[i]);
+        let bound = conv_error_bound_fused(
+            &precision,
+            pre,
+            post,
+            &ConvTerms {
+                kt,
+                s_abs: s[i],
+                wq: q[i],
+                bias: Some(f64::from(b[c])),
+                residual: Some(f64::from(r[i])),
+                y_post_abs: y[i].abs(),
+                y_abs: full.abs(),
+                inputs_quantised: false,
+            },
+        );
+        let err = (g - full).abs();
+        assert!(
+            err <= bound,
+            "{what}: element {i}: device {g}, f64 {full} (|err| {err:e} > bound {bound:e})"
+        );
+        let full_q = yq[i] + f64::from(rq[i]);
+        let bound_q = conv_error_bound_fused(
+            &precision,
+            pre,
+            post,
+            &ConvTerms {
+                kt,
+                s_abs: sq[i],
+                wq: 0.0,
+                bias: Some(f64::from(bq[c])),
+                residual: Some(f64::from(rq[i])),
+                y_post_abs: yq[i].abs(),
+                y_abs: full_q.abs(),
+                inputs_quantised: true,
+            },
+        );
+        let err_q = (g - full_q).abs();
+        assert!(
+            err_q <= bound_q,
+            "{what}: element {i}: device {g}, f64 on device inputs {full_q} (|err| {err_q:e} > compute bound {bound_q:e})"
+        );
+        e.max = e.max.max(err);
+        e.mean += err;
+        e.worst_ratio = e.worst_ratio.max(err / bound);
+        e.ref_max = e.ref_max.max(full.abs());
+    }
+    e.mean /= y.len() as f64;
+    e
+}
+
+/// HiFi-GAN ResBlock2 layer fused into one op, `x + conv_{k5,d2}(leaky_relu(x, 0.1)) + b`, and a
+/// general `r + tanh(conv(relu(x)) + b)` with a separate residual, under every precision.
+#[test]
+fn conv1d_fused_input_activation_and_residual() {
+    let device = sim();
+    for (pname, precision) in Precision::presets() {
+        let p = params(40, 40, 5, 1, (4, 4), 2, 1);
+        let what = format!("resblock layer 40 k5 d2 [{pname}]");
+        let e = check_fused(
+            &device,
+            p,
+            70,
+            precision,
+            Activation::LeakyRelu(0.1),
+            Activation::None,
+            true,
+            300,
+            &what,
+        );
+        eprintln!("{what}: {e:?}");
+        let p = params(33, 50, 3, 2, (1, 2), 1, 1);
+        let what = format!("relu -> conv s2 -> tanh + residual [{pname}]");
+        let e = check_fused(
+            &device,
+            p,
+            45,
+            precision,
+            Activation::Relu,
+            Activation::Tanh,
+            false,
+            301,
+            &what,
+        );
+        eprintln!("{what}: {e:?}");
+    }
+    // Only ReLU-like input activations fuse; a wrong residual shape is named.
+    let w = Rng::new(3).vec(8 * 8 * 3, 1.0);
+    let e = Conv1d::new(
+        &device,
+        params(8, 8, 3, 1, (1, 1), 1, 1),
+        &w,
+        None,
+        Precision::hifi(),
+        Activation::None,
+    )
+    .unwrap()
+    .with_input_activation(Activation::Gelu)
+    .unwrap_err();
+    assert!(e.to_string().contains("input activation"), "{e}");
+    let conv = Conv1d::new(
+        &device,
+        params(8, 8, 3, 1, (1, 1), 1, 1),
+        &w,
+        None,
+        Precision::hifi(),
+        Activation::None,
+    )
+    .unwrap();
+    let x = DeviceTensor::from_host(&device, 40, 8, &[0.5; 320], DataFormat::Float16_b).unwrap();
+    let r = DeviceTensor::from_host(&device, 39, 8, &[0.5; 312], DataFormat::Float16_b).unwrap();
+    let e = conv.run_with_residual(&x, &r).unwrap_err();
+    assert!(e.to_string().contains("residual"), "{e}");
 }
 
 /// The same kernels on the Blackhole p150 grid (11x10, 64-byte DRAM alignment): one strided,

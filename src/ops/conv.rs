@@ -387,6 +387,13 @@ pub(crate) fn run(
         if g.phases > 1 {
             program.add_circular_buffer(*c, CbConfig::tiles(4, bf, g.phases as u32))?;
         }
+        if g.pre != Activation::None {
+            program.add_circular_buffer(*c, CbConfig::tiles(5, bf, (pm * cin_t) as u32))?;
+        }
+        if residual.is_some() {
+            program
+                .add_circular_buffer(*c, CbConfig::tiles(6, bf, (2 * g.phases * plan.nb) as u32))?;
+        }
         program
             .add_circular_buffer(*c, CbConfig::tiles(16, bf, (2 * g.phases * plan.nb) as u32))?;
     }
@@ -867,31 +874,93 @@ pub fn conv_error_bound(
     y_abs: f64,
     inputs_quantised: bool,
 ) -> f64 {
+    conv_error_bound_fused(
+        precision,
+        Activation::None,
+        activation,
+        &ConvTerms {
+            kt,
+            s_abs,
+            wq,
+            bias,
+            residual: None,
+            y_post_abs: y_abs,
+            y_abs,
+            inputs_quantised,
+        },
+    )
+}
+
+/// Per-element terms of [`conv_error_bound_fused`].
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ConvTerms {
+    /// Tile matmuls accumulated in DEST.
+    pub kt: usize,
+    /// `sum |a_k w_k|`, with `a = pre(x)` when an input activation is fused.
+    pub s_abs: f64,
+    /// `sum |a_k| e(w_k)`.
+    pub wq: f64,
+    /// The bias value, if any.
+    pub bias: Option<f64>,
+    /// The residual value, if any.
+    pub residual: Option<f64>,
+    /// `|post(conv + bias)|` (before the residual).
+    pub y_post_abs: f64,
+    /// `|y|` of the final output.
+    pub y_abs: f64,
+    /// The reference used the device's input values (bf16 input, decoded weights, bf16 bias and
+    /// residual): only the compute error is bounded.
+    pub inputs_quantised: bool,
+}
+
+/// [`conv_error_bound`] with a fused input activation `pre` (ReLU / leaky ReLU: exact on the
+/// SFPU, then rounded into DEST and packed to bf16, i.e. an extra relative input error of
+/// `u_dest + 2^-8`) and a residual added after the output activation (its bf16 quantisation
+/// `2^-8 |r|`, the DEST -> SrcA move `2^-10` of the DEST value with fp32 DEST, one DEST rounding
+/// of `|y_post| + |r|`), before the final bf16 packing.
+pub fn conv_error_bound_fused(
+    precision: &Precision,
+    pre: Activation,
+    activation: Activation,
+    t: &ConvTerms,
+) -> f64 {
     use super::common::tolerance::{dest_u, matmul_compute_bound, sfpu_error};
     let u8 = 2f64.powi(-8);
-    let qa = if inputs_quantised { 0.0 } else { u8 };
-    let e_in = qa * (s_abs + wq) + wq;
-    let s_t = (1.0 + qa) * (s_abs + wq);
-    let comp = matmul_compute_bound(kt * TILE, precision, DataFormat::Float16_b, s_t);
+    let u_d = dest_u(precision.fp32_acc);
+    let mut qa = if t.inputs_quantised { 0.0 } else { u8 };
+    if pre != Activation::None {
+        qa += u_d + u8 + qa * (u_d + u8);
+    }
+    let e_in = qa * (t.s_abs + t.wq) + t.wq;
+    let s_t = (1.0 + qa) * (t.s_abs + t.wq);
+    let comp = matmul_compute_bound(t.kt * TILE, precision, DataFormat::Float16_b, s_t);
     let acc = s_t + comp;
-    let e_bias = bias.map_or(0.0, |b| {
-        let b = b.abs();
-        let q = if inputs_quantised { 0.0 } else { u8 * b };
-        let tf32 = if precision.fp32_acc {
-            2f64.powi(-10) * acc
+    let tf32 = |v: f64| {
+        if precision.fp32_acc {
+            2f64.powi(-10) * v
         } else {
             0.0
-        };
-        q + tf32 + dest_u(precision.fp32_acc) * (acc + b * (1.0 + u8))
+        }
+    };
+    let e_bias = t.bias.map_or(0.0, |b| {
+        let b = b.abs();
+        let q = if t.inputs_quantised { 0.0 } else { u8 * b };
+        q + tf32(acc) + u_d * (acc + b * (1.0 + u8))
     });
     let e1 = e_in + comp + e_bias;
     let e2 = if activation == Activation::None {
         e1
     } else {
         let l = activation.lipschitz();
-        l * e1 + sfpu_error(precision.fp32_acc, y_abs + l * e1)
+        l * e1 + sfpu_error(precision.fp32_acc, t.y_post_abs + l * e1)
     };
-    e2 + u8 * (y_abs + e2)
+    let e3 = t.residual.map_or(e2, |r| {
+        let r = r.abs();
+        let q = if t.inputs_quantised { 0.0 } else { u8 * r };
+        let v = t.y_post_abs + e2;
+        e2 + q + tf32(v) + u_d * (v + r * (1.0 + u8))
+    });
+    e3 + u8 * (t.y_abs + e3)
 }
 
 /// f64 reference of PyTorch `Conv1d` on a time-major input `x [t_in, cin]` with weight
