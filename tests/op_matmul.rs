@@ -307,6 +307,11 @@ fn multicore_tails_streaming_and_chunks() {
     c.grid = Some((2, 2));
     c.budget = Some(24 * 1024);
     run_case(&dev, &c);
+    // Tall and narrow: M split over every core (94 tile rows in 47 blocks of 2 on the 8x8
+    // grid: the last core idles but takes part in the weight multicast).
+    let mut c = Case::new(3000, 64, 40, Precision::bfp8_hifi2());
+    c.act = Activation::Relu;
+    run_case(&dev, &c);
     // One core.
     let mut c = Case::new(45, 40, 35, Precision::bfp4_lofi());
     c.grid = Some((1, 1));
@@ -486,4 +491,25 @@ fn piper_shapes() {
             }
         }
     }
+}
+
+/// A long sequence (100k time steps, like HiFi-GAN's last layers at 22 kHz x 4.5 s): the rows
+/// run in chunks per core with the weights resident.
+#[test]
+#[ignore = "expensive: cargo test --release --test op_matmul -- --ignored --nocapture"]
+fn long_sequence_rows_chunked() {
+    let dev = device();
+    let c = Case::new(100_000, 64, 32, Precision::bfp8_hifi2());
+    let w = Tensor2d::from_fn(64, 32, |r, c| (r + c) as f32);
+    let plan = Matmul::new(&dev, &w, None, c.precision, Activation::None)
+        .unwrap()
+        .plan(c.m, c.input_format)
+        .unwrap();
+    println!("{plan:?}");
+    assert!(plan.resident && plan.m_split);
+    let (cs, a, st) = run_case_stats(&dev, &c);
+    println!(
+        "long sequence 100000x64x32: worst/bound {:.2}, max err {:.3e}, {st}",
+        cs.worst_ratio, a.max_err
+    );
 }

@@ -68,6 +68,9 @@ pub struct MatmulPlan {
     pub out_subblock_w: u32,
     /// Weights multicast once and kept in L1.
     pub resident: bool,
+    /// Tall-narrow mode: every core (column-major block order) takes its own rows and all N
+    /// columns, reading its activations itself; weights still multicast down each column.
+    pub m_split: bool,
     /// Circular-buffer bytes per core.
     pub l1_bytes: u64,
 }
@@ -104,12 +107,27 @@ impl MatmulPlan {
         budget: u64,
         f: PlanFormats,
     ) -> Result<MatmulPlan, OpError> {
-        let gx0 = grid.0.min(nt).max(1);
-        let per_core_n = nt.div_ceil(gx0);
-        let gx = nt.div_ceil(per_core_n);
-        let gy0 = grid.1.min(mt).max(1);
-        let per_core_m = mt.div_ceil(gy0);
-        let gy = mt.div_ceil(per_core_m);
+        // Tall and narrow (most grid columns would idle): split M over every core instead, each
+        // core computing all N columns of its rows.
+        let m_split = nt * 2 <= grid.0 && mt > grid.1;
+        let (gx, gy, per_core_n, per_core_m) = if m_split {
+            let cores = (grid.0 * grid.1).min(mt).max(1);
+            let per_core_m = mt.div_ceil(cores);
+            let blocks = mt.div_ceil(per_core_m);
+            let gy = grid.1.min(blocks).max(1);
+            (blocks.div_ceil(gy), gy, nt, per_core_m)
+        } else {
+            let gx0 = grid.0.min(nt).max(1);
+            let per_core_n = nt.div_ceil(gx0);
+            let gy0 = grid.1.min(mt).max(1);
+            let per_core_m = mt.div_ceil(gy0);
+            (
+                nt.div_ceil(per_core_n),
+                mt.div_ceil(per_core_m),
+                per_core_n,
+                per_core_m,
+            )
+        };
         let dest_cap: u32 = if f.fp32_acc { 4 } else { 8 };
         let out_subblock_w = largest_divisor_at_most(per_core_n, dest_cap);
         let b = |fmt: DataFormat| fmt.tile_size_bytes() as u64;
@@ -156,6 +174,7 @@ impl MatmulPlan {
                         out_subblock_h: osh,
                         out_subblock_w,
                         resident,
+                        m_split,
                         l1_bytes: need,
                     });
                 }
@@ -410,7 +429,7 @@ impl Matmul {
             program.add_semaphore(grid, 0)?,
             program.add_semaphore(grid, 0)?,
         );
-        let in0_plan = if p.gx > 1 {
+        let in0_plan = if p.gx > 1 && !p.m_split {
             let mut pl = McastPlan::along_rows(device.noc_map(), grid, Noc::Noc1)?;
             pl.set_semaphores(tt_safe::McastSemaphores {
                 sender: sems.0,
@@ -433,7 +452,11 @@ impl Matmul {
         let no_plan =
             |s: &(tt_safe::SemaphoreId, tt_safe::SemaphoreId)| vec![s.0.id(), s.1.id(), 0, 0];
 
-        let left = range(0, 0, 0, p.gy - 1);
+        let left = if p.m_split {
+            grid
+        } else {
+            range(0, 0, 0, p.gy - 1)
+        };
         let top = range(0, 0, p.gx - 1, 0);
         let in0_sender = program.add_kernel(
             KernelSpec::new(
@@ -445,7 +468,7 @@ impl Matmul {
             .compile_args(x.buffer().accessor_args()?)
             .define("IN0_SENDER", "1"),
         )?;
-        let in0_receiver = if p.gx > 1 {
+        let in0_receiver = if p.gx > 1 && !p.m_split {
             Some(program.add_kernel(KernelSpec::new(
                 "ops_matmul_in0_receiver",
                 kernels::OPS_MATMUL_IN0_MCAST,
@@ -530,16 +553,34 @@ impl Matmul {
         for cy in 0..p.gy {
             for cx in 0..p.gx {
                 let c: CoreCoord = core(cx, cy);
-                let first_row = cy * p.per_core_m;
-                let core_rows = p.per_core_m.min(p.mt - first_row);
-                let first_col = cx * p.per_core_n;
-                let core_cols = p.per_core_n.min(p.nt - first_col);
-                if cx == 0 {
+                // (first row, rows to read (>= 1), rows to write, first column, columns)
+                let (first_row, read_rows, core_rows, first_col, core_cols) = if p.m_split {
+                    let first = (cx * p.gy + cy) * p.per_core_m;
+                    if first >= p.mt {
+                        // An idle core: it takes part in the weight multicast, writes nothing.
+                        (0, 1, 0, 0, p.nt)
+                    } else {
+                        let rows = p.per_core_m.min(p.mt - first);
+                        (first, rows, rows, 0, p.nt)
+                    }
+                } else {
+                    let first_row = cy * p.per_core_m;
+                    let rows = p.per_core_m.min(p.mt - first_row);
+                    let first_col = cx * p.per_core_n;
+                    (
+                        first_row,
+                        rows,
+                        rows,
+                        first_col,
+                        p.per_core_n.min(p.nt - first_col),
+                    )
+                };
+                if cx == 0 || p.m_split {
                     let mut args = vec![
                         x_addr,
                         p.kt,
                         first_row,
-                        core_rows,
+                        read_rows,
                         p.chunk_m,
                         p.num_chunks,
                         p.in0_block_w,
@@ -614,8 +655,12 @@ mod tests {
         // T = 300 (10 tiles) x 192 -> 768 on an 8x8 grid.
         let p = MatmulPlan::new(10, 6, 24, (8, 8), 700_000, fmts(true)).unwrap();
         assert_eq!((p.gx, p.per_core_n, p.gy, p.per_core_m), (8, 3, 5, 2));
-        assert!(p.resident && p.num_blocks == 1);
+        assert!(p.resident && p.num_blocks == 1 && !p.m_split);
         assert!(p.out_subblock_h * p.out_subblock_w <= 4);
+        // 100k samples x 32 channels: every core takes rows.
+        let p = MatmulPlan::new(3125, 2, 1, (8, 8), 700_000, fmts(false)).unwrap();
+        assert!(p.m_split);
+        assert_eq!((p.gx, p.gy, p.per_core_m, p.per_core_n), (8, 8, 49, 1));
         // 11 tile rows on 8 grid rows: 2 per core row, 6 rows used, the last with 1 valid row.
         let p = MatmulPlan::new(11, 6, 6, (8, 8), 700_000, fmts(false)).unwrap();
         assert_eq!((p.gy, p.per_core_m, p.gx, p.per_core_n), (6, 2, 6, 1));
