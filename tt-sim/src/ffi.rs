@@ -847,3 +847,74 @@ pub unsafe extern "C" fn tt_sim_shim_get_api(
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_text_is_sized_truncated_and_nul_terminated() {
+        let text = "ESTIMATED 123";
+        let mut needed = 0u64;
+        // SAFETY: len 0 with a NULL buffer only asks for the size; `needed` is writable.
+        unsafe { write_text(text, std::ptr::null_mut(), 0, &mut needed) }.unwrap();
+        assert_eq!(needed, text.len() as u64 + 1);
+        let mut small = [0x55 as c_char; 5];
+        // SAFETY: `small` has 5 writable bytes.
+        unsafe { write_text(text, small.as_mut_ptr(), 5, &mut needed) }.unwrap();
+        let got: Vec<u8> = small.iter().map(|&c| c as u8).collect();
+        assert_eq!(&got, b"ESTI\0");
+        let mut big = [0x55 as c_char; 32];
+        // SAFETY: `big` has 32 writable bytes.
+        unsafe { write_text(text, big.as_mut_ptr(), 32, &mut needed) }.unwrap();
+        // SAFETY: write_text NUL-terminated it.
+        let s = unsafe { CStr::from_ptr(big.as_ptr()) };
+        assert_eq!(s.to_str().unwrap(), text);
+        // A NULL buffer with a length is an error, as is a NULL `needed`.
+        // SAFETY: both calls fail before touching memory.
+        assert!(unsafe { write_text(text, std::ptr::null_mut(), 4, &mut needed) }.is_err());
+        // SAFETY: as above.
+        assert!(unsafe { write_text(text, big.as_mut_ptr(), 32, std::ptr::null_mut()) }.is_err());
+    }
+
+    #[test]
+    fn profile_functions_before_a_run_say_run_it_first() {
+        let api = shim_api();
+        let mut dev: *mut tt_device = std::ptr::null_mut();
+        let opts = tt_device_open_options {
+            struct_size: std::mem::size_of::<tt_device_open_options>() as u32,
+            device_id: 0,
+            arch: SimArch::WormholeB0.as_raw(),
+            flags: 0,
+        };
+        // SAFETY: valid options and out pointer.
+        let st = unsafe { api.device_open.unwrap()(&opts, &mut dev) };
+        assert_eq!(st, tt_status::TT_OK);
+        let mut prog: *mut tt_program = std::ptr::null_mut();
+        // SAFETY: live device handle, writable out pointer.
+        assert_eq!(
+            unsafe { api.program_create.unwrap()(dev, &mut prog) },
+            tt_status::TT_OK
+        );
+        let mut needed = 0u64;
+        // SAFETY: live program; size query.
+        let st = unsafe {
+            api.program_profile_json.unwrap()(prog, std::ptr::null_mut(), 0, &mut needed)
+        };
+        assert_eq!(st, tt_status::TT_ERR_INVALID_ARGUMENT);
+        // SAFETY: the provider's last_error returns a NUL-terminated string.
+        let msg = unsafe { CStr::from_ptr(api.last_error.unwrap()()) };
+        assert!(msg.to_string_lossy().contains("run it first"), "{msg:?}");
+        let mut count = 7u32;
+        // SAFETY: live program; count query.
+        let st = unsafe {
+            api.program_profile_threads.unwrap()(prog, std::ptr::null_mut(), 0, &mut count)
+        };
+        assert_eq!(st, tt_status::TT_ERR_INVALID_ARGUMENT);
+        // SAFETY: handles from above, destroyed once.
+        unsafe {
+            api.program_destroy.unwrap()(prog);
+            api.device_close.unwrap()(dev);
+        }
+    }
+}

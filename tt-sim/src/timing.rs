@@ -31,8 +31,9 @@ use std::fmt::Write as _;
 
 use crate::arch::{ArchParams, CoreCoord};
 
-/// Cycles per time bucket of a [`Timeline`].
-const BUCKET: u64 = 512;
+/// Cycles per time bucket of a [`Timeline`]. Memory: 4 bytes per bucket per resource a run uses
+/// (about 40 KB per NoC port or DRAM bank for a 10 ms program).
+const BUCKET: u64 = 1024;
 /// Spans kept per thread for the trace (the totals are always exact).
 const MAX_SPANS: usize = 200_000;
 
@@ -550,9 +551,12 @@ mod tests {
         assert_eq!(t.fill(32.0, 0, 3200), 200);
         // A transfer much later is not delayed.
         assert_eq!(t.fill(32.0, 10_000, 320), 10_010);
-        // A transfer spanning buckets: 512 cycles per bucket at 32 B/cycle = 16 KiB per bucket.
+        // A transfer spanning buckets: 1024 cycles per bucket at 32 B/cycle = 32 KiB per bucket.
         let mut u = Timeline::default();
-        assert_eq!(u.fill(32.0, 0, 3 * 16384), 3 * 512);
+        assert_eq!(u.fill(32.0, 0, 3 * 32768), 3 * 1024);
+        // Starting mid-bucket: only the rest of the first bucket is usable.
+        let mut v = Timeline::default();
+        assert_eq!(v.fill(32.0, 1000, 32768), 1000 + 1024);
     }
 
     #[test]
