@@ -1,7 +1,7 @@
 //! Types shared by every op: [`Precision`] (data formats, math fidelity, accumulation),
 //! [`Activation`] (fused elementwise functions), [`DeviceTensor`] (a tiled, interleaved DRAM
 //! matrix with a logical shape), [`OpError`], error bounds derived from the formats
-//! ([`tolerance`]) and f64 CPU references ([`reference`]).
+//! ([`tolerance`]) and f64 CPU references ([`reference`](mod@reference)).
 //!
 //! # Padding convention
 //! A `[rows, cols]` tensor is stored as whole 32x32 tiles; the elements past `rows`/`cols` in the
@@ -460,7 +460,7 @@ impl DeviceTensor {
 ///   keeps a sign and m magnitude bits (7 or 3) on a step of 2^(E-m+1). The host encoder rounds
 ///   half to even and saturates, so `|q(x) - x| <= 2^-m * max|row|`: **2^-7** (bfp8) and
 ///   **2^-3** (bfp4) of the block max. The device packer first reduces the DEST value to bf16
-///   and then aligns with rounding; see [`pack_error_rel`].
+///   and then aligns with rounding; see [`tolerance::pack_error_rel`].
 /// - **Multiplier** (5-bit SrcA = weights x 7-bit SrcB = activations): an operand with more
 ///   significant bits than its slice is truncated; A's low 5-bit slice and B's low bits come
 ///   back in the later phases. With `ea = 2^-4` when the weights have more than 5 significant
