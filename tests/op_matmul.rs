@@ -275,6 +275,15 @@ fn no_bias_and_bfp8_activations_in_and_out() {
     );
     c.bias = false;
     run_case(&dev, &c);
+    // The fidelities between the presets: HiFi3 (bf16 DEST) and HiFi2 with bf16 weights.
+    for fidelity in [tt_safe::MathFidelity::HiFi3, tt_safe::MathFidelity::HiFi2] {
+        let p = Precision {
+            fidelity,
+            fp32_acc: false,
+            ..Precision::hifi()
+        };
+        run_case(&dev, &Case::new(50, 100, 60, p));
+    }
     // bf16 output from a bfp8 input.
     let mut c = Case::new(70, 64, 40, Precision::hifi());
     c.input_format = DataFormat::Bfp8_b;
