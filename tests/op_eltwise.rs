@@ -166,6 +166,36 @@ fn binary_with_broadcasts() {
 }
 
 #[test]
+fn mixed_input_formats() {
+    // bf16 + bfp8_b (e.g. a residual stream in bf16 and a layer output in bfp8_b).
+    let dev = device();
+    let p = Precision::hifi();
+    let el = Eltwise::new(&dev, p).unwrap().with_max_cores(3);
+    let (rows, cols) = (70, 100);
+    let mut rng = Rng::new(21);
+    let a = rng.vec(rows * cols, 0.25, 2.0);
+    let b = rng.vec(rows * cols, 0.25, 2.0);
+    let ta = DeviceTensor::from_host(&dev, rows, cols, &a, DataFormat::Float16_b).unwrap();
+    let tb = DeviceTensor::from_host(&dev, rows, cols, &b, DataFormat::Bfp8_b).unwrap();
+    let aq = quantise(&a, rows, cols, DataFormat::Float16_b);
+    let bq = quantise(&b, rows, cols, DataFormat::Bfp8_b);
+    let got = el
+        .binary(BinaryOp::Add, &ta, &tb, Broadcast::None)
+        .unwrap()
+        .to_host()
+        .unwrap();
+    let want: Vec<f64> = aq
+        .iter()
+        .zip(&bq)
+        .map(|(&x, &y)| f64::from(x) + f64::from(y))
+        .collect();
+    let u = tolerance::dest_u(p.fp32_acc);
+    check("bf16 + bfp8_b", &p, cols, &got, &want, |i| {
+        al(&p) * (f64::from(aq[i]).abs() + f64::from(bq[i]).abs()) + u * want[i].abs()
+    });
+}
+
+#[test]
 fn unary_functions() {
     let dev = device();
     let ops = [
