@@ -338,6 +338,7 @@ fn recurrence(
         program.add_circular_buffer(*c, CbConfig::tiles(CB_N, tmp, 1))?;
     }
     let recv = program.add_semaphore(ranges.clone(), 0)?.id();
+    let recv_odd = program.add_semaphore(ranges.clone(), 0)?.id();
     let mailbox = program.add_semaphore(ranges.clone(), 0)?.id();
     // Without h0 the reader zeroes slot 0; the accessor then points at the bias (never read).
     let h0_buf = h0.map_or(weights.bias.buffer(), |h| h.buffer());
@@ -357,6 +358,7 @@ fn recurrence(
         CB_GX,
         CB_BIAS,
         CB_SCRATCH,
+        recv_odd,
     ]);
     let reader = program.add_kernel(
         KernelSpec::new(
@@ -381,7 +383,16 @@ fn recurrence(
         .compile_args(vec![ht, CB_W, CB_H, CB_GX, CB_BIAS, CB_TMP, CB_N, CB_HOUT]),
     )?;
     let mut writer_ct = out.buffer().accessor_args()?;
-    writer_ct.extend([ht, batch as u32, ht, recv, mailbox, CB_HOUT, CB_STAGE]);
+    writer_ct.extend([
+        ht,
+        batch as u32,
+        ht,
+        recv,
+        mailbox,
+        CB_HOUT,
+        CB_STAGE,
+        recv_odd,
+    ]);
     let writer = program.add_kernel(
         KernelSpec::new(
             "gru_writer",

@@ -7,16 +7,20 @@
 // 2. h storage is `cb_h` (2 * Ht tiles: slot t % 2 holds h_t). Its base address is published in
 //    the local `mailbox` semaphore for the writer, which exchanges the new h tiles with all cores
 //    (every core writes its tile k of h_{t+1} into slot (t + 1) % 2 of every core and increments
-//    each core's `recv` semaphore). h_0 comes from DRAM (or zeros).
+//    each core's `recv` semaphore of that parity: one counter per parity, so a core that is one
+//    step ahead never touches the counter another core is waiting on). h_0 comes from DRAM (or
+//    zeros).
 // 3. Per step t: composes the 3 gx tiles (rows b < B are rows t * B + b of the input projection
 //    Gx, a [T * B, 3H] tiled bf16 matrix; other rows zero) into `cb_gx`, then waits until every
-//    core's tile of h_{t+1} has arrived (recv >= ncores * (t + 1)) and pushes that slot.
+//    core's tile of h_{t+1} has arrived (recv[(t+1) % 2] >= ncores * ((t + 2) / 2)) and pushes
+//    that slot.
 //
 // A tile row r is two 32-byte runs (faces 2 * (r / 16) and + 1); runs are fetched as the 64-byte
 // aligned chunk that holds them (DRAM alignment 32 B Wormhole, 64 B Blackhole).
 //
 // Compile-time args: TensorAccessorArgs of W (2 words), Gx, bias, h0; then Ht, B, ncores,
-//   has_h0, recv semaphore id, mailbox semaphore id, cb_w, cb_h, cb_gx, cb_bias, cb_scratch.
+//   has_h0, even recv semaphore id, mailbox semaphore id, cb_w, cb_h, cb_gx, cb_bias, cb_scratch,
+//   odd recv semaphore id.
 // Runtime args: w_addr, gx_addr, bias_addr, h0_addr, num_steps, k.
 #include <cstdint>
 
@@ -57,6 +61,7 @@ void kernel_main() {
     constexpr uint32_t cb_gx = get_compile_time_arg_val(c + 8);
     constexpr uint32_t cb_bias = get_compile_time_arg_val(c + 9);
     constexpr uint32_t cb_scratch = get_compile_time_arg_val(c + 10);
+    constexpr uint32_t sem_recv_odd = get_compile_time_arg_val(c + 11);
 
     const uint32_t w_tile = get_tile_size(cb_w);
     const uint32_t tile = get_tile_size(cb_h);  // bf16 (h, gx, bias)
@@ -101,7 +106,10 @@ void kernel_main() {
 
     cb_reserve_back(cb_scratch, 1);
     const uint32_t chunk_l1 = get_write_ptr(cb_scratch);
-    volatile tt_l1_ptr uint32_t* recv = reinterpret_cast<volatile tt_l1_ptr uint32_t*>(get_semaphore(sem_recv));
+    volatile tt_l1_ptr uint32_t* recv_even =
+        reinterpret_cast<volatile tt_l1_ptr uint32_t*>(get_semaphore(sem_recv));
+    volatile tt_l1_ptr uint32_t* recv_odd =
+        reinterpret_cast<volatile tt_l1_ptr uint32_t*>(get_semaphore(sem_recv_odd));
 
     // 3. The sequence.
     for (uint32_t t = 0; t < num_steps; ++t) {
@@ -135,7 +143,9 @@ void kernel_main() {
 
         if (t + 1 < num_steps) {
             cb_reserve_back(cb_h, Ht);
-            noc_semaphore_wait_min(recv, ncores * (t + 1));
+            // h_{t+1} is counted on the semaphore of its parity: (t + 2) / 2 rounds of ncores.
+            const uint32_t s = t + 1;
+            noc_semaphore_wait_min((s % 2) != 0 ? recv_odd : recv_even, ncores * ((s + 1) / 2));
             cb_push_back(cb_h, Ht);
         }
     }

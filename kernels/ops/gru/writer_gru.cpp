@@ -4,13 +4,14 @@
 // 1. (if another step follows) writes it over the NoC into slot (t + 1) % 2, tile k, of the h
 //    storage of every core of the recurrence (itself included; the storage is the reader's
 //    `cb_h`, at the same L1 address on every core, published by the reader in the `mailbox`
-//    semaphore), waits for the writes, then increments every core's `recv` semaphore;
+//    semaphore), waits for the writes, then increments every core's `recv` semaphore of the
+//    parity of t + 1;
 // 2. copies its rows b < B into output rows t * B + b of the [T * B, H] tiled output (tile
 //    column k), staged in one L1 tile that is written to DRAM when its 32 rows are complete (or
 //    at the end of the sequence).
 //
 // Compile-time args: TensorAccessorArgs of the output (2 words); then Ht, B, ncores,
-//   recv semaphore id, mailbox semaphore id, cb_hout, cb_stage.
+//   even recv semaphore id, mailbox semaphore id, cb_hout, cb_stage, odd recv semaphore id.
 // Runtime args: out_addr, num_steps, k, then ncores (noc_x, noc_y) pairs.
 #include <cstdint>
 
@@ -40,10 +41,12 @@ void kernel_main() {
     constexpr uint32_t sem_mailbox = get_compile_time_arg_val(c + 4);
     constexpr uint32_t cb_hout = get_compile_time_arg_val(c + 5);
     constexpr uint32_t cb_stage = get_compile_time_arg_val(c + 6);
+    constexpr uint32_t sem_recv_odd = get_compile_time_arg_val(c + 7);
 
     const uint32_t tile = get_tile_size(cb_hout);
     const auto out = TensorAccessor(out_args, out_addr, tile);
-    const uint32_t recv_addr = get_semaphore(sem_recv);
+    const uint32_t recv_even = get_semaphore(sem_recv);
+    const uint32_t recv_odd = get_semaphore(sem_recv_odd);
 
     volatile tt_l1_ptr uint32_t* mailbox =
         reinterpret_cast<volatile tt_l1_ptr uint32_t*>(get_semaphore(sem_mailbox));
@@ -68,6 +71,7 @@ void kernel_main() {
                 noc_async_write(h_l1, get_noc_addr(x, y, dst), tile);
             }
             noc_async_write_barrier();
+            const uint32_t recv_addr = ((t + 1) % 2) != 0 ? recv_odd : recv_even;
             for (uint32_t i = 0; i < ncores; ++i) {
                 const uint32_t x = get_arg_val<uint32_t>(3 + 2 * i);
                 const uint32_t y = get_arg_val<uint32_t>(4 + 2 * i);
