@@ -337,27 +337,28 @@ fn matmul_row<const FP32: bool, const LZCNT: bool, const P: usize>(
         }
         emax[g] = mx;
     }
+    let mut em = [[0i32; 32]; 4];
+    for g in 0..4 {
+        for n in 0..32 {
+            em[g][n] = emax[g][n] as i32;
+        }
+    }
     let mut dl = DestLanes::decode(row);
     for p in 0..P {
-        // Group exponents in this phase; a group whose exponent is <= 0 is zero.
-        let adj = exp_prod_adj(p as u32) as i16;
-        let mut ge = [[0i16; 32]; 4];
-        let mut sp = s[p];
-        for g in 0..4 {
-            for n in 0..32 {
-                let x = emax[g][n] + adj;
-                ge[g][n] = x.max(0);
-                sp[g][n] = if x > 0 { sp[g][n] } else { 0 };
-            }
-        }
+        // Group exponents in this phase. A group whose exponent is <= 0 is zero: it gets an
+        // exponent far below DEST's (>= 0), so that it never sets the maximum and its sum is
+        // shifted out entirely (`accum_step` clamps distances at 31), like the reference's zero
+        // term.
+        let adj = exp_prod_adj(p as u32);
+        let live = |x: i32| if x > 0 { x } else { -64 };
         // K 0..15 (groups 0, 1) then K 16..31 (groups 2, 3): two MVMULs, each rounded into DEST.
         for h in 0..2 {
             for n in 0..32 {
                 (dl.neg[n], dl.exp[n], dl.man[n]) = accum_step::<FP32, LZCNT>(
-                    sp[2 * h][n] as i32,
-                    ge[2 * h][n] as i32,
-                    sp[2 * h + 1][n] as i32,
-                    ge[2 * h + 1][n] as i32,
+                    s[p][2 * h][n] as i32,
+                    live(em[2 * h][n] + adj),
+                    s[p][2 * h + 1][n] as i32,
+                    live(em[2 * h + 1][n] + adj),
                     dl.neg[n],
                     dl.exp[n],
                     dl.man[n],
