@@ -378,4 +378,16 @@ impl Device {
         })?;
         Ok(RunStats::from_raw(&raw, self.inner.kind))
     }
+
+    /// [`Device::run`], then the ESTIMATED per-core, per-RISC profile of that run
+    /// ([`Program::profile`]); a provider without a timing model fails with
+    /// `RunError::Provider` (status `Unsupported`) after the program ran.
+    pub fn run_profiled(
+        &self,
+        program: &Program,
+    ) -> Result<(RunStats, crate::profile::Profile), RunError> {
+        let stats = self.run(program)?;
+        let profile = program.profile().map_err(RunError::Provider)?;
+        Ok((stats, profile))
+    }
 }

@@ -112,7 +112,8 @@ fn copy(
     let before = program.profile().unwrap_err();
     assert_eq!(before.status, tt_safe::Status::InvalidArgument, "{before}");
     assert!(before.to_string().contains("run it first"), "{before}");
-    let stats = device.run(&program).unwrap();
+    let (stats, prof) = device.run_profiled(&program).unwrap();
+    assert_eq!(Some(prof.device_cycles()), stats.device_cycles);
     // The estimated profile: one entry per core, BRISC (writer) and NCRISC (reader) on each.
     let prof = program.profile().unwrap();
     let per_core = prof.cores();
