@@ -751,8 +751,8 @@ pub(crate) fn run_program(dev: &mut SimDevice, prog: &mut SimProgram) -> SimResu
         let mut truncated = false;
         for (_, risc, r) in riscs.iter() {
             // SAFETY: the scheduler finished; no coroutine runs and nothing else references the ctx.
-            let ctx = unsafe { &*r.ctx };
-            let tm = &ctx.tm;
+            let ctx = unsafe { &mut *r.ctx };
+            let tm = &mut ctx.tm;
             device_cycles = device_cycles.max(tm.end());
             truncated |= tm.truncated;
             let names: &[&'static str] = if ctx.compute.is_some() {
@@ -771,7 +771,7 @@ pub(crate) fn run_program(dev: &mut SimDevice, prog: &mut SimProgram) -> SimResu
                     busy_cycles: tm.busy[th],
                     wait_cb_cycles: tm.wait_cb[th],
                     wait_sync_cycles: tm.wait_sync[th],
-                    spans: tm.spans[th].clone(),
+                    spans: std::mem::take(&mut tm.spans[th]),
                 });
             }
         }

@@ -34,8 +34,9 @@ use crate::arch::{ArchParams, CoreCoord};
 /// Cycles per time bucket of a [`Timeline`]. Memory: 4 bytes per bucket per resource a run uses
 /// (about 40 KB per NoC port or DRAM bank for a 10 ms program).
 const BUCKET: u64 = 1024;
-/// Spans kept per thread for the trace (the totals are always exact).
-const MAX_SPANS: usize = 200_000;
+/// Spans kept per thread for the trace (the totals are always exact): bounds a profile's memory
+/// to about 240 KB per thread.
+const MAX_SPANS: usize = 10_000;
 
 /// Model constants of one architecture (see `docs/timing.md` for the sources).
 #[derive(Debug, Clone)]
@@ -369,7 +370,7 @@ pub struct ThreadProfile {
     pub wait_cb_cycles: u64,
     /// Cycles waiting on NoC transfers, semaphores or DEST.
     pub wait_sync_cycles: u64,
-    /// The timeline (at most 200 000 spans; see [`Profile::truncated`]).
+    /// The timeline (at most 10 000 spans, the first ones; see [`Profile::truncated`]).
     pub spans: Vec<Span>,
 }
 
