@@ -11,7 +11,7 @@
 //!   [`crate::fpu::cost_cycles`], unpack and pack per tile, NoC command issue per burst, CB and
 //!   semaphore API calls.
 //! - NoC transfers complete at `issue + serialisation + base latency + hops * 9` where the
-//!   serialisation is found on bandwidth [`Timeline`]s: the source node's egress port, the
+//!   serialisation is found on bandwidth timelines: the source node's egress port, the
 //!   destination node's ingress port (per NoC; link bandwidth 32 B/cycle Wormhole, 64 Blackhole)
 //!   and the DRAM bank (288 GB/s / 12 banks Wormhole, 512 GB/s / 8 banks Blackhole), so many cores
 //!   hitting one bank or one core queue behind each other. A multicast uses the sender's egress
@@ -24,7 +24,7 @@
 //!   1.35 GHz (tt-formats' `ArchSpec::clock_mhz`).
 //!
 //! The scheduler is not time-ordered (it runs RISCs round-robin until they block), so contention
-//! on a [`Timeline`] is granted in scheduling order within each time bucket; the buckets keep a
+//! on a timeline is granted in scheduling order within each time bucket; the buckets keep a
 //! transfer issued at an earlier simulated time from queueing behind a later one.
 
 use std::fmt::Write as _;
