@@ -57,12 +57,20 @@ impl Hparams {
         self.flow_layers.len() * self.wn_layers * (self.wn_kernel - 1) / 2
     }
 
-    /// Receptive radius of the decoder in frames, rounded up, plus one frame of margin.
+    /// Receptive radius of the decoder in frames, rounded up (each layer's exact radius in its own
+    /// sample rate, summed).
     pub fn decoder_context(&self) -> usize {
         let mut radius = (self.dec_pre_kernel / 2) as f64;
         let mut rate = 1.0f64;
         for u in &self.ups {
-            radius += u.kernel.div_ceil(u.stride) as f64 / rate;
+            // Output q*s + r reads inputs q + (r + p - tap) / s for taps with tap = r + p (mod s).
+            let mut ct = 0usize;
+            for r in 0..u.stride {
+                for tap in (0..u.kernel).filter(|t| t % u.stride == (r + u.pad) % u.stride) {
+                    ct = ct.max(((r + u.pad) as isize - tap as isize).unsigned_abs() / u.stride);
+                }
+            }
+            radius += ct as f64 / rate;
             rate *= u.stride as f64;
             let rb = self
                 .resblock_kernels
@@ -82,6 +90,6 @@ impl Hparams {
             radius += rb as f64 / rate;
         }
         radius += (self.dec_post_kernel / 2) as f64 / rate;
-        radius.ceil() as usize + 1
+        radius.ceil() as usize
     }
 }

@@ -463,6 +463,7 @@ fn real_voice_weight_map_and_hparams() {
     );
     assert_eq!((hp.hop(), hp.n_speakers, hp.gin), (256, 1, None));
     assert_eq!(hp.flow_context(), 32);
+    assert_eq!(hp.decoder_context(), 11); // 3 + 1 + 45/8 + 1/8 + 45/64 + 1/64 + 45/256 + 3/256 = 10.66
     // Every parameter of the published weight map (derived independently, with the onnx package)
     // is present under its module path with its shape.
     let tsv = std::fs::read_to_string(
