@@ -240,7 +240,7 @@ pub(crate) fn plan(
             + res_bytes(nb)
             + pm * cin_t * nb * w_tile
             + nb * BF16_TILE
-            + window as u64 * BF16_TILE
+            + window as u64 * BF16_TILE * if g.row_step == 1 { 2 } else { 1 }
             + 2 * g.phases as u64 * nb * BF16_TILE
             + fixed_asm
     };
@@ -384,6 +384,9 @@ pub(crate) fn run(
             program.add_circular_buffer(*c, CbConfig::tiles(2, bf, plan.nb as u32))?;
         }
         program.add_circular_buffer(*c, CbConfig::tiles(3, bf, plan.window_tiles as u32))?;
+        if g.row_step == 1 {
+            program.add_circular_buffer(*c, CbConfig::tiles(7, bf, plan.window_tiles as u32))?;
+        }
         if g.phases > 1 {
             program.add_circular_buffer(*c, CbConfig::tiles(4, bf, g.phases as u32))?;
         }

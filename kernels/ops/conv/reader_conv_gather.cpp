@@ -11,11 +11,16 @@
 //   conv_transpose1d: P = s (polyphase), M = ceil(k / s), block_stride = 32, row_step = 1,
 //                     tap_step = -1, off[p] = phase start (see src/ops/conv_transpose.rs)
 // Per block the reader fetches, per channel tile, the window of input tiles that covers every row
-// any phase/tap needs (the slice plus its halo), then copies 64-byte rows (two 16-value face rows)
-// into the in0 tiles with the RISC's loads and stores.
+// any phase/tap needs (the slice plus its halo). With row_step 1 (stride-1 conv, every
+// conv-transpose) it re-lays the window out as two column halves, each [rows, 16] contiguous
+// (4 local NoC copies of 512 B per window tile): a shifted tile's face is then 16 consecutive
+// half-rows, so an in0 tile whose 32 rows are all inside the sequence is 4 local 512-byte NoC
+// copies. Tiles that touch the padding (or strided convs) copy 64-byte rows with the RISC's
+// loads and stores, writing zeros outside [0, T_in).
 //
 // CBs: 0 in0 (bf16, P*M*cin_t tiles per block), 1 weights (resident, P*M*cin_t*nb tiles, weight
-// format), 2 bias (resident, nb bf16 tiles, rows replicated), 3 window scratch (bf16).
+// format), 2 bias (resident, nb bf16 tiles, rows replicated), 3 window scratch (bf16),
+// 7 column-half staging of the window (bf16, same size).
 //
 // With a residual (conv only, P = 1) the reader also pushes, per block, the nb residual tiles
 // (block, n0 + w) of the [T_out, C_out] residual tensor into CB 6.
@@ -129,9 +134,16 @@ void kernel_main() {
     const int32_t lo_rel = off_min + (tap_span < 0 ? tap_span : 0) + (row_step < 0 ? 31 * row_step : 0);
     const int32_t hi_rel = off_max + (tap_span > 0 ? tap_span : 0) + (row_step > 0 ? 31 * row_step : 0);
 
-    // The window scratch is reserved once and used as plain L1 (never pushed).
+    // The window scratch and its staging are reserved once and used as plain L1 (never pushed).
+    constexpr uint32_t cb_stage = 7;
     cb_reserve_back(cb_win, window_cap);
     const uint32_t win = get_write_ptr(cb_win);
+    uint32_t stage = 0;
+    const uint32_t half_bytes = static_cast<uint32_t>(window_cap) * 32 * 32;  // [rows, 16] bf16
+    if (row_step == 1) {
+        cb_reserve_back(cb_stage, window_cap);
+        stage = get_write_ptr(cb_stage);
+    }
 
     const uint32_t per_block = P * M * cin_t;
     for (uint32_t b = block_start; b < block_end; ++b) {
@@ -153,11 +165,32 @@ void kernel_main() {
                 noc_async_read_tile(static_cast<uint32_t>(tlo + k) * cin_t + c, in, win + k * tile);
             }
             noc_async_read_barrier();
+            if (row_step == 1) {
+                // Face f of window tile k holds rows k*32 + (f/2)*16 .. +16 of column half f%2.
+                for (int32_t k = 0; k < nwin; ++k) {
+                    for (uint32_t f = 0; f < 4; ++f) {
+                        const uint32_t src = win + k * tile + f * FACE_BYTES;
+                        const uint32_t dst = stage + (f & 1) * half_bytes +
+                                             (static_cast<uint32_t>(k) * 32 + (f >> 1) * 16) * 32;
+                        noc_async_read(get_noc_addr(src), dst, FACE_BYTES);
+                    }
+                }
+                noc_async_read_barrier();
+            }
             for (uint32_t p = 0; p < P; ++p) {
                 const int32_t off = get_arg_val<int32_t>(17 + p);
                 for (uint32_t m = 0; m < M; ++m) {
                     const uint32_t dst = in0 + ((p * M + m) * cin_t + c) * tile;
                     const int32_t row0 = base + off + static_cast<int32_t>(m) * tap_step;
+                    if (row_step == 1 && row0 >= 0 && row0 + 31 < t_in) {
+                        // 32 consecutive rows inside the sequence: 4 contiguous face copies.
+                        const uint32_t local = static_cast<uint32_t>(row0 - tlo * 32);
+                        for (uint32_t f = 0; f < 4; ++f) {
+                            const uint32_t src = stage + (f & 1) * half_bytes + (local + (f >> 1) * 16) * 32;
+                            noc_async_read(get_noc_addr(src), dst + f * FACE_BYTES, FACE_BYTES);
+                        }
+                        continue;
+                    }
                     for (uint32_t i = 0; i < 32; ++i) {
                         const int32_t row = row0 + static_cast<int32_t>(i) * row_step;
                         if (row >= 0 && row < t_in) {
@@ -169,7 +202,10 @@ void kernel_main() {
                     }
                 }
             }
+            // The next channel tile overwrites the window and its staging.
+            noc_async_read_barrier();
         }
+        noc_async_read_barrier();
         cb_push_back(cb_in0, per_block);
 
         if (res_addr != 0) {
