@@ -21,6 +21,7 @@ pub mod phonemize;
 pub mod precision;
 pub mod quality;
 pub mod synth;
+pub mod tt;
 mod sys;
 pub mod voice;
 
