@@ -47,19 +47,17 @@
 //! - Performance: [`matmul`] / [`matmul_block`] are lane-parallel i16/i32 code over the 32
 //!   output columns, compiled per SIMD level and dispatched at run time (see the `matmul`
 //!   module docs). Measured with `cargo bench -p tt-sim --bench fpu_matmul` on the shared
-//!   development machine (AMD EPYC, AVX-512 path, best of 15 batches, other builds running):
-//!   about 15-18 GFLOP/s for LoFi and 5-7 GFLOP/s for HiFi4 (2 * 32^3 FLOP per tile matmul;
-//!   single-tile calls measured at the low end, 2x4 [`matmul_block`]s at the high end).
-//!   [`eltwise`] and GAPOOL [`reduce`] use the same lane code (1-2.5 us per tile). In
-//!   static builds during development the AVX2 code was 1.2-1.4x slower than the AVX-512 code
-//!   (no 16-bit variable shifts, half the lanes) and baseline x86-64 (SSE2) code 4-5x slower.
+//!   development machine (AMD EPYC, best of 15 batches, other builds running; 2 * 32^3 FLOP per
+//!   tile matmul): AVX-512 path about 17-19 GFLOP/s for bfp8 LoFi and 6.5-7 GFLOP/s for bf16
+//!   HiFi4 (fp32 or 16-bit DEST); the AVX2 path (measured with the AVX-512 clone removed) about
+//!   9-10 and 4.3-4.6 GFLOP/s. Baseline x86-64 (SSE2) code was 4-5x slower than AVX2 when last
+//!   measured. [`eltwise`] and GAPOOL [`reduce`] use the same lane code (1-2.5 us per tile);
 //!   [`unpack`] and [`pack`] cost under 1 us per tile ([`SrcTile`] keeps its datums on the
 //!   heap: moving 4 KiB tiles through `Result`s cost more than the unpack itself).
 //! - [`matmul_block`] is the batched entry point: `dst[r * ct + c] += in0[r] x in1[c]`, each
 //!   operand tile decomposed once per block (for `matmul_block`-style LLK calls, `rt_dim` x
-//!   `ct_dim` output tiles per K tile). On the shared machine it measured between equal to and
-//!   about 25% faster per tile than one [`matmul`] per output tile (the decomposition itself is
-//!   cheap; the rest of the difference was not pinned down).
+//!   `ct_dim` output tiles per K tile). The decomposition is cheap: per tile it measured the
+//!   same as one [`matmul`] per output tile for HiFi4 and up to ~10% faster for LoFi.
 //! - Special values: infinities and NaNs go through the same integer datapath as on ttsim (an
 //!   exponent of 255 is an ordinary large exponent; overflow saturates to infinity), so they
 //!   match ttsim, but no test pins them.
