@@ -325,9 +325,15 @@ impl AudioStream<'_> {
     fn flow_until(&mut self, upto: usize) -> Result<()> {
         let b = self.synth.backend.as_ref();
         let inter = b.hparams().inter;
-        // The flow is cheap in memory (inter floats per frame), so it runs in windows 4x the decoder's
-        // (whole utterances up to ~20 s) to cut the relative cost of its context.
-        let step = 4 * self.synth.chunk.frames.max(1);
+        // The flow is cheap in memory (inter floats per frame), so after a first window of one decoder
+        // chunk (early first audio) it runs in windows 4x the decoder's, to cut the relative cost of
+        // its context.
+        let step = if self.flow_done == 0 {
+            self.synth.chunk.frames
+        } else {
+            4 * self.synth.chunk.frames
+        }
+        .max(1);
         while self.flow_done < upto {
             let a = self.flow_done;
             let mut e = (a + step).max(upto).min(self.frames);
