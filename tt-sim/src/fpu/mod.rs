@@ -50,7 +50,7 @@
 //!   development machine (AMD EPYC, best of 15 batches, other builds running; 2 * 32^3 FLOP per
 //!   tile matmul): AVX-512 path about 17-19 GFLOP/s for bfp8 LoFi and 6.5-7 GFLOP/s for bf16
 //!   HiFi4 (fp32 or 16-bit DEST); the AVX2 path (measured with the AVX-512 clone removed) about
-//!   9-10 and 4.3-4.6 GFLOP/s. Baseline x86-64 (SSE2) code was 4-5x slower than AVX2 when last
+//!   9-10 and 4.3-4.6 GFLOP/s. Baseline x86-64 (SSE2) code was about 4x slower than AVX2 when last
 //!   measured. [`eltwise`] and GAPOOL [`reduce`] use the same lane code (1-2.5 us per tile);
 //!   [`unpack`] and [`pack`] cost under 1 us per tile ([`SrcTile`] keeps its datums on the
 //!   heap: moving 4 KiB tiles through `Result`s cost more than the unpack itself).
