@@ -418,3 +418,70 @@ pub fn reference(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_identical_keys_average_the_values() {
+        // Equal keys: uniform weights over the allowed keys.
+        let (t, c) = (4, 2);
+        let q: Vec<f32> = (0..t * c).map(|i| i as f32 * 0.1).collect();
+        let k = vec![0.5f32; t * c];
+        let v: Vec<f32> = (0..t * c).map(|i| i as f32).collect();
+        let plain = reference(
+            &q,
+            &k,
+            &v,
+            t,
+            1,
+            AttentionKind::Plain { causal: false },
+            None,
+        );
+        for i in 0..t {
+            assert!((plain[i * c] - 3.0).abs() < 1e-12 && (plain[i * c + 1] - 4.0).abs() < 1e-12);
+        }
+        let causal = reference(
+            &q,
+            &k,
+            &v,
+            t,
+            1,
+            AttentionKind::Plain { causal: true },
+            None,
+        );
+        assert!((causal[2 * c] - 2.0).abs() < 1e-12, "{}", causal[2 * c]);
+        let masked = reference(
+            &q,
+            &k,
+            &v,
+            t,
+            1,
+            AttentionKind::Plain { causal: false },
+            Some(2),
+        );
+        assert!((masked[3 * c] - 1.0).abs() < 1e-12, "{}", masked[3 * c]);
+    }
+
+    #[test]
+    fn reference_relative_terms_are_banded() {
+        // Zero q: uniform weights; rel_v adds the mean of rel_v over the in-band offsets.
+        let (t, d, w) = (5, 1, 1);
+        let q = vec![0f32; t];
+        let k = vec![1f32; t];
+        let v = vec![0f32; t];
+        let rel_k = vec![9f32; 3];
+        let rel_v = vec![1f32, 10.0, 100.0];
+        let kind = AttentionKind::VitsRelative {
+            rel_k: &rel_k,
+            rel_v: &rel_v,
+            window: w,
+        };
+        let out = reference(&q, &k, &v, t, 1, kind, None);
+        // Row 0: offsets 0 (j = 0) and +1 (j = 1) in band, weights 1/5 each.
+        assert!((out[0] - (10.0 + 100.0) / 5.0).abs() < 1e-12, "{}", out[0]);
+        assert!((out[2] - 111.0 / 5.0).abs() < 1e-12, "{}", out[2]);
+        let _ = d;
+    }
+}

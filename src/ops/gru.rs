@@ -479,3 +479,46 @@ pub fn reference(x: &[f32], batch: usize, params: &GruParams<'_>, h0: Option<&[f
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_with_zero_weights_halves_h() {
+        // r = z = sigmoid(0) = 1/2, n = tanh(0) = 0, so h' = h / 2.
+        let (i, h) = (3, 2);
+        let zeros = |n: usize| vec![0f32; n];
+        let (wi, wh, b) = (zeros(3 * h * i), zeros(3 * h * h), zeros(3 * h));
+        let p = GruParams {
+            input_size: i,
+            hidden: h,
+            w_ih: &wi,
+            w_hh: &wh,
+            b_ih: &b,
+            b_hh: &b,
+        };
+        let x = vec![1.0f32; 4 * i];
+        let out = reference(&x, 1, &p, Some(&[2.0, -4.0]));
+        assert_eq!(out, vec![1.0, -2.0, 0.5, -1.0, 0.25, -0.5, 0.125, -0.25]);
+    }
+
+    #[test]
+    fn reference_gate_order_is_r_z_n() {
+        // Only b_hh of the z gate is large: z -> 1, h stays h0 whatever n is.
+        let (i, h) = (1, 1);
+        let (wi, wh) = (vec![0.3f32; 3], vec![0.2f32; 3]);
+        let b_ih = vec![0.0f32; 3];
+        let b_hh = vec![0.0f32, 40.0, 0.0];
+        let p = GruParams {
+            input_size: i,
+            hidden: h,
+            w_ih: &wi,
+            w_hh: &wh,
+            b_ih: &b_ih,
+            b_hh: &b_hh,
+        };
+        let out = reference(&[1.0], 1, &p, Some(&[0.7]));
+        assert!((out[0] - f64::from(0.7f32)).abs() < 1e-12, "{}", out[0]);
+    }
+}
