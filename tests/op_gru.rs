@@ -367,3 +367,17 @@ fn clear_errors_for_unsupported_shapes() {
     );
     let _ = MathFidelity::HiFi4;
 }
+
+#[test]
+#[ignore = "expensive: the Piper shape on Blackhole (p150 estimate), bf16/HiFi4/fp32acc; run with \
+            cargo test --test op_gru -- --ignored --nocapture blackhole"]
+fn piper_hidden_256_1000_steps_blackhole() {
+    let device = sim(Arch::Blackhole);
+    let c = case(1000, 1, 192, 256, false, 5);
+    let r = run_case(&device, &c, Precision::hifi());
+    eprintln!(
+        "gru Blackhole T=1000 H=256 bf16/HiFi4/fp32acc: local max {:.3e} ({:.2} of bound), \
+         free-running max {:.3e} mean {:.3e}\n    projection: {}; recurrence: {}",
+        r.local_max, r.local_ratio, r.free_max, r.free_mean, r.stats[0], r.stats[1]
+    );
+}
