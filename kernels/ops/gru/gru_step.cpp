@@ -59,11 +59,10 @@ void kernel_main() {
 
         // Phase 1: DEST 0..2 = h @ W_g; r, z gates; gh_n + b_hn.
         tile_regs_acquire();
-        matmul_init(cb_h, cb_w);
-        for (uint32_t g = 0; g < 3; ++g) {
-            for (uint32_t kt = 0; kt < Ht; ++kt) {
-                matmul_tiles(cb_h, cb_w, kt, kt * 3 + g, g);
-            }
+        // One 1x3 block per K tile: h[kt] x W[kt, r|z|n] into DEST 0..2 (h unpacked once).
+        mm_block_init_short(cb_h, cb_w, 0, 3, 1, 1);
+        for (uint32_t kt = 0; kt < Ht; ++kt) {
+            matmul_block(cb_h, cb_w, kt, kt * 3, 0, 0, 3, 1, 1);
         }
         dest_op<ADD>(cb_gx, 0, 0);
         dest_op<ADD>(cb_bias, 0, 0);
