@@ -26,6 +26,11 @@ pub enum Command {
     Bench(BenchArgs),
     /// Print the phonemes and ids of a text (no synthesis).
     Phonemize(PhonemizeArgs),
+    /// Compare a backend against the cpu reference with noise off: frame counts, MCD, log-mel L1,
+    /// SNR, PCC; the precision plan's shares; the on-device share; device-time ESTIMATES.
+    Eval(EvalArgs),
+    /// Print a precision plan applied to a voice: every layer's setting and the shares.
+    Plan(PlanArgs),
 }
 
 /// What to speak. Without any of `--text`, `--phonemes`, `--ids` the text is read from stdin.
@@ -56,6 +61,19 @@ pub struct InputArgs {
 pub enum BackendKind {
     /// Reference f32 CPU backend.
     Cpu,
+    /// Tensix ops on the tt-sim simulator (no hardware needed; slow: a few seconds per frame).
+    Sim,
+    /// Tensix ops on TT-Metal hardware (needs the metal shim and a device).
+    Metal,
+}
+
+/// Simulated chip for `--backend sim`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ArchKind {
+    /// Wormhole B0 (n150).
+    Wormhole,
+    /// Blackhole (p150).
+    Blackhole,
 }
 
 /// Synthesis settings shared by `synth` and `bench`.
@@ -85,6 +103,15 @@ pub struct VoiceArgs {
     /// Worker threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Precision plan of the sim/metal backends: a preset (hifi, bfp8-lofi) or a TOML file.
+    #[arg(long, default_value = "hifi")]
+    pub precision: String,
+    /// Chip simulated by `--backend sim` (wormhole = n150, blackhole = p150).
+    #[arg(long, value_enum, default_value_t = ArchKind::Wormhole)]
+    pub arch: ArchKind,
+    /// Metal device id for `--backend metal`.
+    #[arg(long, default_value_t = 0)]
+    pub device_id: u32,
 }
 
 #[derive(Debug, Args)]
@@ -122,4 +149,28 @@ pub struct PhonemizeArgs {
     pub voice: PathBuf,
     #[command(flatten)]
     pub input: InputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub voice: VoiceArgs,
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// A text file with one sentence per line (instead of --text/--phonemes/--ids).
+    #[arg(long)]
+    pub sentences: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Piper voice model (`<name>.onnx`).
+    #[arg(long)]
+    pub voice: PathBuf,
+    /// A preset (hifi, bfp8-lofi) or a TOML plan file.
+    #[arg(long, default_value = "hifi")]
+    pub precision: String,
+    /// Print every layer's setting.
+    #[arg(long)]
+    pub layers: bool,
 }

@@ -4,6 +4,7 @@
 
 pub mod args;
 mod bench;
+mod eval;
 pub mod input;
 pub mod output;
 mod phonemes;
@@ -30,6 +31,8 @@ pub fn main() -> ExitCode {
         Command::Synth(a) => synth::run(&a),
         Command::Bench(a) => bench::run(&a),
         Command::Phonemize(a) => phonemes::run(&a),
+        Command::Eval(a) => eval::run(&a),
+        Command::Plan(a) => eval::plan(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

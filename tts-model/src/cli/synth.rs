@@ -3,9 +3,11 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use tts_model::{SynthOptions, Synthesizer, VoiceConfig};
+use tts_model::precision::Plan;
+use tts_model::tt::{Arch, DeviceKind, TtBackend, TtOptions};
+use tts_model::{SynthOptions, Synthesizer, Voice, VoiceConfig};
 
-use super::args::{BackendKind, SynthArgs, VoiceArgs};
+use super::args::{ArchKind, BackendKind, SynthArgs, VoiceArgs};
 use super::input::{self, SentenceIds, describe_chars};
 use super::output::AudioSink;
 
@@ -71,7 +73,53 @@ pub fn load(v: &VoiceArgs) -> Result<(Synthesizer, tts_model::synth::LoadStats)>
     match v.backend {
         BackendKind::Cpu => Synthesizer::load(&v.voice, v.threads)
             .with_context(|| format!("cannot load voice {}", v.voice.display())),
+        BackendKind::Sim | BackendKind::Metal => {
+            let (tt, stats, config) = load_tt(v)?;
+            Ok((Synthesizer::new(Box::new(tt), config), stats))
+        }
     }
+}
+
+/// Loads the voice on the `tt` backend (`--backend sim|metal`).
+pub fn load_tt(
+    v: &VoiceArgs,
+) -> Result<(
+    std::sync::Arc<TtBackend>,
+    tts_model::synth::LoadStats,
+    VoiceConfig,
+)> {
+    let plan = Plan::from_arg(&v.precision)?;
+    let device = match v.backend {
+        BackendKind::Metal => DeviceKind::Metal(v.device_id),
+        _ => DeviceKind::Sim(match v.arch {
+            ArchKind::Wormhole => Arch::WormholeB0,
+            ArchKind::Blackhole => Arch::Blackhole,
+        }),
+    };
+    let t0 = Instant::now();
+    let voice = Voice::load(&v.voice)
+        .with_context(|| format!("cannot load voice {}", v.voice.display()))?;
+    let t1 = Instant::now();
+    let tt = TtBackend::new(
+        &voice,
+        TtOptions {
+            device,
+            plan,
+            host_threads: v.threads,
+            emulate: false,
+        },
+    )
+    .with_context(|| {
+        format!(
+            "cannot prepare voice {} on the tt backend",
+            v.voice.display()
+        )
+    })?;
+    let stats = tts_model::synth::LoadStats {
+        parse_s: (t1 - t0).as_secs_f64(),
+        convert_s: t1.elapsed().as_secs_f64(),
+    };
+    Ok((std::sync::Arc::new(tt), stats, voice.config))
 }
 
 /// Prints the dropped-symbol warning of one sentence.

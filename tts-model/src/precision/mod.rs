@@ -521,7 +521,12 @@ impl ResolvedPlan {
             .map(|&f| {
                 let sel = compute.iter().filter(|(_, s)| s.fidelity == f);
                 let n = sel.clone().count();
-                (f, n, sel.map(|(l, _)| l.flops(ids, frames)).sum())
+                // `+ 0.0`: an empty f64 sum is -0.0.
+                (
+                    f,
+                    n,
+                    sel.map(|(l, _)| l.flops(ids, frames)).sum::<f64>() + 0.0,
+                )
             })
             .collect();
         let by_format = WeightFormat::ALL
@@ -622,9 +627,20 @@ impl fmt::Display for PlanReport {
         if self.exceptions.is_empty() {
             writeln!(f, "  exceptions (compute layers not in LoFi): none")
         } else {
-            writeln!(f, "  exceptions (compute layers not in LoFi):")?;
-            for (n, s) in &self.exceptions {
+            writeln!(
+                f,
+                "  exceptions (compute layers not in LoFi): {}",
+                self.exceptions.len()
+            )?;
+            for (n, s) in self.exceptions.iter().take(12) {
                 writeln!(f, "    {n}: {s}")?;
+            }
+            if self.exceptions.len() > 12 {
+                writeln!(
+                    f,
+                    "    ... and {} more (`tts plan --layers` lists every layer)",
+                    self.exceptions.len() - 12
+                )?;
             }
             Ok(())
         }

@@ -534,3 +534,35 @@ impl Backend for TtBackend {
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
+
+/// A shared handle runs as a backend too (so a caller can keep reading the [`Ledger`]).
+impl Backend for std::sync::Arc<TtBackend> {
+    fn name(&self) -> &str {
+        "tt"
+    }
+
+    fn hparams(&self) -> &Hparams {
+        &self.hp
+    }
+
+    fn encode(&self, ids: &[i64]) -> Result<Encoded> {
+        self.as_ref().encode(ids)
+    }
+
+    fn log_durations(
+        &self,
+        enc: &Encoded,
+        noise: &[f32],
+        speaker: Option<usize>,
+    ) -> Result<Vec<f32>> {
+        self.as_ref().log_durations(enc, noise, speaker)
+    }
+
+    fn flow_reverse(&self, z_p: &[f32], frames: usize, speaker: Option<usize>) -> Result<Vec<f32>> {
+        self.as_ref().flow_reverse(z_p, frames, speaker)
+    }
+
+    fn decode(&self, z: &[f32], frames: usize, speaker: Option<usize>) -> Result<Vec<f32>> {
+        self.as_ref().decode(z, frames, speaker)
+    }
+}
