@@ -21,8 +21,8 @@ pub mod phonemize;
 pub mod precision;
 pub mod quality;
 pub mod synth;
-pub mod tt;
 mod sys;
+pub mod tt;
 pub mod voice;
 
 pub use backend::{Backend, Encoded};
