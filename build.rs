@@ -7,7 +7,8 @@
 //!    the simulator's defines). A kernel that does not compile fails the build with the compiler's
 //!    message.
 //!
-//! Kernels under `kernels/compute/` are checked as compute kernels, all others as data movement
+//! Kernels under `kernels/compute/`, or that include a compute API header, are checked as compute
+//! kernels, all others as data movement
 //! kernels (on Wormhole and, when the source mentions `ARCH_`, on Blackhole too). Every
 //! `get_compile_time_arg_val(i)` reads 2 during the check (a non-sharded DRAM `TensorAccessorArgs`
 //! config word and a small count), so kernels must compile for any argument values.
@@ -261,7 +262,7 @@ fn syntax_check(kernels_dir: &Path, files: &[PathBuf], emu_dir: &Path, out_dir: 
                 }
             }
         }
-        let compute = r.starts_with("compute/");
+        let compute = is_compute_kernel(&r, &source);
         let wrapper = wrappers.join(format!("k{i}.cpp"));
         let text = format!(
             "#include \"{}\"\n#include \"tt_sim/entry.h\"\n",
@@ -388,4 +389,13 @@ fn syntax_check(kernels_dir: &Path, files: &[PathBuf], emu_dir: &Path, out_dir: 
             failures.join("\n\n")
         ));
     }
+}
+
+/// A compute kernel lives under `compute/` or includes the compute API (`api/compute/...` or the
+/// older `compute_kernel_api...`); everything else is a data-movement kernel.
+fn is_compute_kernel(path: &str, source: &str) -> bool {
+    path.starts_with("compute/")
+        || path.contains("/compute/")
+        || source.contains("\"api/compute/")
+        || source.contains("\"compute_kernel_api")
 }

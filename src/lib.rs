@@ -22,6 +22,16 @@ pub mod kernels {
     pub fn source(path: &str) -> Option<&'static str> {
         ALL.iter().find(|(p, _)| *p == path).map(|(_, s)| *s)
     }
+
+    /// Whether the kernel at `path` with `source` is a compute kernel: it lives under `compute/`
+    /// or includes the compute API (`api/compute/...`, or the older `compute_kernel_api...`).
+    /// `build.rs` uses the same rule for its syntax check.
+    pub fn is_compute(path: &str, source: &str) -> bool {
+        path.starts_with("compute/")
+            || path.contains("/compute/")
+            || source.contains("\"api/compute/")
+            || source.contains("\"compute_kernel_api")
+    }
 }
 
 #[cfg(test)]
@@ -36,6 +46,14 @@ mod tests {
             Some(kernels::DATAFLOW_READER_UNARY)
         );
         assert!(kernels::source("dataflow/nope.cpp").is_none());
+        // Compute kernels outside `compute/` are recognised by their includes.
+        let conv = kernels::source("ops/conv/conv_gather_mm.cpp").unwrap();
+        assert!(kernels::is_compute("ops/conv/conv_gather_mm.cpp", conv));
+        let reader = kernels::source("ops/conv/reader_conv_gather.cpp").unwrap();
+        assert!(!kernels::is_compute(
+            "ops/conv/reader_conv_gather.cpp",
+            reader
+        ));
         let on_disk = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/kernels/compute/matmul_single_core.cpp"

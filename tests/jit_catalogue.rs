@@ -1,6 +1,6 @@
 //! Every kernel embedded from `kernels/` builds in the simulator's JIT (through tt-safe and the C
 //! ABI), not only in build.rs's syntax check: this guards against the two include layouts
-//! drifting apart. Compute kernels are the files under `compute/`; every compile-time arg is 2,
+//! drifting apart. Compute kernels are those [`tt_kernels::kernels::is_compute`] recognises; every compile-time arg is 2,
 //! as in the syntax check.
 
 #[path = "support/common.rs"]
@@ -17,7 +17,7 @@ fn every_kernel_builds_in_the_simulator_jit() {
         if !path.ends_with(".cpp") {
             continue;
         }
-        let kind = if path.starts_with("compute/") {
+        let kind = if tt_kernels::kernels::is_compute(path, source) {
             KernelKind::compute(ComputeConfig::default())
         } else {
             KernelKind::riscv0()
