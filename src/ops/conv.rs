@@ -1068,7 +1068,19 @@ mod tests {
         let g = gather(100_000, 32, 32, 7, 12);
         let b = plan(&g, &Precision::hifi(), 64, budget, 341).unwrap();
         assert_eq!(b.time_blocks, 3125);
-        assert!(b.l1_bytes < 64 * 1024, "{b:?}");
+        let short = plan(
+            &gather(1_000, 32, 32, 7, 12),
+            &Precision::hifi(),
+            64,
+            budget,
+            341,
+        )
+        .unwrap();
+        assert_eq!(
+            b.l1_bytes, short.l1_bytes,
+            "L1 per core must not grow with T: {b:?}"
+        );
+        assert!(b.l1_bytes < 128 * 1024, "{b:?}");
         // Halo of a dilation-12 k7 conv: 31 + 72 + 1 rows -> 4 tiles + 1 for misalignment.
         assert_eq!(b.window_tiles, 5);
     }
