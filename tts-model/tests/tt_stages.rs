@@ -158,3 +158,34 @@ fn flow_and_decoder_run_under_bfp8_lofi() {
         assert!(s.is_finite() && s > 0.0, "{stage}: SNR {s} dB");
     }
 }
+
+/// Encoder on the device (`hifi`): ~12 device ops per layer x 6 layers, each rounding its input
+/// and output to bf16 (2^-9 relative, >= 54 dB per tensor); with errors adding in power and no
+/// gain the floor is 54 - 10 log10(2 x 72) = 32.4 dB for the encoder output and the prior
+/// statistics. The durations decide the frame count, which must be identical.
+#[test]
+fn encoder_on_device_matches_cpu_hifi() {
+    let Some((cpu, tt)) = backends("hifi", false) else {
+        return;
+    };
+    let a = cpu.encode(HELLO).expect("cpu encoder");
+    let b = tt.encode(HELLO).expect("tt encoder");
+    let (sx, ss) = (
+        snr_db(&a.x, &b.x).expect("len"),
+        snr_db(&a.stats, &b.stats).expect("len"),
+    );
+    eprintln!("encoder hifi: x SNR {sx:.1} dB, stats SNR {ss:.1} dB");
+    assert!(sx >= 32.4 && ss >= 32.4, "x {sx:.1} dB, stats {ss:.1} dB");
+    let zero = vec![0.0; 2 * a.t];
+    let da = durations(&cpu.log_durations(&a, &zero, None).expect("dp"), 1.0);
+    let db = durations(&tt.log_durations(&b, &zero, None).expect("dp"), 1.0);
+    assert_eq!(
+        da.iter().sum::<u32>(),
+        db.iter().sum::<u32>(),
+        "frame counts"
+    );
+    assert!(
+        tt.ledger().host_flops.get("encoder").is_none(),
+        "encoder ran on the host"
+    );
+}

@@ -7,24 +7,28 @@
 //! ([`TtBackend::ledger`]), from which `tts eval` prints the on-device share.
 //!
 //! Current split (see `docs/pipeline-on-tensix.md`, kept in sync with [`HOST_STEPS`]):
-//! - on device: every conv and conv-transpose of the flow and the decoder (WN `pre`, `in_layers`,
-//!   `res_skip_layers`, `post`; `conv_pre`, `ups`, all resblock convs, `conv_post` with the final
-//!   tanh fused).
-//! - on the host (explicit, counted): the text encoder and the stochastic duration predictor run
-//!   on the cpu reference backend (whole stages), and the elementwise glue between device ops in
-//!   the flow and decoder (leaky ReLU, residual adds, resblock mean, WaveNet gating, channel flip
-//!   and split), because the eltwise op of tt-kernels had not landed when this was written.
-//!   Activations cross the host/device boundary around each op for that reason.
+//! - on device: the text encoder (embedding gather with the sqrt(C) scale, q/k/v/o 1x1 convs,
+//!   VITS relative attention, both layer norms, FFN convs with fused ReLU, proj), every conv and
+//!   conv-transpose of the flow and the decoder (WN `pre`, `in_layers`, `res_skip_layers`, `post`;
+//!   `conv_pre`, `ups`, all resblock convs, `conv_post` with the final tanh fused).
+//! - on the host (explicit, counted): the stochastic duration predictor (whole stage on the cpu
+//!   reference backend, incl. the spline), and the elementwise glue between device ops (encoder
+//!   residual adds; flow flip/split, WaveNet gating, residual/skip adds; decoder leaky ReLU,
+//!   residual adds, resblock mean), because the eltwise op of tt-kernels had not landed when this
+//!   was written. Activations cross the host/device boundary around those steps.
 #![deny(unsafe_code)]
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use tt_kernels::ops::attention::{AttentionKind, attention_with_stats};
 use tt_kernels::ops::common::{Activation, DeviceTensor, OpError, Precision};
 use tt_kernels::ops::conv::{Conv1d, Conv1dParams, conv1d_reference};
 use tt_kernels::ops::conv_transpose::{
     ConvTranspose1d, ConvTranspose1dParams, conv_transpose1d_reference,
 };
+use tt_kernels::ops::embed::{EmbedScale, embedding_gather, index_buffer};
+use tt_kernels::ops::norm::LayerNorm;
 pub use tt_safe::Arch;
 use tt_safe::{DataFormat, Device, MathFidelity, RunStats};
 
@@ -36,7 +40,7 @@ use crate::voice::{Hparams, ResBlockKind, Voice};
 
 /// Host steps of the current `tt` backend (whole stages and elementwise glue), for reports.
 pub const HOST_STEPS: &[&str] = &[
-    "text encoder (whole stage on the cpu backend: embedding, attention, layer norms, FFN, proj)",
+    "text encoder glue: the two residual adds per layer (embedding gather, q/k/v/o convs, relative attention, layer norms, FFN convs and proj run on the device)",
     "duration predictor (whole stage on the cpu backend, incl. the rational-quadratic spline)",
     "flow glue: channel flip and split, WaveNet gating tanh(a)*sigmoid(b), residual/skip adds, x1 -= post",
     "decoder glue: leaky ReLU before each conv, residual adds, resblock mean (/3)",
@@ -133,6 +137,17 @@ pub struct TtBackend {
     ledger: Mutex<Ledger>,
     all_layers: Vec<precision::Layer>,
     emulate: bool,
+    enc: DevEncoder,
+}
+
+/// rel_k, rel_v (`[2w+1, d]`), attention precision, LN1, LN2 of one encoder layer.
+type EncLayer = (Vec<f32>, Vec<f32>, Precision, LayerNorm, LayerNorm);
+
+/// Encoder parts that are not convs.
+struct DevEncoder {
+    emb: DeviceTensor,
+    /// Per layer: rel_k, rel_v (`[2w+1, d]`), attention precision, LN1, LN2.
+    layers: Vec<EncLayer>,
 }
 
 fn dev_err(e: OpError) -> TtsError {
@@ -191,7 +206,16 @@ impl TtBackend {
         )?;
         let mut layers = HashMap::new();
         for l in &all_layers {
-            if !(l.name.starts_with("flow.") || l.name.starts_with("dec.")) {
+            if !(l.name.starts_with("flow.")
+                || l.name.starts_with("dec.")
+                || l.name.starts_with("enc_p."))
+            {
+                continue;
+            }
+            if !matches!(
+                l.kind,
+                precision::LayerKind::Conv { .. } | precision::LayerKind::ConvTranspose { .. }
+            ) {
                 continue;
             }
             let setting = plan.get(&l.name).unwrap_or(opts.plan.default);
@@ -205,6 +229,9 @@ impl TtBackend {
             };
             let act = if l.name == "dec.conv_post" {
                 Activation::Tanh
+            } else if l.name.starts_with("enc_p.encoder.ffn_layers.") && l.name.ends_with(".conv_1")
+            {
+                Activation::Relu
             } else {
                 Activation::None
             };
@@ -223,13 +250,21 @@ impl TtBackend {
                                 "no Conv node found for this weight (cannot read padding/dilation)"
                                     .into(),
                         })?;
+                    // VITS' FFN pads explicitly (a Pad node before a pad-0 Conv): "same"
+                    // padding (k-1)/2 left, k/2 right.
+                    let pads =
+                        if l.name.starts_with("enc_p.encoder.ffn_layers.") && a.pads == (0, 0) {
+                            ((k - 1) / 2, k / 2)
+                        } else {
+                            a.pads
+                        };
                     let params = Conv1dParams {
                         cin: cin_per_group * a.group,
                         cout,
                         kernel: k,
                         stride: a.stride,
-                        pad_left: a.pads.0,
-                        pad_right: a.pads.1,
+                        pad_left: pads.0,
+                        pad_right: pads.1,
                         dilation: a.dilation,
                         groups: a.group,
                     };
@@ -283,7 +318,41 @@ impl TtBackend {
             };
             layers.insert(l.name.clone(), dl);
         }
+        let enc = {
+            let w = &voice.weights;
+            let emb = DeviceTensor::from_host(
+                &device,
+                hp.n_vocab,
+                hp.hidden,
+                &w.get("enc_p.emb.weight")?.to_f32(),
+                DataFormat::Float16_b,
+            )
+            .map_err(dev_err)?;
+            let ln_prec = to_precision(opts.plan.default);
+            let mut el = Vec::new();
+            for i in 0..hp.n_layers {
+                let a = format!("enc_p.encoder.attn_layers.{i}");
+                let rk = w.get(&format!("{a}.emb_rel_k"))?.to_f32();
+                let rv = w.get(&format!("{a}.emb_rel_v"))?.to_f32();
+                let ap = to_precision(
+                    plan.get(&format!("{a}.emb_rel_k"))
+                        .unwrap_or(opts.plan.default),
+                );
+                let ln = |n: usize| -> Result<LayerNorm> {
+                    let g = w
+                        .get(&format!("enc_p.encoder.norm_layers_{n}.{i}.gamma"))?
+                        .to_f32();
+                    let b = w
+                        .get(&format!("enc_p.encoder.norm_layers_{n}.{i}.beta"))?
+                        .to_f32();
+                    LayerNorm::new(&device, &g, &b, 1e-5, ln_prec).map_err(dev_err)
+                };
+                el.push((rk, rv, ap, ln(1)?, ln(2)?));
+            }
+            DevEncoder { emb, layers: el }
+        };
         Ok(Self {
+            enc,
             device,
             hp,
             cpu,
@@ -355,12 +424,23 @@ impl TtBackend {
         }
         let input = DeviceTensor::from_host(&self.device, rows, cin, x, DataFormat::Float16_b)
             .map_err(dev_err)?;
+        let out = self.run_t(stage, name, &input)?;
+        let rows_out = out.rows();
+        Ok((out.to_host().map_err(dev_err)?, rows_out))
+    }
+
+    /// Runs one device layer on a device tensor.
+    fn run_t(&self, stage: &'static str, name: &str, input: &DeviceTensor) -> Result<DeviceTensor> {
+        let l = self.layers.get(name).ok_or_else(|| TtsError::Weight {
+            name: name.into(),
+            detail: "not prepared on the device".into(),
+        })?;
+        let rows = input.rows();
         let (out, stats): (DeviceTensor, RunStats) = match &l.op {
-            Op::Conv(c) => c.run(&input),
-            Op::Up(u) => u.run(&input),
+            Op::Conv(c) => c.run(input),
+            Op::Up(u) => u.run(input),
         }
         .map_err(dev_err)?;
-        let y = out.to_host().map_err(dev_err)?;
         let rows_out = out.rows();
         let flop_rows = if l.transpose { rows } else { rows_out };
         debug_assert_eq!(out.cols(), l.cout);
@@ -370,7 +450,101 @@ impl TtBackend {
             g.estimate |= stats.is_estimate;
             g.launches += 1;
         });
-        Ok((y, rows_out))
+        Ok(out)
+    }
+
+    fn note_stats(&self, stage: &'static str, flops: f64, stats: &RunStats) {
+        self.note(|g| {
+            g.device_flops += flops;
+            *g.device_ns.entry(stage).or_default() += stats.device_ns.unwrap_or(0);
+            g.estimate |= stats.is_estimate;
+            g.launches += 1;
+        });
+    }
+
+    fn encode_device(&self, ids: &[i64]) -> Result<Encoded> {
+        let hp = &self.hp;
+        let t = ids.len();
+        let idx: Vec<u32> = ids
+            .iter()
+            .map(|&i| {
+                u32::try_from(i)
+                    .ok()
+                    .filter(|&v| (v as usize) < hp.n_vocab)
+                    .ok_or_else(|| {
+                        TtsError::Input(format!("phoneme id {i} outside 0..{}", hp.n_vocab))
+                    })
+            })
+            .collect::<Result<_>>()?;
+        let ed = |e: tt_kernels::ops::embed::EmbedError| {
+            TtsError::Unsupported(format!("tt device op failed: {e}"))
+        };
+        let buf = index_buffer(&self.device, &idx).map_err(ed)?;
+        let mut xd = embedding_gather(
+            &self.device,
+            &self.enc.emb,
+            &buf,
+            t,
+            EmbedScale::SqrtChannels,
+        )
+        .map_err(ed)?;
+        self.note(|g| g.launches += 1);
+        let mut x = xd.to_host().map_err(dev_err)?;
+        let upload = |v: &[f32]| {
+            DeviceTensor::from_host(&self.device, t, hp.hidden, v, DataFormat::Float16_b)
+                .map_err(dev_err)
+        };
+        let core_flops = |name: &str| -> f64 {
+            self.all_layers
+                .iter()
+                .filter(|l| l.name.starts_with(name))
+                .map(|l| l.flops(t, 0))
+                .sum()
+        };
+        for (i, (rk, rv, ap, ln1, ln2)) in self.enc.layers.iter().enumerate() {
+            let a = format!("enc_p.encoder.attn_layers.{i}");
+            let q = self.run_t("encoder", &format!("{a}.conv_q"), &xd)?;
+            let k = self.run_t("encoder", &format!("{a}.conv_k"), &xd)?;
+            let v = self.run_t("encoder", &format!("{a}.conv_v"), &xd)?;
+            let kind = AttentionKind::VitsRelative {
+                rel_k: rk,
+                rel_v: rv,
+                window: hp.window,
+            };
+            let (att, st) =
+                attention_with_stats(&self.device, [&q, &k, &v], hp.n_heads, kind, None, ap)
+                    .map_err(dev_err)?;
+            self.note_stats("encoder", core_flops(&format!("{a}.emb_rel_")), &st);
+
+            let o = self
+                .run_t("encoder", &format!("{a}.conv_o"), &att)?
+                .to_host()
+                .map_err(dev_err)?;
+            same_len("attention output", &x, &o)?;
+            x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
+            self.host_ew("encoder residual adds", o.len());
+            let (n1, st) = ln1.run_with_stats(&upload(&x)?).map_err(dev_err)?;
+            self.note_stats("encoder", 0.0, &st);
+            let f = format!("enc_p.encoder.ffn_layers.{i}");
+            let h = self.run_t("encoder", &format!("{f}.conv_1"), &n1)?;
+            let y = self
+                .run_t("encoder", &format!("{f}.conv_2"), &h)?
+                .to_host()
+                .map_err(dev_err)?;
+            x = n1.to_host().map_err(dev_err)?;
+            same_len("FFN output", &x, &y)?;
+            x.iter_mut().zip(&y).for_each(|(a, b)| *a += b);
+            self.host_ew("encoder residual adds", y.len());
+            let (n2, st) = ln2.run_with_stats(&upload(&x)?).map_err(dev_err)?;
+            self.note_stats("encoder", 0.0, &st);
+            x = n2.to_host().map_err(dev_err)?;
+            xd = n2;
+        }
+        let stats = self
+            .run_t("encoder", "enc_p.proj", &xd)?
+            .to_host()
+            .map_err(dev_err)?;
+        Ok(Encoded { t, x, stats })
     }
 }
 
@@ -396,6 +570,18 @@ fn emulate(l: &DevLayer, x: &[f32], rows: usize) -> (Vec<f32>, usize) {
     (out, n)
 }
 
+fn same_len(what: &str, a: &[f32], b: &[f32]) -> Result<()> {
+    if a.len() == b.len() {
+        Ok(())
+    } else {
+        Err(TtsError::Unsupported(format!(
+            "tt backend: {what} has {} values, the residual {} (a padding mismatch)",
+            b.len(),
+            a.len()
+        )))
+    }
+}
+
 fn leaky(x: &[f32], slope: f32) -> Vec<f32> {
     x.iter()
         .map(|&v| if v >= 0.0 { v } else { v * slope })
@@ -412,8 +598,11 @@ impl Backend for TtBackend {
     }
 
     fn encode(&self, ids: &[i64]) -> Result<Encoded> {
-        self.host_stage_flops("encoder", "enc_p.", ids.len());
-        self.cpu.encode(ids)
+        if self.emulate {
+            self.host_stage_flops("encoder", "enc_p.", ids.len());
+            return self.cpu.encode(ids);
+        }
+        self.encode_device(ids)
     }
 
     fn log_durations(
