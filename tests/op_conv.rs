@@ -688,7 +688,9 @@ proptest! {
 /// The Piper (en_US medium) decoder convolutions of a 4-second utterance (345 frames), each
 /// under every precision; prints max/mean error and the simulator's device-time estimate.
 /// By default conv_pre, conv_post and two ResBlock2 convs (stage 1 k3 d1, stage 3 k7 d12) run;
-/// `PIPER_ALL=1` runs all 18 ResBlock2 convs.
+/// `PIPER_ALL=1` runs all 18 ResBlock2 convs. The flow's WaveNet `in_layers` (k5, 192->384,
+/// "same" padding 2, dilation 1 in the medium voice's flow WN, on the 345 frames) always run.
+/// `PIPER_ONLY=<substring>` keeps only the shapes whose name contains it.
 #[test]
 #[ignore = "expensive: cargo test --release --test op_conv -- --ignored"]
 fn piper_decoder_convs() {
@@ -700,6 +702,11 @@ fn piper_decoder_convs() {
         params(192, 256, 7, 1, (3, 3), 1, 1),
         frames,
     )];
+    shapes.push((
+        "flow WN in_layer 192->384 k5 d1 (T 345)".to_string(),
+        params(192, 384, 5, 1, (2, 2), 1, 1),
+        frames,
+    ));
     for (stage, (c, t)) in [
         (128usize, frames * 8),
         (64, frames * 64),
@@ -730,7 +737,11 @@ fn piper_decoder_convs() {
         params(32, 1, 7, 1, (3, 3), 1, 1),
         frames * 256,
     ));
+    let only = std::env::var("PIPER_ONLY").ok();
     for (name, p, t) in shapes {
+        if only.as_deref().is_some_and(|o| !name.contains(o)) {
+            continue;
+        }
         for (pname, precision) in Precision::presets() {
             let started = std::time::Instant::now();
             let (e, stats) = check(
@@ -739,7 +750,7 @@ fn piper_decoder_convs() {
                 t,
                 precision,
                 Activation::None,
-                name.starts_with("conv_pre") || name.starts_with("res"),
+                name.starts_with("conv_pre") || name.starts_with("res") || name.starts_with("flow"),
                 11,
                 &name,
             );
