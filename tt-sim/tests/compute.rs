@@ -353,3 +353,34 @@ fn matmul_block_and_matmul_tiles_give_identical_bits() {
     let (_, _, c2) = run_matmul(64, 64, 96, MathFidelity::LoFi, true, 41);
     assert_eq!(c1, c2);
 }
+
+/// The broadcast-copy API keeps TT-Metal's signature `unary_bcast_init<bcast>(icb, ocb)` (and the
+/// older one-argument form): a kernel written against the real headers must build.
+#[test]
+fn unary_bcast_init_takes_tt_metal_signature() {
+    const KERNEL: &str = r#"
+#include "api/compute/bcast.h"
+#include "api/compute/tile_move_copy.h"
+void kernel_main() {
+    unary_bcast_init<BroadcastType::ROW>(0, 16);
+    unary_bcast_init<BroadcastType::COL>(0);
+    tile_regs_acquire();
+    unary_bcast<BroadcastType::ROW>(0, 0, 0);
+    tile_regs_commit();
+    tile_regs_wait();
+    tile_regs_release();
+}
+"#;
+    let dev = SimDevice::open(SimArch::WormholeB0).unwrap();
+    let grid = range(0, 0, 0, 0);
+    let mut p = SimProgram::new(&dev);
+    p.add_kernel(&KernelConfig {
+        name: "unary_bcast_signature".into(),
+        source: KERNEL.into(),
+        kind: KernelKind::Compute(ComputeConfig::default()),
+        cores: vec![grid],
+        compile_args: vec![],
+        defines: vec![],
+    })
+    .expect("a kernel using the TT-Metal unary_bcast_init signature builds");
+}

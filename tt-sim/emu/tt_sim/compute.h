@@ -239,8 +239,9 @@ TT_SIM_BCAST_FN(add_tiles_bcast_scalar, 0u, 3u)
 TT_SIM_BCAST_FN(sub_tiles_bcast_scalar, 1u, 3u)
 TT_SIM_BCAST_FN(mul_tiles_bcast_scalar, 2u, 3u)
 #undef TT_SIM_BCAST_FN
+// TT-Metal: unary_bcast_init<bcast_type>(icb, ocb); the one-argument form is kept for older kernels.
 template <BroadcastType b, bool is_fp32_dest_acc_en = DST_ACCUM_MODE>
-ALWI void unary_bcast_init(uint32_t) {}
+ALWI void unary_bcast_init(uint32_t, uint32_t = 16) {}
 template <BroadcastType b, bool is_fp32_dest_acc_en = DST_ACCUM_MODE>
 ALWI void unary_bcast(uint32_t icb, uint32_t in_tile_index, uint32_t dst_tile_index, TT_SIM_LINE) {
     tt_sim_op(TT_SIM_OP_UNARY_BCAST, tt_sim_line, tt_sim_bcast(b), icb, in_tile_index, dst_tile_index);
