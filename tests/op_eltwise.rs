@@ -326,6 +326,8 @@ fn errors_name_the_problem() {
 }
 
 /// Piper shapes (T = 300 frames, 192 channels; WN gate over 2 x 192): prints the docs rows.
+/// The device comes from `Device::open_default`: the n150 simulator by default,
+/// `TT_SIM_ARCH=blackhole` for p150.
 #[test]
 #[ignore = "expensive: cargo test --release --test op_eltwise -- --ignored --nocapture"]
 fn piper_shapes() {

@@ -269,6 +269,8 @@ fn layernorm_errors() {
 }
 
 /// Piper's encoder layernorms (T = 300, C = 192): prints the docs rows.
+/// The device comes from `Device::open_default`: the n150 simulator by default,
+/// `TT_SIM_ARCH=blackhole` for p150.
 #[test]
 #[ignore = "expensive: cargo test --release --test op_norm -- --ignored --nocapture"]
 fn piper_shapes() {
