@@ -100,6 +100,12 @@ fn gather_piper_text_encoder_shape() {
 }
 
 #[test]
+fn gather_piper_text_encoder_shape_blackhole() {
+    // The same Piper shape on the p150 grid.
+    check_gather(Arch::Blackhole, 130, 192, 300, EmbedScale::SqrtChannels, 4);
+}
+
+#[test]
 fn gather_rejects_out_of_range_ids() {
     let device = sim(Arch::WormholeB0);
     let table = random_bf16(10, 33, 5);
@@ -169,6 +175,11 @@ fn expand_aligned_blackhole() {
 fn expand_piper_shape() {
     // Piper: T = 300 phonemes, hidden 192, durations 0..=4 frames (about 600 frames).
     check_expand(Arch::WormholeB0, 300, 192, 4, 40, 13);
+}
+
+#[test]
+fn expand_piper_shape_blackhole() {
+    check_expand(Arch::Blackhole, 300, 192, 4, 40, 13);
 }
 
 #[test]
