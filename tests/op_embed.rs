@@ -15,8 +15,8 @@ mod common;
 use common::{Rng, from_tiles, matrix, sim, to_tiles};
 use tt_kernels::ops::common::DeviceTensor;
 use tt_kernels::ops::embed::{
-    EmbedError, EmbedScale, embedding_gather, expand_durations, expand_reference, gather_reference,
-    index_buffer,
+    EmbedError, EmbedScale, embedding_gather, embedding_gather_with_stats, expand_durations,
+    expand_durations_with_stats, expand_reference, gather_reference, index_buffer,
 };
 use tt_safe::{Arch, DataFormat, Device, Tensor2d};
 
@@ -49,7 +49,7 @@ fn check_gather(arch: Arch, vocab: usize, channels: usize, n: usize, scale: Embe
         .collect();
     let tm = upload(&device, &table);
     let ib = index_buffer(&device, &ids).unwrap();
-    let out = embedding_gather(&device, &tm, &ib, n, scale).unwrap();
+    let (out, stats) = embedding_gather_with_stats(&device, &tm, &ib, n, scale).unwrap();
     assert_eq!((out.rows(), out.cols()), (n, channels));
     let got = download(&out);
     let s = match scale {
@@ -74,7 +74,9 @@ fn check_gather(arch: Arch, vocab: usize, channels: usize, n: usize, scale: Embe
             i % channels
         );
     }
-    eprintln!("gather {arch:?} V={vocab} C={channels} n={n} {scale:?}: max abs err {max_err:e}");
+    eprintln!(
+        "gather {arch:?} V={vocab} C={channels} n={n} {scale:?}: max abs err {max_err:e}; {stats}"
+    );
 }
 
 #[test]
@@ -144,7 +146,8 @@ fn check_expand(arch: Arch, t: usize, channels: usize, max_dur: u64, slack: usiz
     let capacity = total + slack;
     let xm = upload(&device, &x);
     let db = index_buffer(&device, &durations).unwrap();
-    let (out, got_total) = expand_durations(&device, &xm, &db, t, capacity).unwrap();
+    let (out, got_total, stats) =
+        expand_durations_with_stats(&device, &xm, &db, t, capacity).unwrap();
     assert_eq!(got_total, total);
     let (want, want_total) = expand_reference(x.data(), channels, &durations, capacity);
     assert_eq!(want_total, total);
@@ -158,7 +161,7 @@ fn check_expand(arch: Arch, t: usize, channels: usize, max_dur: u64, slack: usiz
             i % channels
         );
     }
-    eprintln!("expand {arch:?} T={t} C={channels} total={total}: exact");
+    eprintln!("expand {arch:?} T={t} C={channels} total={total}: exact; {stats}");
 }
 
 #[test]

@@ -163,19 +163,31 @@ pub fn embedding_gather(
     n_ids: usize,
     scale: EmbedScale,
 ) -> Result<DeviceTensor, EmbedError> {
+    embedding_gather_with_stats(device, table, ids, n_ids, scale).map(|(out, _)| out)
+}
+
+/// [`embedding_gather`] that also returns the run statistics (on the simulator: the timing
+/// model's device-time ESTIMATE).
+pub fn embedding_gather_with_stats(
+    device: &Device,
+    table: &DeviceTensor,
+    ids: &Buffer,
+    n_ids: usize,
+    scale: EmbedScale,
+) -> Result<(DeviceTensor, tt_safe::RunStats), EmbedError> {
     let factor = match scale {
         EmbedScale::None => None,
         EmbedScale::SqrtChannels => Some((table.cols() as f64).sqrt() as f32),
         EmbedScale::Factor(f) => Some(f),
     };
-    let (out, word) = row_gather(device, table, ids, n_ids, n_ids, 0, factor)?;
+    let (out, word, stats) = row_gather(device, table, ids, n_ids, n_ids, 0, factor)?;
     if word != 0 {
         return Err(EmbedError::IdOutOfRange {
             count: word,
             vocab: table.rows(),
         });
     }
-    Ok(out)
+    Ok((out, stats))
 }
 
 /// Repeats row `i` of `x` (`[T, C]`) `durations[i]` times (`T` = `n_durations`). The output has
@@ -189,6 +201,19 @@ pub fn expand_durations(
     n_durations: usize,
     capacity: usize,
 ) -> Result<(DeviceTensor, usize), EmbedError> {
+    expand_durations_with_stats(device, x, durations, n_durations, capacity)
+        .map(|(out, total, _)| (out, total))
+}
+
+/// [`expand_durations`] that also returns the run statistics (on the simulator: the timing
+/// model's device-time ESTIMATE).
+pub fn expand_durations_with_stats(
+    device: &Device,
+    x: &DeviceTensor,
+    durations: &Buffer,
+    n_durations: usize,
+    capacity: usize,
+) -> Result<(DeviceTensor, usize, tt_safe::RunStats), EmbedError> {
     if n_durations != x.rows() {
         return Err(EmbedError::Shape {
             what: "number of durations (must equal the rows of x)",
@@ -196,14 +221,14 @@ pub fn expand_durations(
             limit: x.rows(),
         });
     }
-    let (out, total) = row_gather(device, x, durations, n_durations, capacity, 1, None)?;
+    let (out, total, stats) = row_gather(device, x, durations, n_durations, capacity, 1, None)?;
     if total as usize > capacity {
         return Err(EmbedError::OverCapacity {
             total: u64::from(total),
             capacity,
         });
     }
-    Ok((out, total as usize))
+    Ok((out, total as usize, stats))
 }
 
 /// How output tile rows are split over cores.
@@ -238,7 +263,7 @@ fn row_gather(
     out_rows: usize,
     mode: u32,
     factor: Option<f32>,
-) -> Result<(DeviceTensor, u32), EmbedError> {
+) -> Result<(DeviceTensor, u32, tt_safe::RunStats), EmbedError> {
     check("source rows", src.rows(), MAX_INDEX)?;
     check("channels", src.cols(), MAX_INDEX)?;
     check("number of indices", n_index, MAX_INDEX)?;
@@ -350,12 +375,12 @@ fn row_gather(
             &[out.address_u32()?, *n * tc as u32, *first * tc as u32],
         )?;
     }
-    device.run(&program)?;
+    let stats = device.run(&program)?;
     let aux_bytes = aux.read()?;
     let word = u32::from_le_bytes([aux_bytes[0], aux_bytes[1], aux_bytes[2], aux_bytes[3]]);
     // Zero rows fill the row padding; the column padding is copied from the source.
     let out = DeviceTensor::from_parts(out, out_rows, src.cols(), bf, src.pad_is_zero())?;
-    Ok((out, word))
+    Ok((out, word, stats))
 }
 
 /// CPU reference of [`embedding_gather`] in f64: `table` row-major `[vocab, channels]`.
