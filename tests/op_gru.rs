@@ -381,3 +381,17 @@ fn piper_hidden_256_1000_steps_blackhole() {
         r.local_max, r.local_ratio, r.free_max, r.free_mean, r.stats[0], r.stats[1]
     );
 }
+
+#[test]
+#[ignore = "expensive: the issue's longest sequence (4000 steps, H = 256, bfp8_b/HiFi2); run with \
+            cargo test --release --test op_gru -- --ignored --nocapture steps_4000"]
+fn hidden_256_steps_4000() {
+    let device = sim(Arch::WormholeB0);
+    let c = case(4000, 1, 192, 256, true, 9);
+    let r = run_case(&device, &c, Precision::bfp8_hifi2());
+    eprintln!(
+        "gru Wormhole T=4000 H=256 bfp8_b/HiFi2: local max {:.3e} ({:.2} of bound), \
+         free-running max {:.3e} mean {:.3e}\n    projection: {}; recurrence: {}",
+        r.local_max, r.local_ratio, r.free_max, r.free_mean, r.stats[0], r.stats[1]
+    );
+}
