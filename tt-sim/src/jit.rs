@@ -122,6 +122,14 @@ fn all_files() -> Vec<(String, String)> {
         v.push((format!("api/compute/{n}"), fwd.into()));
         v.push((format!("compute_kernel_api/{n}"), fwd.into()));
     }
+    // TT-Metal's shared host/device constants; kernels use VALID/INVALID for multicast flags.
+    v.push((
+        "hostdevcommon/common_values.hpp".into(),
+        "#pragma once\n#include <cstdint>\n\
+         constexpr static std::uint32_t INVALID = 0;\n\
+         constexpr static std::uint32_t VALID = 1;\n"
+            .into(),
+    ));
     v.push(("compute_kernel_api.h".into(), fwd.into()));
     v.push(("api/compute/compute_kernel_api.h".into(), fwd.into()));
     v

@@ -384,3 +384,33 @@ void kernel_main() {
     })
     .expect("a kernel using the TT-Metal unary_bcast_init signature builds");
 }
+
+/// `hostdevcommon/common_values.hpp` (VALID / INVALID, used by multicast handshakes) is provided.
+#[test]
+fn hostdevcommon_values_header_is_provided() {
+    const KERNEL: &str = r#"
+#include "api/dataflow/dataflow_api.h"
+#include "hostdevcommon/common_values.hpp"
+static_assert(VALID == 1 && INVALID == 0, "TT-Metal values");
+void kernel_main() {
+    volatile tt_l1_ptr uint32_t* flag = reinterpret_cast<volatile tt_l1_ptr uint32_t*>(get_semaphore(0));
+    noc_semaphore_set(flag, VALID);
+    noc_semaphore_set(flag, INVALID);
+}
+"#;
+    let mut dev = SimDevice::open(SimArch::WormholeB0).unwrap();
+    let grid = range(0, 0, 0, 0);
+    let mut p = SimProgram::new(&dev);
+    p.add_semaphore(&[grid], 0).unwrap();
+    let k = p
+        .add_kernel(&dm(
+            "hostdevcommon",
+            KERNEL,
+            Risc::Brisc,
+            vec![grid],
+            vec![],
+        ))
+        .expect("a kernel including hostdevcommon/common_values.hpp builds");
+    p.set_runtime_args(k, CoreCoord::new(0, 0), &[]).unwrap();
+    dev.run(&mut p).expect("the kernel runs");
+}
