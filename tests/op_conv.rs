@@ -21,38 +21,13 @@ use tt_kernels::ops::common::{Activation, DeviceTensor, OpError, Precision, tole
 use tt_kernels::ops::conv::{
     Conv1d, Conv1dParams, ConvTerms, conv_error_bound, conv_error_bound_fused,
 };
-use tt_safe::{Arch, DataFormat, Device, RunStats, Tensor2d};
+use tt_safe::{Arch, DataFormat, Device, RunStats};
 
-fn sim() -> Device {
-    Device::open_sim(Arch::WormholeB0).unwrap_or_else(|e| panic!("cannot open the simulator: {e}"))
-}
-
-/// xorshift; values never zero: magnitude in [0.1, 1), random sign.
-struct Rng(u64);
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        let u = (self.0 >> 11) as f64 / (1u64 << 53) as f64;
-        let v = (0.1 + 0.9 * u) as f32;
-        if (self.0 >> 3) & 1 == 0 { v } else { -v }
-    }
-    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
-        (0..n).map(|_| self.next() * scale).collect()
-    }
-}
-
-fn round_trip(rows: usize, cols: usize, data: &[f32], format: DataFormat) -> Vec<f32> {
-    let t = Tensor2d::new(rows, cols, data.to_vec()).expect("tensor");
-    let bytes = t.to_tiles(format).expect("encode");
-    Tensor2d::from_tiles(&bytes, rows, cols, format)
-        .expect("decode")
-        .into_data()
-}
+#[path = "support/conv_common.rs"]
+mod conv_common;
+use conv_common::{
+    Errors, References, Rng, check_both_bounds, piper_device, round_trip, sim, utilisation,
+};
 
 /// The weight matrix as the device stores it, one row per (tap j, input channel ci), one column
 /// per output channel, zero where a group does not connect: BFP blocks are 16 consecutive output
@@ -160,16 +135,6 @@ fn kt_of(p: &Conv1dParams) -> usize {
         .unwrap_or(1)
 }
 
-#[derive(Debug, Default, Clone, Copy)]
-struct Errors {
-    max: f64,
-    mean: f64,
-    /// Largest error / bound (<= 1 when the check passes).
-    worst_ratio: f64,
-    /// Largest |reference| (to read the errors relative to the output scale).
-    ref_max: f64,
-}
-
 /// Runs one conv and checks both bounds; returns the errors against the original inputs.
 #[allow(clippy::too_many_arguments)]
 fn check(
@@ -183,9 +148,9 @@ fn check(
     what: &str,
 ) -> (Errors, RunStats) {
     let mut rng = Rng::new(seed);
-    let x = rng.vec(t_in * p.cin, 1.0);
-    let w = rng.vec(p.cout * (p.cin / p.groups) * p.kernel, 1.0);
-    let b = rng.vec(p.cout, 1.0);
+    let x = rng.vec(t_in * p.cin);
+    let w = rng.vec(p.cout * (p.cin / p.groups) * p.kernel);
+    let b = rng.vec(p.cout);
     let bias = with_bias.then_some(b.as_slice());
 
     let conv = Conv1d::new(device, p, &w, bias, precision, act)
@@ -218,33 +183,15 @@ fn check(
         act,
     );
 
-    let mut e = Errors::default();
-    for i in 0..y.len() {
-        let g = f64::from(got[i]);
-        let (t, c) = (i / p.cout, i % p.cout);
-        let bias_i = with_bias.then(|| f64::from(b[c]));
-        let bound = conv_error_bound(&precision, act, kt, s[i], q[i], bias_i, y[i].abs(), false);
-        let err = (g - y[i]).abs();
-        assert!(
-            err <= bound,
-            "{what}: y[{t}, {c}] = {g}, f64 reference {} (|err| {err:e} > derived bound {bound:e})",
-            y[i]
-        );
-        let bias_q = with_bias.then(|| f64::from(bq[c]));
-        let bound_q = conv_error_bound(&precision, act, kt, sq[i], 0.0, bias_q, yq[i].abs(), true);
-        let err_q = (g - yq[i]).abs();
-        assert!(
-            err_q <= bound_q,
-            "{what}: y[{t}, {c}] = {g}, f64 on the device's input values {} (|err| {err_q:e} > \
-             compute bound {bound_q:e})",
-            yq[i]
-        );
-        e.max = e.max.max(err);
-        e.mean += err;
-        e.worst_ratio = e.worst_ratio.max(err / bound);
-        e.ref_max = e.ref_max.max(y[i].abs());
-    }
-    e.mean /= y.len() as f64;
+    let refs = References {
+        y: &y,
+        s: &s,
+        q: &q,
+        yq: &yq,
+        sq: &sq,
+    };
+    let bias_pair = with_bias.then_some((b.as_slice(), bq.as_slice()));
+    let e = check_both_bounds(&got, p.cout, kt, &precision, act, bias_pair, &refs, what);
     (e, stats)
 }
 
@@ -334,9 +281,9 @@ fn check_fused(
     what: &str,
 ) -> Errors {
     let mut rng = Rng::new(seed);
-    let x = rng.vec(t_in * p.cin, 1.0);
-    let w = rng.vec(p.cout * (p.cin / p.groups) * p.kernel, 1.0);
-    let b = rng.vec(p.cout, 1.0);
+    let x = rng.vec(t_in * p.cin);
+    let w = rng.vec(p.cout * (p.cin / p.groups) * p.kernel);
+    let b = rng.vec(p.cout);
     let t_out = p.output_len(t_in).expect("t_out");
     let r = if residual_is_input {
         assert_eq!(
@@ -346,7 +293,7 @@ fn check_fused(
         );
         x.clone()
     } else {
-        rng.vec(t_out * p.cout, 1.0)
+        rng.vec(t_out * p.cout)
     };
     let conv = Conv1d::new(device, p, &w, Some(&b), precision, post)
         .and_then(|c| c.with_input_activation(pre))
@@ -465,7 +412,7 @@ fn conv1d_fused_input_activation_and_residual() {
         eprintln!("{what}: {e:?}");
     }
     // Only ReLU-like input activations fuse; a wrong residual shape is named.
-    let w = Rng::new(3).vec(8 * 8 * 3, 1.0);
+    let w = Rng::new(3).vec(8 * 8 * 3);
     let e = Conv1d::new(
         &device,
         params(8, 8, 3, 1, (1, 1), 1, 1),
@@ -529,7 +476,7 @@ fn conv1d_longer_than_l1_is_sliced() {
     let conv = Conv1d::new(
         &device,
         p,
-        &Rng::new(1).vec(32 * 32 * 7, 1.0),
+        &Rng::new(1).vec(32 * 32 * 7),
         None,
         Precision::hifi(),
         Activation::None,
@@ -588,8 +535,8 @@ fn the_bound_detects_a_one_row_shift() {
         let p = params(40, 50, 5, 1, (2, 2), 2, 1);
         let t = 50;
         let mut rng = Rng::new(77);
-        let x = rng.vec(t * p.cin, 1.0);
-        let w = rng.vec(p.cout * p.cin * p.kernel, 1.0);
+        let x = rng.vec(t * p.cin);
+        let w = rng.vec(p.cout * p.cin * p.kernel);
         let conv = Conv1d::new(&device, p, &w, None, precision, Activation::None).unwrap();
         let xin = DeviceTensor::from_host(&device, t, p.cin, &x, DataFormat::Float16_b).unwrap();
         let got = conv.run(&xin).unwrap().0.to_host().unwrap();
@@ -627,7 +574,7 @@ fn the_bound_detects_a_one_row_shift() {
 #[test]
 fn conv1d_errors_name_the_problem() {
     let device = sim();
-    let w = Rng::new(2).vec(8 * 4 * 3, 1.0);
+    let w = Rng::new(2).vec(8 * 4 * 3);
     // Bad groups.
     let mut p = params(8, 8, 3, 1, (1, 1), 1, 3);
     let e = Conv1d::new(&device, p, &w, None, Precision::hifi(), Activation::None).unwrap_err();
@@ -776,25 +723,4 @@ fn piper_decoder_convs() {
             );
         }
     }
-}
-
-/// The device of the Piper tests: Wormhole n150 by default, `PIPER_ARCH=blackhole` for p150.
-fn piper_device() -> Device {
-    let arch = match std::env::var("PIPER_ARCH").as_deref() {
-        Ok("blackhole") => Arch::Blackhole,
-        _ => Arch::WormholeB0,
-    };
-    Device::open_sim(arch).unwrap_or_else(|e| panic!("cannot open the simulator: {e}"))
-}
-
-/// Utilisation of the matmul engine (as docs/ops.md defines it for every op): useful FLOPs
-/// (conv: `2 T_out Cout Cin k / groups`; conv-transpose: `2 T_in Cin Cout k`) over the whole
-/// grid's FPU peak at the fidelity (4096 FLOP/cycle/core at LoFi, divided by the phases) in the
-/// estimated cycles.
-fn utilisation(device: &Device, precision: &Precision, flops: f64, stats: &RunStats) -> f64 {
-    let per_cycle =
-        device.grid().num_cores() as f64 * 4096.0 / f64::from(precision.fidelity.phases());
-    stats
-        .device_cycles
-        .map_or(f64::NAN, |c| flops / (c as f64 * per_cycle))
 }

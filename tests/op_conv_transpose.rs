@@ -11,40 +11,14 @@
 
 use proptest::prelude::*;
 use tt_kernels::ops::common::{Activation, DeviceTensor, OpError, Precision, tolerance};
-use tt_kernels::ops::conv::conv_error_bound;
 use tt_kernels::ops::conv_transpose::{ConvTranspose1d, ConvTranspose1dParams};
-use tt_safe::{Arch, DataFormat, Device, RunStats, Tensor2d};
+use tt_safe::{Arch, DataFormat, Device, RunStats};
 
-fn sim() -> Device {
-    Device::open_sim(Arch::WormholeB0).unwrap_or_else(|e| panic!("cannot open the simulator: {e}"))
-}
-
-/// xorshift; values never zero: magnitude in [0.1, 1), random sign.
-struct Rng(u64);
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        let u = (self.0 >> 11) as f64 / (1u64 << 53) as f64;
-        let v = (0.1 + 0.9 * u) as f32;
-        if (self.0 >> 3) & 1 == 0 { v } else { -v }
-    }
-    fn vec(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| self.next()).collect()
-    }
-}
-
-fn round_trip(rows: usize, cols: usize, data: &[f32], format: DataFormat) -> Vec<f32> {
-    let t = Tensor2d::new(rows, cols, data.to_vec()).expect("tensor");
-    let bytes = t.to_tiles(format).expect("encode");
-    Tensor2d::from_tiles(&bytes, rows, cols, format)
-        .expect("decode")
-        .into_data()
-}
+#[path = "support/conv_common.rs"]
+mod conv_common;
+use conv_common::{
+    Errors, References, Rng, check_both_bounds, piper_device, round_trip, sim, utilisation,
+};
 
 /// Weights as the device stores them: one row per (tap j, input channel ci), one column per
 /// output channel (BFP blocks: 16 consecutive output channels of a row). Returns the decoded
@@ -129,14 +103,6 @@ fn reference(
     (y, s, q)
 }
 
-#[derive(Debug, Default, Clone, Copy)]
-struct Errors {
-    max: f64,
-    mean: f64,
-    worst_ratio: f64,
-    ref_max: f64,
-}
-
 #[allow(clippy::too_many_arguments)]
 fn check(
     device: &Device,
@@ -177,49 +143,15 @@ fn check(
         with_bias.then_some(bq.as_slice()),
         act,
     );
-    let mut e = Errors::default();
-    for i in 0..y.len() {
-        let g = f64::from(got[i]);
-        let (t, c) = (i / p.cout, i % p.cout);
-        let bound = conv_error_bound(
-            &precision,
-            act,
-            kt,
-            s[i],
-            q[i],
-            with_bias.then(|| f64::from(b[c])),
-            y[i].abs(),
-            false,
-        );
-        let err = (g - y[i]).abs();
-        assert!(
-            err <= bound,
-            "{what}: y[{t}, {c}] = {g}, f64 reference {} (|err| {err:e} > derived bound {bound:e})",
-            y[i]
-        );
-        let bound_q = conv_error_bound(
-            &precision,
-            act,
-            kt,
-            sq[i],
-            0.0,
-            with_bias.then(|| f64::from(bq[c])),
-            yq[i].abs(),
-            true,
-        );
-        let err_q = (g - yq[i]).abs();
-        assert!(
-            err_q <= bound_q,
-            "{what}: y[{t}, {c}] = {g}, f64 on the device's input values {} (|err| {err_q:e} > \
-             compute bound {bound_q:e})",
-            yq[i]
-        );
-        e.max = e.max.max(err);
-        e.mean += err;
-        e.worst_ratio = e.worst_ratio.max(err / bound);
-        e.ref_max = e.ref_max.max(y[i].abs());
-    }
-    e.mean /= y.len() as f64;
+    let refs = References {
+        y: &y,
+        s: &s,
+        q: &q,
+        yq: &yq,
+        sq: &sq,
+    };
+    let bias_pair = with_bias.then_some((b.as_slice(), bq.as_slice()));
+    let e = check_both_bounds(&got, p.cout, kt, &precision, act, bias_pair, &refs, what);
     (e, stats)
 }
 
@@ -422,25 +354,4 @@ fn piper_decoder_upsampling() {
             );
         }
     }
-}
-
-/// The device of the Piper tests: Wormhole n150 by default, `PIPER_ARCH=blackhole` for p150.
-fn piper_device() -> Device {
-    let arch = match std::env::var("PIPER_ARCH").as_deref() {
-        Ok("blackhole") => Arch::Blackhole,
-        _ => Arch::WormholeB0,
-    };
-    Device::open_sim(arch).unwrap_or_else(|e| panic!("cannot open the simulator: {e}"))
-}
-
-/// Utilisation of the matmul engine (as docs/ops.md defines it for every op): useful FLOPs
-/// (conv: `2 T_out Cout Cin k / groups`; conv-transpose: `2 T_in Cin Cout k`) over the whole
-/// grid's FPU peak at the fidelity (4096 FLOP/cycle/core at LoFi, divided by the phases) in the
-/// estimated cycles.
-fn utilisation(device: &Device, precision: &Precision, flops: f64, stats: &RunStats) -> f64 {
-    let per_cycle =
-        device.grid().num_cores() as f64 * 4096.0 / f64::from(precision.fidelity.phases());
-    stats
-        .device_cycles
-        .map_or(f64::NAN, |c| flops / (c as f64 * per_cycle))
 }
