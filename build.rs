@@ -20,6 +20,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+#[path = "src/kernel_kind.rs"]
+mod kernel_kind;
+
 /// Compile-time args seen by the syntax check.
 const CHECK_COMPILE_ARGS: usize = 64;
 const CHECK_COMPILE_ARG_VALUE: u32 = 2;
@@ -262,7 +265,7 @@ fn syntax_check(kernels_dir: &Path, files: &[PathBuf], emu_dir: &Path, out_dir: 
                 }
             }
         }
-        let compute = is_compute_kernel(&r, &source);
+        let compute = kernel_kind::is_compute(&r, &source);
         let wrapper = wrappers.join(format!("k{i}.cpp"));
         let text = format!(
             "#include \"{}\"\n#include \"tt_sim/entry.h\"\n",
@@ -389,13 +392,4 @@ fn syntax_check(kernels_dir: &Path, files: &[PathBuf], emu_dir: &Path, out_dir: 
             failures.join("\n\n")
         ));
     }
-}
-
-/// A compute kernel lives under `compute/` or includes the compute API (`api/compute/...` or the
-/// older `compute_kernel_api...`); everything else is a data-movement kernel.
-fn is_compute_kernel(path: &str, source: &str) -> bool {
-    path.starts_with("compute/")
-        || path.contains("/compute/")
-        || source.contains("\"api/compute/")
-        || source.contains("\"compute_kernel_api")
 }
