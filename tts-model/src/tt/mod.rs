@@ -18,6 +18,8 @@
 //!   was written. Activations cross the host/device boundary around those steps.
 #![deny(unsafe_code)]
 
+pub mod dp;
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 
