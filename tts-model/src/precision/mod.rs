@@ -1,5 +1,7 @@
-//! Precision plans: per-layer weight format (bf16, bfp8_b, bfp4_b), math fidelity (LoFi..HiFi4)
-//! and fp32 accumulation for a voice, and the report of what share of the model runs how.
+//! Precision plans: per-layer weight format (bf16, bfp8_b, bfp4_b), math fidelity (LoFi..HiFi4),
+//! fp32 accumulation and activation format (bf16, fp32; fp32 needs fp32 accumulation; a plan
+//! without the `activations` key means bf16) for a voice, and the report of what share of the
+//! model runs how.
 //!
 //! A plan is a small TOML file (see `tts-model/plans/`): a `[default]` setting and an ordered list
 //! of `[[layer]]` rules whose `match` glob selects layers by name; later rules override earlier ones
@@ -93,8 +95,34 @@ impl fmt::Display for Fidelity {
     }
 }
 
+/// Format of a layer's activations (its input and output tensors on the device).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Deserialize)]
+pub enum ActivationFormat {
+    /// bfloat16 (the default: what every plan without an `activations` key means).
+    #[default]
+    #[serde(rename = "bf16")]
+    Bf16,
+    /// IEEE float32 (needs `fp32_acc = true`: a bf16 DEST would round the result anyway).
+    #[serde(rename = "fp32")]
+    Fp32,
+}
+
+impl ActivationFormat {
+    /// Both formats, narrowest first.
+    pub const ALL: [ActivationFormat; 2] = [ActivationFormat::Bf16, ActivationFormat::Fp32];
+}
+
+impl fmt::Display for ActivationFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ActivationFormat::Bf16 => "bf16",
+            ActivationFormat::Fp32 => "fp32",
+        })
+    }
+}
+
 /// The setting of one layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LayerPrecision {
     /// Weight format.
     pub weights: WeightFormat,
@@ -102,16 +130,48 @@ pub struct LayerPrecision {
     pub fidelity: Fidelity,
     /// FP32 accumulation in DEST.
     pub fp32_acc: bool,
+    /// Activation (input/output tensor) format; `Fp32` requires `fp32_acc`.
+    pub activations: ActivationFormat,
+}
+
+impl LayerPrecision {
+    /// A setting with bf16 activations (what plans without an `activations` key mean).
+    pub const fn new(weights: WeightFormat, fidelity: Fidelity, fp32_acc: bool) -> Self {
+        Self {
+            weights,
+            fidelity,
+            fp32_acc,
+            activations: ActivationFormat::Bf16,
+        }
+    }
+
+    /// The same setting with other activations.
+    pub const fn with_activations(self, activations: ActivationFormat) -> Self {
+        Self {
+            activations,
+            ..self
+        }
+    }
+
+    /// Whether the combination is allowed: fp32 activations need fp32 accumulation.
+    pub fn is_valid(&self) -> bool {
+        self.activations == ActivationFormat::Bf16 || self.fp32_acc
+    }
 }
 
 impl fmt::Display for LayerPrecision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}/{}{}",
+            "{}/{}{}{}",
             self.weights,
             self.fidelity,
-            if self.fp32_acc { "/fp32acc" } else { "" }
+            if self.fp32_acc { "/fp32acc" } else { "" },
+            if self.activations == ActivationFormat::Fp32 {
+                "/fp32act"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -134,7 +194,7 @@ pub enum PlanError {
     },
     /// The TOML is malformed or has unknown fields/values.
     #[error(
-        "invalid precision plan {origin}: {detail} (formats: bf16, bfp8_b, bfp4_b; fidelities: LoFi, HiFi2, HiFi3, HiFi4)"
+        "invalid precision plan {origin}: {detail} (weights: bf16, bfp8_b, bfp4_b; fidelities: LoFi, HiFi2, HiFi3, HiFi4; activations: bf16, fp32)"
     )]
     Parse {
         /// Preset name or path.
@@ -152,6 +212,18 @@ pub enum PlanError {
         /// The glob.
         pattern: String,
     },
+    /// A layer ends up with fp32 activations but bf16 accumulation.
+    #[error(
+        "precision plan {plan}: layer `{layer}` has activations = \"fp32\" but fp32_acc = false ({origin}); fp32 activations need fp32 accumulation in DEST: set fp32_acc = true there or use activations = \"bf16\""
+    )]
+    Fp32ActivationsNeedFp32Acc {
+        /// Plan name.
+        plan: String,
+        /// The layer (or `[default]`).
+        layer: String,
+        /// Where the conflicting setting comes from.
+        origin: String,
+    },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -160,6 +232,8 @@ struct RawSetting {
     weights: WeightFormat,
     fidelity: Fidelity,
     fp32_acc: bool,
+    #[serde(default)]
+    activations: ActivationFormat,
 }
 
 /// One `[[layer]]` rule: a glob and the fields it overrides.
@@ -175,6 +249,8 @@ pub struct Rule {
     pub fidelity: Option<Fidelity>,
     /// Accumulation override.
     pub fp32_acc: Option<bool>,
+    /// Activation format override.
+    pub activations: Option<ActivationFormat>,
     /// Why this exception exists (shown in the report).
     pub reason: Option<String>,
 }
@@ -215,16 +291,84 @@ impl Plan {
             origin: origin.into(),
             detail: e.to_string(),
         })?;
-        Ok(Plan {
+        let plan = Plan {
             name: raw.name,
             description: raw.description.unwrap_or_default(),
             default: LayerPrecision {
                 weights: raw.default.weights,
                 fidelity: raw.default.fidelity,
                 fp32_acc: raw.default.fp32_acc,
+                activations: raw.default.activations,
             },
             rules: raw.layer,
-        })
+        };
+        plan.validate(origin)?;
+        Ok(plan)
+    }
+
+    /// Checks what can be checked without a voice: the default setting, and rules that set both
+    /// `activations = "fp32"` and `fp32_acc = false`. [`Plan::resolve`] checks every layer.
+    pub fn validate(&self, origin: &str) -> Result<(), PlanError> {
+        if !self.default.is_valid() {
+            return Err(PlanError::Fp32ActivationsNeedFp32Acc {
+                plan: self.name.clone(),
+                layer: "[default]".into(),
+                origin: origin.into(),
+            });
+        }
+        for r in &self.rules {
+            if r.activations == Some(ActivationFormat::Fp32) && r.fp32_acc == Some(false) {
+                return Err(PlanError::Fp32ActivationsNeedFp32Acc {
+                    plan: self.name.clone(),
+                    layer: r.pattern.clone(),
+                    origin: format!("rule `{}` in {origin}", r.pattern),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The plan as TOML that [`Plan::from_toml`] reads back to an equal plan; `header` lines are
+    /// written first as `#` comments.
+    pub fn to_toml(&self, header: &[String]) -> String {
+        let q = |s: &str| toml::Value::String(s.to_string()).to_string();
+        let mut out = String::new();
+        for h in header {
+            for line in h.lines() {
+                out.push_str(if line.is_empty() { "#" } else { "# " });
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out.push_str(&format!("name = {}\n", q(&self.name)));
+        out.push_str(&format!(
+            "description = {}\n\n[default]\n",
+            q(&self.description)
+        ));
+        let d = &self.default;
+        out.push_str(&format!(
+            "weights = \"{}\"\nfidelity = \"{}\"\nfp32_acc = {}\nactivations = \"{}\"\n",
+            d.weights, d.fidelity, d.fp32_acc, d.activations
+        ));
+        for r in &self.rules {
+            out.push_str(&format!("\n[[layer]]\nmatch = {}\n", q(&r.pattern)));
+            if let Some(w) = r.weights {
+                out.push_str(&format!("weights = \"{w}\"\n"));
+            }
+            if let Some(f) = r.fidelity {
+                out.push_str(&format!("fidelity = \"{f}\"\n"));
+            }
+            if let Some(a) = r.fp32_acc {
+                out.push_str(&format!("fp32_acc = {a}\n"));
+            }
+            if let Some(a) = r.activations {
+                out.push_str(&format!("activations = \"{a}\"\n"));
+            }
+            if let Some(why) = &r.reason {
+                out.push_str(&format!("reason = {}\n", q(why)));
+            }
+        }
+        out
     }
 
     /// An embedded preset by name.
@@ -266,6 +410,9 @@ impl Plan {
             if let Some(a) = r.fp32_acc {
                 s.fp32_acc = a;
             }
+            if let Some(a) = r.activations {
+                s.activations = a;
+            }
         }
         s
     }
@@ -280,12 +427,20 @@ impl Plan {
                 });
             }
         }
+        let resolved: Vec<(Layer, LayerPrecision)> = layers
+            .iter()
+            .map(|l| (l.clone(), self.setting_for(&l.name)))
+            .collect();
+        if let Some((l, _)) = resolved.iter().find(|(_, s)| !s.is_valid()) {
+            return Err(PlanError::Fp32ActivationsNeedFp32Acc {
+                plan: self.name.clone(),
+                layer: l.name.clone(),
+                origin: "after applying the rules in order".into(),
+            });
+        }
         Ok(ResolvedPlan {
             name: self.name.clone(),
-            layers: layers
-                .iter()
-                .map(|l| (l.clone(), self.setting_for(&l.name)))
-                .collect(),
+            layers: resolved,
         })
     }
 }
@@ -500,6 +655,8 @@ pub struct PlanReport {
     pub vector_params: usize,
     /// Compute layers not in LoFi, with their setting.
     pub exceptions: Vec<(String, LayerPrecision)>,
+    /// Compute layers with fp32 activations.
+    pub fp32_activation_layers: usize,
 }
 
 impl ResolvedPlan {
@@ -556,6 +713,10 @@ impl ResolvedPlan {
                 .filter(|(_, s)| s.fidelity != Fidelity::LoFi)
                 .map(|(l, s)| (l.name.clone(), *s))
                 .collect(),
+            fp32_activation_layers: compute
+                .iter()
+                .filter(|(_, s)| s.activations == ActivationFormat::Fp32)
+                .count(),
         }
     }
 }
@@ -623,6 +784,12 @@ impl fmt::Display for PlanReport {
             f,
             "  ({} bias/norm parameters are kept in bf16; included above)",
             self.vector_params
+        )?;
+        writeln!(
+            f,
+            "  activations: {} compute layers fp32, {} bf16",
+            self.fp32_activation_layers,
+            self.compute_layers - self.fp32_activation_layers.min(self.compute_layers)
         )?;
         if self.exceptions.is_empty() {
             writeln!(f, "  exceptions (compute layers not in LoFi): none")
@@ -724,7 +891,8 @@ mod tests {
             LayerPrecision {
                 weights: WeightFormat::Bf16,
                 fidelity: Fidelity::HiFi4,
-                fp32_acc: true
+                fp32_acc: true,
+                activations: ActivationFormat::Bf16,
             }
         );
         let lofi = Plan::preset("bfp8-lofi").expect("embedded preset bfp8-lofi parses");
@@ -755,11 +923,11 @@ mod tests {
         let r = p.resolve(&toy()).expect("rules match");
         assert_eq!(
             r.get("dec.conv_pre"),
-            Some(LayerPrecision {
-                weights: WeightFormat::Bfp4,
-                fidelity: Fidelity::HiFi2,
-                fp32_acc: true
-            })
+            Some(LayerPrecision::new(
+                WeightFormat::Bfp4,
+                Fidelity::HiFi2,
+                true
+            ))
         );
         assert_eq!(
             r.get("dec.ups.0").map(|s| s.weights),
@@ -787,6 +955,87 @@ mod tests {
         assert!(missing.contains("hifi, bfp8-lofi"), "{missing}");
     }
 
+    const BASE: &str = "name='x'\n[default]\nweights='bfp8_b'\nfidelity='LoFi'\nfp32_acc=false\n";
+
+    #[test]
+    fn activations_absent_means_bf16_and_parse_per_rule() {
+        for (name, _) in PRESETS {
+            let p = Plan::preset(name).expect("preset parses");
+            assert_eq!(p.default.activations, ActivationFormat::Bf16, "{name}");
+        }
+        let text = format!(
+            "{BASE}[[layer]]\nmatch='dec.*'\nfp32_acc=true\nactivations='fp32'\n[[layer]]\nmatch='dec.ups.?'\nactivations='bf16'"
+        );
+        let r = Plan::from_toml(&text, "t")
+            .and_then(|p| p.resolve(&toy()))
+            .expect("valid");
+        let conv_pre = r.get("dec.conv_pre").expect("layer");
+        assert_eq!(conv_pre.activations, ActivationFormat::Fp32);
+        assert_eq!(conv_pre.to_string(), "bfp8_b/LoFi/fp32acc/fp32act");
+        assert_eq!(
+            r.get("dec.ups.0").map(|s| s.activations),
+            Some(ActivationFormat::Bf16)
+        );
+        assert_eq!(
+            r.get("enc_p.proj").map(|s| s.activations),
+            Some(ActivationFormat::Bf16)
+        );
+        let fp32_default = "name='x'\n[default]\nweights='bf16'\nfidelity='HiFi4'\nfp32_acc=true\nactivations='fp32'";
+        let p = Plan::from_toml(fp32_default, "t").expect("valid");
+        assert_eq!(p.default.activations, ActivationFormat::Fp32);
+        let bad = format!("{BASE}activations='fp16'");
+        let e = Plan::from_toml(&bad, "t").unwrap_err().to_string();
+        assert!(e.contains("activations: bf16, fp32"), "{e}");
+    }
+
+    #[test]
+    fn fp32_activations_without_fp32_acc_are_rejected() {
+        // In [default].
+        let e = Plan::from_toml(&format!("{BASE}activations='fp32'"), "t")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[default]") && e.contains("fp32_acc = true"),
+            "{e}"
+        );
+        // In one rule that sets both.
+        let e = Plan::from_toml(
+            &format!("{BASE}[[layer]]\nmatch='dec.*'\nactivations='fp32'\nfp32_acc=false"),
+            "t",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("dec.*"), "{e}");
+        // Only after resolution: fp32 activations on every dec layer, fp32 acc on conv_pre only.
+        let p = Plan::from_toml(
+            &format!(
+                "{BASE}[[layer]]\nmatch='dec.*'\nactivations='fp32'\n[[layer]]\nmatch='dec.conv_pre'\nfp32_acc=true"
+            ),
+            "t",
+        )
+        .expect("parses: the conflict needs the layers");
+        match p.resolve(&toy()) {
+            Err(PlanError::Fp32ActivationsNeedFp32Acc { layer, .. }) => {
+                assert_eq!(layer, "dec.ups.0")
+            }
+            other => panic!("expected the fp32 activation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn to_toml_reads_back() {
+        let text = format!(
+            "{BASE}[[layer]]\nmatch='dec.*'\nweights='bfp4_b'\nreason='says \"why\"'\n[[layer]]\nmatch='dec.conv_pre'\nfidelity='HiFi2'\nfp32_acc=true\nactivations='fp32'"
+        );
+        let p = Plan::from_toml(&text, "t").expect("valid");
+        let back = p.to_toml(&["line one".into(), "two\n\nthree".into()]);
+        assert!(
+            back.starts_with("# line one\n# two\n#\n# three\nname = "),
+            "{back}"
+        );
+        assert_eq!(Plan::from_toml(&back, "back").expect("reads back"), p);
+    }
+
     #[test]
     fn report_shares_by_hand() {
         // FLOPs for ids = 10, frames = 20, computed by hand:
@@ -811,6 +1060,7 @@ mod tests {
             .map(|e| e.2);
         assert_eq!(hifi4, Some(20_971_520.0));
         assert_eq!(rep.exceptions.len(), 1);
+        assert_eq!(rep.fp32_activation_layers, 0);
         // Bytes: bf16 = (524288 + 1000 vectors) * 2; bfp8 = the rest * 1088/1024.
         let bf16 = (256 * 128 * 16 + 1000) as f64 * 2.0;
         let bfp8 = (256 * 192 + 384 * 192 + 256 * 192 * 7 + 128 * 128 * 3 + 32 * 32 * 5) as f64
