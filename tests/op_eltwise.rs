@@ -317,12 +317,201 @@ fn errors_name_the_problem() {
     );
     let e = el.unary(UnaryOp::LeakyRelu(f32::NAN), &a).unwrap_err();
     assert!(matches!(e, OpError::InvalidArgument { .. }), "{e}");
+    // Float32 needs an fp32 DEST: as an input and as the output format.
     let f = DeviceTensor::from_host(&dev, 10, 20, &[0.5; 200], DataFormat::Float32).unwrap();
-    assert!(matches!(
-        el.unary(UnaryOp::Tanh, &f).unwrap_err(),
-        OpError::FormatUnsupported { .. }
-    ));
+    let bf16_dest = Eltwise::new(&dev, Precision::bfp8_hifi2()).unwrap();
+    let e = bf16_dest.unary(UnaryOp::Tanh, &f).unwrap_err();
+    assert!(
+        matches!(e, OpError::FormatUnsupported { .. }) && e.to_string().contains("fp32_acc"),
+        "{e}"
+    );
+    let e = Eltwise::new(
+        &dev,
+        Precision::bfp8_hifi2().with_activations(DataFormat::Float32),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("fp32_acc"), "{e}");
+    // The fp32 path expands broadcast operands itself: bfp8_b ones are refused.
+    let row8 = DeviceTensor::from_host(&dev, 1, 20, &[0.5; 20], DataFormat::Bfp8_b).unwrap();
+    let e = el
+        .binary(BinaryOp::Add, &f, &row8, Broadcast::Row)
+        .unwrap_err();
+    assert!(
+        matches!(e, OpError::FormatUnsupported { .. }) && e.to_string().contains("Float32"),
+        "{e}"
+    );
     assert!(Eltwise::new(&dev, Precision::hifi().with_activations(DataFormat::Bfp4_b)).is_err());
+}
+
+/// Float32 (the exact-fp32 path, `Precision::hifi_fp32` and mixes). Float32 inputs hold the f32
+/// test data exactly and reach DEST unchanged (UnpackToDestFp32); bf16 inputs are compared on
+/// their decoded values. Bounds, per element, from fp32 arithmetic (`u32 = 2^-24`):
+/// - add / sub / mul on the SFPU: one fp32 rounding, `u32 |y|`;
+/// - relu exact, leaky ReLU one rounding of `s x`: `u32 |y|`; tanh / sigmoid / gelu:
+///   `tolerance::sfpu_error(true, |y|)` (ideal function rounded to fp32 plus the hardware
+///   approximation allowance);
+/// - gate: `|s| e_t + |t| e_s + e_t e_s + u32 |t s|` (product on the SFPU in fp32);
+/// - scaled sum of n: `(n - 1)` fp32 additions, each `u32` of the running sum of |x|, times
+///   |scale|, plus the scalar multiply's `u32 |y|`;
+/// - output packing: Float32 0, bf16 `2^-8 |y|` (`tolerance::pack_error_rel`).
+///
+/// These bounds are 2^14 times tighter than the TF32 truncation (2^-10) the FPU path would add,
+/// so a kernel that routed a Float32 operand through SrcA/SrcB fails them.
+#[test]
+fn float32_exact_path() {
+    let dev = device();
+    let u32r = 2f64.powi(-24);
+    let fp32 = Precision::hifi_fp32();
+    let el = Eltwise::new(&dev, fp32).unwrap().with_max_cores(4);
+    let (rows, cols) = (45, 70);
+    let mut rng = Rng::new(32);
+    let a = rng.vec(rows * cols, 0.25, 2.0);
+    let ta = DeviceTensor::from_host(&dev, rows, cols, &a, DataFormat::Float32).unwrap();
+    let av = |i: usize| f64::from(a[i]);
+
+    // Binary with every broadcast (Float32 b).
+    for bcast in [
+        Broadcast::None,
+        Broadcast::Row,
+        Broadcast::Col,
+        Broadcast::Scalar,
+    ] {
+        let (br, bc) = match bcast {
+            Broadcast::None => (rows, cols),
+            Broadcast::Row => (1, cols),
+            Broadcast::Col => (rows, 1),
+            Broadcast::Scalar => (1, 1),
+        };
+        let b = rng.vec(br * bc, 0.25, 2.0);
+        let tb = DeviceTensor::from_host(&dev, br, bc, &b, DataFormat::Float32).unwrap();
+        let bv = |i: usize| f64::from(b[(i / cols % br) * bc + i % cols % bc]);
+        for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul] {
+            let y = el.binary(op, &ta, &tb, bcast).unwrap();
+            assert_eq!((y.format(), y.shape()), (DataFormat::Float32, [rows, cols]));
+            let got = y.to_host().unwrap();
+            let want: Vec<f64> = (0..rows * cols)
+                .map(|i| match op {
+                    BinaryOp::Add => av(i) + bv(i),
+                    BinaryOp::Sub => av(i) - bv(i),
+                    BinaryOp::Mul => av(i) * bv(i),
+                })
+                .collect();
+            let what = format!("fp32 {op:?} {bcast:?}");
+            let (max, _) = check(&what, &fp32, cols, &got, &want, |i| u32r * want[i].abs());
+            assert!(
+                max > 0.0 || op != BinaryOp::Mul,
+                "{what}: products are never all exact"
+            );
+        }
+    }
+
+    // Unary functions.
+    for op in [
+        UnaryOp::Relu,
+        UnaryOp::LeakyRelu(0.1),
+        UnaryOp::Tanh,
+        UnaryOp::Sigmoid,
+        UnaryOp::Gelu,
+    ] {
+        let got = el.unary(op, &ta).unwrap().to_host().unwrap();
+        let want: Vec<f64> = (0..rows * cols).map(|i| op.apply(av(i))).collect();
+        check(
+            &format!("fp32 {op:?}"),
+            &fp32,
+            cols,
+            &got,
+            &want,
+            |i| match op {
+                UnaryOp::Relu | UnaryOp::LeakyRelu(_) => u32r * want[i].abs(),
+                _ => tolerance::sfpu_error(true, want[i].abs()),
+            },
+        );
+    }
+
+    // Gate and scaled sums.
+    let b = rng.vec(rows * cols, 0.05, 3.0);
+    let c = rng.vec(rows * cols, 0.05, 3.0);
+    let tb = DeviceTensor::from_host(&dev, rows, cols, &b, DataFormat::Float32).unwrap();
+    let tc = DeviceTensor::from_host(&dev, rows, cols, &c, DataFormat::Float32).unwrap();
+    let got = el.gate(&ta, &tb).unwrap().to_host().unwrap();
+    let tv: Vec<f64> = a.iter().map(|&x| f64::from(x).tanh()).collect();
+    let sv: Vec<f64> = b
+        .iter()
+        .map(|&x| reference::sigmoid(f64::from(x)))
+        .collect();
+    let want: Vec<f64> = tv.iter().zip(&sv).map(|(x, y)| x * y).collect();
+    check("fp32 gate", &fp32, cols, &got, &want, |i| {
+        let (t, s) = (tv[i].abs(), sv[i].abs());
+        let (et, es) = (
+            tolerance::sfpu_error(true, t),
+            tolerance::sfpu_error(true, s),
+        );
+        s * et + t * es + et * es + u32r * (t + et) * (s + es)
+    });
+    let vals = [&a, &b, &c, &a];
+    let inputs = [&ta, &tb, &tc, &ta];
+    for n in 2..=MAX_SUM_INPUTS {
+        let scale = 0.3f32;
+        let got = el
+            .scaled_sum(&inputs[..n], scale)
+            .unwrap()
+            .to_host()
+            .unwrap();
+        let want: Vec<f64> = (0..rows * cols)
+            .map(|i| f64::from(scale) * vals[..n].iter().map(|v| f64::from(v[i])).sum::<f64>())
+            .collect();
+        check(&format!("fp32 sum of {n}"), &fp32, cols, &got, &want, |i| {
+            let s_abs: f64 = vals[..n].iter().map(|v| f64::from(v[i]).abs()).sum();
+            (n as f64 - 1.0) * u32r * s_abs * f64::from(scale) + 1.01 * u32r * want[i].abs()
+        });
+    }
+}
+
+/// Mixed formats on the fp32 path: a Float32 residual stream plus a bf16 layer output written
+/// as Float32, and Float32 inputs written as bf16 (bounds as in `float32_exact_path`, bf16
+/// inputs compared on their decoded values, a bf16 output adds its packing `2^-8 |y|`).
+#[test]
+fn float32_mixed_formats() {
+    let dev = device();
+    let u32r = 2f64.powi(-24);
+    let (rows, cols) = (40, 33);
+    let mut rng = Rng::new(33);
+    let a = rng.vec(rows * cols, 0.25, 2.0);
+    let b = rng.vec(rows * cols, 0.25, 2.0);
+    let ta = DeviceTensor::from_host(&dev, rows, cols, &a, DataFormat::Float32).unwrap();
+    let tb16 = DeviceTensor::from_host(&dev, rows, cols, &b, DataFormat::Float16_b).unwrap();
+    let tb32 = DeviceTensor::from_host(&dev, rows, cols, &b, DataFormat::Float32).unwrap();
+    let bq = quantise(&b, rows, cols, DataFormat::Float16_b);
+
+    // Float32 + bf16 -> Float32: exact add of the decoded bf16 value.
+    let p = Precision::hifi_fp32();
+    let got = Eltwise::new(&dev, p)
+        .unwrap()
+        .binary(BinaryOp::Add, &ta, &tb16, Broadcast::None)
+        .unwrap()
+        .to_host()
+        .unwrap();
+    let want: Vec<f64> = (0..rows * cols)
+        .map(|i| f64::from(a[i]) + f64::from(bq[i]))
+        .collect();
+    check("Float32 + bf16 -> Float32", &p, cols, &got, &want, |i| {
+        u32r * want[i].abs()
+    });
+
+    // Float32 - Float32 -> bf16 (Precision::hifi: bf16 output, fp32 DEST).
+    let p = Precision::hifi();
+    let y = Eltwise::new(&dev, p)
+        .unwrap()
+        .binary(BinaryOp::Sub, &ta, &tb32, Broadcast::None)
+        .unwrap();
+    assert_eq!(y.format(), DataFormat::Float16_b);
+    let got = y.to_host().unwrap();
+    let want: Vec<f64> = (0..rows * cols)
+        .map(|i| f64::from(a[i]) - f64::from(b[i]))
+        .collect();
+    check("Float32 - Float32 -> bf16", &p, cols, &got, &want, |i| {
+        u32r * want[i].abs()
+    });
 }
 
 /// Piper shapes (T = 300 frames, 192 channels; WN gate over 2 x 192): prints the docs rows.

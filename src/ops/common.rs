@@ -26,12 +26,24 @@ pub const fn tiles(n: usize) -> usize {
 ///
 /// In a matmul the activations are in0 (unpacked to SrcB), the weights in1 (SrcA); see
 /// `shared/TENSTORRENT.md` section 4 for what each fidelity phase multiplies.
+///
+/// # Float32 activations
+/// `activations == DataFormat::Float32` (preset [`Precision::hifi_fp32`]) needs `fp32_acc`: a
+/// Float32 tile reaches the FPU as TF32 (the unpacker drops the low 13 mantissa bits, 11
+/// significant bits remain, a relative truncation below `2^-10`) only with an fp32 DEST, and
+/// only an fp32 DEST packs a Float32 output without rounding. Ops that accept it (see
+/// `docs/ops.md`): eltwise (exact fp32 add/sub/mul on the SFPU: both operands are unpacked
+/// straight to DEST, `UnpackToDestFp32`), conv1d and conv_transpose1d (Float32 or bf16 input
+/// and output; the matmul reads TF32 activations), matmul. Use HiFi4 (or HiFi3): at HiFi2 or
+/// LoFi the multiplier keeps only 7 activation bits, less than bf16. Ops that do not accept it
+/// return [`OpError::FormatUnsupported`]. [`Precision::validate`] accepts only bf16 / bfp8_b
+/// activations; ops that take Float32 call [`Precision::validate_fp32`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Precision {
     /// Format of weights prepared on the device: `Float16_b`, `Bfp8_b` or `Bfp4_b`.
     pub weights: DataFormat,
     /// Format of activation tensors the op writes (and the usual input format):
-    /// `Float16_b` or `Bfp8_b`.
+    /// `Float16_b` or `Bfp8_b`, or `Float32` (with `fp32_acc`) for the ops that support it.
     pub activations: DataFormat,
     /// Matmul fidelity (multiplier phases).
     pub fidelity: MathFidelity,
@@ -46,6 +58,17 @@ impl Precision {
         Precision {
             weights: DataFormat::Float16_b,
             activations: DataFormat::Float16_b,
+            fidelity: MathFidelity::HiFi4,
+            fp32_acc: true,
+        }
+    }
+
+    /// bf16 weights, **Float32** activations, HiFi4, fp32 accumulation: exact products of TF32
+    /// activations and bf16 weights, exact fp32 elementwise ops, no output rounding.
+    pub const fn hifi_fp32() -> Precision {
+        Precision {
+            weights: DataFormat::Float16_b,
+            activations: DataFormat::Float32,
             fidelity: MathFidelity::HiFi4,
             fp32_acc: true,
         }
@@ -113,6 +136,17 @@ impl Precision {
         check_activation_format(op, self.activations)
     }
 
+    /// [`Precision::validate`] for ops that also accept Float32 activations (which need
+    /// `fp32_acc`; see the type's docs).
+    pub fn validate_fp32(&self, op: &'static str) -> Result<(), OpError> {
+        Precision {
+            activations: DataFormat::Float16_b,
+            ..*self
+        }
+        .validate(op)?;
+        check_activation_format_fp32(op, "activations", self.activations, self.fp32_acc)
+    }
+
     /// The format of intermediate partial sums (spilled between K blocks): fp32 with fp32
     /// accumulation, bf16 otherwise.
     pub const fn intermediate_format(&self) -> DataFormat {
@@ -135,6 +169,34 @@ pub fn check_activation_format(op: &'static str, format: DataFormat) -> Result<(
             format,
             supported: "Float16_b or Bfp8_b",
         })
+    }
+}
+
+/// Checks the format of an activation tensor an op reads or writes (`role`) when the op
+/// supports Float32: `Float16_b`, `Bfp8_b`, or `Float32` with `fp32_acc` (an fp32 DEST, which
+/// the TF32 unpack and the unrounded Float32 pack need).
+pub fn check_activation_format_fp32(
+    op: &'static str,
+    role: &'static str,
+    format: DataFormat,
+    fp32_acc: bool,
+) -> Result<(), OpError> {
+    match format {
+        DataFormat::Float16_b | DataFormat::Bfp8_b => Ok(()),
+        DataFormat::Float32 if fp32_acc => Ok(()),
+        DataFormat::Float32 => Err(OpError::FormatUnsupported {
+            op,
+            role,
+            format,
+            supported: "Float16_b or Bfp8_b, or Float32 with fp32_acc = true (Float32 needs an \
+                        fp32 DEST; e.g. Precision::hifi_fp32())",
+        }),
+        _ => Err(OpError::FormatUnsupported {
+            op,
+            role,
+            format,
+            supported: "Float16_b, Bfp8_b, or Float32 with fp32_acc = true",
+        }),
     }
 }
 
@@ -498,6 +560,17 @@ pub mod tolerance {
         }
     }
 
+    /// What the unpacker loses of a value of `format` on its way to SrcA/SrcB, relative to the
+    /// value: Float32 becomes TF32 (the low 13 of 23 mantissa bits dropped, truncation toward
+    /// zero: below `2^-10` relative); bf16 and BFP unpack exactly. (Float32 unpacked straight
+    /// to DEST, `UnpackToDestFp32`, loses nothing.)
+    pub fn unpack_rel(format: DataFormat) -> f64 {
+        match format {
+            DataFormat::Float32 => p2(-10),
+            _ => 0.0,
+        }
+    }
+
     /// Device-packer rounding of a DEST value to `format`, as a fraction of the block max:
     /// bf16 `2^-8` (round to nearest, ties away, tt-sim packer); fp32 0 from an fp32 DEST;
     /// BFP: a bf16 truncation (`2^-7`), a mantissa rounding (`2^-7`) and the alignment rounding
@@ -581,7 +654,7 @@ pub mod tolerance {
         max_a: f64,
         max_b: f64,
     ) -> f64 {
-        let (qa, qb) = (quant_rel(acts), quant_rel(weights));
+        let (qa, qb) = (quant_rel(acts) + unpack_rel(acts), quant_rel(weights));
         k as f64 * (qa + qb + qa * qb) * max_a * max_b
     }
 
@@ -593,7 +666,10 @@ pub mod tolerance {
     /// ([`pack_error_rel`] of the block max, itself at most `k max_a max_b` plus the errors).
     pub fn matmul_error_bound(k: usize, precision: &Precision, max_a: f64, max_b: f64) -> f64 {
         let acts = precision.activations;
-        let (qa, qb) = (quant_rel(acts), quant_rel(precision.weights));
+        let (qa, qb) = (
+            quant_rel(acts) + unpack_rel(acts),
+            quant_rel(precision.weights),
+        );
         let s_max = k as f64 * (1.0 + qa) * (1.0 + qb) * max_a * max_b;
         let pre = quantisation_bound(k, precision.weights, acts, max_a, max_b)
             + matmul_compute_bound(k, precision, acts, s_max);

@@ -8,13 +8,24 @@
 //! bf16 operands); [`Precision::fp32_acc`] selects an fp32 DEST; the output is written in
 //! [`Precision::activations`]. Output padding is finite; it is zero only where the op maps zero
 //! padding to zero ([`DeviceTensor::pad_is_zero`] says so).
+//!
+//! # Float32
+//! Inputs and the output may be `Float32` (needs `fp32_acc`; mixing Float32, bf16 and bfp8_b
+//! inputs and outputs is allowed). When any input or the output is Float32 the op runs the
+//! **exact-fp32 path**: every input tile goes to DEST without loss (Float32 CBs unpack straight
+//! to DEST, `UnpackToDestFp32`; bf16 / bfp8_b are exact in fp32), add / sub / mul, the gate
+//! product and the sums are fp32 SFPU operations (`add/sub/mul_binary_tile`, correctly rounded
+//! fp32 in the simulator), SFPU functions read and write fp32, and a Float32 output is packed
+//! unrounded. The FPU path (`add_tiles` etc.) would truncate Float32 operands to TF32 (2^-10).
+//! A broadcast operand is expanded to full tiles by the reader; it must be Float32 or
+//! Float16_b there.
 
 use tt_safe::{
     CbConfig, ComputeConfig, DataFormat, Device, KernelKind, KernelSpec, MathFidelity, Program,
     RunStats, core,
 };
 
-use super::common::{DeviceTensor, OpError, Precision, check_activation_format};
+use super::common::{DeviceTensor, OpError, Precision, check_activation_format_fp32};
 use crate::kernels;
 
 /// Most tensors one scaled sum reads.
@@ -127,10 +138,15 @@ pub enum EltwiseOp {
 }
 
 impl Eltwise {
-    /// Elementwise ops writing `precision.activations`, with an fp32 DEST when
-    /// `precision.fp32_acc`.
+    /// Elementwise ops writing `precision.activations` (`Float16_b`, `Bfp8_b`, or `Float32` with
+    /// `fp32_acc`), with an fp32 DEST when `precision.fp32_acc`.
     pub fn new(device: &Device, precision: Precision) -> Result<Eltwise, OpError> {
-        check_activation_format("eltwise", precision.activations)?;
+        check_activation_format_fp32(
+            "eltwise",
+            "output (precision.activations)",
+            precision.activations,
+            precision.fp32_acc,
+        )?;
         Ok(Eltwise {
             device: device.clone(),
             precision,
@@ -197,9 +213,29 @@ impl Eltwise {
         pad_zero: bool,
     ) -> Result<(DeviceTensor, RunStats), OpError> {
         let a = inputs[0];
+        let fp32_acc = self.precision.fp32_acc;
         for t in inputs {
-            check_activation_format("eltwise", t.format())?;
+            check_activation_format_fp32("eltwise", "input", t.format(), fp32_acc)?;
         }
+        // The exact-fp32 path (see the module docs).
+        let exact = fp32_acc
+            && (self.precision.activations == DataFormat::Float32
+                || inputs.iter().any(|t| t.format() == DataFormat::Float32));
+        let expand = match kind {
+            EltwiseOp::Binary(_, b) if exact && b != Broadcast::None => {
+                let f = inputs[1].format();
+                if !matches!(f, DataFormat::Float32 | DataFormat::Float16_b) {
+                    return Err(OpError::FormatUnsupported {
+                        op: "eltwise binary",
+                        role: "broadcast operand of the fp32 path",
+                        format: f,
+                        supported: "Float32 or Float16_b (the reader expands it to full tiles)",
+                    });
+                }
+                true
+            }
+            _ => false,
+        };
         let mut out =
             DeviceTensor::alloc(&self.device, a.rows(), a.cols(), self.precision.activations)?;
         let n_tiles = a.num_tiles();
@@ -227,7 +263,7 @@ impl Eltwise {
         } else {
             DataFormat::Float16_b
         };
-        if matches!(kind, EltwiseOp::Gate) {
+        if matches!(kind, EltwiseOp::Gate) && !exact {
             program.add_circular_buffer(set.clone(), CbConfig::tiles(24, tmp_fmt, 2))?;
         }
 
@@ -259,10 +295,21 @@ impl Eltwise {
             KernelKind::compute(ComputeConfig {
                 fidelity: MathFidelity::HiFi4,
                 fp32_dest_acc: self.precision.fp32_acc,
+                // Float32 inputs are only ever copied to DEST on the exact path.
+                unpack_to_dest_fp32: if exact {
+                    (0..inputs.len() as u32)
+                        .filter(|&i| inputs[i as usize].format() == DataFormat::Float32)
+                        .collect()
+                } else {
+                    Vec::new()
+                },
                 ..ComputeConfig::default()
             }),
             set.clone(),
         );
+        if exact {
+            spec = spec.define("ELT_FP32", "1");
+        }
         let mut bcast_mode = 0u32;
         match kind {
             EltwiseOp::Binary(op, b) => {
@@ -320,6 +367,7 @@ impl Eltwise {
                 bcast_mode,
             ];
             args.extend(&addrs);
+            args.push(u32::from(expand));
             program.set_runtime_args(reader, c, &args)?;
             program.set_runtime_args(writer, c, &[out_addr, start, count])?;
             program.set_runtime_args(compute, c, &[count])?;

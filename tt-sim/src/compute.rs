@@ -33,6 +33,7 @@ const OP_PACK_UNTILIZE: u32 = 20;
 const OP_PACK_UNTILIZE_DEST: u32 = 21;
 const OP_BINARY_REUSE_DEST: u32 = 22;
 const OP_UNARY_BCAST: u32 = 24;
+const OP_SFPU_BINARY: u32 = 25;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DestState {
@@ -291,6 +292,7 @@ pub(crate) fn dispatch(
         OP_PACK_UNTILIZE_DEST => "pack_untilize_dest",
         OP_BINARY_REUSE_DEST => "binary_dest_reuse_tiles",
         OP_UNARY_BCAST => "unary_bcast",
+        OP_SFPU_BINARY => "SFPU binary (add/sub/mul_binary_tile)",
         _ => "compute",
     };
     if rc.compute.is_none() {
@@ -532,6 +534,42 @@ pub(crate) fn dispatch(
             fpu::sfpu(&mut cs.dest[d], op, &cfg);
             sfpu_cycles = fpu::cost_cycles(CostOp::Sfpu(op), &cfg);
         }
+        OP_SFPU_BINARY => {
+            // TT-Metal `add/sub/mul_binary_tile(idst0, idst1, odst)` (eltwise_binary_sfpu.h): DEST
+            // tiles combined on the SFPU in fp32 (denormal operands flushed), stored like every
+            // SFPU result (fp32 DEST: denormals flushed; 16-bit DEST: rounded to bf16).
+            let (op, d0, d1, dout) = (arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3));
+            if op > 2 {
+                return Err(c.fault(format!("unknown SFPU binary operation {op}")));
+            }
+            let (d0, d1, dout) = (
+                c.dest_index(d0, true)?,
+                c.dest_index(d1, true)?,
+                c.dest_index(dout, true)?,
+            );
+            let cs = c.cs();
+            let cfg = cs.cfg;
+            let flush = |b: u32| {
+                f32::from_bits(if b & 0x7F80_0000 == 0 {
+                    b & 0x8000_0000
+                } else {
+                    b
+                })
+            };
+            let mut bits = [0u32; fpu::TILE_DATUMS];
+            for (i, o) in bits.iter_mut().enumerate() {
+                let x = flush(cs.dest[d0].bits()[i]);
+                let y = flush(cs.dest[d1].bits()[i]);
+                let r = match op {
+                    0 => x + y,
+                    1 => x - y,
+                    _ => x * y,
+                };
+                *o = r.to_bits();
+            }
+            cs.dest[dout] = DestTile::from_bits(&bits, &cfg);
+            sfpu_cycles = fpu::cost_cycles(CostOp::Sfpu(SfpuOp::MulScalar(1.0)), &cfg);
+        }
         OP_PACK => {
             let (d, cb, idx, ooo) = (arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3));
             let d = c.dest_index(d, false)?;
@@ -737,7 +775,7 @@ fn charge(c: &mut Ctx<'_>, op: u32, a: &[u32], sfpu_cycles: u64) -> SimResult<()
             let m = cost(CostOp::Transpose);
             c.rc.tm.unpack_math(llk, 1, u, m, m);
         }
-        OP_SFPU => c.rc.tm.busy(1, llk + sfpu_cycles),
+        OP_SFPU | OP_SFPU_BINARY => c.rc.tm.busy(1, llk + sfpu_cycles),
         OP_PACK => {
             let pc = p.pack_cycles(c.cb(arg(a, 1))?.3);
             let tm = &mut c.rc.tm;

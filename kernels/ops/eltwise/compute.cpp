@@ -7,6 +7,11 @@
 //   in DEST and is multiplied with it (DEST reused as SrcA).
 // - ELT_SUM with NUM_INPUTS and SCALE (f32 bits): out = SCALE * sum of inputs (DEST reused as
 //   SrcA for each further input, then a scalar multiply on the SFPU).
+// - ELT_FP32 (with any of the above; needs fp32_dest_acc_en): the exact-fp32 path. Every input
+//   tile is copied to DEST (Float32 CBs straight to DEST, UnpackToDestFp32, so no TF32
+//   truncation; bf16 / bfp8 CBs through SrcA, exactly) and binary ops, the gate product and
+//   the sums run on the SFPU (add/sub/mul_binary_tile: fp32 arithmetic). Broadcast operands
+//   arrive already expanded to full tiles (the reader replicates them).
 // Runtime args: 0 num_tiles.
 #include <cstdint>
 
@@ -24,6 +29,11 @@
 #include "api/compute/eltwise_unary/exp.h"
 #include "api/compute/eltwise_unary/softplus.h"
 #include "api/compute/eltwise_unary/binop_with_scalar.h"
+#if __has_include("api/compute/eltwise_binary_sfpu.h")
+// TT-Metal declares add/sub/mul_binary_tile here; the simulator's compute API has them in every
+// compute header.
+#include "api/compute/eltwise_binary_sfpu.h"
+#endif
 
 #if !defined(ELT_BINARY) && !defined(ELT_UNARY) && !defined(ELT_GATE) && !defined(ELT_SUM)
 #define ELT_UNARY 1
@@ -72,6 +82,21 @@ inline void sfpu_apply(uint32_t dst) {
     softplus_tile(dst, 0x3f800000u, 0x3f800000u, 0x41a00000u);
 #endif
 }
+#if defined(ELT_FP32) && defined(ELT_BINARY)
+// DEST tile a (BINOP) DEST tile b -> DEST tile a, on the SFPU.
+inline void sfpu_binary(uint32_t a, uint32_t b) {
+    if constexpr (BINOP == EltwiseBinaryType::ELWADD) {
+        add_binary_tile_init();
+        add_binary_tile(a, b, a);
+    } else if constexpr (BINOP == EltwiseBinaryType::ELWSUB) {
+        sub_binary_tile_init();
+        sub_binary_tile(a, b, a);
+    } else {
+        mul_binary_tile_init();
+        mul_binary_tile(a, b, a);
+    }
+}
+#endif
 }  // namespace
 
 void kernel_main() {
@@ -81,7 +106,65 @@ void kernel_main() {
     compute_kernel_hw_startup(0, 1, cb_out);
 
     for (uint32_t t = 0; t < num_tiles; ++t) {
+#if defined(ELT_FP32)
 #if defined(ELT_BINARY)
+        cb_wait_front(0, 1);
+        cb_wait_front(1, 1);
+        tile_regs_acquire();
+        copy_tile_to_dst_init_short(0);
+        copy_tile(0, 0, 0);
+        copy_tile_to_dst_init_short(1);
+        copy_tile(1, 0, 1);
+        sfpu_binary(0, 1);
+        tile_regs_commit();
+        cb_pop_front(0, 1);
+        cb_pop_front(1, 1);
+#elif defined(ELT_UNARY)
+        cb_wait_front(0, 1);
+        tile_regs_acquire();
+        copy_tile_to_dst_init_short(0);
+        copy_tile(0, 0, 0);
+        sfpu_apply(0);
+        tile_regs_commit();
+        cb_pop_front(0, 1);
+#elif defined(ELT_GATE)
+        cb_wait_front(0, 1);
+        cb_wait_front(1, 1);
+        tile_regs_acquire();
+        copy_tile_to_dst_init_short(0);
+        copy_tile(0, 0, 0);
+        tanh_tile_init();
+        tanh_tile(0);
+        copy_tile_to_dst_init_short(1);
+        copy_tile(1, 0, 1);
+        sigmoid_tile_init();
+        sigmoid_tile(1);
+        mul_binary_tile_init();
+        mul_binary_tile(0, 1, 0);
+        tile_regs_commit();
+        cb_pop_front(0, 1);
+        cb_pop_front(1, 1);
+#elif defined(ELT_SUM)
+        for (uint32_t i = 0; i < NUM_INPUTS; ++i) {
+            cb_wait_front(i, 1);
+        }
+        tile_regs_acquire();
+        copy_tile_to_dst_init_short(0);
+        copy_tile(0, 0, 0);
+        add_binary_tile_init();
+        for (uint32_t i = 1; i < NUM_INPUTS; ++i) {
+            copy_tile_to_dst_init_short(i);
+            copy_tile(i, 0, 1);
+            add_binary_tile(0, 1, 0);
+        }
+        binop_with_scalar_tile_init();
+        mul_unary_tile(0, SCALE);
+        tile_regs_commit();
+        for (uint32_t i = 0; i < NUM_INPUTS; ++i) {
+            cb_pop_front(i, 1);
+        }
+#endif
+#elif defined(ELT_BINARY)
         cb_wait_front(0, 1);
         cb_wait_front(1, 1);
         init_bcast<BINOP, BCAST>(0, 1, cb_out);

@@ -35,6 +35,7 @@ constexpr uint32_t MATH_FIDELITY = TT_SIM_MATH_FIDELITY;
 #define TT_SIM_OP_PACK_UNTILIZE_DEST 21u
 #define TT_SIM_OP_BINARY_REUSE_DEST 22u
 #define TT_SIM_OP_UNARY_BCAST 24u
+#define TT_SIM_OP_SFPU_BINARY 25u
 
 // SFPU operation codes (tt-sim/src/compute.rs)
 #define TT_SIM_SFPU_EXP 1u
@@ -396,6 +397,25 @@ ALWI void add_unary_tile(uint32_t idst, uint32_t param1) {
 ALWI void sub_unary_tile(uint32_t idst, uint32_t param1) {
     tt_sim_op(TT_SIM_OP_SFPU, 0u, TT_SIM_SFPU_SUB_SCALAR, idst, param1, 0u, 0u);
 }
+// TT-Metal api/compute/eltwise_binary_sfpu.h: DEST tile idst0 (op) DEST tile idst1 -> DEST tile odst,
+// on the SFPU in fp32 (exact fp32 add/sub/mul when the operands were unpacked straight to DEST).
+enum class DstRoundingMode : uint8_t { Default = 0, Rne = 1 };
+ALWI void add_binary_tile_init() {}
+ALWI void sub_binary_tile_init() {}
+ALWI void mul_binary_tile_init() {}
+template <DstRoundingMode dst_rounding_mode = DstRoundingMode::Default, bool is_fp32_dest_acc_en = DST_ACCUM_MODE>
+ALWI void add_binary_tile(uint32_t idst0, uint32_t idst1, uint32_t odst, TT_SIM_LINE) {
+    tt_sim_op(TT_SIM_OP_SFPU_BINARY, tt_sim_line, 0u, idst0, idst1, odst);
+}
+template <DstRoundingMode dst_rounding_mode = DstRoundingMode::Default, bool is_fp32_dest_acc_en = DST_ACCUM_MODE>
+ALWI void sub_binary_tile(uint32_t idst0, uint32_t idst1, uint32_t odst, TT_SIM_LINE) {
+    tt_sim_op(TT_SIM_OP_SFPU_BINARY, tt_sim_line, 1u, idst0, idst1, odst);
+}
+template <DstRoundingMode dst_rounding_mode = DstRoundingMode::Default, bool is_fp32_dest_acc_en = DST_ACCUM_MODE>
+ALWI void mul_binary_tile(uint32_t idst0, uint32_t idst1, uint32_t odst, TT_SIM_LINE) {
+    tt_sim_op(TT_SIM_OP_SFPU_BINARY, tt_sim_line, 2u, idst0, idst1, odst);
+}
+
 template <uint32_t in_dtype = 0, uint32_t out_dtype = 0>
 ALWI void typecast_tile_init() {}
 template <uint32_t in_dtype, uint32_t out_dtype>
