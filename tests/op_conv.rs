@@ -19,14 +19,16 @@
 use proptest::prelude::*;
 use tt_kernels::ops::common::{Activation, DeviceTensor, OpError, Precision, tolerance};
 use tt_kernels::ops::conv::{
-    Conv1d, Conv1dParams, ConvTerms, conv_error_bound, conv_error_bound_fused,
+    Conv1d, Conv1dParams, ConvFormats, ConvTerms, conv_error_bound, conv_error_bound_formats,
+    conv_error_bound_fused,
 };
 use tt_safe::{Arch, DataFormat, Device, RunStats};
 
 #[path = "support/conv_common.rs"]
 mod conv_common;
 use conv_common::{
-    Errors, References, Rng, check_both_bounds, piper_device, round_trip, sim, utilisation,
+    Errors, References, Rng, bias_format, check_both_bounds, check_both_bounds_formats,
+    piper_device, round_trip, sim, utilisation,
 };
 
 /// The weight matrix as the device stores it, one row per (tap j, input channel ci), one column
@@ -195,6 +197,78 @@ fn check(
     (e, stats)
 }
 
+/// [`check`] with an `input` format (bf16 or Float32) and the output in
+/// `precision.activations`, against `conv_error_bound_formats` (see `float32_convs`).
+#[allow(clippy::too_many_arguments)]
+fn check_fmt(
+    device: &Device,
+    p: Conv1dParams,
+    t_in: usize,
+    precision: Precision,
+    input: DataFormat,
+    act: Activation,
+    with_bias: bool,
+    seed: u64,
+    what: &str,
+) -> Errors {
+    let mut rng = Rng::new(seed);
+    let x = rng.vec(t_in * p.cin);
+    let w = rng.vec(p.cout * (p.cin / p.groups) * p.kernel);
+    let b = rng.vec(p.cout);
+    let bias = with_bias.then_some(b.as_slice());
+    let conv = Conv1d::new(device, p, &w, bias, precision, act)
+        .unwrap_or_else(|e| panic!("{what}: Conv1d::new: {e}"));
+    let xin = DeviceTensor::from_host(device, t_in, p.cin, &x, input)
+        .unwrap_or_else(|e| panic!("{what}: upload: {e}"));
+    let (out, _) = conv
+        .run(&xin)
+        .unwrap_or_else(|e| panic!("{what}: run: {e}"));
+    let t_out = p.output_len(t_in).expect("t_out");
+    assert_eq!(out.shape(), [t_out, p.cout], "{what}: output shape");
+    assert_eq!(out.format(), precision.activations, "{what}: output format");
+    let got = out.to_host().expect("download");
+
+    let (dense, wq_vals) = dense_rows(&p, &w, precision.weights);
+    let e_w = weight_quant_err(&p, &dense, precision.weights);
+    let zeros = vec![0f64; e_w.len()];
+    let (y, s, q) = reference(&p, &x, t_in, &w, &e_w, bias, act);
+    let xq = round_trip(t_in, p.cin, &x, input);
+    let bq = round_trip(1, p.cout, &b, bias_format(&precision));
+    let (yq, sq, _) = reference(
+        &p,
+        &xq,
+        t_in,
+        &wq_vals,
+        &zeros,
+        with_bias.then_some(bq.as_slice()),
+        act,
+    );
+    let refs = References {
+        y: &y,
+        s: &s,
+        q: &q,
+        yq: &yq,
+        sq: &sq,
+    };
+    let formats = ConvFormats {
+        input,
+        output: precision.activations,
+        residual: DataFormat::Float16_b,
+    };
+    let bias_pair = with_bias.then_some((b.as_slice(), bq.as_slice()));
+    check_both_bounds_formats(
+        &got,
+        p.cout,
+        kt_of(&p),
+        &precision,
+        act,
+        &formats,
+        bias_pair,
+        &refs,
+        what,
+    )
+}
+
 fn params(
     cin: usize,
     cout: usize,
@@ -261,6 +335,212 @@ fn conv1d_every_precision_matches_reference() {
             eprintln!(
                 "{what}: max {:.3e} mean {:.3e} (worst error/bound {:.2})",
                 e.max, e.mean, e.worst_ratio
+            );
+        }
+    }
+}
+
+/// Float32 activations (`Precision::hifi_fp32`, bf16 weights, HiFi4, fp32 DEST) on every shape
+/// of the suite (stride, asymmetric padding, dilation, depthwise, groups, bias, fused
+/// activations, T not a multiple of 32), and the mixed cases Float32 in / bf16 out and bf16 in
+/// / Float32 out. Bound (`conv_error_bound_formats`, per element): the TF32 truncation of the
+/// input by the unpacker (`2^-10` relative per activation, summed over the K = taps x channels
+/// products: `2^-10 (s_abs + wq)`), the bf16 weight quantisation `wq` (`2^-8 |w|` per weight),
+/// exact HiFi4 products of 11 x 8 significant bits, the MVMUL alignment `16 * 2^-12 s_abs` and
+/// fp32 DEST roundings `(2 * 4 * Kt + Kt) 2^-24 s_abs`, the bias loaded into DEST first (Float32:
+/// `2^-24 |b|`), the activation's Lipschitz constant and SFPU allowance, and the output packing
+/// (Float32: 0; bf16: `2^-8 |y|`). The second check (device-held values) drops the host
+/// quantisation but keeps the TF32 truncation.
+#[test]
+fn float32_convs() {
+    let device = sim();
+    let fp32 = Precision::hifi_fp32();
+    for (i, (name, p, t, act, bias)) in suite().into_iter().enumerate() {
+        let what = format!("{name} [Float32 in/out]");
+        let e = check_fmt(
+            &device,
+            p,
+            t,
+            fp32,
+            DataFormat::Float32,
+            act,
+            bias,
+            300 + i as u64,
+            &what,
+        );
+        eprintln!(
+            "{what}: max {:.3e} (worst error/bound {:.2})",
+            e.max, e.worst_ratio
+        );
+    }
+    // A long sequence: many 32-row time blocks per core, each with its halo re-read (the
+    // time slicing that keeps L1 independent of T).
+    let p = params(64, 64, 5, 1, (2, 2), 1, 1);
+    let what = "64->64 k5 T 1500 [Float32 in/out]";
+    let plan = Conv1d::new(
+        &device,
+        p,
+        &vec![0.5; 64 * 64 * 5],
+        None,
+        fp32,
+        Activation::None,
+    )
+    .unwrap()
+    .plan(1500)
+    .unwrap();
+    assert!(plan.time_blocks > plan.time_groups, "{what}: {plan:?}");
+    check_fmt(
+        &device,
+        p,
+        1500,
+        fp32,
+        DataFormat::Float32,
+        Activation::None,
+        true,
+        312,
+        what,
+    );
+    let (name, p, t, act, bias) = suite().swap_remove(1);
+    let what = format!("{name} [Float32 in, bf16 out]");
+    check_fmt(
+        &device,
+        p,
+        t,
+        Precision::hifi(),
+        DataFormat::Float32,
+        act,
+        bias,
+        310,
+        &what,
+    );
+    let what = format!("{name} [bf16 in, Float32 out]");
+    check_fmt(
+        &device,
+        p,
+        t,
+        fp32,
+        DataFormat::Float16_b,
+        act,
+        bias,
+        311,
+        &what,
+    );
+}
+
+/// The point of Float32 activations: on the same data (one dense and one dilated Piper-like
+/// conv, inputs with full f32 mantissas), the Float32 conv's largest error against f64 is at
+/// least 4x smaller than the bf16 conv's. Derivation: bf16 rounds every input (RNE, up to
+/// `2^-9` relative) and the output (`2^-9 |y|`), Float32 only truncates the input to TF32 (up
+/// to `2^-10`, on average a quarter of the bf16 input error per term) and packs unrounded, so
+/// the expected ratio is about 4-8 on random data; the bf16 weights' error is common to both and
+/// is removed by giving both runs weights that bf16 holds exactly.
+#[test]
+fn float32_conv_is_more_accurate_than_bf16() {
+    let device = sim();
+    for (name, p, t_in) in [
+        ("192->192 k5 p2", params(192, 192, 5, 1, (2, 2), 1, 1), 70),
+        ("96->96 k7 d3 p9", params(96, 96, 7, 1, (9, 9), 3, 1), 45),
+    ] {
+        let mut rng = Rng::new(77);
+        let x = rng.vec(t_in * p.cin);
+        // Weights exactly representable in bf16, so both runs use the same weights.
+        let w = round_trip(
+            1,
+            p.cout * p.cin * p.kernel,
+            &rng.vec(p.cout * p.cin * p.kernel),
+            DataFormat::Float16_b,
+        );
+        let b = round_trip(1, p.cout, &rng.vec(p.cout), DataFormat::Float16_b);
+        let (y, _) = tt_kernels::ops::conv::conv1d_reference(&p, &x, t_in, &w, Some(&b));
+        let mut max_err = [0f64; 2];
+        for (k, (precision, fmt)) in [
+            (Precision::hifi(), DataFormat::Float16_b),
+            (Precision::hifi_fp32(), DataFormat::Float32),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let conv = Conv1d::new(&device, p, &w, Some(&b), precision, Activation::None).unwrap();
+            let xin = DeviceTensor::from_host(&device, t_in, p.cin, &x, fmt).unwrap();
+            let got = conv.run(&xin).unwrap().0.to_host().unwrap();
+            max_err[k] = got
+                .iter()
+                .zip(&y)
+                .map(|(&g, &r)| (f64::from(g) - r).abs())
+                .fold(0.0, f64::max);
+        }
+        eprintln!(
+            "{name}: max |err| bf16 {:.3e}, Float32 {:.3e} (ratio {:.1})",
+            max_err[0],
+            max_err[1],
+            max_err[0] / max_err[1]
+        );
+        assert!(
+            max_err[1] * 4.0 < max_err[0],
+            "{name}: Float32 conv error {:.3e} is not 4x below bf16's {:.3e}",
+            max_err[1],
+            max_err[0]
+        );
+    }
+}
+
+/// Float32 fused layer: `residual + leaky(conv(leaky(x)) + b)` with a Float32 input, residual
+/// and output (the input activation runs on fp32 DEST values unpacked straight to DEST, the
+/// residual is added on the SFPU in fp32), and with a bf16 residual. Bound:
+/// `conv_error_bound_formats` with the input activation's fp32 rounding, the residual's host
+/// quantisation and one fp32 addition.
+#[test]
+fn float32_fused_input_activation_and_residual() {
+    let device = sim();
+    let fp32 = Precision::hifi_fp32();
+    let p = params(48, 40, 3, 1, (2, 2), 2, 1);
+    let t_in = 50;
+    let t_out = p.output_len(t_in).unwrap();
+    let (pre, act) = (Activation::LeakyRelu(0.1), Activation::LeakyRelu(0.2));
+    let mut rng = Rng::new(99);
+    let x = rng.vec(t_in * p.cin);
+    let w = rng.vec(p.cout * p.cin * p.kernel);
+    let b = rng.vec(p.cout);
+    let r = rng.vec(t_out * p.cout);
+    let conv = Conv1d::new(&device, p, &w, Some(&b), fp32, act)
+        .unwrap()
+        .with_input_activation(pre)
+        .unwrap();
+    let xin = DeviceTensor::from_host(&device, t_in, p.cin, &x, DataFormat::Float32).unwrap();
+    let (dense, _) = dense_rows(&p, &w, fp32.weights);
+    let e_w = weight_quant_err(&p, &dense, fp32.weights);
+    let xa: Vec<f32> = x.iter().map(|&v| pre.apply(f64::from(v)) as f32).collect();
+    let (ypost, s, q) = reference(&p, &xa, t_in, &w, &e_w, Some(&b), act);
+    for res_fmt in [DataFormat::Float32, DataFormat::Float16_b] {
+        let rin = DeviceTensor::from_host(&device, t_out, p.cout, &r, res_fmt).unwrap();
+        let (out, _) = conv.run_with_residual(&xin, &rin).unwrap();
+        assert_eq!(out.format(), DataFormat::Float32);
+        let got = out.to_host().unwrap();
+        let formats = ConvFormats {
+            input: DataFormat::Float32,
+            output: DataFormat::Float32,
+            residual: res_fmt,
+        };
+        for i in 0..got.len() {
+            let want = ypost[i] + f64::from(r[i]);
+            let terms = ConvTerms {
+                kt: kt_of(&p),
+                s_abs: s[i],
+                wq: q[i],
+                bias: Some(f64::from(b[i % p.cout])),
+                residual: Some(f64::from(r[i])),
+                y_post_abs: ypost[i].abs(),
+                y_abs: want.abs(),
+                inputs_quantised: false,
+            };
+            // The reference rounds leaky(x) to f32 once: 2^-24 relative, inside the bound's
+            // fp32 rounding of the input activation.
+            let bound = conv_error_bound_formats(&fp32, pre, act, &terms, &formats);
+            let err = (f64::from(got[i]) - want).abs();
+            assert!(
+                err <= bound,
+                "residual {res_fmt:?}: y[{i}] = {}, want {want} (|err| {err:e} > {bound:e})",
+                got[i]
             );
         }
     }
@@ -596,6 +876,37 @@ fn conv1d_errors_name_the_problem() {
     let x = DeviceTensor::from_host(&device, 40, 8, &[0.5; 320], DataFormat::Bfp8_b).unwrap();
     let e = conv.run(&x).unwrap_err();
     assert!(e.to_string().contains("Float16_b"), "{e}");
+    // Float32 needs an fp32 DEST: as the input and as the output format.
+    let w8 = Rng::new(3).vec(8 * 4 * 3);
+    let p8 = params(8, 8, 3, 1, (1, 1), 1, 2);
+    let no_acc = Precision::bfp8_hifi2();
+    let conv = Conv1d::new(&device, p8, &w8, None, no_acc, Activation::None).unwrap();
+    let x = DeviceTensor::from_host(&device, 40, 8, &[0.5; 320], DataFormat::Float32).unwrap();
+    let e = conv.run(&x).unwrap_err();
+    assert!(
+        matches!(e, OpError::FormatUnsupported { .. }) && e.to_string().contains("fp32_acc"),
+        "{e}"
+    );
+    let e = Conv1d::new(
+        &device,
+        p8,
+        &w8,
+        None,
+        no_acc.with_activations(DataFormat::Float32),
+        Activation::None,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("fp32_acc"), "{e}");
+    let e = Conv1d::new(
+        &device,
+        p8,
+        &w8,
+        None,
+        Precision::hifi().with_activations(DataFormat::Bfp8_b),
+        Activation::None,
+    )
+    .unwrap_err();
+    assert!(matches!(e, OpError::FormatUnsupported { .. }), "{e}");
     // Weights that cannot fit L1 for even one output tile: the limit is named.
     let p = params(4096, 32, 15, 1, (7, 7), 1, 1);
     let w = vec![0.25f32; 32 * 4096 * 15];

@@ -11,13 +11,15 @@
 
 use proptest::prelude::*;
 use tt_kernels::ops::common::{Activation, DeviceTensor, OpError, Precision, tolerance};
+use tt_kernels::ops::conv::ConvFormats;
 use tt_kernels::ops::conv_transpose::{ConvTranspose1d, ConvTranspose1dParams};
 use tt_safe::{Arch, DataFormat, Device, RunStats};
 
 #[path = "support/conv_common.rs"]
 mod conv_common;
 use conv_common::{
-    Errors, References, Rng, check_both_bounds, piper_device, round_trip, sim, utilisation,
+    Errors, References, Rng, bias_format, check_both_bounds, check_both_bounds_formats,
+    piper_device, round_trip, sim, utilisation,
 };
 
 /// Weights as the device stores them: one row per (tap j, input channel ci), one column per
@@ -153,6 +155,121 @@ fn check(
     let bias_pair = with_bias.then_some((b.as_slice(), bq.as_slice()));
     let e = check_both_bounds(&got, p.cout, kt, &precision, act, bias_pair, &refs, what);
     (e, stats)
+}
+
+/// [`check`] with an `input` format (bf16 or Float32), the output in `precision.activations`,
+/// against `conv_error_bound_formats` (see `float32_conv_transposes`).
+#[allow(clippy::too_many_arguments)]
+fn check_fmt(
+    device: &Device,
+    p: ConvTranspose1dParams,
+    t_in: usize,
+    precision: Precision,
+    input: DataFormat,
+    act: Activation,
+    with_bias: bool,
+    seed: u64,
+    what: &str,
+) -> Errors {
+    let mut rng = Rng::new(seed);
+    let x = rng.vec(t_in * p.cin);
+    let w = rng.vec(p.cin * p.cout * p.kernel);
+    let b = rng.vec(p.cout);
+    let bias = with_bias.then_some(b.as_slice());
+    let op = ConvTranspose1d::new(device, p, &w, bias, precision, act)
+        .unwrap_or_else(|e| panic!("{what}: ConvTranspose1d::new: {e}"));
+    let xin = DeviceTensor::from_host(device, t_in, p.cin, &x, input)
+        .unwrap_or_else(|e| panic!("{what}: upload: {e}"));
+    let (out, _) = op.run(&xin).unwrap_or_else(|e| panic!("{what}: run: {e}"));
+    let t_out = p.output_len(t_in).expect("t_out");
+    assert_eq!(out.shape(), [t_out, p.cout], "{what}: output shape");
+    assert_eq!(out.format(), precision.activations, "{what}: output format");
+    let got = out.to_host().expect("download");
+
+    let kt = p.kernel.div_ceil(p.stride) * p.cin.div_ceil(32);
+    let (wq_vals, e_w) = quantised_weights(&p, &w, precision.weights);
+    let zeros = vec![0f64; e_w.len()];
+    let (y, s, q) = reference(&p, &x, t_in, &w, &e_w, bias, act);
+    let xq = round_trip(t_in, p.cin, &x, input);
+    let bq = round_trip(1, p.cout, &b, bias_format(&precision));
+    let (yq, sq, _) = reference(
+        &p,
+        &xq,
+        t_in,
+        &wq_vals,
+        &zeros,
+        with_bias.then_some(bq.as_slice()),
+        act,
+    );
+    let refs = References {
+        y: &y,
+        s: &s,
+        q: &q,
+        yq: &yq,
+        sq: &sq,
+    };
+    let formats = ConvFormats {
+        input,
+        output: precision.activations,
+        residual: DataFormat::Float16_b,
+    };
+    let bias_pair = with_bias.then_some((b.as_slice(), bq.as_slice()));
+    check_both_bounds_formats(
+        &got, p.cout, kt, &precision, act, &formats, bias_pair, &refs, what,
+    )
+}
+
+/// Float32 activations (`Precision::hifi_fp32`) on every shape of the suite (strides 2-8,
+/// padding, output padding, bias, fused activations, odd lengths; the writer interleaves the
+/// phases with Float32 row copies), plus Float32 in / bf16 out and bf16 in / Float32 out.
+/// Bound: `conv_error_bound_formats` as in `op_conv.rs` `float32_convs` (TF32 input truncation
+/// `2^-10` per activation, bf16 weight quantisation, exact HiFi4 products, fp32 DEST, bias first
+/// in DEST, Float32 packing exact / bf16 packing `2^-8 |y|`).
+#[test]
+fn float32_conv_transposes() {
+    let device = sim();
+    let fp32 = Precision::hifi_fp32();
+    for (i, (name, p, t, act, bias)) in suite().into_iter().enumerate() {
+        let what = format!("{name} [Float32 in/out]");
+        let e = check_fmt(
+            &device,
+            p,
+            t,
+            fp32,
+            DataFormat::Float32,
+            act,
+            bias,
+            400 + i as u64,
+            &what,
+        );
+        eprintln!(
+            "{what}: max {:.3e} (worst error/bound {:.2})",
+            e.max, e.worst_ratio
+        );
+    }
+    let (name, p, t, act, bias) = suite().swap_remove(1);
+    check_fmt(
+        &device,
+        p,
+        t,
+        Precision::hifi(),
+        DataFormat::Float32,
+        act,
+        bias,
+        410,
+        &format!("{name} [Float32 in, bf16 out]"),
+    );
+    check_fmt(
+        &device,
+        p,
+        t,
+        fp32,
+        DataFormat::Float16_b,
+        act,
+        bias,
+        411,
+        &format!("{name} [bf16 in, Float32 out]"),
+    );
 }
 
 fn params(

@@ -1,6 +1,12 @@
 //! `conv1d` on the device: kernel size k, stride s, asymmetric zero padding, dilation d, groups
 //! (1, depthwise, or any divisor), bias and a fused activation; weights bf16 / bfp8_b / bfp4_b.
 //!
+//! Activations (input, output = `Precision::activations`, residual) are `Float16_b` or, with
+//! `fp32_acc`, `Float32`, in any mix. With a Float32 tensor the op takes the exact-fp32 path
+//! ([`ConvFormats::exact`]): the matmul reads Float32 activations as TF32 (2^-10), the bias is
+//! loaded into DEST first, the residual is added on the SFPU in fp32, and a Float32 output is
+//! packed unrounded ([`conv_error_bound_formats`] bounds it).
+//!
 //! # How it runs (kernels in `kernels/ops/conv/`)
 //! A dense conv is `y[t] = sum_j x[t s + j d - pad_left] W_j` with `W_j = weight[:, :, j]^T`
 //! (`[Cin, Cout]`), i.e. a sum over taps of shifted, strided `[T_out, Cin] x [Cin, Cout]` matmuls.
@@ -39,7 +45,6 @@ use tt_safe::{
 use super::common::{Activation, DeviceTensor, OpError, Precision, TILE, tiles};
 
 const OP: &str = "conv1d";
-const BF16_TILE: u64 = 2048;
 
 /// Shape parameters of a 1-D convolution (PyTorch `Conv1d` semantics, `padding_mode="zeros"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +138,45 @@ pub(crate) struct Gather {
     pub pre: Activation,
     /// Whether a `[t_out, cout]` residual is added after the output activation.
     pub residual: bool,
+    /// Tensor formats of this run (input, output, residual).
+    pub formats: ConvFormats,
+    /// The exact-fp32 path (see [`ConvFormats::exact`]).
+    pub exact: bool,
+}
+
+/// The activation-tensor formats of one conv run: `Float16_b` or (with `fp32_acc`) `Float32`
+/// each. The output is `Precision::activations`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvFormats {
+    /// The input tensor.
+    pub input: DataFormat,
+    /// The output tensor.
+    pub output: DataFormat,
+    /// The residual tensor (when there is one).
+    pub residual: DataFormat,
+}
+
+impl ConvFormats {
+    /// bf16 in, out and residual (the original conv path).
+    pub const fn bf16() -> ConvFormats {
+        ConvFormats {
+            input: DataFormat::Float16_b,
+            output: DataFormat::Float16_b,
+            residual: DataFormat::Float16_b,
+        }
+    }
+
+    /// Whether the run takes the exact-fp32 path: fp32 accumulation and any Float32 tensor.
+    /// Then the bias is loaded into DEST before the matmuls (exact; Float32 bias when
+    /// `precision.activations` is Float32), Float32 tensors that are only copied to DEST
+    /// unpack straight to DEST (`UnpackToDestFp32`) and the residual is added on the SFPU in
+    /// fp32 (`add_binary_tile`). The matmul itself reads Float32 activations as TF32.
+    pub fn exact(&self, precision: &Precision, residual: bool) -> bool {
+        precision.fp32_acc
+            && (self.input == DataFormat::Float32
+                || self.output == DataFormat::Float32
+                || (residual && self.residual == DataFormat::Float32))
+    }
 }
 
 impl Gather {
@@ -214,11 +258,15 @@ pub(crate) fn plan(
     let cout_t = g.cout_t();
     let pm = (g.phases * g.taps) as u64;
     let w_tile = precision.weights.tile_size_bytes() as u64;
+    let in_tile = g.formats.input.tile_size_bytes() as u64;
+    let out_tile = g.formats.output.tile_size_bytes() as u64;
+    let res_tile = g.formats.residual.tile_size_bytes() as u64;
+    let bias_tile = bias_format(precision).tile_size_bytes() as u64;
     let window = g.window_tiles();
     let blocks = g.blocks();
-    let per_block_in0 = pm * cin_t * BF16_TILE;
+    let per_block_in0 = pm * cin_t * in_tile;
     let fixed_asm = if g.phases > 1 {
-        g.phases as u64 * BF16_TILE
+        g.phases as u64 * out_tile
     } else {
         0
     };
@@ -229,7 +277,7 @@ pub(crate) fn plan(
     };
     let res_bytes = |nb: u64| {
         if g.residual {
-            2 * g.phases as u64 * nb * BF16_TILE
+            2 * g.phases as u64 * nb * res_tile
         } else {
             0
         }
@@ -239,9 +287,9 @@ pub(crate) fn plan(
             + pre_bytes
             + res_bytes(nb)
             + pm * cin_t * nb * w_tile
-            + nb * BF16_TILE
-            + window as u64 * BF16_TILE * if g.row_step == 1 { 2 } else { 1 }
-            + 2 * g.phases as u64 * nb * BF16_TILE
+            + nb * bias_tile
+            + window as u64 * in_tile * if g.row_step == 1 { 2 } else { 1 }
+            + 2 * g.phases as u64 * nb * out_tile
             + fixed_asm
     };
     let mut best: Option<(u64, ConvPlan)> = None;
@@ -269,7 +317,12 @@ pub(crate) fn plan(
             double_buffered: double,
             l1_bytes: need,
             l1_budget,
-            dest_group: nb.min(dest_capacity(precision.fp32_acc)),
+            // The exact path adds the residual from a second DEST tile per output tile.
+            dest_group: nb.min(if g.exact && g.residual {
+                dest_capacity(precision.fp32_acc) / 2
+            } else {
+                dest_capacity(precision.fp32_acc)
+            }),
         };
         if best.as_ref().is_none_or(|(c, _)| cost < *c) {
             best = Some((cost, p));
@@ -322,14 +375,24 @@ pub(crate) fn upload_weights(
     let bias = match bias {
         Some(b) => {
             let t = Tensor2d::from_fn(TILE, g.cout, |_, c| b[c]);
-            let bytes = t.to_tiles(DataFormat::Float16_b)?;
-            let buf = Buffer::dram(device, bytes.len() as u64, BF16_TILE as u32)?;
+            let fmt = bias_format(precision);
+            let bytes = t.to_tiles(fmt)?;
+            let buf = Buffer::dram(device, bytes.len() as u64, fmt.tile_size_bytes() as u32)?;
             buf.write(&bytes)?;
             Some(buf)
         }
         None => None,
     };
     Ok(GatherWeights { weights, bias })
+}
+
+/// The bias is stored as Float32 when the activations are Float32, else bf16.
+pub(crate) fn bias_format(precision: &Precision) -> DataFormat {
+    if precision.activations == DataFormat::Float32 {
+        DataFormat::Float32
+    } else {
+        DataFormat::Float16_b
+    }
 }
 
 fn to_u32(op: &'static str, what: &str, v: i64) -> Result<u32, OpError> {
@@ -358,8 +421,13 @@ pub(crate) fn run(
     let cin_t = g.cin_t();
     let cout_t = g.cout_t();
     let grid = device.grid();
-    let out = DeviceTensor::alloc(device, g.t_out, g.cout, DataFormat::Float16_b)?;
-    let bf = DataFormat::Float16_b;
+    let out = DeviceTensor::alloc(device, g.t_out, g.cout, g.formats.output)?;
+    let (fin, fout, fres, fbias) = (
+        g.formats.input,
+        g.formats.output,
+        g.formats.residual,
+        bias_format(precision),
+    );
     let pm = g.phases * g.taps;
     let in0_tiles = (pm * cin_t * if plan.double_buffered { 2 } else { 1 }) as u32;
     let w_tiles = (pm * cin_t * plan.nb) as u32;
@@ -378,27 +446,31 @@ pub(crate) fn run(
 
     let mut program = Program::new(device)?;
     for c in &coords {
-        program.add_circular_buffer(*c, CbConfig::tiles(0, bf, in0_tiles))?;
+        program.add_circular_buffer(*c, CbConfig::tiles(0, fin, in0_tiles))?;
         program.add_circular_buffer(*c, CbConfig::tiles(1, precision.weights, w_tiles))?;
         if weights.bias.is_some() {
-            program.add_circular_buffer(*c, CbConfig::tiles(2, bf, plan.nb as u32))?;
+            program.add_circular_buffer(*c, CbConfig::tiles(2, fbias, plan.nb as u32))?;
         }
-        program.add_circular_buffer(*c, CbConfig::tiles(3, bf, plan.window_tiles as u32))?;
+        program.add_circular_buffer(*c, CbConfig::tiles(3, fin, plan.window_tiles as u32))?;
         if g.row_step == 1 {
-            program.add_circular_buffer(*c, CbConfig::tiles(7, bf, plan.window_tiles as u32))?;
+            program.add_circular_buffer(*c, CbConfig::tiles(7, fin, plan.window_tiles as u32))?;
         }
         if g.phases > 1 {
-            program.add_circular_buffer(*c, CbConfig::tiles(4, bf, g.phases as u32))?;
+            program.add_circular_buffer(*c, CbConfig::tiles(4, fout, g.phases as u32))?;
         }
         if g.pre != Activation::None {
-            program.add_circular_buffer(*c, CbConfig::tiles(5, bf, (pm * cin_t) as u32))?;
+            program.add_circular_buffer(*c, CbConfig::tiles(5, fin, (pm * cin_t) as u32))?;
         }
         if residual.is_some() {
-            program
-                .add_circular_buffer(*c, CbConfig::tiles(6, bf, (2 * g.phases * plan.nb) as u32))?;
+            program.add_circular_buffer(
+                *c,
+                CbConfig::tiles(6, fres, (2 * g.phases * plan.nb) as u32),
+            )?;
         }
-        program
-            .add_circular_buffer(*c, CbConfig::tiles(16, bf, (2 * g.phases * plan.nb) as u32))?;
+        program.add_circular_buffer(
+            *c,
+            CbConfig::tiles(16, fout, (2 * g.phases * plan.nb) as u32),
+        )?;
     }
 
     let kernel = |path: &str| {
@@ -437,6 +509,21 @@ pub(crate) fn run(
             KernelKind::compute(ComputeConfig {
                 fidelity: precision.fidelity,
                 fp32_dest_acc: precision.fp32_acc,
+                // Float32 CBs the exact path only copies to DEST: the input when an input
+                // activation is fused (the matmul then reads CB 5), the bias, the residual.
+                unpack_to_dest_fp32: if g.exact {
+                    [
+                        (0, fin, g.pre != Activation::None),
+                        (2, fbias, weights.bias.is_some()),
+                        (6, fres, residual.is_some()),
+                    ]
+                    .iter()
+                    .filter(|(_, f, used)| *used && *f == DataFormat::Float32)
+                    .map(|(cb, ..)| *cb)
+                    .collect()
+                } else {
+                    Vec::new()
+                },
                 ..ComputeConfig::default()
             }),
             ranges.clone(),
@@ -453,6 +540,7 @@ pub(crate) fn run(
             g.pre.code(),
             g.pre.param_bits(),
             u32::from(residual.is_some()),
+            u32::from(g.exact),
         ]),
     )?;
     let writer = program.add_kernel(
@@ -544,16 +632,9 @@ pub(crate) fn check_input(
     device: &Device,
     input: &DeviceTensor,
     cin: usize,
+    precision: &Precision,
 ) -> Result<(), OpError> {
-    if input.format() != DataFormat::Float16_b {
-        return Err(OpError::FormatUnsupported {
-            op,
-            role: "input activations",
-            format: input.format(),
-            supported: "Float16_b (the reader shifts bf16 rows on the device; convert bfp8_b \
-                        activations with a copy op first)",
-        });
-    }
+    check_conv_format(op, "input activations", input.format(), precision)?;
     if input.cols() != cin {
         return Err(OpError::ShapeMismatch {
             op,
@@ -603,7 +684,7 @@ impl Conv1d {
         activation: Activation,
     ) -> Result<Conv1d, OpError> {
         params.validate()?;
-        precision.validate(OP)?;
+        precision.validate_fp32(OP)?;
         check_bf16_activations(OP, &precision)?;
         check_activation(OP, activation)?;
         let cin_g = params.cin / params.groups;
@@ -647,6 +728,8 @@ impl Conv1d {
             cin_ranges: group_cin_ranges(params.cin, params.cout, params.groups),
             pre: Activation::None,
             residual: false,
+            formats: ConvFormats::bf16(),
+            exact: false,
         };
         let cin_p = tiles(params.cin) * TILE;
         let mut dense = vec![0f32; k * cin_p * params.cout];
@@ -747,22 +830,24 @@ impl Conv1d {
         input: &DeviceTensor,
         residual: Option<&DeviceTensor>,
     ) -> Result<(DeviceTensor, RunStats), OpError> {
-        check_input(OP, &self.device, input, self.params.cin)?;
+        check_input(OP, &self.device, input, self.params.cin, &self.precision)?;
         let mut g = self.gather(input.rows())?;
         if let Some(r) = residual {
-            check_input(OP, &self.device, r, self.params.cout).map_err(|e| match e {
-                OpError::ShapeMismatch { .. } => OpError::ShapeMismatch {
-                    op: OP,
-                    what: format!(
-                        "residual is [{}, {}], the output is [{}, {}]",
-                        r.rows(),
-                        r.cols(),
-                        g.t_out,
-                        self.params.cout
-                    ),
+            check_input(OP, &self.device, r, self.params.cout, &self.precision).map_err(
+                |e| match e {
+                    OpError::ShapeMismatch { .. } => OpError::ShapeMismatch {
+                        op: OP,
+                        what: format!(
+                            "residual is [{}, {}], the output is [{}, {}]",
+                            r.rows(),
+                            r.cols(),
+                            g.t_out,
+                            self.params.cout
+                        ),
+                    },
+                    other => other,
                 },
-                other => other,
-            })?;
+            )?;
             if r.rows() != g.t_out {
                 return Err(OpError::ShapeMismatch {
                     op: OP,
@@ -775,6 +860,12 @@ impl Conv1d {
             }
             g.residual = true;
         }
+        g.formats = ConvFormats {
+            input: input.format(),
+            output: self.precision.activations,
+            residual: residual.map_or(DataFormat::Float16_b, |r| r.format()),
+        };
+        g.exact = g.formats.exact(&self.precision, g.residual);
         let p = plan(
             &g,
             &self.precision,
@@ -815,15 +906,32 @@ fn group_cin_ranges(cin: usize, cout: usize, groups: usize) -> Vec<(u32, u32)> {
 
 /// The gather kernels read and write bf16 activations.
 pub(crate) fn check_bf16_activations(op: &'static str, p: &Precision) -> Result<(), OpError> {
-    if p.activations == DataFormat::Float16_b {
-        Ok(())
-    } else {
-        Err(OpError::FormatUnsupported {
+    check_conv_format(op, "activations (output)", p.activations, p)
+}
+
+/// The conv kernels shift rows of `Float16_b` or `Float32` tiles; Float32 needs `fp32_acc`.
+pub(crate) fn check_conv_format(
+    op: &'static str,
+    role: &'static str,
+    format: DataFormat,
+    p: &Precision,
+) -> Result<(), OpError> {
+    match format {
+        DataFormat::Float16_b => Ok(()),
+        DataFormat::Float32 if p.fp32_acc => Ok(()),
+        DataFormat::Float32 => Err(OpError::FormatUnsupported {
             op,
-            role: "activations",
-            format: p.activations,
-            supported: "Float16_b (the conv reader shifts bf16 rows on the device)",
-        })
+            role,
+            format,
+            supported: "Float16_b, or Float32 with fp32_acc = true (e.g. Precision::hifi_fp32())",
+        }),
+        _ => Err(OpError::FormatUnsupported {
+            op,
+            role,
+            format,
+            supported: "Float16_b or Float32 (the conv reader shifts bf16 / fp32 rows on the \
+                        device; convert bfp8_b activations with an eltwise op first)",
+        }),
     }
 }
 
@@ -927,16 +1035,53 @@ pub fn conv_error_bound_fused(
     activation: Activation,
     t: &ConvTerms,
 ) -> f64 {
-    use super::common::tolerance::{dest_u, matmul_compute_bound, sfpu_error};
-    let u8 = 2f64.powi(-8);
+    conv_error_bound_formats(precision, pre, activation, t, &ConvFormats::bf16())
+}
+
+/// [`conv_error_bound_fused`] for any [`ConvFormats`] (bf16 / Float32 input, output and
+/// residual). On the bf16 path (`!formats.exact(..)`) it is exactly that bound with the
+/// format-dependent terms taken from `formats`. On the exact-fp32 path
+/// ([`ConvFormats::exact`]):
+/// - input: host quantisation `quant_rel(input)` (0 when `inputs_quantised`) plus the TF32
+///   truncation of a Float32 input by the unpacker, `tolerance::unpack_rel` (`2^-10`), in
+///   `qa`; a fused input activation adds one fp32 rounding and the packing of CB 5 to the
+///   input format (`u_dest + pack_error_rel(input)`);
+/// - compute: [`tolerance::matmul_compute_bound`](super::common::tolerance::matmul_compute_bound)
+///   with the input format's multiplier bits (TF32 has 11: exact products at HiFi4 / HiFi3
+///   with bf16 weights);
+/// - bias: loaded into DEST before the matmuls, so only its host quantisation (`2^-24` Float32
+///   bias when `precision.activations` is Float32, `2^-8` bf16 otherwise) and the DEST
+///   roundings of the accumulation it takes part in (`(2 phases kt + kt) u_dest |b|`);
+/// - residual: its host quantisation (`quant_rel(residual)`) and one fp32 SFPU addition,
+///   `u_dest (|y_post| + e + |r|)`;
+/// - packing: `pack_error_rel(output)` (0 for Float32).
+pub fn conv_error_bound_formats(
+    precision: &Precision,
+    pre: Activation,
+    activation: Activation,
+    t: &ConvTerms,
+    formats: &ConvFormats,
+) -> f64 {
+    use super::common::tolerance::{
+        dest_u, matmul_compute_bound, pack_error_rel, quant_rel, sfpu_error, unpack_rel,
+    };
+    let exact = formats.exact(precision, t.residual.is_some());
     let u_d = dest_u(precision.fp32_acc);
-    let mut qa = if t.inputs_quantised { 0.0 } else { u8 };
+    let host = |f: DataFormat| {
+        if t.inputs_quantised {
+            0.0
+        } else {
+            quant_rel(f)
+        }
+    };
+    let mut qa = host(formats.input) + unpack_rel(formats.input);
     if pre != Activation::None {
-        qa += u_d + u8 + qa * (u_d + u8);
+        let p = u_d + pack_error_rel(formats.input);
+        qa += p + qa * p;
     }
     let e_in = qa * (t.s_abs + t.wq) + t.wq;
     let s_t = (1.0 + qa) * (t.s_abs + t.wq);
-    let comp = matmul_compute_bound(t.kt * TILE, precision, DataFormat::Float16_b, s_t);
+    let comp = matmul_compute_bound(t.kt * TILE, precision, formats.input, s_t);
     let acc = s_t + comp;
     let tf32 = |v: f64| {
         if precision.fp32_acc {
@@ -947,8 +1092,15 @@ pub fn conv_error_bound_fused(
     };
     let e_bias = t.bias.map_or(0.0, |b| {
         let b = b.abs();
-        let q = if t.inputs_quantised { 0.0 } else { u8 * b };
-        q + tf32(acc) + u_d * (acc + b * (1.0 + u8))
+        if exact {
+            let kt = t.kt as f64;
+            let rounds = 2.0 * f64::from(precision.fidelity.phases()) * kt + kt;
+            host(bias_format(precision)) * b
+                + rounds * u_d * b * (1.0 + host(bias_format(precision)))
+        } else {
+            let bq = host(DataFormat::Float16_b);
+            bq * b + tf32(acc) + u_d * (acc + b * (1.0 + 2f64.powi(-8)))
+        }
     });
     let e1 = e_in + comp + e_bias;
     let e2 = if activation == Activation::None {
@@ -959,11 +1111,15 @@ pub fn conv_error_bound_fused(
     };
     let e3 = t.residual.map_or(e2, |r| {
         let r = r.abs();
-        let q = if t.inputs_quantised { 0.0 } else { u8 * r };
+        let q = host(formats.residual) * r;
         let v = t.y_post_abs + e2;
-        e2 + q + tf32(v) + u_d * (v + r * (1.0 + u8))
+        if exact {
+            e2 + q + u_d * (v + r + q)
+        } else {
+            e2 + q + tf32(v) + u_d * (v + r * (1.0 + 2f64.powi(-8)))
+        }
     });
-    e3 + u8 * (t.y_abs + e3)
+    e3 + pack_error_rel(formats.output) * (t.y_abs + e3)
 }
 
 /// f64 reference of PyTorch `Conv1d` on a time-major input `x [t_in, cin]` with weight
@@ -1049,7 +1205,31 @@ mod tests {
             cin_ranges: group_cin_ranges(cin, cout, 1),
             pre: Activation::None,
             residual: false,
+            formats: ConvFormats::bf16(),
+            exact: false,
         }
+    }
+
+    #[test]
+    fn float32_plans_twice_the_activation_bytes() {
+        let budget = 1_400_000;
+        let g = gather(345, 64, 64, 5, 1);
+        let bf = plan(&g, &Precision::hifi(), 64, budget, 341).unwrap();
+        let g32 = Gather {
+            formats: ConvFormats {
+                input: DataFormat::Float32,
+                output: DataFormat::Float32,
+                residual: DataFormat::Float16_b,
+            },
+            exact: true,
+            ..g
+        };
+        let f = plan(&g32, &Precision::hifi_fp32(), 64, budget, 341).unwrap();
+        assert_eq!(f.nb, bf.nb);
+        assert!(f.l1_bytes > bf.l1_bytes, "{f:?} vs {bf:?}");
+        assert!(!ConvFormats::bf16().exact(&Precision::hifi(), false));
+        assert!(g32.formats.exact(&Precision::hifi(), false));
+        assert!(!g32.formats.exact(&Precision::bfp8_hifi2(), false));
     }
 
     #[test]

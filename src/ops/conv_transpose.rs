@@ -14,12 +14,12 @@
 //! `P = s` phases, `M` taps, `block_stride = 32`, `row_step = 1`, `tap_step = -1`, phase offsets
 //! `a + [r < b]`; its writer interleaves the phases' rows into the output tiles.
 
-use tt_safe::{Device, RunStats};
+use tt_safe::{DataFormat, Device, RunStats};
 
 use super::common::{Activation, DeviceTensor, OpError, Precision, TILE, tiles};
 use super::conv::{
-    ConvPlan, Gather, GatherWeights, check_activation, check_bf16_activations, check_finite,
-    check_input, plan, run, upload_weights,
+    ConvFormats, ConvPlan, Gather, GatherWeights, check_activation, check_bf16_activations,
+    check_finite, check_input, plan, run, upload_weights,
 };
 
 const OP: &str = "conv_transpose1d";
@@ -102,7 +102,7 @@ impl ConvTranspose1d {
         activation: Activation,
     ) -> Result<ConvTranspose1d, OpError> {
         params.validate()?;
-        precision.validate(OP)?;
+        precision.validate_fp32(OP)?;
         check_bf16_activations(OP, &precision)?;
         check_activation(OP, activation)?;
         let (cin, cout, k, s) = (params.cin, params.cout, params.kernel, params.stride);
@@ -144,6 +144,8 @@ impl ConvTranspose1d {
             cin_ranges: vec![(0, tiles(cin) as u32); tiles(cout)],
             pre: Activation::None,
             residual: false,
+            formats: ConvFormats::bf16(),
+            exact: false,
         };
         // Dense rows ((r * M + m) * cin_p + ci), columns co: W[ci, co, r + m s].
         let cin_p = tiles(cin) * TILE;
@@ -210,8 +212,14 @@ impl ConvTranspose1d {
 
     /// Runs on `input` (`[T_in, cin]` bf16, time-major); returns `[T_out, cout]` bf16.
     pub fn run(&self, input: &DeviceTensor) -> Result<(DeviceTensor, RunStats), OpError> {
-        check_input(OP, &self.device, input, self.params.cin)?;
-        let g = self.gather(input.rows())?;
+        check_input(OP, &self.device, input, self.params.cin, &self.precision)?;
+        let mut g = self.gather(input.rows())?;
+        g.formats = ConvFormats {
+            input: input.format(),
+            output: self.precision.activations,
+            residual: DataFormat::Float16_b,
+        };
+        g.exact = g.formats.exact(&self.precision, false);
         let p = plan(
             &g,
             &self.precision,

@@ -6,7 +6,7 @@
 #![allow(dead_code)]
 
 use tt_kernels::ops::common::{Activation, Precision};
-use tt_kernels::ops::conv::conv_error_bound;
+use tt_kernels::ops::conv::{ConvFormats, ConvTerms, conv_error_bound, conv_error_bound_formats};
 use tt_safe::{Arch, DataFormat, Device, RunStats, Tensor2d};
 
 /// The Wormhole n150 simulator.
@@ -135,6 +135,83 @@ pub fn check_both_bounds(
     }
     e.mean /= r.y.len() as f64;
     e
+}
+
+/// [`check_both_bounds`] for any input / output formats (`conv_error_bound_formats`): against
+/// f64 on the original inputs with the full bound, and against f64 on the device-held values
+/// (the input and bias decoded from their formats, weights decoded) with the compute-only bound.
+#[allow(clippy::too_many_arguments)]
+pub fn check_both_bounds_formats(
+    got: &[f32],
+    cout: usize,
+    kt: usize,
+    precision: &Precision,
+    act: Activation,
+    formats: &ConvFormats,
+    bias: Option<(&[f32], &[f32])>,
+    r: &References,
+    what: &str,
+) -> Errors {
+    assert_eq!(got.len(), r.y.len(), "{what}: output length");
+    let mut e = Errors::default();
+    for (i, &g) in got.iter().enumerate() {
+        let g = f64::from(g);
+        let (t, c) = (i / cout, i % cout);
+        let terms = |s_abs: f64, wq: f64, b: Option<f64>, y: f64, quantised: bool| ConvTerms {
+            kt,
+            s_abs,
+            wq,
+            bias: b,
+            residual: None,
+            y_post_abs: y,
+            y_abs: y,
+            inputs_quantised: quantised,
+        };
+        let t1 = terms(
+            r.s[i],
+            r.q[i],
+            bias.map(|(b, _)| f64::from(b[c])),
+            r.y[i].abs(),
+            false,
+        );
+        let bound = conv_error_bound_formats(precision, Activation::None, act, &t1, formats);
+        let err = (g - r.y[i]).abs();
+        assert!(
+            err <= bound,
+            "{what}: y[{t}, {c}] = {g}, f64 reference {} (|err| {err:e} > derived bound {bound:e})",
+            r.y[i]
+        );
+        let t2 = terms(
+            r.sq[i],
+            0.0,
+            bias.map(|(_, b)| f64::from(b[c])),
+            r.yq[i].abs(),
+            true,
+        );
+        let bound_q = conv_error_bound_formats(precision, Activation::None, act, &t2, formats);
+        let err_q = (g - r.yq[i]).abs();
+        assert!(
+            err_q <= bound_q,
+            "{what}: y[{t}, {c}] = {g}, f64 on the device's input values {} (|err| {err_q:e} > \
+             compute bound {bound_q:e})",
+            r.yq[i]
+        );
+        e.max = e.max.max(err);
+        e.mean += err;
+        e.worst_ratio = e.worst_ratio.max(err / bound);
+        e.ref_max = e.ref_max.max(r.y[i].abs());
+    }
+    e.mean /= r.y.len() as f64;
+    e
+}
+
+/// The format the conv ops store their bias in: Float32 with Float32 activations, else bf16.
+pub fn bias_format(precision: &Precision) -> DataFormat {
+    if precision.activations == DataFormat::Float32 {
+        DataFormat::Float32
+    } else {
+        DataFormat::Float16_b
+    }
 }
 
 /// Utilisation of the matmul engine (as docs/ops.md defines it for every op): useful FLOPs

@@ -15,7 +15,12 @@
 // Compile-time args: 0 cin_t, 1 nb, 2 P, 3 M, 4 DEST group (tiles per acquire), 5 has_bias,
 //   6 activation (Activation::code: 0 none, 1 relu, 2 leaky relu, 3 gelu, 4 tanh, 5 sigmoid), 7 activation param
 //   (leaky slope, f32 bits), 8 input activation (same codes; 0, 1 or 2), 9 its parameter,
-//   10 has_residual.
+//   10 has_residual, 11 exact (the fp32 path: fp32_dest_acc_en with a Float32 input, output or
+//   residual): the bias tile is copied into DEST before the matmuls accumulate onto it (exact;
+//   no DEST -> SrcA TF32 truncation of the sum), and the residual is copied to DEST tile
+//   group + j and added on the SFPU in fp32 (add_binary_tile), so the DEST group is at most half
+//   the DEST capacity. Float32 CBs that are only copied (input with an input activation, bias,
+//   residual) are configured UnpackToDestFp32 by the host; the matmul reads Float32 in0 as TF32.
 // Runtime args: 0 number of blocks, then c_lo[w], c_hi[w] for w < nb.
 #include <cstdint>
 
@@ -28,6 +33,11 @@
 #include "api/compute/eltwise_unary/tanh.h"
 #include "api/compute/matmul.h"
 #include "api/compute/tile_move_copy.h"
+#if __has_include("api/compute/eltwise_binary_sfpu.h")
+// TT-Metal declares add_binary_tile here; the simulator's compute API has it in every compute
+// header.
+#include "api/compute/eltwise_binary_sfpu.h"
+#endif
 
 namespace {
 
@@ -65,6 +75,7 @@ void kernel_main() {
     constexpr uint32_t pre_act = get_compile_time_arg_val(8);
     constexpr uint32_t pre_param = get_compile_time_arg_val(9);
     constexpr uint32_t has_residual = get_compile_time_arg_val(10);
+    constexpr uint32_t exact = get_compile_time_arg_val(11);
 
     constexpr uint32_t cb_in0 = 0;
     constexpr uint32_t cb_w = 1;
@@ -116,6 +127,12 @@ void kernel_main() {
             for (uint32_t w0 = 0; w0 < nb; w0 += group) {
                 const uint32_t gw = nb - w0 < group ? nb - w0 : group;
                 tile_regs_acquire();
+                if constexpr (exact != 0 && has_bias != 0) {
+                    copy_tile_to_dst_init_short(cb_bias);
+                    for (uint32_t j = 0; j < gw; ++j) {
+                        copy_tile(cb_bias, w0 + j, j);
+                    }
+                }
                 mm_init_short(cb_mm, cb_w);
                 for (uint32_t j = 0; j < gw; ++j) {
                     const uint32_t w = w0 + j;
@@ -128,7 +145,7 @@ void kernel_main() {
                         }
                     }
                 }
-                if constexpr (has_bias != 0) {
+                if constexpr (exact == 0 && has_bias != 0) {
                     binary_dest_reuse_tiles_init<EltwiseBinaryType::ELWADD,
                                                  EltwiseBinaryReuseDestType::DEST_TO_SRCA>(cb_bias);
                     for (uint32_t j = 0; j < gw; ++j) {
@@ -137,7 +154,16 @@ void kernel_main() {
                     }
                 }
                 activate<act, act_param>(0, gw);
-                if constexpr (has_residual != 0) {
+                if constexpr (exact != 0 && has_residual != 0) {
+                    copy_tile_to_dst_init_short(cb_res);
+                    for (uint32_t j = 0; j < gw; ++j) {
+                        copy_tile(cb_res, p * nb + w0 + j, group + j);
+                    }
+                    add_binary_tile_init();
+                    for (uint32_t j = 0; j < gw; ++j) {
+                        add_binary_tile(j, group + j, j);
+                    }
+                } else if constexpr (has_residual != 0) {
                     binary_dest_reuse_tiles_init<EltwiseBinaryType::ELWADD,
                                                  EltwiseBinaryReuseDestType::DEST_TO_SRCA>(cb_res);
                     for (uint32_t j = 0; j < gw; ++j) {

@@ -1,5 +1,5 @@
 // Conv / conv-transpose reader ("gather conv"): builds, on device, the row-shifted input tiles of a
-// 1-D convolution from the time-major [T_in, C_in] bf16 activation tiled in DRAM, plus the core's
+// 1-D convolution from the time-major [T_in, C_in] bf16 or Float32 activation tiled in DRAM, plus the core's
 // resident weight and bias tiles.
 //
 // The op is described as P phases x M taps. For output block B (32 rows of every phase) and phase p,
@@ -18,9 +18,10 @@
 // copies. Tiles that touch the padding (or strided convs) copy 64-byte rows with the RISC's
 // loads and stores, writing zeros outside [0, T_in).
 //
-// CBs: 0 in0 (bf16, P*M*cin_t tiles per block), 1 weights (resident, P*M*cin_t*nb tiles, weight
-// format), 2 bias (resident, nb bf16 tiles, rows replicated), 3 window scratch (bf16),
-// 7 column-half staging of the window (bf16, same size).
+// CBs: 0 in0 (input format, P*M*cin_t tiles per block), 1 weights (resident, P*M*cin_t*nb tiles,
+// weight format), 2 bias (resident, nb tiles, rows replicated, bf16 or Float32), 3 window scratch
+// (input format), 7 column-half staging of the window (input format, same size). The input is
+// bf16 or Float32: the element size comes from CB 0's tile size.
 //
 // With a residual (conv only, P = 1) the reader also pushes, per block, the nb residual tiles
 // (block, n0 + w) of the [T_out, C_out] residual tensor into CB 6.
@@ -36,26 +37,31 @@
 
 namespace {
 
-constexpr uint32_t FACE_BYTES = 512;  // 16 x 16 bf16
+// Tiles are bf16 (es = 2 bytes) or Float32 (es = 4): a face is 16 x 16 elements, a half-row
+// (16 elements) 16 * es bytes.
 
-// Byte offset of the first half (columns 0-15) of row r in a bf16 tile; the second half
-// (columns 16-31) is FACE_BYTES later.
-inline uint32_t row_offset(uint32_t r) { return (r >> 4) * 2 * FACE_BYTES + (r & 15) * 32; }
+// Byte offset of the first half (columns 0-15) of row r in a tile; the second half (columns
+// 16-31) is one face later.
+inline uint32_t row_offset(uint32_t r, uint32_t es) { return (r >> 4) * 2 * 256 * es + (r & 15) * 16 * es; }
 
-inline void copy_row(uint32_t dst_tile, uint32_t dst_row, uint32_t src_tile, uint32_t src_row) {
-    volatile uint32_t* d = reinterpret_cast<volatile uint32_t*>(dst_tile + row_offset(dst_row));
-    volatile uint32_t* s = reinterpret_cast<volatile uint32_t*>(src_tile + row_offset(src_row));
-    for (uint32_t k = 0; k < 8; ++k) {
+inline void copy_row(uint32_t dst_tile, uint32_t dst_row, uint32_t src_tile, uint32_t src_row, uint32_t es) {
+    volatile uint32_t* d = reinterpret_cast<volatile uint32_t*>(dst_tile + row_offset(dst_row, es));
+    volatile uint32_t* s = reinterpret_cast<volatile uint32_t*>(src_tile + row_offset(src_row, es));
+    const uint32_t words = 4 * es;
+    const uint32_t face_words = 64 * es;
+    for (uint32_t k = 0; k < words; ++k) {
         d[k] = s[k];
-        d[k + FACE_BYTES / 4] = s[k + FACE_BYTES / 4];
+        d[k + face_words] = s[k + face_words];
     }
 }
 
-inline void zero_row(uint32_t dst_tile, uint32_t dst_row) {
-    volatile uint32_t* d = reinterpret_cast<volatile uint32_t*>(dst_tile + row_offset(dst_row));
-    for (uint32_t k = 0; k < 8; ++k) {
+inline void zero_row(uint32_t dst_tile, uint32_t dst_row, uint32_t es) {
+    volatile uint32_t* d = reinterpret_cast<volatile uint32_t*>(dst_tile + row_offset(dst_row, es));
+    const uint32_t words = 4 * es;
+    const uint32_t face_words = 64 * es;
+    for (uint32_t k = 0; k < words; ++k) {
         d[k] = 0;
-        d[k + FACE_BYTES / 4] = 0;
+        d[k + face_words] = 0;
     }
 }
 
@@ -92,6 +98,9 @@ void kernel_main() {
     constexpr uint32_t cb_res = 6;
     const uint32_t res_addr = get_arg_val<uint32_t>(17 + P);
     const uint32_t tile = get_tile_size(cb_in0);
+    const uint32_t es = tile / 1024;  // bytes per element: 2 (bf16) or 4 (Float32)
+    const uint32_t face_bytes = 256 * es;
+    const uint32_t half_row = 16 * es;
     const uint32_t w_tile = get_tile_size(cb_w);
     const auto in = TensorAccessor(in_args, in_addr, tile);
     const auto wts = TensorAccessor(w_args, w_addr, w_tile);
@@ -139,7 +148,7 @@ void kernel_main() {
     cb_reserve_back(cb_win, window_cap);
     const uint32_t win = get_write_ptr(cb_win);
     uint32_t stage = 0;
-    const uint32_t half_bytes = static_cast<uint32_t>(window_cap) * 32 * 32;  // [rows, 16] bf16
+    const uint32_t half_bytes = static_cast<uint32_t>(window_cap) * 32 * half_row;  // [rows, 16]
     if (row_step == 1) {
         cb_reserve_back(cb_stage, window_cap);
         stage = get_write_ptr(cb_stage);
@@ -169,10 +178,10 @@ void kernel_main() {
                 // Face f of window tile k holds rows k*32 + (f/2)*16 .. +16 of column half f%2.
                 for (int32_t k = 0; k < nwin; ++k) {
                     for (uint32_t f = 0; f < 4; ++f) {
-                        const uint32_t src = win + k * tile + f * FACE_BYTES;
+                        const uint32_t src = win + k * tile + f * face_bytes;
                         const uint32_t dst = stage + (f & 1) * half_bytes +
-                                             (static_cast<uint32_t>(k) * 32 + (f >> 1) * 16) * 32;
-                        noc_async_read(get_noc_addr(src), dst, FACE_BYTES);
+                                             (static_cast<uint32_t>(k) * 32 + (f >> 1) * 16) * half_row;
+                        noc_async_read(get_noc_addr(src), dst, face_bytes);
                     }
                 }
                 noc_async_read_barrier();
@@ -186,8 +195,8 @@ void kernel_main() {
                         // 32 consecutive rows inside the sequence: 4 contiguous face copies.
                         const uint32_t local = static_cast<uint32_t>(row0 - tlo * 32);
                         for (uint32_t f = 0; f < 4; ++f) {
-                            const uint32_t src = stage + (f & 1) * half_bytes + (local + (f >> 1) * 16) * 32;
-                            noc_async_read(get_noc_addr(src), dst + f * FACE_BYTES, FACE_BYTES);
+                            const uint32_t src = stage + (f & 1) * half_bytes + (local + (f >> 1) * 16) * half_row;
+                            noc_async_read(get_noc_addr(src), dst + f * face_bytes, face_bytes);
                         }
                         continue;
                     }
@@ -195,9 +204,9 @@ void kernel_main() {
                         const int32_t row = row0 + static_cast<int32_t>(i) * row_step;
                         if (row >= 0 && row < t_in) {
                             const uint32_t src = win + static_cast<uint32_t>(row / 32 - tlo) * tile;
-                            copy_row(dst, i, src, static_cast<uint32_t>(row % 32));
+                            copy_row(dst, i, src, static_cast<uint32_t>(row % 32), es);
                         } else {
-                            zero_row(dst, i);
+                            zero_row(dst, i, es);
                         }
                     }
                 }
