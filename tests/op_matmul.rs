@@ -46,6 +46,15 @@ impl Rng {
     }
 }
 
+/// The matmul stores its bias as Float32 with Float32 activations, else bf16.
+fn bias_format(p: &Precision) -> DataFormat {
+    if p.activations == DataFormat::Float32 {
+        DataFormat::Float32
+    } else {
+        DataFormat::Float16_b
+    }
+}
+
 fn device() -> Device {
     Device::open_default().unwrap_or_else(|e| panic!("cannot open a device: {e}"))
 }
@@ -165,9 +174,21 @@ fn run_case_stats(dev: &Device, c: &Case) -> (Stats, Stats, tt_safe::RunStats) {
     let lip = c.act.lipschitz();
     let out_fmt = p.activations;
     // 1. Compute: exact f64 on the device-format operands.
-    let xq = quantise(&x, c.m, c.k, c.input_format);
+    // Float32 inputs reach SrcB as TF32 (11 significant bits, truncated); a Float32 bias
+    // (Float32 activations) goes to DEST unchanged.
+    let xq: Vec<f32> = quantise(&x, c.m, c.k, c.input_format)
+        .into_iter()
+        .map(|v| {
+            if c.input_format == DataFormat::Float32 {
+                device_model::truncate_bits(v, 11)
+            } else {
+                v
+            }
+        })
+        .collect();
     let wq = quantise(&w, c.k, c.n, p.weights);
-    let bq = quantise(&bias, 1, c.n, DataFormat::Float16_b);
+    let bias_fmt = bias_format(&p);
+    let bq = quantise(&bias, 1, c.n, bias_fmt);
     let plan = mm.plan(c.m, c.input_format).unwrap();
     let (pre, pre_bound) = device_model::matmul(
         &xq,
@@ -209,13 +230,27 @@ fn run_case_stats(dev: &Device, c: &Case) -> (Stats, Stats, tt_safe::RunStats) {
     let max_x = x.iter().fold(0f64, |a, &v| a.max(f64::from(v).abs()));
     let max_w = w.iter().fold(0f64, |a, &v| a.max(f64::from(v).abs()));
     let max_b = bias.iter().fold(0f64, |a, &v| a.max(f64::from(v).abs()));
-    // The bias adds its bf16 rounding (2^-8 |b|) and one more term to the sums.
-    let uniform = tolerance::matmul_error_bound(c.k + 1, &p, max_x.max(1.0), max_w.max(max_b))
-        + if c.bias {
-            tolerance::quant_rel(DataFormat::Float16_b) * max_b
-        } else {
-            0.0
-        };
+    // The bias adds its rounding (bf16 2^-8 |b|, Float32 2^-24 |b|) and one more term to the
+    // sums. `matmul_error_bound` quantises the input and packs the output in the same format;
+    // when they differ, the sum of the bounds for each covers input quantisation in one and
+    // output packing in the other.
+    let bound_for = |acts: DataFormat| {
+        tolerance::matmul_error_bound(
+            c.k + 1,
+            &p.with_activations(acts),
+            max_x.max(1.0),
+            max_w.max(max_b),
+        )
+    };
+    let uniform = if c.input_format == out_fmt {
+        bound_for(out_fmt)
+    } else {
+        bound_for(c.input_format) + bound_for(out_fmt)
+    } + if c.bias {
+        tolerance::quant_rel(bias_fmt) * max_b
+    } else {
+        0.0
+    };
     let y_max = want.iter().fold(0f64, |a, v| a.max(v.abs()));
     let sf = if c.act == Activation::None {
         0.0
@@ -287,6 +322,56 @@ fn no_bias_and_bfp8_activations_in_and_out() {
     // bf16 output from a bfp8 input.
     let mut c = Case::new(70, 64, 40, Precision::hifi());
     c.input_format = DataFormat::Bfp8_b;
+    run_case(&dev, &c);
+}
+
+/// Float32 activations (`Precision::hifi_fp32`: bf16 weights, HiFi4, fp32 DEST, Float32 bias
+/// and output) and the mixes Float32 in / bf16 out, bf16 in / Float32 out, on aligned and
+/// unaligned shapes, a fused activation, multi-core tails and K streaming (partials spilled as
+/// Float32). Bounds as for every case (module doc): the compute check models the device's
+/// TF32 view of a Float32 input exactly (`truncate_bits(x, 11)`), so only alignment and fp32
+/// DEST rounding remain; the accuracy check's `matmul_error_bound` adds the TF32 truncation
+/// (`tolerance::unpack_rel`, 2^-10 relative per activation) to the input quantisation.
+#[test]
+fn float32_activations() {
+    let dev = device();
+    let fp32 = Precision::hifi_fp32();
+    for (m, k, n) in [(64, 96, 64), (50, 70, 45), (1, 33, 7)] {
+        let (c, a) = run_case(&dev, &Case::new(m, k, n, fp32));
+        eprintln!(
+            "Float32 {m}x{k}x{n}: compute max {:.3e} (worst/bound {:.2}), accuracy max {:.3e}",
+            c.max_err, c.worst_ratio, a.max_err
+        );
+    }
+    let mut c = Case::new(40, 48, 72, fp32);
+    c.act = Activation::LeakyRelu(0.1);
+    run_case(&dev, &c);
+    let mut c = Case::new(200, 96, 150, fp32);
+    c.grid = Some((3, 2));
+    run_case(&dev, &c);
+    let mut c = Case::new(70, 256, 96, fp32);
+    c.budget = Some(48 * 1024);
+    c.grid = Some((2, 2));
+    let plan = Matmul::new(
+        &dev,
+        &Tensor2d::from_fn(256, 96, |_, _| 0.5),
+        Some(&[0.1; 96]),
+        fp32,
+        Activation::None,
+    )
+    .unwrap()
+    .with_max_grid(2, 2)
+    .with_l1_budget(48 * 1024)
+    .plan(70, DataFormat::Float32)
+    .unwrap();
+    assert!(plan.num_blocks > 1, "K must stream: {plan:?}");
+    run_case(&dev, &c);
+    // Mixed formats.
+    let mut c = Case::new(50, 70, 45, Precision::hifi());
+    c.input_format = DataFormat::Float32;
+    run_case(&dev, &c);
+    let mut c = Case::new(50, 70, 45, fp32);
+    c.input_format = DataFormat::Float16_b;
     run_case(&dev, &c);
 }
 
@@ -421,18 +506,30 @@ fn clear_errors_for_unsupported_shapes_and_arguments() {
         "{e}"
     );
 
+    // Float32 input or output needs fp32 accumulation.
+    let no_acc = Precision::bfp8_hifi2();
+    let mm16 = Matmul::new(&dev, &w, None, no_acc, Activation::None).unwrap();
     let x = DeviceTensor::from_host(&dev, 10, 64, &vec![0.5; 640], DataFormat::Float32).unwrap();
-    let e = mm.run(&x).unwrap_err();
+    let e = mm16.run(&x).unwrap_err();
     assert!(
-        matches!(
-            e,
-            OpError::FormatUnsupported {
-                role: "activations",
-                ..
-            }
-        ),
+        matches!(e, OpError::FormatUnsupported { role: "input", .. })
+            && e.to_string().contains("fp32_acc"),
         "{e}"
     );
+    let e = Matmul::new(
+        &dev,
+        &w,
+        None,
+        no_acc.with_activations(DataFormat::Float32),
+        Activation::None,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("fp32_acc"), "{e}");
+    let x4 = DeviceTensor::from_host(&dev, 10, 64, &vec![0.5; 640], DataFormat::Bfp4_b).unwrap();
+    assert!(matches!(
+        mm.run(&x4).unwrap_err(),
+        OpError::FormatUnsupported { .. }
+    ));
 
     // A weight band too wide for L1 on one core: the error names the L1 limit.
     let wide = Tensor2d::from_fn(32, 32 * 1000, |_, c| (c % 5) as f32 * 0.1 + 0.1);

@@ -1,4 +1,5 @@
-//! Matmul op: `y = act(x W + b)` with `x [M, K]` activations (time-major, bf16 or bfp8_b), `W
+//! Matmul op: `y = act(x W + b)` with `x [M, K]` activations (time-major, bf16, bfp8_b or, with
+//! `fp32_acc`, Float32; the FPU reads Float32 as TF32, 2^-10), `W
 //! [K, N]` weights prepared once on the device (bf16, bfp8_b or bfp4_b), an optional bias `b [N]`
 //! and a fused [`Activation`], at any [`Precision`].
 //!
@@ -20,6 +21,10 @@
 //! - **Bias** starts DEST (block 0 copies a bias tile replicated over 32 rows); the activation
 //!   runs on DEST after the last K block (SFPU), then the output is packed.
 //!
+//! With `precision.activations == Float32` the output is packed from the fp32 DEST unrounded and
+//! the bias is stored as Float32 and unpacked straight to DEST (`UnpackToDestFp32`): the only
+//! losses are the TF32 truncation of Float32 inputs, the weights' format and the fidelity.
+//!
 //! The output's padding (rows past M, columns past N in the last tiles) is finite but not zero
 //! when there is a bias or an activation with `f(0) != 0`.
 
@@ -30,7 +35,7 @@ use tt_safe::{
 };
 
 use super::common::{
-    Activation, DeviceTensor, OpError, Precision, TILE, check_activation_format, tiles,
+    Activation, DeviceTensor, OpError, Precision, TILE, check_activation_format_fp32, tiles,
 };
 use crate::kernels;
 
@@ -82,8 +87,18 @@ struct PlanFormats {
     weights: DataFormat,
     out: DataFormat,
     interm: DataFormat,
+    bias: DataFormat,
     has_bias: bool,
     fp32_acc: bool,
+}
+
+/// The bias is stored as Float32 when the activations are Float32, else bf16.
+fn bias_format(precision: &Precision) -> DataFormat {
+    if precision.activations == DataFormat::Float32 {
+        DataFormat::Float32
+    } else {
+        DataFormat::Float16_b
+    }
 }
 
 fn largest_divisor_at_most(n: u32, cap: u32) -> u32 {
@@ -142,11 +157,7 @@ impl MatmulPlan {
                 let ib = u64::from(in0_block_w);
                 let need = 2 * chunk * ib * b(f.in0)
                     + if resident { 1 } else { 2 } * ib * pcn * b(f.weights)
-                    + if f.has_bias {
-                        pcn * b(DataFormat::Float16_b)
-                    } else {
-                        0
-                    }
+                    + if f.has_bias { pcn * b(f.bias) } else { 0 }
                     + 2 * u64::from(osh * out_subblock_w) * b(f.out)
                     + if num_blocks > 1 {
                         chunk * pcn * b(f.interm)
@@ -220,7 +231,7 @@ impl std::fmt::Debug for Matmul {
 
 impl Matmul {
     /// Prepares `weights [K, N]` (row-major `Tensor2d`) in `precision.weights` and the optional
-    /// `bias [N]` (bf16) on `device`.
+    /// `bias [N]` (bf16; Float32 when `precision.activations` is Float32) on `device`.
     pub fn new(
         device: &Device,
         weights: &Tensor2d,
@@ -228,7 +239,7 @@ impl Matmul {
         precision: Precision,
         activation: Activation,
     ) -> Result<Matmul, OpError> {
-        precision.validate("matmul")?;
+        precision.validate_fp32("matmul")?;
         if let Activation::LeakyRelu(s) = activation
             && !s.is_finite()
         {
@@ -267,7 +278,7 @@ impl Matmul {
                     TILE,
                     n,
                     &rep,
-                    DataFormat::Float16_b,
+                    bias_format(&precision),
                 )?)
             }
         };
@@ -318,6 +329,7 @@ impl Matmul {
             weights: self.precision.weights,
             out: self.precision.activations,
             interm: self.precision.intermediate_format(),
+            bias: bias_format(&self.precision),
             has_bias: self.bias.is_some(),
             fp32_acc: self.precision.fp32_acc,
         }
@@ -352,7 +364,7 @@ impl Matmul {
 
     /// [`Matmul::run`] plus the device's run statistics (estimates on the simulator).
     pub fn run_with_stats(&self, x: &DeviceTensor) -> Result<(DeviceTensor, RunStats), OpError> {
-        check_activation_format("matmul", x.format())?;
+        check_activation_format_fp32("matmul", "input", x.format(), self.precision.fp32_acc)?;
         if x.cols() != self.k {
             return Err(OpError::ShapeMismatch {
                 op: "matmul",
@@ -407,10 +419,7 @@ impl Matmul {
             CbConfig::tiles(1, f.weights, in1_bufs * in1_block_tiles),
         )?;
         if f.has_bias {
-            program.add_circular_buffer(
-                grid,
-                CbConfig::tiles(2, DataFormat::Float16_b, p.per_core_n),
-            )?;
+            program.add_circular_buffer(grid, CbConfig::tiles(2, f.bias, p.per_core_n))?;
         }
         program.add_circular_buffer(grid, CbConfig::tiles(16, f.out, 2 * subblock_tiles))?;
         if p.num_blocks > 1 {
@@ -512,11 +521,15 @@ impl Matmul {
         let compute_cfg = ComputeConfig {
             fidelity: self.precision.fidelity,
             fp32_dest_acc: self.precision.fp32_acc,
-            unpack_to_dest_fp32: if f.fp32_acc && p.num_blocks > 1 {
-                vec![24]
-            } else {
-                vec![]
-            },
+            // Copy-only Float32 CBs go straight to DEST: the spilled partials, a Float32 bias.
+            unpack_to_dest_fp32: [
+                (24, f.fp32_acc && p.num_blocks > 1),
+                (2, f.has_bias && f.bias == DataFormat::Float32),
+            ]
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(cb, _)| *cb)
+            .collect(),
             ..ComputeConfig::default()
         };
         program.add_kernel(
@@ -645,6 +658,7 @@ mod tests {
             } else {
                 DataFormat::Float16_b
             },
+            bias: DataFormat::Float16_b,
             has_bias: true,
             fp32_acc: fp32,
         }
