@@ -103,7 +103,7 @@ pub struct VoiceArgs {
     /// Worker threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
-    /// Precision plan of the sim/metal backends: a preset (hifi, bfp8-lofi) or a TOML file.
+    /// Precision plan of the sim/metal backends: a preset (hifi, bfp8-lofi, auto) or a TOML file.
     #[arg(long, default_value = "hifi")]
     pub precision: String,
     /// Chip simulated by `--backend sim` (wormhole = n150, blackhole = p150).
@@ -162,15 +162,71 @@ pub struct EvalArgs {
     pub sentences: Option<PathBuf>,
 }
 
+/// Plan searches of `tts plan --search`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SearchKind {
+    /// Cheapest per-group settings (LoFi, BFP8/BFP4 first) that meet the quality gates against
+    /// the cpu backend on the calibration sentences.
+    Auto,
+}
+
+/// Layer grouping of the search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GranularityArg {
+    /// Per encoder layer (attention, FFN), per flow coupling part, per decoder `ups.i`; resblocks
+    /// per stage.
+    Fine,
+    /// Encoder attention / FFN, each flow part across couplings, all `ups` as one group each.
+    Coarse,
+}
+
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// Piper voice model (`<name>.onnx`).
     #[arg(long)]
     pub voice: PathBuf,
-    /// A preset (hifi, bfp8-lofi) or a TOML plan file.
+    /// A preset (hifi, bfp8-lofi, auto) or a TOML plan file.
     #[arg(long, default_value = "hifi")]
     pub precision: String,
     /// Print every layer's setting.
     #[arg(long)]
     pub layers: bool,
+    /// Search a plan instead of printing one (needs --out). Each step synthesizes the calibration
+    /// sentences on the tt backend (minutes on the simulator).
+    #[arg(long, value_enum, requires = "out")]
+    pub search: Option<SearchKind>,
+    /// With --search: where the plan is written (atomically; provenance and metrics in its header).
+    #[arg(long, requires = "search")]
+    pub out: Option<PathBuf>,
+    /// With --search: calibration sentences, one per line (`#` lines ignored); default: two short
+    /// built-in sentences.
+    #[arg(long, requires = "search")]
+    pub calibration: Option<PathBuf>,
+    /// With --search: backend measured against cpu (sim or metal).
+    #[arg(long, value_enum, default_value_t = BackendKind::Sim)]
+    pub backend: BackendKind,
+    /// With --search --backend sim: the simulated chip.
+    #[arg(long, value_enum, default_value_t = ArchKind::Wormhole)]
+    pub arch: ArchKind,
+    /// With --search --backend metal: the device id.
+    #[arg(long, default_value_t = 0)]
+    pub device_id: u32,
+    /// Gate: largest MCD (dB) against cpu on the worst calibration sentence.
+    #[arg(long, default_value_t = 0.3)]
+    pub max_mcd: f64,
+    /// Gate: largest log-mel L1 against cpu on the worst calibration sentence.
+    #[arg(long, default_value_t = 0.02)]
+    pub max_log_mel_l1: f64,
+    /// Layer grouping of the search.
+    #[arg(long, value_enum, default_value_t = GranularityArg::Fine)]
+    pub granularity: GranularityArg,
+    /// Stop after this many evaluations and write the best plan found so far.
+    #[arg(long, default_value_t = 400)]
+    pub max_evals: usize,
+    /// Worker threads of the host stages (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// espeak-ng data directory for phonemizing the calibration sentences.
+    #[arg(long)]
+    pub espeak_data: Option<PathBuf>,
 }

@@ -1,5 +1,6 @@
 //! The `tts` command line: argument parsing, input validation, atomic output, and the
-//! `synth`, `bench` and `phonemize` subcommands. Compiled into the binary only (declared from
+//! `synth`, `bench`, `phonemize`, `eval` and `plan` (with `--search auto`, the plan search)
+//! subcommands. Compiled into the binary only (declared from
 //! `src/bin/tts.rs`), on top of the library's public API.
 
 pub mod args;
@@ -8,6 +9,7 @@ mod eval;
 pub mod input;
 pub mod output;
 mod phonemes;
+mod plan_search;
 mod synth;
 
 use std::process::ExitCode;
@@ -32,6 +34,7 @@ pub fn main() -> ExitCode {
         Command::Bench(a) => bench::run(&a),
         Command::Phonemize(a) => phonemes::run(&a),
         Command::Eval(a) => eval::run(&a),
+        Command::Plan(a) if a.search.is_some() => plan_search::run(&a),
         Command::Plan(a) => eval::plan(&a),
     };
     match result {

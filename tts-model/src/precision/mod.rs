@@ -1,7 +1,7 @@
 //! Precision plans: per-layer weight format (bf16, bfp8_b, bfp4_b), math fidelity (LoFi..HiFi4),
 //! fp32 accumulation and activation format (bf16, fp32; fp32 needs fp32 accumulation; a plan
 //! without the `activations` key means bf16) for a voice, and the report of what share of the
-//! model runs how.
+//! model runs how. [`search`] finds a plan automatically under quality gates (the `auto` plan).
 //!
 //! A plan is a small TOML file (see `tts-model/plans/`): a `[default]` setting and an ordered list
 //! of `[[layer]]` rules whose `match` glob selects layers by name; later rules override earlier ones
@@ -14,6 +14,8 @@
 //! (p.v and p.rel_v). Bias and norm vectors are always bf16 and are counted as such in the report.
 //! FLOPs are counted for an utterance of `ids` phoneme ids and `frames` frames (2 per MAC).
 #![deny(unsafe_code)]
+
+pub mod search;
 
 use std::fmt;
 use std::path::Path;

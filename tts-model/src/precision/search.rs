@@ -1,0 +1,1101 @@
+//! The `auto` precision planner: a search over per-group settings under quality gates.
+//!
+//! Layers are partitioned into [`Group`]s (encoder attention/FFN per layer, the duration
+//! predictor, each flow coupling's `pre` / `in_layers` / `res_skip_layers` / `post`, the decoder's
+//! `conv_pre`, each `ups.i`, the resblocks of each upsampling stage, `conv_post`; see [`groups`]),
+//! each expressed by glob patterns, so every plan the search visits is an ordinary [`Plan`]. A group
+//! takes one level of a ladder of settings, cheapest first ([`default_ladder`]: bfp4_b/LoFi up to
+//! bf16/HiFi4 with fp32 accumulation and fp32 activations).
+//!
+//! The search ([`search`]), with an [`Evaluator`] that measures a plan against the reference on
+//! calibration sentences:
+//! 1. the floor plan (every group at level 0); if it meets the [`Gates`] it is the answer;
+//! 2. the top plan (every group at the highest level); if it misses the gates, no plan of the
+//!    ladder can be expected to meet them: the search stops and says so;
+//! 3. sensitivities: for each group, the top plan with only that group at the floor; the larger
+//!    its gate violation, the more sensitive the group;
+//! 4. promotion: from the floor plan, the most sensitive groups are raised to the top level one by
+//!    one until the gates hold;
+//! 5. demotion: each promoted group, least sensitive first, is lowered to the lowest level that
+//!    still meets the gates (bisection over the ladder, assuming quality is monotone in the level).
+//!
+//! The result ([`Outcome`]) is the plan, its measured metrics and whether it met the gates; when
+//! nothing met them it is the best plan found (fewest frame-count mismatches, then smallest gate
+//! violation, then cheapest) and [`Outcome::misses`] says by how much. Identical plans are evaluated
+//! once, and an evaluation budget bounds the run.
+#![deny(unsafe_code)]
+
+use std::collections::HashMap;
+use std::fmt;
+
+use super::{
+    ActivationFormat, Fidelity, Layer, LayerPrecision, Plan, Rule, WeightFormat, glob_match,
+};
+use crate::quality::Comparison;
+
+/// Quality gates against the reference, applied to the worst calibration sentence.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Gates {
+    /// Largest mel-cepstral distortion in dB.
+    pub max_mcd_db: f64,
+    /// Largest log-mel L1 (natural-log units).
+    pub max_log_mel_l1: f64,
+}
+
+impl Default for Gates {
+    /// The acceptance of issue #6: MCD <= 0.3 dB, log-mel L1 <= 0.02 (frame counts always equal).
+    fn default() -> Self {
+        Self {
+            max_mcd_db: 0.3,
+            max_log_mel_l1: 0.02,
+        }
+    }
+}
+
+/// What one evaluation measured: one comparison per calibration sentence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measured {
+    /// Per sentence, the test audio against the reference.
+    pub comparisons: Vec<Comparison>,
+}
+
+impl Measured {
+    /// Sentences whose frame counts differ.
+    pub fn frame_mismatches(&self) -> usize {
+        self.comparisons
+            .iter()
+            .filter(|c| !c.frames_match())
+            .count()
+    }
+
+    /// Worst MCD over sentences (None when some sentence has no MCD, e.g. frame counts differ).
+    pub fn worst_mcd_db(&self) -> Option<f64> {
+        worst(self.comparisons.iter().map(|c| c.mcd_db))
+    }
+
+    /// Worst log-mel L1 over sentences (None as for [`Measured::worst_mcd_db`]).
+    pub fn worst_log_mel_l1(&self) -> Option<f64> {
+        worst(self.comparisons.iter().map(|c| c.log_mel_l1))
+    }
+
+    /// `ref/test` frame counts of every sentence, e.g. `72/72 307/310`.
+    pub fn frames(&self) -> String {
+        self.comparisons
+            .iter()
+            .map(|c| format!("{}/{}", c.ref_frames, c.test_frames))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Gate violation: `max(MCD / max MCD, L1 / max L1)` over sentences (<= 1 passes the metric
+    /// gates); with frame-count mismatches, 1000 per mismatching sentence plus the total frame
+    /// difference (always worse than any aligned result short of 1000x the gate).
+    pub fn violation(&self, g: &Gates) -> f64 {
+        let mismatches = self.frame_mismatches();
+        if mismatches > 0 || self.comparisons.is_empty() {
+            let diff: usize = self
+                .comparisons
+                .iter()
+                .map(|c| c.ref_frames.abs_diff(c.test_frames))
+                .sum();
+            return 1000.0 * mismatches.max(1) as f64 + diff as f64;
+        }
+        match (self.worst_mcd_db(), self.worst_log_mel_l1()) {
+            (Some(m), Some(l)) => (m / g.max_mcd_db).max(l / g.max_log_mel_l1),
+            _ => 1000.0,
+        }
+    }
+
+    /// Whether every sentence has the reference's frame count and the worst metrics are within
+    /// the gates.
+    pub fn passes(&self, g: &Gates) -> bool {
+        self.misses(g).is_empty()
+    }
+
+    /// The gates missed, in words (empty when it passes).
+    pub fn misses(&self, g: &Gates) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.comparisons.is_empty() {
+            out.push("no calibration sentence was evaluated".into());
+            return out;
+        }
+        for (k, c) in self.comparisons.iter().enumerate() {
+            if !c.frames_match() {
+                out.push(format!(
+                    "sentence {}: frame count {} differs from the reference's {}",
+                    k + 1,
+                    c.test_frames,
+                    c.ref_frames
+                ));
+            }
+        }
+        if !out.is_empty() {
+            return out;
+        }
+        match self.worst_mcd_db() {
+            Some(m) if m <= g.max_mcd_db => {}
+            Some(m) => out.push(format!("MCD {m:.4} dB > {} dB", g.max_mcd_db)),
+            None => out.push("MCD undefined".into()),
+        }
+        match self.worst_log_mel_l1() {
+            Some(l) if l <= g.max_log_mel_l1 => {}
+            Some(l) => out.push(format!("log-mel L1 {l:.5} > {}", g.max_log_mel_l1)),
+            None => out.push("log-mel L1 undefined".into()),
+        }
+        out
+    }
+}
+
+fn worst(it: impl Iterator<Item = Option<f64>>) -> Option<f64> {
+    let mut w: Option<f64> = None;
+    for v in it {
+        let v = v?;
+        if v.is_nan() {
+            return None;
+        }
+        w = Some(w.map_or(v, |x| x.max(v)));
+    }
+    w
+}
+
+/// Measures a plan (normally: synthesize the calibration sentences with the plan on the `tt`
+/// backend and compare against the cpu backend, noise off).
+pub trait Evaluator {
+    /// One comparison per calibration sentence, in a fixed order.
+    fn evaluate(
+        &mut self,
+        plan: &Plan,
+    ) -> Result<Vec<Comparison>, Box<dyn std::error::Error + Send + Sync>>;
+}
+
+/// A set of layers that always share one setting, selected by glob patterns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    /// Short name (`flow.0.in_layers`, `dec.resblocks.stage1`).
+    pub name: String,
+    /// Globs that select exactly this group's layers (one `[[layer]]` rule each).
+    pub patterns: Vec<String>,
+    /// The layers.
+    pub layers: Vec<String>,
+    /// How many of them are matmul/conv layers (fidelity applies).
+    pub compute_layers: usize,
+    /// Weight parameters.
+    pub params: usize,
+}
+
+/// How finely [`groups`] partitions the layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Granularity {
+    /// Per encoder layer (attention, FFN), per flow coupling part, per decoder upsampling layer.
+    Fine,
+    /// Encoder attention / FFN as one group each, each flow part across couplings, all `ups`.
+    Coarse,
+}
+
+/// Errors of the search.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// The configuration cannot be searched.
+    #[error("invalid precision search: {0}")]
+    Config(String),
+    /// An evaluation failed.
+    #[error("evaluating plan `{plan}` failed: {source}")]
+    Eval {
+        /// What was being evaluated.
+        plan: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// Partitions `layers` into groups (see [`Granularity`]); `resblocks_per_stage` is the number of
+/// decoder resblocks per upsampling stage (the voice's resblock kernel count). Every layer lands in
+/// exactly one group and each group's patterns match only its own layers (checked).
+pub fn groups(
+    layers: &[Layer],
+    resblocks_per_stage: usize,
+    granularity: Granularity,
+) -> Result<Vec<Group>, SearchError> {
+    let fine = granularity == Granularity::Fine;
+    let per_stage = resblocks_per_stage.max(1);
+    let mut out: Vec<Group> = Vec::new();
+    for l in layers {
+        let (group, pattern) = group_key(&l.name, per_stage, fine);
+        let idx = match out.iter().position(|g| g.name == group) {
+            Some(i) => i,
+            None => {
+                out.push(Group {
+                    name: group,
+                    patterns: Vec::new(),
+                    layers: Vec::new(),
+                    compute_layers: 0,
+                    params: 0,
+                });
+                out.len() - 1
+            }
+        };
+        let g = &mut out[idx];
+        if !g.patterns.contains(&pattern) {
+            g.patterns.push(pattern);
+        }
+        g.layers.push(l.name.clone());
+        g.compute_layers += usize::from(l.is_compute());
+        g.params += l.params;
+    }
+    for l in layers {
+        let owners: Vec<&str> = out
+            .iter()
+            .filter(|g| g.patterns.iter().any(|p| glob_match(p, &l.name)))
+            .map(|g| g.name.as_str())
+            .collect();
+        if owners.len() != 1 {
+            return Err(SearchError::Config(format!(
+                "layer {} is matched by the patterns of {} groups ({owners:?}); the grouping must be a partition",
+                l.name,
+                owners.len()
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// Group name and glob of one layer.
+fn group_key(name: &str, per_stage: usize, fine: bool) -> (String, String) {
+    let first = |rest: &str| rest.split('.').next().unwrap_or("").to_string();
+    let exact = || (name.to_string(), name.to_string());
+    for (prefix, short) in [
+        ("enc_p.encoder.attn_layers.", "enc.attn"),
+        ("enc_p.encoder.ffn_layers.", "enc.ffn"),
+    ] {
+        if let Some(rest) = name.strip_prefix(prefix) {
+            let i = first(rest);
+            return if fine {
+                (format!("{short}.{i}"), format!("{prefix}{i}.*"))
+            } else {
+                (short.to_string(), format!("{prefix}*"))
+            };
+        }
+    }
+    if name.starts_with("dp.") {
+        return ("dp".into(), "dp.*".into());
+    }
+    if let Some(rest) = name.strip_prefix("flow.flows.") {
+        let c = first(rest);
+        let tail = &rest[c.len()..];
+        for (part, short, glob) in [
+            (".pre", "pre", ".pre"),
+            (".post", "post", ".post"),
+            (".enc.in_layers.", "in_layers", ".enc.in_layers.*"),
+            (
+                ".enc.res_skip_layers.",
+                "res_skip",
+                ".enc.res_skip_layers.*",
+            ),
+        ] {
+            let hit = if part.ends_with('.') {
+                tail.starts_with(part)
+            } else {
+                tail == part
+            };
+            if hit {
+                return if fine {
+                    (format!("flow.{c}.{short}"), format!("flow.flows.{c}{glob}"))
+                } else {
+                    (format!("flow.{short}"), format!("flow.flows.*{glob}"))
+                };
+            }
+        }
+        return exact();
+    }
+    if let Some(rest) = name.strip_prefix("dec.ups.") {
+        return if fine || rest.contains('.') {
+            exact()
+        } else {
+            ("dec.ups".into(), "dec.ups.*".into())
+        };
+    }
+    if let Some(rest) = name.strip_prefix("dec.resblocks.") {
+        let r = first(rest);
+        if let Ok(ri) = r.parse::<usize>() {
+            return (
+                format!("dec.resblocks.stage{}", ri / per_stage),
+                format!("dec.resblocks.{r}.*"),
+            );
+        }
+    }
+    exact()
+}
+
+/// The default ladder, cheapest first: LoFi levels (bfp4_b, bfp8_b, + fp32 accumulation,
+/// + fp32 activations, bf16 weights), then HiFi2 and HiFi4 with bf16 weights.
+pub fn default_ladder() -> Vec<LayerPrecision> {
+    use ActivationFormat::Fp32;
+    use Fidelity::{HiFi2, HiFi4, LoFi};
+    use WeightFormat::{Bf16, Bfp4, Bfp8};
+    vec![
+        LayerPrecision::new(Bfp4, LoFi, false),
+        LayerPrecision::new(Bfp8, LoFi, false),
+        LayerPrecision::new(Bfp8, LoFi, true),
+        LayerPrecision::new(Bfp8, LoFi, true).with_activations(Fp32),
+        LayerPrecision::new(Bf16, LoFi, true).with_activations(Fp32),
+        LayerPrecision::new(Bf16, HiFi2, true).with_activations(Fp32),
+        LayerPrecision::new(Bf16, HiFi4, true).with_activations(Fp32),
+    ]
+}
+
+/// What to search.
+#[derive(Debug, Clone)]
+pub struct SearchConfig {
+    /// Name of the resulting plan.
+    pub name: String,
+    /// Quality gates.
+    pub gates: Gates,
+    /// Settings a group can take, cheapest first (at least one; all valid).
+    pub ladder: Vec<LayerPrecision>,
+    /// The partition of the layers.
+    pub groups: Vec<Group>,
+    /// Stop after this many evaluations (the best plan so far is returned).
+    pub max_evaluations: usize,
+}
+
+/// Phase of the search an evaluation belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Every group at the floor.
+    Floor,
+    /// Every group at the top.
+    Top,
+    /// The top plan with one group at the floor.
+    Sensitivity,
+    /// A group raised to the top.
+    Promote,
+    /// A promoted group tried at a lower level.
+    Demote,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Floor => "floor",
+            Phase::Top => "top",
+            Phase::Sensitivity => "sensitivity",
+            Phase::Promote => "promote",
+            Phase::Demote => "demote",
+        })
+    }
+}
+
+/// One evaluation of the search.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// 1-based evaluation number (cached repeats reuse the number of the first).
+    pub number: usize,
+    /// Phase.
+    pub phase: Phase,
+    /// The group changed (None for the floor and top plans).
+    pub group: Option<String>,
+    /// The changed group's setting.
+    pub setting: Option<LayerPrecision>,
+    /// Level of every group.
+    pub levels: Vec<usize>,
+    /// What was measured.
+    pub measured: Measured,
+    /// Its gate violation ([`Measured::violation`]).
+    pub violation: f64,
+    /// Whether it met the gates.
+    pub passed: bool,
+    /// Whether the result came from an earlier identical evaluation.
+    pub cached: bool,
+}
+
+/// The result of a search.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The plan found (rules carry reasons).
+    pub plan: Plan,
+    /// Level of every group in the plan.
+    pub levels: Vec<usize>,
+    /// Its measurement.
+    pub measured: Measured,
+    /// Whether it met the gates.
+    pub passed: bool,
+    /// The gates it missed (empty when passed).
+    pub misses: Vec<String>,
+    /// Why the search ended where it did.
+    pub note: String,
+    /// Every evaluation in order.
+    pub steps: Vec<Step>,
+    /// Per group: the violation of the top plan with only that group at the floor (measured
+    /// groups only), most sensitive first.
+    pub sensitivities: Vec<(String, f64)>,
+    /// Evaluations actually run (cache hits excluded).
+    pub evaluations: usize,
+}
+
+struct Runner<'a, E: Evaluator, F: FnMut(&Step)> {
+    cfg: &'a SearchConfig,
+    eval: &'a mut E,
+    on_step: F,
+    cache: HashMap<Vec<usize>, Measured>,
+    steps: Vec<Step>,
+    evaluations: usize,
+}
+
+/// Raised internally when the evaluation budget is spent.
+struct OutOfBudget;
+
+impl<E: Evaluator, F: FnMut(&Step)> Runner<'_, E, F> {
+    fn measure(
+        &mut self,
+        levels: &[usize],
+        phase: Phase,
+        group: Option<usize>,
+    ) -> Result<Result<Measured, OutOfBudget>, SearchError> {
+        let cached = self.cache.get(levels).cloned();
+        let (measured, cached, number) = match cached {
+            Some(m) => {
+                let n = self
+                    .steps
+                    .iter()
+                    .find(|s| s.levels == levels && !s.cached)
+                    .map_or(0, |s| s.number);
+                (m, true, n)
+            }
+            None => {
+                if self.evaluations >= self.cfg.max_evaluations {
+                    return Ok(Err(OutOfBudget));
+                }
+                let plan = plan_of(self.cfg, levels, &HashMap::new(), "search candidate");
+                let comparisons =
+                    self.eval
+                        .evaluate(&plan)
+                        .map_err(|source| SearchError::Eval {
+                            plan: describe(self.cfg, levels),
+                            source,
+                        })?;
+                self.evaluations += 1;
+                let m = Measured { comparisons };
+                self.cache.insert(levels.to_vec(), m.clone());
+                (m, false, self.evaluations)
+            }
+        };
+        let step = Step {
+            number,
+            phase,
+            group: group.map(|g| self.cfg.groups[g].name.clone()),
+            setting: group.map(|g| self.cfg.ladder[levels[g]]),
+            levels: levels.to_vec(),
+            violation: measured.violation(&self.cfg.gates),
+            passed: measured.passes(&self.cfg.gates),
+            measured: measured.clone(),
+            cached,
+        };
+        (self.on_step)(&step);
+        self.steps.push(step);
+        Ok(Ok(measured))
+    }
+}
+
+/// Cost of an assignment, compared lexicographically: compute layers not in LoFi, weight
+/// parameters in bf16, fp32-activation layers, fp32-accumulation layers, sum of levels.
+fn cost(cfg: &SearchConfig, levels: &[usize]) -> (usize, usize, usize, usize, usize) {
+    let mut c = (0, 0, 0, 0, 0);
+    for (g, &l) in cfg.groups.iter().zip(levels) {
+        let s = cfg.ladder[l];
+        if s.fidelity != Fidelity::LoFi {
+            c.0 += g.compute_layers;
+        }
+        if !s.weights.is_bfp8_or_smaller() {
+            c.1 += g.params;
+        }
+        if s.activations == ActivationFormat::Fp32 {
+            c.2 += g.compute_layers;
+        }
+        if s.fp32_acc {
+            c.3 += g.compute_layers;
+        }
+        c.4 += l;
+    }
+    c
+}
+
+/// `group=level` for every group not at the floor (or `floor`).
+fn describe(cfg: &SearchConfig, levels: &[usize]) -> String {
+    let parts: Vec<String> = cfg
+        .groups
+        .iter()
+        .zip(levels)
+        .filter(|(_, l)| **l > 0)
+        .map(|(g, l)| format!("{}={}", g.name, cfg.ladder[*l]))
+        .collect();
+    if parts.is_empty() {
+        format!("floor ({})", cfg.ladder[0])
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// The plan of an assignment: the floor as `[default]`, one full rule per pattern of every group
+/// above the floor, with `reasons[group]` (or `fallback`) as the reason.
+pub fn plan_of(
+    cfg: &SearchConfig,
+    levels: &[usize],
+    reasons: &HashMap<usize, String>,
+    fallback: &str,
+) -> Plan {
+    let mut rules = Vec::new();
+    for (gi, (g, &l)) in cfg.groups.iter().zip(levels).enumerate() {
+        if l == 0 {
+            continue;
+        }
+        let s = cfg.ladder[l];
+        for p in &g.patterns {
+            rules.push(Rule {
+                pattern: p.clone(),
+                weights: Some(s.weights),
+                fidelity: Some(s.fidelity),
+                fp32_acc: Some(s.fp32_acc),
+                activations: Some(s.activations),
+                reason: Some(
+                    reasons
+                        .get(&gi)
+                        .cloned()
+                        .unwrap_or_else(|| fallback.to_string()),
+                ),
+            });
+        }
+    }
+    Plan {
+        name: cfg.name.clone(),
+        description: format!(
+            "auto: searched per-group settings under gates MCD <= {} dB, log-mel L1 <= {}",
+            cfg.gates.max_mcd_db, cfg.gates.max_log_mel_l1
+        ),
+        default: cfg.ladder[0],
+        rules,
+    }
+}
+
+/// Runs the search (see the module documentation); `on_step` sees every evaluation as it
+/// completes.
+pub fn search<E: Evaluator>(
+    cfg: &SearchConfig,
+    evaluator: &mut E,
+    on_step: impl FnMut(&Step),
+) -> Result<Outcome, SearchError> {
+    if cfg.ladder.is_empty() {
+        return Err(SearchError::Config(
+            "the ladder of settings is empty".into(),
+        ));
+    }
+    if let Some(s) = cfg.ladder.iter().find(|s| !s.is_valid()) {
+        return Err(SearchError::Config(format!(
+            "ladder setting {s} has fp32 activations without fp32 accumulation"
+        )));
+    }
+    if cfg.groups.is_empty() {
+        return Err(SearchError::Config("no layer groups to search".into()));
+    }
+    if cfg.max_evaluations == 0 {
+        return Err(SearchError::Config(
+            "the evaluation budget is 0: allow at least one evaluation".into(),
+        ));
+    }
+    let n = cfg.groups.len();
+    let top = cfg.ladder.len() - 1;
+    let mut r = Runner {
+        cfg,
+        eval: evaluator,
+        on_step,
+        cache: HashMap::new(),
+        steps: Vec::new(),
+        evaluations: 0,
+    };
+    let gates = cfg.gates;
+    let mut reasons: HashMap<usize, String> = HashMap::new();
+    let mut sensitivities: Vec<(usize, f64)> = Vec::new();
+    let floor = vec![0; n];
+    let mut current = floor.clone();
+    let note: String;
+    'search: {
+        let Ok(m) = r.measure(&floor, Phase::Floor, None)? else {
+            note = "evaluation budget spent before the first evaluation".into();
+            break 'search;
+        };
+        if m.passes(&gates) {
+            note = "the floor plan (every group at the cheapest setting) meets the gates".into();
+            break 'search;
+        }
+        let all_top = vec![top; n];
+        if top > 0 {
+            let Ok(m) = r.measure(&all_top, Phase::Top, None)? else {
+                note = "evaluation budget spent".into();
+                break 'search;
+            };
+            if !m.passes(&gates) {
+                note = format!(
+                    "the gates cannot be met: even every group at the top setting ({}) misses them",
+                    cfg.ladder[top]
+                );
+                break 'search;
+            }
+        } else {
+            note = "the gates cannot be met: the ladder has a single setting".into();
+            break 'search;
+        }
+        for g in 0..n {
+            let mut lv = all_top.clone();
+            lv[g] = 0;
+            let Ok(m) = r.measure(&lv, Phase::Sensitivity, Some(g))? else {
+                note = "evaluation budget spent while measuring sensitivities".into();
+                break 'search;
+            };
+            sensitivities.push((g, m.violation(&gates)));
+        }
+        // Most sensitive first; ties: more parameters first (then group order).
+        let mut order: Vec<(usize, f64)> = sensitivities.clone();
+        order.sort_by(|a, b| {
+            b.1.total_cmp(&a.1)
+                .then(cfg.groups[b.0].params.cmp(&cfg.groups[a.0].params))
+                .then(a.0.cmp(&b.0))
+        });
+        let mut promoted = Vec::new();
+        let mut passing = false;
+        for &(g, sens) in &order {
+            current[g] = top;
+            promoted.push((g, sens));
+            let Ok(m) = r.measure(&current, Phase::Promote, Some(g))? else {
+                note = "evaluation budget spent while promoting".into();
+                break 'search;
+            };
+            if m.passes(&gates) {
+                passing = true;
+                break;
+            }
+        }
+        if !passing {
+            // Every group promoted is the top plan, which passed: unreachable unless the
+            // evaluator is not deterministic.
+            note =
+                "promotion ended without meeting the gates (non-deterministic evaluator?)".into();
+            break 'search;
+        }
+        for &(g, sens) in promoted.iter().rev() {
+            let (mut lo, mut hi) = (0usize, top);
+            while lo < hi {
+                let mid = (lo + hi) / 2;
+                let mut lv = current.clone();
+                lv[g] = mid;
+                let Ok(m) = r.measure(&lv, Phase::Demote, Some(g))? else {
+                    current[g] = hi;
+                    note = "evaluation budget spent while demoting: the plan meets the gates but may not be the cheapest".into();
+                    reasons.insert(g, reason(cfg, g, sens, hi, "partly demoted"));
+                    break 'search;
+                };
+                if m.passes(&gates) {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+            current[g] = hi;
+            if hi > 0 {
+                reasons.insert(g, reason(cfg, g, sens, hi, "lowest passing level"));
+            }
+        }
+        note = "the gates are met".into();
+    }
+    // The answer: the cheapest passing plan measured (normally `current`), else the best one.
+    let pick = best(cfg, &r.cache);
+    if pick != current {
+        reasons.clear();
+    }
+    let measured = r.cache.get(&pick).cloned().unwrap_or(Measured {
+        comparisons: Vec::new(),
+    });
+    for (g, &l) in pick.iter().enumerate() {
+        if l > 0 && !reasons.contains_key(&g) {
+            let sens = sensitivities.iter().find(|s| s.0 == g).map(|s| s.1);
+            reasons.insert(
+                g,
+                match sens {
+                    Some(s) => reason(cfg, g, s, l, "best plan found"),
+                    None => format!(
+                        "auto: {} at level {l} ({}) in the best plan found; sensitivity not measured",
+                        cfg.groups[g].name, cfg.ladder[l]
+                    ),
+                },
+            );
+        }
+    }
+    let mut sens_sorted: Vec<(String, f64)> = sensitivities
+        .iter()
+        .map(|(g, v)| (cfg.groups[*g].name.clone(), *v))
+        .collect();
+    sens_sorted.sort_by(|a, b| b.1.total_cmp(&a.1));
+    Ok(Outcome {
+        plan: plan_of(cfg, &pick, &reasons, "auto"),
+        passed: measured.passes(&gates),
+        misses: measured.misses(&gates),
+        measured,
+        levels: pick,
+        note,
+        steps: r.steps,
+        sensitivities: sens_sorted,
+        evaluations: r.evaluations,
+    })
+}
+
+fn reason(cfg: &SearchConfig, g: usize, sens: f64, level: usize, how: &str) -> String {
+    format!(
+        "auto: {} at level {level} ({}), {how}; sensitivity (gate violation of the top plan with only this group at the floor): {sens:.3}",
+        cfg.groups[g].name, cfg.ladder[level]
+    )
+}
+
+/// The best measured assignment: passing ones by cost; otherwise fewest frame mismatches, then
+/// smallest violation, then cost.
+fn best(cfg: &SearchConfig, cache: &HashMap<Vec<usize>, Measured>) -> Vec<usize> {
+    let g = &cfg.gates;
+    let mut all: Vec<(&Vec<usize>, &Measured)> = cache.iter().collect();
+    all.sort_by(|a, b| {
+        b.1.passes(g)
+            .cmp(&a.1.passes(g))
+            .then_with(|| {
+                if a.1.passes(g) && b.1.passes(g) {
+                    std::cmp::Ordering::Equal
+                } else {
+                    a.1.frame_mismatches()
+                        .cmp(&b.1.frame_mismatches())
+                        .then(a.1.violation(g).total_cmp(&b.1.violation(g)))
+                }
+            })
+            .then(cost(cfg, a.0).cmp(&cost(cfg, b.0)))
+            .then(a.0.cmp(b.0))
+    });
+    all.first()
+        .map_or_else(|| vec![0; cfg.groups.len()], |(lv, _)| (*lv).clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::precision::{LayerKind, Rate};
+
+    fn conv(name: &str, params: usize) -> Layer {
+        Layer {
+            name: name.into(),
+            kind: LayerKind::Conv {
+                cout: params,
+                cin_per_group: 1,
+                k: 1,
+            },
+            rate: Rate::Frames(1),
+            params,
+        }
+    }
+
+    fn voice_like() -> Vec<Layer> {
+        let mut v = vec![Layer {
+            name: "enc_p.emb".into(),
+            kind: LayerKind::Embedding,
+            rate: Rate::Ids,
+            params: 100,
+        }];
+        for i in 0..2 {
+            for p in ["conv_q", "conv_k", "conv_v", "conv_o"] {
+                v.push(conv(&format!("enc_p.encoder.attn_layers.{i}.{p}"), 10));
+            }
+            v.push(conv(&format!("enc_p.encoder.ffn_layers.{i}.conv_1"), 20));
+        }
+        v.push(conv("enc_p.proj", 5));
+        v.push(conv("dp.convs.0", 3));
+        for c in [0, 2] {
+            v.push(conv(&format!("flow.flows.{c}.pre"), 7));
+            for j in 0..2 {
+                v.push(conv(&format!("flow.flows.{c}.enc.in_layers.{j}"), 30));
+                v.push(conv(&format!("flow.flows.{c}.enc.res_skip_layers.{j}"), 15));
+            }
+            v.push(conv(&format!("flow.flows.{c}.post"), 7));
+        }
+        v.push(conv("dec.conv_pre", 40));
+        for i in 0..2 {
+            v.push(conv(&format!("dec.ups.{i}"), 50));
+        }
+        for r in 0..12 {
+            v.push(conv(&format!("dec.resblocks.{r}.convs.0"), 8));
+        }
+        v.push(conv("dec.conv_post", 2));
+        v
+    }
+
+    #[test]
+    fn groups_partition_the_layers() {
+        let layers = voice_like();
+        let fine = groups(&layers, 3, Granularity::Fine).expect("partition");
+        let names: Vec<&str> = fine.iter().map(|g| g.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "enc_p.emb",
+                "enc.attn.0",
+                "enc.ffn.0",
+                "enc.attn.1",
+                "enc.ffn.1",
+                "enc_p.proj",
+                "dp",
+                "flow.0.pre",
+                "flow.0.in_layers",
+                "flow.0.res_skip",
+                "flow.0.post",
+                "flow.2.pre",
+                "flow.2.in_layers",
+                "flow.2.res_skip",
+                "flow.2.post",
+                "dec.conv_pre",
+                "dec.ups.0",
+                "dec.ups.1",
+                "dec.resblocks.stage0",
+                "dec.resblocks.stage1",
+                "dec.resblocks.stage2",
+                "dec.resblocks.stage3",
+                "dec.conv_post",
+            ]
+        );
+        let stage1 = &fine[19];
+        assert_eq!(
+            stage1.patterns,
+            [
+                "dec.resblocks.3.*",
+                "dec.resblocks.4.*",
+                "dec.resblocks.5.*"
+            ]
+        );
+        assert_eq!(stage1.params, 24);
+        assert_eq!(fine[0].compute_layers, 0);
+        assert_eq!(fine[1].compute_layers, 4);
+        assert_eq!(fine[8].patterns, ["flow.flows.0.enc.in_layers.*"]);
+        let total: usize = fine.iter().map(|g| g.layers.len()).sum();
+        assert_eq!(total, layers.len());
+        let coarse = groups(&layers, 3, Granularity::Coarse).expect("partition");
+        let names: Vec<&str> = coarse.iter().map(|g| g.name.as_str()).collect();
+        assert!(names.contains(&"enc.attn") && names.contains(&"flow.in_layers"));
+        assert!(names.contains(&"dec.ups"));
+        assert_eq!(coarse.len(), 16, "{names:?}");
+    }
+
+    /// Fake evaluator: a group at level `l` adds `weight * 0.5^l` to the MCD and a tenth of that to
+    /// the L1; a frame count changes when the encoder's total error exceeds 1.
+    struct Fake {
+        weights: Vec<(String, f64)>,
+        ladder: Vec<LayerPrecision>,
+        calls: usize,
+    }
+
+    impl Evaluator for Fake {
+        fn evaluate(
+            &mut self,
+            plan: &Plan,
+        ) -> Result<Vec<Comparison>, Box<dyn std::error::Error + Send + Sync>> {
+            self.calls += 1;
+            let (mut mcd, mut enc) = (0.0, 0.0);
+            for (layer, w) in &self.weights {
+                let s = plan.setting_for(layer);
+                let l = self
+                    .ladder
+                    .iter()
+                    .position(|x| *x == s)
+                    .ok_or("setting not on the ladder")?;
+                let e = w * 0.5f64.powi(l as i32);
+                mcd += e;
+                if layer.starts_with("enc_p.") {
+                    enc += e;
+                }
+            }
+            let test_frames = if enc > 1.0 { 73 } else { 72 };
+            Ok(vec![Comparison {
+                ref_frames: 72,
+                test_frames,
+                snr_db: None,
+                pcc: None,
+                mcd_db: (test_frames == 72).then_some(mcd),
+                log_mel_l1: (test_frames == 72).then_some(mcd / 10.0),
+            }])
+        }
+    }
+
+    fn setup(weights: &[(&str, f64)], budget: usize) -> (SearchConfig, Fake) {
+        let layers: Vec<Layer> = weights.iter().map(|(n, _)| conv(n, 10)).collect();
+        let ladder = default_ladder();
+        let cfg = SearchConfig {
+            name: "auto".into(),
+            gates: Gates {
+                max_mcd_db: 0.3,
+                max_log_mel_l1: 0.03,
+            },
+            ladder: ladder.clone(),
+            groups: groups(&layers, 3, Granularity::Fine).expect("partition"),
+            max_evaluations: budget,
+        };
+        let fake = Fake {
+            weights: weights.iter().map(|(n, w)| (n.to_string(), *w)).collect(),
+            ladder,
+            calls: 0,
+        };
+        (cfg, fake)
+    }
+
+    #[test]
+    fn promotes_the_sensitive_groups_and_demotes_them_as_far_as_the_gates_allow() {
+        // Floor MCD = 2.0 + 0.01 * 8 = 2.08 > 0.3. `dec.ups.0` (weight 2.0) must go to a level l
+        // with 2.0 * 0.5^l + rest <= 0.3: the others at level 0 add 0.08, so 0.5^l <= 0.11:
+        // level 3 gives 0.25 + 0.08 = 0.33 (fails), level 4 gives 0.125 + 0.08 = 0.205 (passes).
+        // Every other group stays at the floor.
+        let weights = [
+            ("enc_p.proj", 0.01),
+            ("dp.convs.0", 0.01),
+            ("flow.flows.0.pre", 0.01),
+            ("flow.flows.0.enc.in_layers.0", 0.01),
+            ("dec.conv_pre", 0.01),
+            ("dec.ups.0", 2.0),
+            ("dec.ups.1", 0.01),
+            ("dec.resblocks.0.convs.0", 0.01),
+            ("dec.conv_post", 0.01),
+        ];
+        let (cfg, mut fake) = setup(&weights, 1000);
+        let mut seen = Vec::new();
+        let out = search(&cfg, &mut fake, |s| seen.push((s.phase, s.group.clone())))
+            .expect("search runs");
+        assert!(out.passed, "{:?} {}", out.misses, out.note);
+        assert!(out.misses.is_empty());
+        let ups = cfg
+            .groups
+            .iter()
+            .position(|g| g.name == "dec.ups.0")
+            .expect("group");
+        let mut want = vec![0; cfg.groups.len()];
+        want[ups] = 4;
+        assert_eq!(out.levels, want);
+        assert_eq!(out.sensitivities[0].0, "dec.ups.0");
+        // Phases in order: floor, top, one sensitivity per group, promotion of ups.0, demotion.
+        assert_eq!(seen[0].0, Phase::Floor);
+        assert_eq!(seen[1].0, Phase::Top);
+        assert!(
+            seen[2..2 + cfg.groups.len()]
+                .iter()
+                .all(|s| s.0 == Phase::Sensitivity)
+        );
+        let promote = &seen[2 + cfg.groups.len()];
+        assert_eq!(
+            (promote.0, promote.1.as_deref()),
+            (Phase::Promote, Some("dec.ups.0"))
+        );
+        assert!(seen.last().is_some_and(|s| s.0 == Phase::Demote));
+        // Bisection over 7 levels: at most 3 demotion evaluations.
+        let demotions = seen.iter().filter(|s| s.0 == Phase::Demote).count();
+        assert!(demotions <= 3, "{demotions}");
+        assert_eq!(fake.calls, out.evaluations);
+        // The plan is a real plan: the floor as default and one rule with a reason.
+        assert_eq!(out.plan.default, cfg.ladder[0]);
+        assert_eq!(out.plan.rules.len(), 1);
+        assert_eq!(out.plan.rules[0].pattern, "dec.ups.0");
+        assert!(
+            out.plan.rules[0]
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains("sensitivity"))
+        );
+        let text = out.plan.to_toml(&[]);
+        assert_eq!(Plan::from_toml(&text, "t").expect("reads back"), out.plan);
+    }
+
+    #[test]
+    fn frame_count_changes_force_a_promotion() {
+        // The encoder's floor error 1.2 changes the frame count; at level 1 it is 0.6 (frames
+        // match, MCD 0.6 + 0.02 > 0.3); level 2: 0.3 + 0.02 > 0.3; level 3: 0.15 + 0.02 passes.
+        let weights = [
+            ("enc_p.proj", 1.2),
+            ("dec.conv_pre", 0.01),
+            ("dec.conv_post", 0.01),
+        ];
+        let (cfg, mut fake) = setup(&weights, 1000);
+        let out = search(&cfg, &mut fake, |_| {}).expect("search runs");
+        assert!(out.passed);
+        assert_eq!(out.levels, vec![3, 0, 0]);
+        assert!(out.steps[0].violation >= 1000.0, "floor changes frames");
+    }
+
+    #[test]
+    fn floor_that_passes_needs_one_evaluation() {
+        let (cfg, mut fake) = setup(&[("dec.conv_pre", 0.01), ("dec.conv_post", 0.01)], 1000);
+        let out = search(&cfg, &mut fake, |_| {}).expect("search runs");
+        assert!(out.passed);
+        assert_eq!(out.evaluations, 1);
+        assert_eq!(out.levels, vec![0, 0]);
+        assert!(out.plan.rules.is_empty());
+    }
+
+    #[test]
+    fn unreachable_gates_are_reported_never_claimed() {
+        // Even at the top (0.5^6) the error is 64 * 0.0156 = 1.0 > 0.3.
+        let (cfg, mut fake) = setup(&[("dec.conv_pre", 64.0), ("dec.conv_post", 0.01)], 1000);
+        let out = search(&cfg, &mut fake, |_| {}).expect("search runs");
+        assert!(!out.passed);
+        assert!(out.note.contains("cannot be met"), "{}", out.note);
+        assert!(
+            out.misses.iter().any(|m| m.starts_with("MCD")),
+            "{:?}",
+            out.misses
+        );
+        // The best plan found is the top plan (smallest violation), with reasons.
+        assert_eq!(out.levels, vec![6, 6]);
+        assert_eq!(out.evaluations, 2);
+    }
+
+    #[test]
+    fn budget_stops_the_search_with_the_best_plan_so_far() {
+        let weights = [
+            ("dec.conv_pre", 0.01),
+            ("dec.ups.0", 2.0),
+            ("dec.conv_post", 0.01),
+        ];
+        // Floor + top + 3 sensitivities = 5; budget 5 stops before any promotion: the best
+        // plan is the top plan (the only passing one).
+        let (cfg, mut fake) = setup(&weights, 5);
+        let out = search(&cfg, &mut fake, |_| {}).expect("search runs");
+        assert!(out.note.contains("budget"), "{}", out.note);
+        assert_eq!(out.evaluations, 5);
+        assert!(out.passed);
+        // Cheapest passing measured plan: top with conv_pre or conv_post at the floor (both
+        // pass: 0.01 + 2/64 + 0.01/64); the tie is broken by group order.
+        assert_eq!(out.levels, vec![0, 6, 6]);
+    }
+
+    #[test]
+    fn identical_plans_are_evaluated_once() {
+        // One group: the sensitivity plan equals the floor plan.
+        let (cfg, mut fake) = setup(&[("dec.ups.0", 2.0)], 1000);
+        let out = search(&cfg, &mut fake, |_| {}).expect("search runs");
+        assert!(out.passed);
+        assert!(out.steps.iter().any(|s| s.cached));
+        assert_eq!(fake.calls, out.evaluations);
+        assert!(out.evaluations < out.steps.len());
+    }
+
+    #[test]
+    fn bad_configs_are_rejected() {
+        let (mut cfg, mut fake) = setup(&[("dec.ups.0", 2.0)], 1000);
+        cfg.ladder = vec![
+            LayerPrecision::new(WeightFormat::Bf16, Fidelity::LoFi, false)
+                .with_activations(ActivationFormat::Fp32),
+        ];
+        assert!(matches!(
+            search(&cfg, &mut fake, |_| {}),
+            Err(SearchError::Config(_))
+        ));
+        cfg.ladder.clear();
+        assert!(search(&cfg, &mut fake, |_| {}).is_err());
+        assert_eq!(fake.calls, 0);
+    }
+}
