@@ -125,7 +125,29 @@ struct Out {
     stats: tt_safe::RunStats,
 }
 
-fn run(dev: &Device, p: Precision, t: usize, c: usize, garbage_pad: bool, seed: u64) -> Out {
+/// The value the FPU sees of `v` stored as `format`: Float32 is read as TF32 (the low 13
+/// mantissa bits dropped), other formats exactly.
+fn device_view(v: &[f32], format: DataFormat) -> Vec<f32> {
+    v.iter()
+        .map(|&x| {
+            if format == DataFormat::Float32 {
+                f32::from_bits(x.to_bits() & !0x1FFF)
+            } else {
+                x
+            }
+        })
+        .collect()
+}
+
+fn run(
+    dev: &Device,
+    p: Precision,
+    input: DataFormat,
+    t: usize,
+    c: usize,
+    garbage_pad: bool,
+    seed: u64,
+) -> Out {
     let mut rng = Rng::new(seed);
     let mut x = rng.vec(t * c, 0.05, 2.0);
     for (i, v) in x.iter_mut().enumerate() {
@@ -135,13 +157,13 @@ fn run(dev: &Device, p: Precision, t: usize, c: usize, garbage_pad: bool, seed: 
     let beta = rng.vec(c, 0.1, 1.0);
     let eps = 1e-5f32;
     let ln = LayerNorm::new(dev, &gamma, &beta, eps, p).unwrap();
-    let bf = DataFormat::Float16_b;
+    let bf = input;
     let (tx, xq) = if garbage_pad {
         // x - 0.5 + 0.5 through the eltwise op: the padding becomes 0.5 - ... = non-zero.
         let x0: Vec<f32> = x.iter().map(|v| v - 0.5).collect();
         let t0 = DeviceTensor::from_host(dev, t, c, &x0, bf).unwrap();
         let half = DeviceTensor::from_host(dev, 1, 1, &[0.5], bf).unwrap();
-        let el = Eltwise::new(dev, Precision::hifi()).unwrap();
+        let el = Eltwise::new(dev, Precision::hifi().with_activations(input)).unwrap();
         let tx = el
             .binary(BinaryOp::Add, &t0, &half, Broadcast::Scalar)
             .unwrap();
@@ -156,9 +178,18 @@ fn run(dev: &Device, p: Precision, t: usize, c: usize, garbage_pad: bool, seed: 
     };
     let (y, stats) = ln.run_with_stats(&tx).unwrap();
     assert_eq!(y.shape(), [t, c]);
+    assert_eq!(y.format(), p.activations);
     let got = y.to_host().unwrap();
-    let gq = quantise(&gamma, 1, c, bf);
-    let bq = quantise(&beta, 1, c, bf);
+    // gamma / beta are stored as Float32 with Float32 activations, else bf16; the FPU reads
+    // Float32 as TF32.
+    let gb = if p.activations == DataFormat::Float32 {
+        DataFormat::Float32
+    } else {
+        DataFormat::Float16_b
+    };
+    let gq = device_view(&quantise(&gamma, 1, c, gb), gb);
+    let bq = device_view(&quantise(&beta, 1, c, gb), gb);
+    let xq = device_view(&xq, input);
     let want = reference::layernorm(&xq, t, c, &gq, &bq, f64::from(eps));
     let rel = tolerance::pack_error_rel(p.activations);
     let (mut max_err, mut sum) = (0f64, 0f64);
@@ -220,13 +251,97 @@ fn layernorm_aligned_unaligned_and_masked_padding() {
     let dev = device();
     for (name, p) in precisions() {
         for (t, c, garbage) in [(64, 64, false), (50, 70, false), (37, 45, true)] {
-            let o = run(&dev, p, t, c, garbage, (t * c) as u64);
+            let o = run(
+                &dev,
+                p,
+                DataFormat::Float16_b,
+                t,
+                c,
+                garbage,
+                (t * c) as u64,
+            );
             eprintln!(
                 "{name} [{t}, {c}]: max {:.3e} mean {:.3e}",
                 o.max_err, o.mean_err
             );
         }
     }
+}
+
+/// Float32 input and/or output (`Precision::hifi_fp32`: Float32 gamma / beta too; and the
+/// mixes with bf16). The bound is the module doc's with the fp32-DEST terms (`q = 2^-10`: every
+/// FPU operand is TF32), compared against f64 on the device's TF32 view of the Float32 input,
+/// gamma and beta (`device_view`); the Float32 output adds no packing error. Also checks that
+/// Float32 in and out is more accurate than bf16 against f64 on the original f32 input (bf16
+/// rounds the input and the output, 2^-9 each, Float32 truncates to TF32 only). The gain is
+/// modest (measured 1.4x at [64, 192]): both are dominated by the FPU row sums (`reduce_tile`
+/// accumulations rounded to about 11 bits, the `red` term), which Float32 tensors do not change.
+#[test]
+fn layernorm_float32() {
+    let dev = device();
+    let fp32 = Precision::hifi_fp32();
+    for (t, c, garbage) in [(64, 64, false), (37, 45, true)] {
+        let o = run(
+            &dev,
+            fp32,
+            DataFormat::Float32,
+            t,
+            c,
+            garbage,
+            (t * c) as u64 + 1,
+        );
+        eprintln!(
+            "Float32 [{t}, {c}]: max {:.3e} vs f64 on the input {:.3e}",
+            o.max_err, o.raw_max_err
+        );
+    }
+    run(
+        &dev,
+        Precision::hifi(),
+        DataFormat::Float32,
+        50,
+        70,
+        false,
+        5,
+    );
+    run(&dev, fp32, DataFormat::Float16_b, 50, 70, false, 6);
+    let f = run(&dev, fp32, DataFormat::Float32, 64, 192, false, 7);
+    let b = run(
+        &dev,
+        Precision::hifi(),
+        DataFormat::Float16_b,
+        64,
+        192,
+        false,
+        7,
+    );
+    eprintln!(
+        "[64, 192] vs f64 on the f32 input: Float32 {:.3e}, bf16 {:.3e}",
+        f.raw_max_err, b.raw_max_err
+    );
+    assert!(
+        f.raw_max_err < b.raw_max_err,
+        "Float32 layernorm error {:.3e} is not below the bf16 one {:.3e}",
+        f.raw_max_err,
+        b.raw_max_err
+    );
+    // Float32 needs an fp32 DEST.
+    let e = LayerNorm::new(
+        &dev,
+        &[1.0; 4],
+        &[0.0; 4],
+        1e-5,
+        Precision::bfp8_hifi2().with_activations(DataFormat::Float32),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("fp32_acc"), "{e}");
+    let ln = LayerNorm::new(&dev, &[1.0; 4], &[0.0; 4], 1e-5, Precision::bfp8_hifi2()).unwrap();
+    let x = DeviceTensor::from_host(&dev, 3, 4, &[1.0; 12], DataFormat::Float32).unwrap();
+    let e = ln.run(&x).unwrap_err();
+    assert!(
+        matches!(e, OpError::FormatUnsupported { .. }) && e.to_string().contains("fp32_acc"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -276,7 +391,7 @@ fn layernorm_errors() {
 fn piper_shapes() {
     let dev = device();
     for (name, p) in precisions() {
-        let o = run(&dev, p, 300, 192, false, 9);
+        let o = run(&dev, p, DataFormat::Float16_b, 300, 192, false, 9);
         println!(
             "| layernorm [300, 192] | {name} | {:.3e} | {:.3e} | {:.3e} | {} |",
             o.raw_max_err,

@@ -10,14 +10,39 @@
 //! multiple of 32 a column mask zeroes the padding of the last tile before the sums, so the
 //! input's padding may hold anything finite. Intermediates are fp32 with
 //! [`Precision::fp32_acc`], bf16 otherwise. The output's padding is finite, not zero.
+//!
+//! Float32 input and/or output (`precision.activations`, with `fp32_acc`; gamma and beta are
+//! then stored as Float32) are accepted, but the arithmetic stays on the FPU: every operand,
+//! the Float32 input included, is read as TF32 (2^-10 relative truncation per step), so the
+//! result is TF32-accurate, not fp32-exact; what Float32 removes is the bf16 rounding of the
+//! input and of the output (2^-9 each).
 
 use tt_safe::{
     CbConfig, ComputeConfig, DataFormat, Device, KernelKind, KernelSpec, MathFidelity, Program,
     RunStats, core,
 };
 
-use super::common::{DeviceTensor, OpError, Precision, TILE, check_activation_format, tiles};
+use super::common::{DeviceTensor, OpError, Precision, TILE, check_activation_format_fp32, tiles};
 use crate::kernels;
+
+/// gamma and beta are stored as Float32 with Float32 activations, else bf16.
+fn gamma_beta_format(p: &Precision) -> DataFormat {
+    if p.activations == DataFormat::Float32 {
+        DataFormat::Float32
+    } else {
+        DataFormat::Float16_b
+    }
+}
+
+/// The masked copy of the input (CB 5) keeps a Float32 input's bits; bf16 otherwise (exact for
+/// bf16 and bfp8_b inputs).
+fn masked_format(input: DataFormat) -> DataFormat {
+    if input == DataFormat::Float32 {
+        DataFormat::Float32
+    } else {
+        DataFormat::Float16_b
+    }
+}
 
 /// Fraction of a core's free L1 the layernorm's circular buffers may use.
 pub const L1_BUDGET_FRACTION: f64 = 0.75;
@@ -54,7 +79,12 @@ impl LayerNorm {
         eps: f32,
         precision: Precision,
     ) -> Result<LayerNorm, OpError> {
-        check_activation_format("layernorm", precision.activations)?;
+        check_activation_format_fp32(
+            "layernorm",
+            "output (precision.activations)",
+            precision.activations,
+            precision.fp32_acc,
+        )?;
         let c = gamma.len();
         if c == 0 || beta.len() != c {
             return Err(OpError::ShapeMismatch {
@@ -73,8 +103,9 @@ impl LayerNorm {
             });
         }
         let bf = DataFormat::Float16_b;
-        let gamma_t = DeviceTensor::from_host(device, 1, c, gamma, bf)?;
-        let beta_t = DeviceTensor::from_host(device, 1, c, beta, bf)?;
+        let gb = gamma_beta_format(&precision);
+        let gamma_t = DeviceTensor::from_host(device, 1, c, gamma, gb)?;
+        let beta_t = DeviceTensor::from_host(device, 1, c, beta, gb)?;
         let ones = DeviceTensor::from_host(device, TILE, TILE, &[1.0; TILE * TILE], bf)?;
         let rem = c % TILE;
         let mask = if rem == 0 {
@@ -110,8 +141,12 @@ impl LayerNorm {
         let im = b(self.interm());
         2 * ct * b(input)
             + 2 * bf
-            + 2 * ct * bf
-            + if self.mask.is_some() { ct * bf } else { 0 }
+            + 2 * ct * b(gamma_beta_format(&self.precision))
+            + if self.mask.is_some() {
+                ct * b(masked_format(input))
+            } else {
+                0
+            }
             + (2 * ct + 4) * im
             + 2 * b(self.precision.activations)
     }
@@ -131,7 +166,7 @@ impl LayerNorm {
 
     /// [`LayerNorm::run`] plus the device's run statistics.
     pub fn run_with_stats(&self, x: &DeviceTensor) -> Result<(DeviceTensor, RunStats), OpError> {
-        check_activation_format("layernorm", x.format())?;
+        check_activation_format_fp32("layernorm", "input", x.format(), self.precision.fp32_acc)?;
         if x.cols() != self.c {
             return Err(OpError::ShapeMismatch {
                 op: "layernorm",
@@ -179,9 +214,9 @@ impl LayerNorm {
             (0, x.format(), 2 * ct32),
             (1, bf, 1),
             (2, bf, 1),
-            (3, bf, ct32),
-            (4, bf, ct32),
-            (5, bf, ct32),
+            (3, gamma_beta_format(&self.precision), ct32),
+            (4, gamma_beta_format(&self.precision), ct32),
+            (5, masked_format(x.format()), ct32),
             (6, im, 1),
             (7, im, ct32),
             (8, im, ct32),

@@ -40,8 +40,10 @@ void kernel_main() {
         noc_async_read_barrier();
         cb_push_back(cb_mask, 1);
     }
-    const auto gamma = TensorAccessor(c_args, gamma_addr, c_bytes);
-    const auto beta = TensorAccessor(c_args, beta_addr, c_bytes);
+    // gamma / beta are bf16, or Float32 with Float32 activations.
+    const uint32_t gb_bytes = get_tile_size(cb_gamma);
+    const auto gamma = TensorAccessor(c_args, gamma_addr, gb_bytes);
+    const auto beta = TensorAccessor(c_args, beta_addr, gb_bytes);
     cb_reserve_back(cb_gamma, ct);
     cb_reserve_back(cb_beta, ct);
     uint32_t g = get_write_ptr(cb_gamma);
@@ -49,8 +51,8 @@ void kernel_main() {
     for (uint32_t c = 0; c < ct; ++c) {
         noc_async_read_tile(c, gamma, g);
         noc_async_read_tile(c, beta, b);
-        g += c_bytes;
-        b += c_bytes;
+        g += gb_bytes;
+        b += gb_bytes;
     }
     noc_async_read_barrier();
     cb_push_back(cb_gamma, ct);
