@@ -7,15 +7,25 @@
 //! ([`TtBackend::ledger`]), from which `tts eval` prints the on-device share.
 //!
 //! Current split (see `docs/pipeline-on-tensix.md`, kept in sync with [`HOST_STEPS`]):
-//! - on device: the text encoder (embedding gather with the sqrt(C) scale, q/k/v/o 1x1 convs,
-//!   VITS relative attention, both layer norms, FFN convs with fused ReLU, proj), every conv and
-//!   conv-transpose of the flow and the decoder (WN `pre`, `in_layers`, `res_skip_layers`, `post`;
-//!   `conv_pre`, `ups`, all resblock convs, `conv_post` with the final tanh fused).
-//! - on the host (explicit, counted): the stochastic duration predictor (whole stage on the cpu
-//!   reference backend, incl. the spline), and the elementwise glue between device ops (encoder
-//!   residual adds; flow flip/split, WaveNet gating, residual/skip adds; decoder leaky ReLU,
-//!   residual adds, resblock mean), because the eltwise op of tt-kernels had not landed when this
-//!   was written. Activations cross the host/device boundary around those steps.
+//! - on device, with activations kept as device tensors between the ops of a stage (only a
+//!   stage's input and output cross to the host):
+//!   - text encoder: embedding gather with the sqrt(C) scale, q/k/v/o 1x1 convs, VITS relative
+//!     attention, both residual adds (fused into `conv_o` / FFN `conv_2` as a residual), both
+//!     layer norms, FFN convs with fused ReLU, proj;
+//!   - flow: the channel flip and half split are folded into the `pre` / `post` weights at load
+//!     time (an exact row/column permutation; `post` is also negated and widened to all channels
+//!     so `x1 -= post(..)` is a fused residual of `post`); `in_layers` and `res_skip_layers` are
+//!     split into their two halves (exact); the WaveNet gate `tanh(a) * sigmoid(b)` is an eltwise
+//!     op; residual and skip adds are fused residuals of the res/skip convs;
+//!   - decoder: `conv_pre` with the first leaky ReLU fused on its output, `ups` (conv-transpose),
+//!     every resblock layer `x + conv(leaky_relu(x))` as one conv (fused input activation and
+//!     residual), the resblock mean and the following leaky ReLU as eltwise ops, `conv_post` with
+//!     the 0.01 leaky ReLU fused on its input and the final tanh on its output.
+//! - on the host: the stochastic duration predictor (whole stage on the cpu reference backend,
+//!   incl. the spline; a device version is being built in [`dp`]).
+//!
+//! Activation formats: each device op writes the activation format its layer's plan setting
+//! gives ([`act_format`]); the glue ops write the format of the stage.
 #![deny(unsafe_code)]
 
 pub mod dp;
@@ -29,6 +39,7 @@ use tt_kernels::ops::conv::{Conv1d, Conv1dParams, conv1d_reference};
 use tt_kernels::ops::conv_transpose::{
     ConvTranspose1d, ConvTranspose1dParams, conv_transpose1d_reference,
 };
+use tt_kernels::ops::eltwise::{Eltwise, EltwiseOp, UnaryOp};
 use tt_kernels::ops::embed::{EmbedScale, embedding_gather, index_buffer};
 use tt_kernels::ops::norm::LayerNorm;
 pub use tt_safe::Arch;
@@ -37,16 +48,14 @@ use tt_safe::{DataFormat, Device, MathFidelity, RunStats};
 use crate::backend::{Backend, Encoded};
 use crate::cpu::{CpuBackend, CpuOptions};
 use crate::error::{Result, TtsError};
-use crate::precision::{self, Fidelity, LayerPrecision, Plan, ResolvedPlan, WeightFormat};
+use crate::precision::{
+    self, ActivationFormat, Fidelity, LayerPrecision, Plan, ResolvedPlan, WeightFormat,
+};
 use crate::voice::{Hparams, ResBlockKind, Voice};
 
 /// Host steps of the current `tt` backend (whole stages and elementwise glue), for reports.
-pub const HOST_STEPS: &[&str] = &[
-    "text encoder glue: the two residual adds per layer (embedding gather, q/k/v/o convs, relative attention, layer norms, FFN convs and proj run on the device)",
-    "duration predictor (whole stage on the cpu backend, incl. the rational-quadratic spline)",
-    "flow glue: channel flip and split, WaveNet gating tanh(a)*sigmoid(b), residual/skip adds, x1 -= post",
-    "decoder glue: leaky ReLU before each conv, residual adds, resblock mean (/3)",
-];
+pub const HOST_STEPS: &[&str] =
+    &["duration predictor (whole stage on the cpu backend, incl. the rational-quadratic spline)"];
 
 /// Which device to open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,16 +126,51 @@ enum Emu {
     Up(ConvTranspose1dParams),
 }
 
+/// One layer prepared on the device (possibly a derived layer: a half of a split conv, or a
+/// conv with the flow's flip folded into its weights).
 struct DevLayer {
     op: Op,
     emu: Emu,
+    /// The weights as prepared (after folding), for the emulation.
     weight: Vec<f32>,
     bias: Option<Vec<f32>>,
+    /// Activation fused on the output.
     act: Activation,
+    /// Activation fused on the input (convs only).
+    pre: Activation,
     cout: usize,
-    /// FLOPs per output row (conv) or per input row (conv-transpose).
+    /// Output activation format.
+    out_fmt: DataFormat,
+    /// Real FLOPs per output row (conv) or per input row (conv-transpose), without the zero
+    /// rows/columns that folding adds.
     flops_per_row: f64,
     transpose: bool,
+}
+
+/// An activation between ops: a device tensor, or its host emulation (`TtOptions::emulate`).
+enum Act {
+    Dev(DeviceTensor),
+    Host {
+        rows: usize,
+        cols: usize,
+        data: Vec<f32>,
+    },
+}
+
+impl Act {
+    fn rows(&self) -> usize {
+        match self {
+            Act::Dev(t) => t.rows(),
+            Act::Host { rows, .. } => *rows,
+        }
+    }
+
+    fn cols(&self) -> usize {
+        match self {
+            Act::Dev(t) => t.cols(),
+            Act::Host { cols, .. } => *cols,
+        }
+    }
 }
 
 /// The `tt` backend.
@@ -140,6 +184,14 @@ pub struct TtBackend {
     all_layers: Vec<precision::Layer>,
     emulate: bool,
     enc: DevEncoder,
+    /// Activation format of the flow's residual stream `z` and its glue ops.
+    flow_fmt: DataFormat,
+    /// Activation format of the decoder's glue ops.
+    dec_fmt: DataFormat,
+    /// Format of the decoder's input.
+    dec_in_fmt: DataFormat,
+    /// Whether the flow's final channel order is reversed (an odd number of flips).
+    flow_final_reversed: bool,
 }
 
 /// rel_k, rel_v (`[2w+1, d]`), attention precision, LN1, LN2 of one encoder layer.
@@ -156,7 +208,15 @@ fn dev_err(e: OpError) -> TtsError {
     TtsError::Unsupported(format!("tt device op failed: {e}"))
 }
 
-/// Converts a plan setting to a tt-kernels precision (bf16 activations).
+/// The activation format a plan setting asks for (what the layer's op writes).
+pub fn act_format(s: LayerPrecision) -> DataFormat {
+    match s.activations {
+        ActivationFormat::Bf16 => DataFormat::Float16_b,
+        ActivationFormat::Fp32 => DataFormat::Float32,
+    }
+}
+
+/// Converts a plan setting to a tt-kernels precision.
 pub fn to_precision(s: LayerPrecision) -> Precision {
     Precision {
         weights: match s.weights {
@@ -164,7 +224,7 @@ pub fn to_precision(s: LayerPrecision) -> Precision {
             WeightFormat::Bfp8 => DataFormat::Bfp8_b,
             WeightFormat::Bfp4 => DataFormat::Bfp4_b,
         },
-        activations: DataFormat::Float16_b,
+        activations: act_format(s),
         fidelity: match s.fidelity {
             Fidelity::LoFi => MathFidelity::LoFi,
             Fidelity::HiFi2 => MathFidelity::HiFi2,
@@ -175,8 +235,42 @@ pub fn to_precision(s: LayerPrecision) -> Precision {
     }
 }
 
+/// A conv layer as loaded, before it is prepared on the device.
+struct ConvSpec {
+    params: Conv1dParams,
+    weight: Vec<f32>,
+    bias: Option<Vec<f32>>,
+    act: Activation,
+    pre: Activation,
+    flops_per_row: f64,
+}
+
+impl ConvSpec {
+    /// Output channels `lo..hi` only (a split of the conv; exact).
+    fn rows(&self, lo: usize, hi: usize) -> ConvSpec {
+        let per = self.weight.len() / self.params.cout;
+        ConvSpec {
+            params: Conv1dParams {
+                cout: hi - lo,
+                ..self.params
+            },
+            weight: self.weight[lo * per..hi * per].to_vec(),
+            bias: self.bias.as_ref().map(|b| b[lo..hi].to_vec()),
+            act: self.act,
+            pre: self.pre,
+            flops_per_row: self.flops_per_row * (hi - lo) as f64 / self.params.cout as f64,
+        }
+    }
+}
+
+/// Physical channel of logical channel `c` of the flow's `z` (`inter` channels) when the
+/// stored order is reversed.
+fn phys(c: usize, inter: usize, reversed: bool) -> usize {
+    if reversed { inter - 1 - c } else { c }
+}
+
 impl TtBackend {
-    /// Opens the device and prepares every flow and decoder layer on it.
+    /// Opens the device and prepares every encoder, flow and decoder layer on it.
     pub fn new(voice: &Voice, opts: TtOptions) -> Result<Self> {
         let hp = voice.hparams.clone();
         if hp.n_speakers > 1 {
@@ -188,6 +282,11 @@ impl TtBackend {
             return Err(TtsError::Unsupported(
                 "HiFi-GAN ResBlock1 decoders (high tier) on the tt backend; use --backend cpu"
                     .into(),
+            ));
+        }
+        if hp.ups.is_empty() {
+            return Err(TtsError::Unsupported(
+                "a decoder without upsampling layers on the tt backend; use --backend cpu".into(),
             ));
         }
         let device = match opts.device {
@@ -206,7 +305,53 @@ impl TtBackend {
                 threads: opts.host_threads,
             },
         )?;
+        let setting = |name: &str| plan.get(name).unwrap_or(opts.plan.default);
+
+        // Orientation of z at each coupling: Flip toggles it (no data moves).
+        let inter = hp.inter;
+        let half = inter / 2;
+        let mut reversed = false;
+        let mut coupling_rev = HashMap::new();
+        for &c in &hp.flow_layers {
+            reversed = !reversed;
+            coupling_rev.insert(c, reversed);
+        }
+        let flow_final_reversed = reversed;
+
         let mut layers = HashMap::new();
+        let mut prepare = |name: String, base: &str, spec: ConvSpec| -> Result<()> {
+            let s = setting(base);
+            let prec = to_precision(s);
+            let mut op = Conv1d::new(
+                &device,
+                spec.params,
+                &spec.weight,
+                spec.bias.as_deref(),
+                prec,
+                spec.act,
+            )
+            .map_err(dev_err)?;
+            if spec.pre != Activation::None {
+                op = op.with_input_activation(spec.pre).map_err(dev_err)?;
+            }
+            layers.insert(
+                name,
+                DevLayer {
+                    op: Op::Conv(op),
+                    emu: Emu::Conv(spec.params),
+                    weight: spec.weight,
+                    bias: spec.bias,
+                    act: spec.act,
+                    pre: spec.pre,
+                    cout: spec.params.cout,
+                    out_fmt: prec.activations,
+                    flops_per_row: spec.flops_per_row,
+                    transpose: false,
+                },
+            );
+            Ok(())
+        };
+        let mut ups = Vec::new();
         for l in &all_layers {
             if !(l.name.starts_with("flow.")
                 || l.name.starts_with("dec.")
@@ -214,111 +359,185 @@ impl TtBackend {
             {
                 continue;
             }
-            if !matches!(
-                l.kind,
-                precision::LayerKind::Conv { .. } | precision::LayerKind::ConvTranspose { .. }
-            ) {
-                continue;
-            }
-            let setting = plan.get(&l.name).unwrap_or(opts.plan.default);
-            let prec = to_precision(setting);
-            let w = voice.weights.get(&format!("{}.weight", l.name))?.to_f32();
+            let w = match l.kind {
+                precision::LayerKind::Conv { .. } | precision::LayerKind::ConvTranspose { .. } => {
+                    voice.weights.get(&format!("{}.weight", l.name))?.to_f32()
+                }
+                _ => continue,
+            };
             let bias_name = format!("{}.bias", l.name);
             let bias = if voice.weights.has(&bias_name) {
                 Some(voice.weights.get(&bias_name)?.to_f32())
             } else {
                 None
             };
-            let act = if l.name == "dec.conv_post" {
-                Activation::Tanh
-            } else if l.name.starts_with("enc_p.encoder.ffn_layers.") && l.name.ends_with(".conv_1")
-            {
-                Activation::Relu
-            } else {
-                Activation::None
-            };
-            let dl = match l.kind {
+            let (cout, cin_per_group, k) = match l.kind {
                 precision::LayerKind::Conv {
                     cout,
                     cin_per_group,
                     k,
-                } => {
-                    let a = voice
-                        .weights
-                        .conv_attrs(&l.name)
-                        .ok_or_else(|| TtsError::Weight {
-                            name: l.name.clone(),
-                            detail:
-                                "no Conv node found for this weight (cannot read padding/dilation)"
-                                    .into(),
-                        })?;
-                    // VITS' FFN pads explicitly (a Pad node before a pad-0 Conv): "same"
-                    // padding (k-1)/2 left, k/2 right.
-                    let pads =
-                        if l.name.starts_with("enc_p.encoder.ffn_layers.") && a.pads == (0, 0) {
-                            ((k - 1) / 2, k / 2)
-                        } else {
-                            a.pads
-                        };
-                    let params = Conv1dParams {
-                        cin: cin_per_group * a.group,
-                        cout,
-                        kernel: k,
-                        stride: a.stride,
-                        pad_left: pads.0,
-                        pad_right: pads.1,
-                        dilation: a.dilation,
-                        groups: a.group,
-                    };
-                    let op = Conv1d::new(&device, params, &w, bias.as_deref(), prec, act)
-                        .map_err(dev_err)?;
-                    DevLayer {
-                        op: Op::Conv(op),
-                        emu: Emu::Conv(params),
-                        weight: w,
-                        bias,
-                        act,
-                        cout,
-                        flops_per_row: 2.0 * (cout * cin_per_group * k) as f64,
-                        transpose: false,
-                    }
-                }
+                } => (cout, cin_per_group, k),
                 precision::LayerKind::ConvTranspose { cin, cout, k } => {
-                    let idx: usize = l
-                        .name
-                        .trim_start_matches("dec.ups.")
-                        .parse()
-                        .map_err(|_| TtsError::Unsupported(format!("layer name {}", l.name)))?;
-                    let u = hp.ups.get(idx).ok_or_else(|| {
-                        TtsError::Unsupported(format!(
-                            "{} beyond the detected upsampling layers",
-                            l.name
-                        ))
-                    })?;
-                    let params = ConvTranspose1dParams {
-                        cin,
-                        cout,
-                        kernel: k,
-                        stride: u.stride,
-                        padding: u.pad,
-                        output_padding: 0,
-                    };
-                    let op = ConvTranspose1d::new(&device, params, &w, bias.as_deref(), prec, act)
-                        .map_err(dev_err)?;
-                    DevLayer {
-                        op: Op::Up(op),
-                        emu: Emu::Up(params),
-                        weight: w,
-                        bias,
-                        act,
-                        cout,
-                        flops_per_row: 2.0 * (cin * cout * k) as f64,
-                        transpose: true,
-                    }
+                    ups.push((l.name.clone(), cin, cout, k, w, bias));
+                    continue;
                 }
                 _ => continue,
             };
-            layers.insert(l.name.clone(), dl);
+            let a = voice
+                .weights
+                .conv_attrs(&l.name)
+                .ok_or_else(|| TtsError::Weight {
+                    name: l.name.clone(),
+                    detail: "no Conv node found for this weight (cannot read padding/dilation)"
+                        .into(),
+                })?;
+            // VITS' FFN pads explicitly (a Pad node before a pad-0 Conv): "same" padding
+            // (k-1)/2 left, k/2 right.
+            let pads = if l.name.starts_with("enc_p.encoder.ffn_layers.") && a.pads == (0, 0) {
+                ((k - 1) / 2, k / 2)
+            } else {
+                a.pads
+            };
+            let n = &l.name;
+            let act = if n == "dec.conv_post" {
+                Activation::Tanh
+            } else if n == "dec.conv_pre" {
+                // conv_pre's output is only used through the first leaky ReLU.
+                Activation::LeakyRelu(0.1)
+            } else if n.starts_with("enc_p.encoder.ffn_layers.") && n.ends_with(".conv_1") {
+                Activation::Relu
+            } else {
+                Activation::None
+            };
+            let pre = if n == "dec.conv_post" {
+                Activation::LeakyRelu(0.01)
+            } else if n.starts_with("dec.resblocks.") {
+                Activation::LeakyRelu(0.1)
+            } else {
+                Activation::None
+            };
+            let spec = ConvSpec {
+                params: Conv1dParams {
+                    cin: cin_per_group * a.group,
+                    cout,
+                    kernel: k,
+                    stride: a.stride,
+                    pad_left: pads.0,
+                    pad_right: pads.1,
+                    dilation: a.dilation,
+                    groups: a.group,
+                },
+                weight: w,
+                bias,
+                act,
+                pre,
+                flops_per_row: 2.0 * (cout * cin_per_group * k) as f64,
+            };
+            if let Some(rest) = n.strip_prefix("flow.flows.") {
+                let c: usize = rest
+                    .split('.')
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| TtsError::Unsupported(format!("flow layer name {n}")))?;
+                let rev = coupling_rev.get(&c).copied().unwrap_or(false);
+                let fh = hp.flow_hidden;
+                if n.ends_with(".pre") {
+                    // x0 = logical channels 0..half of z: read them from z's stored order.
+                    check_shape(n, &spec.params, half, fh, 1)?;
+                    let mut w2 = vec![0f32; fh * inter];
+                    for o in 0..fh {
+                        for ci in 0..half {
+                            w2[o * inter + phys(ci, inter, rev)] = spec.weight[o * half + ci];
+                        }
+                    }
+                    let spec = ConvSpec {
+                        params: Conv1dParams {
+                            cin: inter,
+                            ..spec.params
+                        },
+                        weight: w2,
+                        ..spec
+                    };
+                    prepare(n.clone(), n, spec)?;
+                } else if n.ends_with(".post") {
+                    // -post(..) written to the stored positions of x1, zero elsewhere, so that
+                    // `z + (-post)` as a fused residual is `x1 -= post(..)`.
+                    check_shape(n, &spec.params, fh, half, 1)?;
+                    let mut w2 = vec![0f32; inter * fh];
+                    let mut b2 = vec![0f32; inter];
+                    for co in 0..half {
+                        let p = phys(half + co, inter, rev);
+                        for ci in 0..fh {
+                            w2[p * fh + ci] = -spec.weight[co * fh + ci];
+                        }
+                        if let Some(b) = &spec.bias {
+                            b2[p] = -b[co];
+                        }
+                    }
+                    let spec = ConvSpec {
+                        params: Conv1dParams {
+                            cout: inter,
+                            ..spec.params
+                        },
+                        weight: w2,
+                        bias: Some(b2),
+                        ..spec
+                    };
+                    prepare(n.clone(), n, spec)?;
+                } else if n.contains(".enc.in_layers.") {
+                    check_shape(n, &spec.params, fh, 2 * fh, spec.params.kernel)?;
+                    prepare(format!("{n}#tanh"), n, spec.rows(0, fh))?;
+                    prepare(format!("{n}#sigmoid"), n, spec.rows(fh, 2 * fh))?;
+                } else if n.contains(".enc.res_skip_layers.") && cout == 2 * fh {
+                    prepare(format!("{n}#res"), n, spec.rows(0, fh))?;
+                    prepare(format!("{n}#skip"), n, spec.rows(fh, 2 * fh))?;
+                } else if n.contains(".enc.res_skip_layers.") {
+                    check_shape(n, &spec.params, fh, fh, 1)?;
+                    prepare(format!("{n}#skip"), n, spec)?;
+                } else {
+                    return Err(TtsError::Unsupported(format!(
+                        "unexpected flow layer {n} on the tt backend"
+                    )));
+                }
+            } else {
+                prepare(n.clone(), n, spec)?;
+            }
+        }
+        for (name, cin, cout, k, w, bias) in ups {
+            let idx: usize = name
+                .trim_start_matches("dec.ups.")
+                .parse()
+                .map_err(|_| TtsError::Unsupported(format!("layer name {name}")))?;
+            let u = hp.ups.get(idx).ok_or_else(|| {
+                TtsError::Unsupported(format!("{name} beyond the detected upsampling layers"))
+            })?;
+            let params = ConvTranspose1dParams {
+                cin,
+                cout,
+                kernel: k,
+                stride: u.stride,
+                padding: u.pad,
+                output_padding: 0,
+            };
+            let prec = to_precision(setting(&name));
+            let op =
+                ConvTranspose1d::new(&device, params, &w, bias.as_deref(), prec, Activation::None)
+                    .map_err(dev_err)?;
+            layers.insert(
+                name,
+                DevLayer {
+                    op: Op::Up(op),
+                    emu: Emu::Up(params),
+                    weight: w,
+                    bias,
+                    act: Activation::None,
+                    pre: Activation::None,
+                    cout,
+                    out_fmt: prec.activations,
+                    flops_per_row: 2.0 * (cin * cout * k) as f64,
+                    transpose: true,
+                },
+            );
         }
         let enc = {
             let w = &voice.weights;
@@ -336,10 +555,7 @@ impl TtBackend {
                 let a = format!("enc_p.encoder.attn_layers.{i}");
                 let rk = w.get(&format!("{a}.emb_rel_k"))?.to_f32();
                 let rv = w.get(&format!("{a}.emb_rel_v"))?.to_f32();
-                let ap = to_precision(
-                    plan.get(&format!("{a}.emb_rel_k"))
-                        .unwrap_or(opts.plan.default),
-                );
+                let ap = to_precision(setting(&format!("{a}.emb_rel_k")));
                 let ln = |n: usize| -> Result<LayerNorm> {
                     let g = w
                         .get(&format!("enc_p.encoder.norm_layers_{n}.{i}.gamma"))?
@@ -353,6 +569,15 @@ impl TtBackend {
             }
             DevEncoder { emb, layers: el }
         };
+        // The flow's residual stream z is written by the fused `post` residual of each
+        // coupling: its format is that of the first coupling's `post`.
+        let flow_fmt = hp
+            .flow_layers
+            .first()
+            .map(|c| act_format(setting(&format!("flow.flows.{c}.post"))))
+            .unwrap_or(DataFormat::Float16_b);
+        let dec_fmt = act_format(setting("dec.ups.0"));
+        let dec_in_fmt = act_format(setting("dec.conv_pre"));
         Ok(Self {
             enc,
             device,
@@ -363,6 +588,10 @@ impl TtBackend {
             ledger: Mutex::new(Ledger::default()),
             all_layers,
             emulate: opts.emulate,
+            flow_fmt,
+            dec_fmt,
+            dec_in_fmt,
+            flow_final_reversed,
         })
     }
 
@@ -394,10 +623,6 @@ impl TtBackend {
         }
     }
 
-    fn host_ew(&self, step: &'static str, n: usize) {
-        self.note(|l| *l.host_elementwise.entry(step).or_default() += n as u64);
-    }
-
     fn host_stage_flops(&self, stage: &'static str, prefix: &str, ids: usize) {
         let f: f64 = self
             .all_layers
@@ -408,53 +633,6 @@ impl TtBackend {
         self.note(|l| *l.host_flops.entry(stage).or_default() += f);
     }
 
-    /// Runs one device layer on a host `[rows, cin]` input; returns `[rows_out, cout]`.
-    fn run(
-        &self,
-        stage: &'static str,
-        name: &str,
-        x: &[f32],
-        rows: usize,
-    ) -> Result<(Vec<f32>, usize)> {
-        let l = self.layers.get(name).ok_or_else(|| TtsError::Weight {
-            name: name.into(),
-            detail: "not prepared on the device".into(),
-        })?;
-        let cin = x.len() / rows.max(1);
-        if self.emulate {
-            return Ok(emulate(l, x, rows));
-        }
-        let input = DeviceTensor::from_host(&self.device, rows, cin, x, DataFormat::Float16_b)
-            .map_err(dev_err)?;
-        let out = self.run_t(stage, name, &input)?;
-        let rows_out = out.rows();
-        Ok((out.to_host().map_err(dev_err)?, rows_out))
-    }
-
-    /// Runs one device layer on a device tensor.
-    fn run_t(&self, stage: &'static str, name: &str, input: &DeviceTensor) -> Result<DeviceTensor> {
-        let l = self.layers.get(name).ok_or_else(|| TtsError::Weight {
-            name: name.into(),
-            detail: "not prepared on the device".into(),
-        })?;
-        let rows = input.rows();
-        let (out, stats): (DeviceTensor, RunStats) = match &l.op {
-            Op::Conv(c) => c.run(input),
-            Op::Up(u) => u.run(input),
-        }
-        .map_err(dev_err)?;
-        let rows_out = out.rows();
-        let flop_rows = if l.transpose { rows } else { rows_out };
-        debug_assert_eq!(out.cols(), l.cout);
-        self.note(|g| {
-            g.device_flops += l.flops_per_row * flop_rows as f64;
-            *g.device_ns.entry(stage).or_default() += stats.device_ns.unwrap_or(0);
-            g.estimate |= stats.is_estimate;
-            g.launches += 1;
-        });
-        Ok(out)
-    }
-
     fn note_stats(&self, stage: &'static str, flops: f64, stats: &RunStats) {
         self.note(|g| {
             g.device_flops += flops;
@@ -462,6 +640,187 @@ impl TtBackend {
             g.estimate |= stats.is_estimate;
             g.launches += 1;
         });
+    }
+
+    /// A stage input: uploaded (or, emulated, rounded to `fmt`).
+    fn upload(&self, data: &[f32], rows: usize, cols: usize, fmt: DataFormat) -> Result<Act> {
+        if self.emulate {
+            return Ok(Act::Host {
+                rows,
+                cols,
+                data: data.iter().map(|&v| round_to(fmt, v)).collect(),
+            });
+        }
+        Ok(Act::Dev(
+            DeviceTensor::from_host(&self.device, rows, cols, data, fmt).map_err(dev_err)?,
+        ))
+    }
+
+    /// A stage output, downloaded.
+    fn download(&self, a: Act) -> Result<Vec<f32>> {
+        match a {
+            Act::Dev(t) => t.to_host().map_err(dev_err),
+            Act::Host { data, .. } => Ok(data),
+        }
+    }
+
+    fn layer(&self, name: &str) -> Result<&DevLayer> {
+        self.layers.get(name).ok_or_else(|| TtsError::Weight {
+            name: name.into(),
+            detail: "not prepared on the device".into(),
+        })
+    }
+
+    /// `residual + act(conv(pre(x)) + bias)` of one prepared layer (`residual` convs only).
+    fn conv(
+        &self,
+        stage: &'static str,
+        name: &str,
+        x: &Act,
+        residual: Option<&Act>,
+    ) -> Result<Act> {
+        let l = self.layer(name)?;
+        let rows_in = x.rows();
+        let out = match (x, residual) {
+            (Act::Dev(t), None) => {
+                let (o, st) = match &l.op {
+                    Op::Conv(c) => c.run(t),
+                    Op::Up(u) => u.run(t),
+                }
+                .map_err(dev_err)?;
+                self.note_layer(stage, l, rows_in, o.rows(), &st);
+                Act::Dev(o)
+            }
+            (Act::Dev(t), Some(Act::Dev(r))) => {
+                let Op::Conv(c) = &l.op else {
+                    return Err(TtsError::Unsupported(format!(
+                        "{name}: a fused residual needs a conv"
+                    )));
+                };
+                let (o, st) = c.run_with_residual(t, r).map_err(dev_err)?;
+                self.note_layer(stage, l, rows_in, o.rows(), &st);
+                Act::Dev(o)
+            }
+            (
+                Act::Host {
+                    rows, cols, data, ..
+                },
+                r,
+            ) => {
+                let r = match r {
+                    None => None,
+                    Some(Act::Host { data, .. }) => Some(data.as_slice()),
+                    Some(Act::Dev(_)) => {
+                        return Err(TtsError::Unsupported(
+                            "tt backend: mixed host/device activations".into(),
+                        ));
+                    }
+                };
+                let (y, n) = emulate(l, data, *rows, *cols, r)?;
+                Act::Host {
+                    rows: n,
+                    cols: l.cout,
+                    data: y,
+                }
+            }
+            (Act::Dev(_), Some(Act::Host { .. })) => {
+                return Err(TtsError::Unsupported(
+                    "tt backend: mixed host/device activations".into(),
+                ));
+            }
+        };
+        if out.cols() != l.cout {
+            return Err(TtsError::Unsupported(format!(
+                "tt backend: {name} gave {} channels, expected {}",
+                out.cols(),
+                l.cout
+            )));
+        }
+        Ok(out)
+    }
+
+    fn note_layer(
+        &self,
+        stage: &'static str,
+        l: &DevLayer,
+        rows_in: usize,
+        rows_out: usize,
+        st: &RunStats,
+    ) {
+        let flop_rows = if l.transpose { rows_in } else { rows_out };
+        self.note_stats(stage, l.flops_per_row * flop_rows as f64, st);
+    }
+
+    /// One elementwise glue op writing `fmt` (fp32 DEST).
+    fn eltwise(
+        &self,
+        stage: &'static str,
+        op: EltwiseOp,
+        inputs: &[&Act],
+        fmt: DataFormat,
+    ) -> Result<Act> {
+        let devs: Vec<&DeviceTensor> = inputs
+            .iter()
+            .filter_map(|a| match a {
+                Act::Dev(t) => Some(t),
+                Act::Host { .. } => None,
+            })
+            .collect();
+        if devs.len() == inputs.len() {
+            let ew = Eltwise::new(
+                &self.device,
+                Precision {
+                    weights: DataFormat::Float16_b,
+                    activations: fmt,
+                    fidelity: MathFidelity::HiFi4,
+                    fp32_acc: true,
+                },
+            )
+            .map_err(dev_err)?;
+            let (o, st) = ew.run_op(op, &devs).map_err(dev_err)?;
+            self.note_stats(stage, 0.0, &st);
+            return Ok(Act::Dev(o));
+        }
+        let hosts: Vec<&[f32]> = inputs
+            .iter()
+            .filter_map(|a| match a {
+                Act::Host { data, .. } => Some(data.as_slice()),
+                Act::Dev(_) => None,
+            })
+            .collect();
+        if hosts.len() != inputs.len() || hosts.is_empty() {
+            return Err(TtsError::Unsupported(
+                "tt backend: mixed host/device activations".into(),
+            ));
+        }
+        let n = hosts[0].len();
+        if hosts.iter().any(|h| h.len() != n) {
+            return Err(TtsError::Unsupported(format!(
+                "tt backend: eltwise {op:?} on inputs of different sizes"
+            )));
+        }
+        let f = |i: usize| -> f64 {
+            match op {
+                EltwiseOp::Unary(u) => u.apply(f64::from(hosts[0][i])),
+                EltwiseOp::Gate => {
+                    f64::from(hosts[0][i]).tanh() * sigmoid64(f64::from(hosts[1][i]))
+                }
+                EltwiseOp::Sum(s) => {
+                    f64::from(s) * hosts.iter().map(|h| f64::from(h[i])).sum::<f64>()
+                }
+                EltwiseOp::Binary(..) => f64::NAN,
+            }
+        };
+        if matches!(op, EltwiseOp::Binary(..)) {
+            return Err(TtsError::Unsupported(
+                "tt backend: binary eltwise is not emulated".into(),
+            ));
+        }
+        Ok(Act::Host {
+            rows: inputs[0].rows(),
+            cols: inputs[0].cols(),
+            data: (0..n).map(|i| round_to(fmt, f(i) as f32)).collect(),
+        })
     }
 
     fn encode_device(&self, ids: &[i64]) -> Result<Encoded> {
@@ -491,11 +850,6 @@ impl TtBackend {
         )
         .map_err(ed)?;
         self.note(|g| g.launches += 1);
-        let mut x = xd.to_host().map_err(dev_err)?;
-        let upload = |v: &[f32]| {
-            DeviceTensor::from_host(&self.device, t, hp.hidden, v, DataFormat::Float16_b)
-                .map_err(dev_err)
-        };
         let core_flops = |name: &str| -> f64 {
             self.all_layers
                 .iter()
@@ -503,11 +857,20 @@ impl TtBackend {
                 .map(|l| l.flops(t, 0))
                 .sum()
         };
+        let dev = |a: Act| -> Result<DeviceTensor> {
+            match a {
+                Act::Dev(t) => Ok(t),
+                Act::Host { .. } => Err(TtsError::Unsupported(
+                    "tt backend: host tensor in the device encoder".into(),
+                )),
+            }
+        };
         for (i, (rk, rv, ap, ln1, ln2)) in self.enc.layers.iter().enumerate() {
             let a = format!("enc_p.encoder.attn_layers.{i}");
-            let q = self.run_t("encoder", &format!("{a}.conv_q"), &xd)?;
-            let k = self.run_t("encoder", &format!("{a}.conv_k"), &xd)?;
-            let v = self.run_t("encoder", &format!("{a}.conv_v"), &xd)?;
+            let x = Act::Dev(xd);
+            let q = dev(self.conv("encoder", &format!("{a}.conv_q"), &x, None)?)?;
+            let k = dev(self.conv("encoder", &format!("{a}.conv_k"), &x, None)?)?;
+            let v = dev(self.conv("encoder", &format!("{a}.conv_v"), &x, None)?)?;
             let kind = AttentionKind::VitsRelative {
                 rel_k: rk,
                 rel_v: rv,
@@ -517,35 +880,21 @@ impl TtBackend {
                 attention_with_stats(&self.device, [&q, &k, &v], hp.n_heads, kind, None, ap)
                     .map_err(dev_err)?;
             self.note_stats("encoder", core_flops(&format!("{a}.emb_rel_")), &st);
-
-            let o = self
-                .run_t("encoder", &format!("{a}.conv_o"), &att)?
-                .to_host()
-                .map_err(dev_err)?;
-            same_len("attention output", &x, &o)?;
-            x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
-            self.host_ew("encoder residual adds", o.len());
-            let (n1, st) = ln1.run_with_stats(&upload(&x)?).map_err(dev_err)?;
+            // x + conv_o(att): the residual add fused into conv_o.
+            let r = dev(self.conv("encoder", &format!("{a}.conv_o"), &Act::Dev(att), Some(&x))?)?;
+            let (n1, st) = ln1.run_with_stats(&r).map_err(dev_err)?;
             self.note_stats("encoder", 0.0, &st);
             let f = format!("enc_p.encoder.ffn_layers.{i}");
-            let h = self.run_t("encoder", &format!("{f}.conv_1"), &n1)?;
-            let y = self
-                .run_t("encoder", &format!("{f}.conv_2"), &h)?
-                .to_host()
-                .map_err(dev_err)?;
-            x = n1.to_host().map_err(dev_err)?;
-            same_len("FFN output", &x, &y)?;
-            x.iter_mut().zip(&y).for_each(|(a, b)| *a += b);
-            self.host_ew("encoder residual adds", y.len());
-            let (n2, st) = ln2.run_with_stats(&upload(&x)?).map_err(dev_err)?;
+            let n1 = Act::Dev(n1);
+            let h = self.conv("encoder", &format!("{f}.conv_1"), &n1, None)?;
+            let y = dev(self.conv("encoder", &format!("{f}.conv_2"), &h, Some(&n1))?)?;
+            let (n2, st) = ln2.run_with_stats(&y).map_err(dev_err)?;
             self.note_stats("encoder", 0.0, &st);
-            x = n2.to_host().map_err(dev_err)?;
             xd = n2;
         }
-        let stats = self
-            .run_t("encoder", "enc_p.proj", &xd)?
-            .to_host()
-            .map_err(dev_err)?;
+        let x = xd.to_host().map_err(dev_err)?;
+        let stats = self.conv("encoder", "enc_p.proj", &Act::Dev(xd), None)?;
+        let stats = self.download(stats)?;
         Ok(Encoded { t, x, stats })
     }
 }
@@ -556,8 +905,52 @@ fn bf16(v: f32) -> f32 {
     f32::from_bits(b.wrapping_add(0x7fff + ((b >> 16) & 1)) & 0xffff_0000)
 }
 
-fn emulate(l: &DevLayer, x: &[f32], rows: usize) -> (Vec<f32>, usize) {
-    let xr: Vec<f32> = x.iter().map(|&v| bf16(v)).collect();
+/// What storing `v` in `fmt` keeps (the emulation's rounding): bf16 for `Float16_b`, exact for
+/// `Float32`; other formats (block floats) are not emulated and round like bf16.
+fn round_to(fmt: DataFormat, v: f32) -> f32 {
+    if fmt == DataFormat::Float32 {
+        v
+    } else {
+        bf16(v)
+    }
+}
+
+fn sigmoid64(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+fn check_shape(name: &str, p: &Conv1dParams, cin: usize, cout: usize, k: usize) -> Result<()> {
+    if p.cin == cin && p.cout == cout && p.kernel == k && p.groups == 1 {
+        Ok(())
+    } else {
+        Err(TtsError::Unsupported(format!(
+            "{name}: [{}, {}, k {}] (groups {}), the tt backend expects [{cout}, {cin}, k {k}]",
+            p.cout, p.cin, p.kernel, p.groups
+        )))
+    }
+}
+
+/// Host emulation of one device layer: f64 reference on the stored inputs (the fused input
+/// activation rounded to the input's format), bf16-rounded weights and bias, the output
+/// activation and residual in f64, then one rounding to the output format.
+fn emulate(
+    l: &DevLayer,
+    x: &[f32],
+    rows: usize,
+    _cols: usize,
+    residual: Option<&[f32]>,
+) -> Result<(Vec<f32>, usize)> {
+    let xr: Vec<f32> = x
+        .iter()
+        .map(|&v| {
+            if l.pre == Activation::None {
+                v
+            } else {
+                // The conv packs the activated input as bf16 tiles.
+                bf16(l.pre.apply(f64::from(v)) as f32)
+            }
+        })
+        .collect();
     let wr: Vec<f32> = l.weight.iter().map(|&v| bf16(v)).collect();
     let br: Option<Vec<f32>> = l
         .bias
@@ -567,27 +960,25 @@ fn emulate(l: &DevLayer, x: &[f32], rows: usize) -> (Vec<f32>, usize) {
         Emu::Conv(p) => conv1d_reference(p, &xr, rows, &wr, br.as_deref()).0,
         Emu::Up(p) => conv_transpose1d_reference(p, &xr, rows, &wr, br.as_deref()).0,
     };
-    let out: Vec<f32> = y.iter().map(|&v| bf16(l.act.apply(v) as f32)).collect();
-    let n = out.len() / l.cout;
-    (out, n)
-}
-
-fn same_len(what: &str, a: &[f32], b: &[f32]) -> Result<()> {
-    if a.len() == b.len() {
-        Ok(())
-    } else {
-        Err(TtsError::Unsupported(format!(
-            "tt backend: {what} has {} values, the residual {} (a padding mismatch)",
-            b.len(),
-            a.len()
-        )))
+    if let Some(r) = residual
+        && r.len() != y.len()
+    {
+        return Err(TtsError::Unsupported(format!(
+            "tt backend: residual has {} values, the output {} (a padding mismatch)",
+            r.len(),
+            y.len()
+        )));
     }
-}
-
-fn leaky(x: &[f32], slope: f32) -> Vec<f32> {
-    x.iter()
-        .map(|&v| if v >= 0.0 { v } else { v * slope })
-        .collect()
+    let out: Vec<f32> = y
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let a = l.act.apply(v) + residual.map_or(0.0, |r| f64::from(r[i]));
+            round_to(l.out_fmt, a as f32)
+        })
+        .collect();
+    let n = out.len() / l.cout;
+    Ok((out, n))
 }
 
 impl Backend for TtBackend {
@@ -631,53 +1022,33 @@ impl Backend for TtBackend {
                 frames
             )));
         }
-        let half = inter / 2;
-        let fh = self.hp.flow_hidden;
         let nl = self.hp.wn_layers;
-        let mut z = z_p.to_vec();
+        // z stays in one tensor; flips and the half split are folded into pre/post weights.
+        let mut z = self.upload(z_p, frames, inter, self.flow_fmt)?;
         for &c in &self.hp.flow_layers {
-            z.chunks_mut(inter).for_each(|r| r.reverse());
-            self.host_ew("flow flip", z.len());
-            let x0: Vec<f32> = z
-                .chunks(inter)
-                .flat_map(|r| r[..half].iter().copied())
-                .collect();
             let p = format!("flow.flows.{c}");
-            let (mut h, _) = self.run("flow", &format!("{p}.pre"), &x0, frames)?;
-            let mut out = vec![0.0f32; frames * fh];
+            let mut h = self.conv("flow", &format!("{p}.pre"), &z, None)?;
+            let mut out: Option<Act> = None;
             for i in 0..nl {
-                let (a, _) = self.run("flow", &format!("{p}.enc.in_layers.{i}"), &h, frames)?;
-                let acts: Vec<f32> = a
-                    .chunks(2 * fh)
-                    .flat_map(|r| (0..fh).map(move |k| r[k].tanh() * sigmoid(r[fh + k])))
-                    .collect();
-                self.host_ew("flow gating", acts.len());
-                let (rs, _) = self.run(
-                    "flow",
-                    &format!("{p}.enc.res_skip_layers.{i}"),
-                    &acts,
-                    frames,
-                )?;
+                let l = format!("{p}.enc.in_layers.{i}");
+                let a = self.conv("flow", &format!("{l}#tanh"), &h, None)?;
+                let b = self.conv("flow", &format!("{l}#sigmoid"), &h, None)?;
+                let acts = self.eltwise("flow", EltwiseOp::Gate, &[&a, &b], self.flow_fmt)?;
+                let rs = format!("{p}.enc.res_skip_layers.{i}");
+                out = Some(self.conv("flow", &format!("{rs}#skip"), &acts, out.as_ref())?);
                 if i + 1 < nl {
-                    for ((hr, orow), r) in h
-                        .chunks_mut(fh)
-                        .zip(out.chunks_mut(fh))
-                        .zip(rs.chunks(2 * fh))
-                    {
-                        hr.iter_mut().zip(&r[..fh]).for_each(|(a, b)| *a += b);
-                        orow.iter_mut().zip(&r[fh..]).for_each(|(a, b)| *a += b);
-                    }
-                    self.host_ew("flow adds", rs.len());
-                } else {
-                    out.iter_mut().zip(&rs).for_each(|(a, b)| *a += b);
-                    self.host_ew("flow adds", rs.len());
+                    h = self.conv("flow", &format!("{rs}#res"), &acts, Some(&h))?;
                 }
             }
-            let (m, _) = self.run("flow", &format!("{p}.post"), &out, frames)?;
-            for (zr, mr) in z.chunks_mut(inter).zip(m.chunks(half)) {
-                zr[half..].iter_mut().zip(mr).for_each(|(a, b)| *a -= b);
-            }
-            self.host_ew("flow adds", frames * half);
+            let out = out.ok_or_else(|| {
+                TtsError::Unsupported("a flow coupling without WaveNet layers".into())
+            })?;
+            z = self.conv("flow", &format!("{p}.post"), &out, Some(&z))?;
+        }
+        let mut z = self.download(z)?;
+        if self.flow_final_reversed {
+            // An odd number of flips (not Piper's 4): the stored order is reversed.
+            z.chunks_mut(inter).for_each(|r| r.reverse());
         }
         Ok(z)
     }
@@ -691,39 +1062,81 @@ impl Backend for TtBackend {
                 frames
             )));
         }
-        let (mut x, mut n) = self.run("decoder", "dec.conv_pre", z, frames)?;
+        let zin = self.upload(z, frames, inter, self.dec_in_fmt)?;
+        // leaky_relu(conv_pre(z), 0.1), fused.
+        let mut x = self.conv("decoder", "dec.conv_pre", &zin, None)?;
         let nk = self.hp.resblock_kernels.len();
-        for (s, _) in self.hp.ups.iter().enumerate() {
-            let xl = leaky(&x, 0.1);
-            self.host_ew("decoder leaky relu", xl.len());
-            let (y, n2) = self.run("decoder", &format!("dec.ups.{s}"), &xl, n)?;
-            n = n2;
-            let mut acc = vec![0.0f32; y.len()];
+        let n_ups = self.hp.ups.len();
+        for s in 0..n_ups {
+            let y = self.conv("decoder", &format!("dec.ups.{s}"), &x, None)?;
+            let mut rbs = Vec::with_capacity(nk);
             for j in 0..nk {
                 let rb = s * nk + j;
-                let mut r = y.clone();
+                let mut r: Option<Act> = None;
                 for ci in 0..self.hp.resblock_dilations[j].len() {
-                    let rl = leaky(&r, 0.1);
-                    let (d, _) =
-                        self.run("decoder", &format!("dec.resblocks.{rb}.convs.{ci}"), &rl, n)?;
-                    r.iter_mut().zip(&d).for_each(|(a, b)| *a += b);
-                    self.host_ew("decoder leaky relu", rl.len());
-                    self.host_ew("decoder residual adds", d.len());
+                    let cur = r.as_ref().unwrap_or(&y);
+                    // x + conv(leaky_relu(x)): input activation and residual fused.
+                    let next = self.conv(
+                        "decoder",
+                        &format!("dec.resblocks.{rb}.convs.{ci}"),
+                        cur,
+                        Some(cur),
+                    )?;
+                    r = Some(next);
                 }
-                acc.iter_mut().zip(&r).for_each(|(a, b)| *a += b);
-                self.host_ew("decoder resblock mean", r.len());
+                rbs.push(r.ok_or_else(|| {
+                    TtsError::Unsupported(format!("resblock {rb} without layers"))
+                })?);
             }
-            x = acc.iter().map(|v| v / nk as f32).collect();
+            let mean = self.mean("decoder", &rbs)?;
+            x = if s + 1 < n_ups {
+                self.eltwise(
+                    "decoder",
+                    EltwiseOp::Unary(UnaryOp::LeakyRelu(0.1)),
+                    &[&mean],
+                    self.dec_fmt,
+                )?
+            } else {
+                mean
+            };
         }
-        let xl = leaky(&x, 0.01);
-        self.host_ew("decoder leaky relu", xl.len());
-        let (y, _) = self.run("decoder", "dec.conv_post", &xl, n)?;
-        Ok(y)
+        // tanh(conv_post(leaky_relu(x, 0.01))), both fused.
+        let y = self.conv("decoder", "dec.conv_post", &x, None)?;
+        self.download(y)
     }
 }
 
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
+impl TtBackend {
+    /// Mean of the resblock outputs on the device (chained scaled sums beyond
+    /// `MAX_SUM_INPUTS`).
+    fn mean(&self, stage: &'static str, xs: &[Act]) -> Result<Act> {
+        use tt_kernels::ops::eltwise::MAX_SUM_INPUTS;
+        let n = xs.len();
+        if n < 2 {
+            return Err(TtsError::Unsupported(format!(
+                "tt backend: a resblock mean over {n} tensors"
+            )));
+        }
+        if n <= MAX_SUM_INPUTS {
+            let refs: Vec<&Act> = xs.iter().collect();
+            return self.eltwise(stage, EltwiseOp::Sum(1.0 / n as f32), &refs, self.dec_fmt);
+        }
+        let mut acc = {
+            let refs: Vec<&Act> = xs[..MAX_SUM_INPUTS].iter().collect();
+            self.eltwise(stage, EltwiseOp::Sum(1.0), &refs, self.dec_fmt)?
+        };
+        let mut i = MAX_SUM_INPUTS;
+        while i < n {
+            let end = (i + MAX_SUM_INPUTS - 1).min(n);
+            let last = end == n;
+            let mut refs: Vec<&Act> = vec![&acc];
+            refs.extend(xs[i..end].iter());
+            let scale = if last { 1.0 / n as f32 } else { 1.0 };
+            acc = self.eltwise(stage, EltwiseOp::Sum(scale), &refs, self.dec_fmt)?;
+            i = end;
+        }
+        Ok(acc)
+    }
 }
 
 /// A shared handle runs as a backend too (so a caller can keep reading the [`Ledger`]).
