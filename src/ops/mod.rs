@@ -23,3 +23,4 @@ pub mod conv_transpose;
 pub mod attention;
 pub mod embed;
 pub mod gru;
+pub mod spline;
