@@ -1,16 +1,23 @@
 //! Loading kernel images, the host-function table they call, and the deterministic scheduler.
 //!
 //! # Kernel images and per-core globals
-//! Every (kernel, core) pair gets its own loaded copy of the kernel's shared object: the bytes are
-//! written to a uniquely named scratch file, `dlopen`ed (`RTLD_NOW | RTLD_LOCAL`) and the file is
-//! removed. glibc identifies loaded objects by name and inode, so each copy has its own `.data` and
-//! `.bss`: mutable globals in a kernel (and the emulation layer's own per-RISC state: host table,
-//! context pointer, argument addresses) are per core and per RISC, as on hardware. After loading, the
-//! writable, non-RELRO parts of the image are snapshotted; before every later run they are restored,
-//! so globals start from their initial values on every program launch like a freshly loaded kernel.
+//! A kernel's shared object is loaded once per process (the bytes are written to a uniquely named
+//! scratch file, `dlopen`ed with `RTLD_NOW | RTLD_LOCAL` and the file is removed) and kept in a
+//! process-wide registry keyed by the binary's cache key, so programs built again and again from
+//! the same kernels (one program per op launch) never load a kernel twice. Every RISC that runs
+//! the image still has its own mutable globals (the kernel's and the emulation layer's own per-RISC
+//! state: host table, context pointer, argument addresses), as on hardware: the writable,
+//! non-RELRO parts of the image are snapshotted after loading, each RISC of a run starts from that
+//! snapshot, and when the scheduler resumes a RISC whose image currently holds another RISC's
+//! globals, it saves those into the other RISC's private copy and restores its own (a few KiB of
+//! `memcpy`; one RISC runs at a time and runs are serialised by the L1 window lock). Globals
+//! therefore start from their initial values on every program launch, like a freshly loaded kernel.
+//! Heap memory a kernel's static constructors allocated is shared by all RISCs of the image (device
+//! kernels have no heap).
 //!
 //! # Coroutines
-//! Each RISC runs its kernel on a `corosensei` coroutine (256 KiB stack) on the caller's thread.
+//! Each RISC runs its kernel on a `corosensei` coroutine (256 KiB stack, taken from a process-wide
+//! pool of stacks) on the caller's thread.
 //! Host functions that must wait (CB wait/reserve, semaphore wait) suspend the coroutine; the
 //! scheduler resumes RISCs in a fixed order (cores row-major; BRISC, NCRISC, compute), running all
 //! RISCs of one core until none of them progresses before switching cores (a switch remaps the
@@ -18,10 +25,12 @@
 //! rule is never resumed again; its stack is discarded with `force_reset` (kernel frames hold no
 //! resources that need unwinding).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::{CStr, c_char, c_void};
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use corosensei::stack::DefaultStack;
@@ -113,13 +122,87 @@ static HOST_API: HostApi = HostApi {
 
 type EntryFn = unsafe extern "C" fn(*const HostApi, *mut c_void, *const KernelInfo);
 
-/// One loaded copy of a kernel's shared object.
+/// One loaded kernel shared object, shared by every RISC that runs this binary (one at a time).
 pub(crate) struct KernelImage {
     _lib: libloading::Library,
     entry: EntryFn,
-    /// (address, initial bytes) of the writable, non-RELRO parts of the image.
-    snapshot: Vec<(usize, Vec<u8>)>,
-    fresh: bool,
+    /// (address, length) of the writable, non-RELRO parts of the image: the globals.
+    segments: Vec<(usize, usize)>,
+    /// The bytes of `segments` right after loading, concatenated.
+    snapshot: Box<[u8]>,
+}
+
+impl std::fmt::Debug for KernelImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KernelImage")
+            .field("globals_bytes", &self.snapshot.len())
+            .finish_non_exhaustive()
+    }
+}
+
+// SAFETY: the image's writable memory is only touched by kernel code running on the scheduler's
+// thread during a run, and runs are serialised by the L1 window lock (`l1::acquire_window`); the
+// registry hands the image to one run at a time in that sense. The library handle itself is Send+Sync.
+unsafe impl Send for KernelImage {}
+// SAFETY: as above; shared references only read `entry`, `segments` and `snapshot`.
+unsafe impl Sync for KernelImage {}
+
+/// Loaded images by binary key, with the tick of their last use.
+type ImageMap = HashMap<String, (Arc<KernelImage>, u64)>;
+/// The process-wide image registry.
+static IMAGES: Mutex<Option<ImageMap>> = Mutex::new(None);
+static IMAGE_TICK: AtomicU64 = AtomicU64::new(0);
+/// Above this many loaded images, images no program run holds are unloaded (least recently used
+/// first) down to [`IMAGES_KEEP`].
+const IMAGES_MAX: usize = 1024;
+const IMAGES_KEEP: usize = 768;
+
+/// The loaded image of `bin` (loaded on first use).
+pub(crate) fn image_for(bin: &KernelBinary) -> SimResult<Arc<KernelImage>> {
+    let tick = IMAGE_TICK.fetch_add(1, Ordering::Relaxed);
+    let mut g = IMAGES.lock().unwrap_or_else(|p| p.into_inner());
+    let map = g.get_or_insert_with(HashMap::new);
+    if let Some((img, t)) = map.get_mut(&bin.key) {
+        *t = tick;
+        return Ok(img.clone());
+    }
+    let img = Arc::new(KernelImage::load(bin)?);
+    if map.len() >= IMAGES_MAX {
+        let mut idle: Vec<(u64, String)> = map
+            .iter()
+            .filter(|(_, (i, _))| Arc::strong_count(i) == 1)
+            .map(|(k, (_, t))| (*t, k.clone()))
+            .collect();
+        idle.sort_unstable();
+        let excess = map.len() + 1 - IMAGES_KEEP.min(map.len());
+        for (_, k) in idle.into_iter().take(excess) {
+            map.remove(&k);
+        }
+    }
+    map.insert(bin.key.clone(), (img.clone(), tick));
+    Ok(img)
+}
+
+/// Coroutine stacks of finished runs, reused by the next run.
+static STACKS: Mutex<Vec<DefaultStack>> = Mutex::new(Vec::new());
+/// At most this many stacks are kept (256 KiB of address space each).
+const STACKS_KEEP: usize = 512;
+
+fn take_stack() -> SimResult<DefaultStack> {
+    if let Some(s) = STACKS.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+        return Ok(s);
+    }
+    DefaultStack::new(STACK_SIZE)
+        .map_err(|e| SimError::Device(format!("cannot allocate a coroutine stack: {e}")))
+}
+
+fn give_stacks(stacks: impl Iterator<Item = DefaultStack>) {
+    let mut g = STACKS.lock().unwrap_or_else(|p| p.into_inner());
+    for s in stacks {
+        if g.len() < STACKS_KEEP {
+            g.push(s);
+        }
+    }
 }
 
 struct PhdrSearch {
@@ -215,7 +298,7 @@ impl KernelImage {
                 "loaded kernel image not found by dl_iterate_phdr".into(),
             ));
         }
-        let mut snapshot = Vec::new();
+        let mut segments = Vec::new();
         for (s, e) in search.rw {
             let mut parts = vec![(s, e)];
             if let Some((rs, re)) = search.relro {
@@ -227,34 +310,57 @@ impl KernelImage {
                     parts.push((s.max(re), e));
                 }
             }
-            for (a, b) in parts {
-                if b > a {
-                    let mut v = vec![0u8; b - a];
-                    // SAFETY: [a, b) is part of a writable PT_LOAD segment of the image we just loaded
-                    // (outside its RELRO range), mapped and readable.
-                    unsafe { std::ptr::copy_nonoverlapping(a as *const u8, v.as_mut_ptr(), b - a) };
-                    snapshot.push((a, v));
-                }
-            }
+            segments.extend(
+                parts
+                    .into_iter()
+                    .filter(|(a, b)| b > a)
+                    .map(|(a, b)| (a, b - a)),
+            );
+        }
+        let mut snapshot = vec![0u8; segments.iter().map(|s| s.1).sum()].into_boxed_slice();
+        let mut at = 0;
+        for &(a, n) in &segments {
+            // SAFETY: [a, a + n) is part of a writable PT_LOAD segment of the image we just loaded
+            // (outside its RELRO range), mapped and readable.
+            unsafe {
+                std::ptr::copy_nonoverlapping(a as *const u8, snapshot[at..].as_mut_ptr(), n)
+            };
+            at += n;
         }
         Ok(KernelImage {
             _lib: lib,
             entry,
+            segments,
             snapshot,
-            fresh: true,
         })
     }
 
-    /// Restores the image's globals to their state right after loading.
-    fn reset(&mut self) {
-        if self.fresh {
-            self.fresh = false;
-            return;
+    /// Bytes of globals one RISC's private copy needs.
+    fn globals_len(&self) -> usize {
+        self.snapshot.len()
+    }
+
+    /// Copies the live globals into `out` (`globals_len` bytes).
+    fn save(&self, out: &mut [u8]) {
+        let mut at = 0;
+        for &(a, n) in &self.segments {
+            // SAFETY: a writable, mapped range of the loaded image (see `load`); no kernel code of
+            // this image runs while the scheduler swaps globals; `out` has room (checked by the slice).
+            unsafe {
+                std::ptr::copy_nonoverlapping(a as *const u8, out[at..at + n].as_mut_ptr(), n)
+            };
+            at += n;
         }
-        for (a, v) in &self.snapshot {
-            // SAFETY: the same writable range that was snapshotted at load; the library is still loaded
-            // and no kernel code of this image is running.
-            unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), *a as *mut u8, v.len()) };
+    }
+
+    /// Makes `from` (`globals_len` bytes: a saved copy or the snapshot) the live globals.
+    fn restore(&self, from: &[u8]) {
+        let mut at = 0;
+        for &(a, n) in &self.segments {
+            let src = &from[at..at + n];
+            // SAFETY: as in `save`; the destination is the image's own writable range.
+            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), a as *mut u8, n) };
+            at += n;
         }
     }
 }
@@ -529,6 +635,10 @@ struct Risc_ {
     ctx: *mut RiscCtx,
     co: Coroutine<(), (), (), DefaultStack>,
     info: *mut KernelInfo,
+    /// Index of this RISC's image in the run's image list.
+    img: usize,
+    /// This RISC's globals while another RISC's are live in the image (`None`: still the snapshot).
+    saved: Option<Box<[u8]>>,
 }
 
 /// Runs a program to completion on the device.
@@ -617,6 +727,9 @@ pub(crate) fn run_program(dev: &mut SimDevice, prog: &mut SimProgram) -> SimResu
         }
     }
     order.sort_unstable_by_key(|&(c, r, _)| (c, r));
+    // The distinct images of this run, and each kernel's index among them.
+    let mut images: Vec<Arc<KernelImage>> = Vec::new();
+    let mut image_index: HashMap<usize, usize> = HashMap::new();
     let mut setup = || -> SimResult<()> {
         for &(c, risc, ki) in &order {
             let k = &prog.kernels[ki];
@@ -705,27 +818,33 @@ pub(crate) fn run_program(dev: &mut SimDevice, prog: &mut SimProgram) -> SimResu
                 compute,
                 tm: Default::default(),
             }));
-            if let std::collections::hash_map::Entry::Vacant(e) = prog.images.entry((ki, c)) {
-                match KernelImage::load(&k.binary) {
-                    Ok(img) => {
-                        e.insert(img);
-                    }
-                    Err(err) => {
-                        // SAFETY: ctx came from Box::into_raw above and was not shared.
-                        drop(unsafe { Box::from_raw(ctx) });
-                        return Err(err);
-                    }
+            let img = match image_index.get(&ki) {
+                Some(&i) => i,
+                None => {
+                    let found = match images.iter().position(|im| Arc::ptr_eq(im, &k.image)) {
+                        Some(i) => i,
+                        None => {
+                            images.push(k.image.clone());
+                            images.len() - 1
+                        }
+                    };
+                    image_index.insert(ki, found);
+                    found
                 }
-            }
-            let img = prog
-                .images
-                .get_mut(&(ki, c))
-                .ok_or_else(|| SimError::Internal("image vanished".into()))?;
-            img.reset();
-            let entry = img.entry;
+            };
+            let entry = images[img].entry;
             let info = Box::into_raw(info);
-            let stack = DefaultStack::new(STACK_SIZE)
-                .map_err(|e| SimError::Device(format!("cannot allocate a coroutine stack: {e}")))?;
+            let stack = match take_stack() {
+                Ok(st) => st,
+                Err(err) => {
+                    // SAFETY: ctx and info came from Box::into_raw above and were not shared.
+                    unsafe {
+                        drop(Box::from_raw(ctx));
+                        drop(Box::from_raw(info));
+                    }
+                    return Err(err);
+                }
+            };
             let (cp, ip) = (ctx as usize, info as usize);
             let co = Coroutine::with_stack(stack, move |y: &Yielder<(), ()>, ()| {
                 let ctx = cp as *mut RiscCtx;
@@ -735,13 +854,23 @@ pub(crate) fn run_program(dev: &mut SimDevice, prog: &mut SimProgram) -> SimResu
                 // ctx and info stay alive until the coroutine is finished or reset.
                 unsafe { entry(&HOST_API, ctx as *mut c_void, ip as *const KernelInfo) };
             });
-            riscs.push((c, risc, Risc_ { ctx, co, info }));
+            riscs.push((
+                c,
+                risc,
+                Risc_ {
+                    ctx,
+                    co,
+                    info,
+                    img,
+                    saved: None,
+                },
+            ));
         }
         Ok(())
     };
     let setup_res = setup();
     let result = match setup_res {
-        Ok(()) => schedule(dev, &guard, &mut riscs, state_ptr),
+        Ok(()) => schedule(dev, &guard, &mut riscs, &images, state_ptr),
         Err(e) => Err(e),
     };
     let mut device_cycles = 0u64;
@@ -795,14 +924,20 @@ pub(crate) fn run_program(dev: &mut SimDevice, prog: &mut SimProgram) -> SimResu
             unsafe { r.co.force_reset() };
         }
     }
-    for (_, _, r) in riscs.drain(..) {
-        drop(r.co);
+    let mut stacks = Vec::with_capacity(riscs.len());
+    for (_, _, mut r) in riscs.drain(..) {
+        if !r.co.done() {
+            // SAFETY: a coroutine that never started has no frames; one that started was reset above.
+            unsafe { r.co.force_reset() };
+        }
+        stacks.push(r.co.into_stack());
         // SAFETY: both were created with Box::into_raw in setup and are no longer referenced.
         unsafe {
             drop(Box::from_raw(r.ctx));
             drop(Box::from_raw(r.info));
         }
     }
+    give_stacks(stacks.into_iter());
     drop(state);
     drop(guard);
     result.map(|()| RunStats {
@@ -812,13 +947,45 @@ pub(crate) fn run_program(dev: &mut SimDevice, prog: &mut SimProgram) -> SimResu
     })
 }
 
+/// Makes RISC `i`'s globals the live ones in its image (saving the previous occupant's).
+fn switch_globals(
+    riscs: &mut [(usize, Risc, Risc_)],
+    images: &[Arc<KernelImage>],
+    occupant: &mut [Option<usize>],
+    i: usize,
+) {
+    let m = riscs[i].2.img;
+    if occupant[m] == Some(i) {
+        return;
+    }
+    let img = &images[m];
+    if let Some(o) = occupant[m] {
+        // SAFETY: the scheduler is between resumes; nothing else references the RiscCtx.
+        if !unsafe { (*riscs[o].2.ctx).done } {
+            let buf = riscs[o]
+                .2
+                .saved
+                .get_or_insert_with(|| vec![0u8; img.globals_len()].into_boxed_slice());
+            img.save(buf);
+        }
+    }
+    match &riscs[i].2.saved {
+        Some(buf) => img.restore(buf),
+        None => img.restore(&img.snapshot),
+    }
+    occupant[m] = Some(i);
+}
+
 fn schedule(
     dev: &mut SimDevice,
     guard: &crate::l1::WindowGuard<'_>,
     riscs: &mut [(usize, Risc, Risc_)],
+    images: &[Arc<KernelImage>],
     state: *mut RunState,
 ) -> SimResult<()> {
     let mut mapped: Option<usize> = None;
+    // Which RISC's globals are live in each image (none yet: the first resume restores the snapshot).
+    let mut occupant: Vec<Option<usize>> = vec![None; images.len()];
     // Group RISC indices by core, in order.
     let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
     for (i, (c, _, _)) in riscs.iter().enumerate() {
@@ -844,12 +1011,14 @@ fn schedule(
             loop {
                 let mut progress = false;
                 for &i in idxs {
+                    // SAFETY: see above.
+                    if unsafe { (*riscs[i].2.ctx).done } {
+                        continue;
+                    }
+                    switch_globals(riscs, images, &mut occupant, i);
                     let r = &mut riscs[i].2;
                     // SAFETY: see above.
                     let ctx = unsafe { &mut *r.ctx };
-                    if ctx.done {
-                        continue;
-                    }
                     let before = ctx.steps;
                     let res = r.co.resume(());
                     // SAFETY: the coroutine is suspended or finished; no hook holds references.
@@ -916,6 +1085,116 @@ fn schedule(
                 "deadlock: no RISC can make progress\n{}",
                 lines.join("\n")
             )));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::*;
+
+    /// Every core bumps a global, hands a semaphore increment to the next core of a ring and waits
+    /// for its own; core 0 can only continue after every other core ran the same image (one shared
+    /// load) with its own globals, so a wrong swap shows up as another core's counter.
+    const RING: &str = r#"
+#include "api/dataflow/dataflow_api.h"
+static uint32_t counter = 5;
+static uint32_t scratch[300] = {1};
+void kernel_main() {
+    const uint32_t out = get_arg_val<uint32_t>(0);
+    const uint32_t nx = get_arg_val<uint32_t>(1), ny = get_arg_val<uint32_t>(2);
+    const uint32_t x = get_absolute_logical_x();
+    counter += 1 + x;
+    scratch[299] += x;
+    const uint32_t sem = get_semaphore(0);
+    noc_semaphore_inc(get_noc_addr(nx, ny, sem), 1);
+    noc_semaphore_wait(reinterpret_cast<volatile tt_l1_ptr uint32_t*>(sem), 1);
+    counter += 10;
+    cb_reserve_back(0, 1);
+    volatile tt_l1_ptr uint32_t* p = reinterpret_cast<volatile tt_l1_ptr uint32_t*>(get_write_ptr(0));
+    p[0] = counter;
+    p[1] = scratch[299];
+    const InterleavedAddrGen<true> d = {.bank_base_address = out, .page_size = 32};
+    noc_async_write(get_write_ptr(0), d.get_noc_addr(x), 32);
+    noc_async_write_barrier();
+    noc_async_atomic_barrier();
+}
+"#;
+
+    #[test]
+    fn one_image_keeps_per_risc_globals_across_interleaved_cores_and_runs() {
+        let mut dev = SimDevice::open(SimArch::WormholeB0).unwrap();
+        let n = 5u32;
+        let out = dev
+            .create_buffer(&BufferConfig {
+                size: n as u64 * 32,
+                page_size: 32,
+                buffer_type: BufferType::Dram,
+                layout: BufferLayout::Interleaved,
+                shard: None,
+            })
+            .unwrap();
+        let cores = CoreRange {
+            start: CoreCoord { x: 0, y: 0 },
+            end: CoreCoord { x: n - 1, y: 0 },
+        };
+        let oa = dev.buffer_address(out).unwrap() as u32;
+        // Two programs with the same kernel: the second reuses the loaded image.
+        for round in 0..2 {
+            let mut p = SimProgram::new(&dev);
+            p.add_circular_buffer(
+                &dev,
+                &[cores],
+                &CbConfig {
+                    total_size: 32,
+                    formats: vec![CbFormat {
+                        index: 0,
+                        data_format: tt_formats::DataFormat::Float16_b.as_raw(),
+                        page_size: 32,
+                    }],
+                    globally_allocated: None,
+                },
+            )
+            .unwrap();
+            p.add_semaphore(&[cores], 0).unwrap();
+            let k = p
+                .add_kernel(&KernelConfig {
+                    name: "ring".into(),
+                    source: RING.into(),
+                    kind: KernelKind::DataMovement {
+                        risc: Risc::Brisc,
+                        noc: 0,
+                    },
+                    cores: vec![cores],
+                    compile_args: vec![],
+                    defines: vec![],
+                })
+                .unwrap();
+            for x in 0..n {
+                let next = dev
+                    .worker_core_from_logical(CoreCoord {
+                        x: (x + 1) % n,
+                        y: 0,
+                    })
+                    .unwrap();
+                p.set_runtime_args(k, CoreCoord { x, y: 0 }, &[oa, next.x, next.y])
+                    .unwrap();
+            }
+            for run in 0..2 {
+                dev.run(&mut p).unwrap();
+                let mut b = vec![0u8; n as usize * 32];
+                dev.read_buffer(out, 0, &mut b).unwrap();
+                for x in 0..n as usize {
+                    let w = |i: usize| {
+                        u32::from_le_bytes(
+                            b[x * 32 + 4 * i..x * 32 + 4 * i + 4].try_into().unwrap(),
+                        )
+                    };
+                    let ctx = format!("program {round} run {run} core ({x},0)");
+                    assert_eq!(w(0), 5 + 1 + x as u32 + 10, "{ctx}");
+                    assert_eq!(w(1), x as u32, "{ctx}");
+                }
+            }
         }
     }
 }

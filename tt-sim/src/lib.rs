@@ -22,9 +22,10 @@
 //!   content-addressed cache (`$TT_SIM_CACHE_DIR`, else `$XDG_CACHE_HOME/tt-sim`, else
 //!   `~/.cache/tt-sim`). **A C++20 compiler is required at run time.** Compile errors are
 //!   [`SimError::KernelBuild`] with the compiler output.
-//! - **Kernel images**: each (kernel, core) gets its own `dlopen`ed copy of the shared object, so
-//!   mutable kernel globals are per core and per RISC; they are reset to their initial values
-//!   before every run (a snapshot of the image's writable segments is restored).
+//! - **Kernel images**: each kernel binary is `dlopen`ed once per process and shared by every
+//!   program, core and run that uses it; mutable kernel globals are still per core and per RISC
+//!   (each RISC's copy is swapped in when it is resumed) and start from their initial values on
+//!   every run (the image's writable segments are snapshotted at load).
 //! - **Execution**: every RISC (BRISC, NCRISC, and the three TRISCs as one sequential thread) is a
 //!   stackful coroutine on the calling thread, scheduled deterministically (cores row-major, then
 //!   BRISC, NCRISC, compute). Blocking calls (CB wait/reserve, semaphore waits) yield. Same inputs,

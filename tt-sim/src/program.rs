@@ -9,8 +9,8 @@ use crate::arch::{
 };
 use crate::device::{BufferId, BufferType, SimDevice};
 use crate::error::{SimError, SimResult, invalid};
-use crate::jit::{self, BuildRequest, KernelBinary};
-use crate::kernel_host::KernelImage;
+use crate::jit::{self, BuildRequest};
+use crate::kernel_host::{KernelImage, image_for};
 
 /// The RISC a kernel runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -156,7 +156,8 @@ pub(crate) struct Kernel {
     pub name: String,
     pub kind: KernelKind,
     pub cores: Vec<usize>,
-    pub binary: Arc<KernelBinary>,
+    /// The loaded image of the kernel's binary (shared process-wide, see `kernel_host`).
+    pub image: Arc<KernelImage>,
     pub rt_args: HashMap<usize, Vec<u32>>,
     pub common_args: Vec<u32>,
 }
@@ -183,8 +184,6 @@ pub struct SimProgram {
     pub(crate) kernels: Vec<Kernel>,
     /// (core, risc) -> kernel index.
     pub(crate) placement: HashMap<(usize, Risc), usize>,
-    /// Loaded kernel images per (kernel, core); reused between runs.
-    pub(crate) images: HashMap<(usize, usize), KernelImage>,
     /// Estimated profile of the last successful run.
     pub(crate) last_profile: Option<crate::timing::Profile>,
 }
@@ -239,7 +238,6 @@ impl SimProgram {
             semaphores: HashMap::new(),
             kernels: Vec::new(),
             placement: HashMap::new(),
-            images: HashMap::new(),
             last_profile: None,
         }
     }
@@ -458,6 +456,7 @@ impl SimProgram {
             defines: &cfg.defines,
             sim_defines,
         })?;
+        let image = image_for(&binary)?;
         let k = self.kernels.len();
         for &c in &cores {
             self.placement.insert((c, risc), k);
@@ -466,7 +465,7 @@ impl SimProgram {
             name: cfg.name.clone(),
             kind: cfg.kind.clone(),
             cores,
-            binary,
+            image,
             rt_args: HashMap::new(),
             common_args: Vec::new(),
         });
