@@ -86,6 +86,49 @@ fn kind_of<'a>(x: &'a Data, which: u8) -> AttentionKind<'a> {
     }
 }
 
+/// The format-dependent terms of the bound: `e_q` the relative error of the scaled q (and of
+/// k) as the score matmul sees them, `in_rel` the relative error of v (and rel_v) as the PV
+/// matmul sees them, `out_pack` the output packing.
+#[derive(Clone, Copy)]
+struct Io {
+    e_q: f64,
+    in_rel: f64,
+    out_pack: f64,
+}
+
+impl Io {
+    /// bf16 q, k, v and output (module doc): qs packed to bf16, output packed to bf16.
+    fn bf16(p: &Precision) -> Io {
+        let u_d = tolerance_u_d(p);
+        Io {
+            e_q: 2f64.powi(-8) + u_d + 2f64.powi(-23),
+            in_rel: 0.0,
+            out_pack: 2f64.powi(-8),
+        }
+    }
+
+    /// The Float32 path (a Float32 input or output with fp32 DEST): qs and K^T are Float32
+    /// (scaling one fp32 rounding `u_d`, the scale's own f32 rounding 2^-23), read as TF32 by
+    /// the score matmul (qs and k each truncated, `2 * 2^-10`); v and rel_v are read as TF32
+    /// (`2^-10`); the output packs with `pack_error_rel(out)` (Float32: 0).
+    fn fp32(p: &Precision, out: DataFormat) -> Io {
+        let u_d = tolerance_u_d(p);
+        Io {
+            e_q: u_d + 2f64.powi(-23) + 2.0 * 2f64.powi(-10),
+            in_rel: 2f64.powi(-10),
+            out_pack: pack_error_rel(out),
+        }
+    }
+}
+
+fn tolerance_u_d(p: &Precision) -> f64 {
+    if p.fp32_acc {
+        2f64.powi(-24)
+    } else {
+        2f64.powi(-8)
+    }
+}
+
 /// The derived bound for every element of row `i` of head `h` (see the module doc).
 fn bound_row(
     x: &Data,
@@ -94,6 +137,20 @@ fn bound_row(
     p: &Precision,
     h: usize,
     i: usize,
+) -> Vec<f64> {
+    bound_row_io(x, kind, valid, p, h, i, Io::bf16(p))
+}
+
+/// [`bound_row`] with the format-dependent terms `io`.
+#[allow(clippy::too_many_arguments)]
+fn bound_row_io(
+    x: &Data,
+    kind: AttentionKind<'_>,
+    valid: usize,
+    p: &Precision,
+    h: usize,
+    i: usize,
+    io: Io,
 ) -> Vec<f64> {
     let (d, c, t) = (x.d, x.heads * x.d, x.t);
     let fp32 = p.fp32_acc;
@@ -106,7 +163,7 @@ fn bound_row(
         weights: DataFormat::Float16_b,
         ..*p
     };
-    let e_q = 2f64.powi(-8) + u_d + 2f64.powi(-23);
+    let e_q = io.e_q;
     let mm_d = matmul_compute_bound(d, &p16, DataFormat::Float16_b, 1.0);
     let scale = 1.0 / (d as f64).sqrt();
     let qs: Vec<f64> = (0..d)
@@ -160,7 +217,7 @@ fn bound_row(
     let sigma = 16.0 * 2f64.powi(-12) + (2 * tk + 2) as f64 * u_d + u_d + 2f64.powi(-6) + pk + u_s;
     let mm_t = matmul_compute_bound(tk * 32, &p16, im, 1.0);
     let f = fidelity_rel(p.fidelity, im, im);
-    let rel_fac = eps_w + sigma + mm_t + pk + f + add;
+    let rel_fac = eps_w + sigma + mm_t + pk + f + add + io.in_rel;
     // Exact weights and output.
     let e: Vec<f64> = s.iter().map(|v| (v - m).exp()).collect();
     let sum: f64 = e.iter().sum();
@@ -187,7 +244,7 @@ fn bound_row(
             }
             rel_fac * (1.0 + 2f64.powi(-6)) * a
                 + abs_term
-                + 2f64.powi(-8) * (out.abs() + rel_fac * a + abs_term)
+                + io.out_pack * (out.abs() + rel_fac * a + abs_term)
         })
         .collect()
 }
@@ -239,6 +296,124 @@ fn check(
         }
     }
     (max, sum / got.len() as f64, ratio)
+}
+
+/// Float32 q, k, v and/or output (`Precision::hifi_fp32`, and the mixes with bf16) on every
+/// kind and mask, with full-mantissa f32 data (not bf16-exact), against the f64 reference on
+/// the f32 values. Bound: the module doc's with the Float32 terms of [`Io::fp32`] (TF32 reads
+/// of qs, k, v and the relative embeddings, fp32 scaling, Float32 output unrounded).
+#[test]
+fn float32_attention() {
+    let device = sim(Arch::WormholeB0);
+    let mut x = data(45, 2, 64, 4, 11);
+    let mut rng = Rng::new(12);
+    for v in [&mut x.q, &mut x.k, &mut x.v, &mut x.rk, &mut x.rv] {
+        for e in v.iter_mut() {
+            // Full f32 mantissas: the TF32 truncation is exercised.
+            *e = rng.nonzero(0.02, 1.0);
+        }
+    }
+    let c = x.heads * x.d;
+    let cases = [
+        (DataFormat::Float32, Precision::hifi_fp32()),
+        (DataFormat::Float32, Precision::hifi()),
+        (DataFormat::Float16_b, Precision::hifi_fp32()),
+    ];
+    for (input, p) in cases {
+        let (q, k, v) = if input == DataFormat::Float16_b {
+            let r = |v: &[f32]| {
+                v.iter()
+                    .map(|&e| common::pack_bf16_ties_away(e))
+                    .collect::<Vec<f32>>()
+            };
+            (r(&x.q), r(&x.k), r(&x.v))
+        } else {
+            (x.q.clone(), x.k.clone(), x.v.clone())
+        };
+        let xi = Data {
+            q,
+            k,
+            v,
+            rk: x.rk.clone(),
+            rv: x.rv.clone(),
+            ..x
+        };
+        let up = |v: &[f32]| DeviceTensor::from_host(&device, xi.t, c, v, input).unwrap();
+        let (tq, tk, tv) = (up(&xi.q), up(&xi.k), up(&xi.v));
+        for which in 0..3 {
+            for valid in [None, Some(37)] {
+                let kind = kind_of(&xi, which);
+                let out = attention(&device, [&tq, &tk, &tv], xi.heads, kind, valid, &p).unwrap();
+                assert_eq!(out.format(), p.activations);
+                let got = out.to_host().unwrap();
+                let want = reference(&xi.q, &xi.k, &xi.v, xi.t, xi.heads, kind, valid);
+                let io = Io::fp32(&p, p.activations);
+                let vl = valid.unwrap_or(xi.t);
+                let mut max = 0f64;
+                for h in 0..xi.heads {
+                    for i in 0..xi.t {
+                        let b = bound_row_io(&xi, kind, vl, &p, h, i, io);
+                        for (col, &bc) in b.iter().enumerate() {
+                            let idx = i * c + h * xi.d + col;
+                            let e = (f64::from(got[idx]) - want[idx]).abs();
+                            assert!(
+                                e <= bc,
+                                "{input:?} in, {:?} out, kind {which} valid {valid:?} ({h}, {i}, {col}): {} vs {} (err {e:e} > {bc:e})",
+                                p.activations,
+                                got[idx],
+                                want[idx]
+                            );
+                            max = max.max(e);
+                        }
+                    }
+                }
+                eprintln!(
+                    "{input:?} in, {:?} out, kind {which} valid {valid:?}: max {max:.3e}",
+                    p.activations
+                );
+            }
+        }
+    }
+}
+
+/// Float32 without an fp32 DEST is refused, as input and as output format.
+#[test]
+fn float32_needs_fp32_acc() {
+    let device = sim(Arch::WormholeB0);
+    let x = data(8, 1, 32, 0, 5);
+    let plain = AttentionKind::Plain { causal: false };
+    let up = |v: &[f32], f| DeviceTensor::from_host(&device, 8, 32, v, f).unwrap();
+    let f32s = [
+        up(&x.q, DataFormat::Float32),
+        up(&x.k, DataFormat::Float32),
+        up(&x.v, DataFormat::Float32),
+    ];
+    let no_acc = Precision::bfp8_hifi2();
+    let e = attention(
+        &device,
+        [&f32s[0], &f32s[1], &f32s[2]],
+        1,
+        plain,
+        None,
+        &no_acc,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, OpError::FormatUnsupported { .. }) && e.to_string().contains("fp32_acc"),
+        "{e}"
+    );
+    let bf = DataFormat::Float16_b;
+    let b16 = [up(&x.q, bf), up(&x.k, bf), up(&x.v, bf)];
+    let e = attention(
+        &device,
+        [&b16[0], &b16[1], &b16[2]],
+        1,
+        plain,
+        None,
+        &no_acc.with_activations(DataFormat::Float32),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("fp32_acc"), "{e}");
 }
 
 #[test]

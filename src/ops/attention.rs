@@ -25,6 +25,12 @@
 //! rel_v, the band gathered by the writer) and normalises at the end. The element shuffles of
 //! the band are data movement; every arithmetic operation runs on the FPU/SFPU.
 //!
+//! Float32: `q`, `k`, `v` and/or the output (`precision.activations`) may be Float32 with
+//! `fp32_acc`. Then Float32 q and k are copied / transposed straight to DEST
+//! (`UnpackToDestFp32`), the scaled Q, K^T and the relative embeddings are kept as Float32, and
+//! the output is packed from the fp32 DEST unrounded; every FPU matmul / reduce still reads its
+//! operands as TF32 (2^-10), so the result is TF32-accurate, not fp32-exact.
+//!
 //! Limits ([`OpError::ShapeUnsupported`] names each): `d` a multiple of 32 (heads on tile
 //! boundaries), `w <= 15` (2w + 1 offsets in one tile), the L1 plan of one core (K^T and V of a
 //! head and a row of scores resident: [`AttentionPlan::l1_bytes`]), at most
@@ -75,6 +81,34 @@ pub struct AttentionPlan {
     pub l1_bytes: u64,
 }
 
+/// CB formats that depend on Float32: the relative embeddings, the scaled Q and K^T, the output.
+struct Formats {
+    fp32: bool,
+    rel: DataFormat,
+    qk: DataFormat,
+    out: DataFormat,
+}
+
+fn formats(input: DataFormat, precision: &Precision) -> Formats {
+    let fp32 = precision.fp32_acc
+        && (input == DataFormat::Float32 || precision.activations == DataFormat::Float32);
+    let f = if fp32 {
+        DataFormat::Float32
+    } else {
+        DataFormat::Float16_b
+    };
+    Formats {
+        fp32,
+        rel: f,
+        qk: f,
+        out: if precision.activations == DataFormat::Float32 {
+            DataFormat::Float32
+        } else {
+            DataFormat::Float16_b
+        },
+    }
+}
+
 fn unsupported(what: String, limit: String) -> OpError {
     OpError::ShapeUnsupported {
         op: OP,
@@ -103,9 +137,16 @@ pub fn plan(
     let inb = in_format.tile_size_bytes() as u64;
     let bf = DataFormat::Float16_b.tile_size_bytes() as u64;
     let im = precision.intermediate_format().tile_size_bytes() as u64;
+    let f = formats(in_format, precision);
+    let (rel, qk, out) = (
+        f.rel.tile_size_bytes() as u64,
+        f.qk.tile_size_bytes() as u64,
+        f.out.tile_size_bytes() as u64,
+    );
     let (dt64, tk64) = (dt as u64, tk as u64);
     let l1_bytes = (dt64 + 2 + tk64 * dt64) * inb   // Q, K stream, V
-        + (2 * dt64 + 1 + dt64 + tk64 * dt64 + 2) * bf   // RelK^T, RelV, scaler, Qs, K^T, out
+        + 2 * dt64 * rel + bf                        // RelK^T, RelV, scaler
+        + (dt64 + tk64 * dt64) * qk + 2 * out        // Qs, K^T, out
         + (2 + 1 + 1 + 1 + 2 * tk64 + 1 + 1 + 3) * im; // bias, pu, o1, r, S, P, max, rsum, pb
     let have = device.info().l1_user_bytes();
     if l1_bytes > have {
@@ -146,7 +187,8 @@ pub fn plan(
 
 /// Runs attention over `[q, k, v]` (`[T, heads * d]`, bf16 or bfp8_b tiles). `valid_len`
 /// masks keys `j >= valid_len` (None: all T). `precision.fidelity` and `fp32_acc` apply (there
-/// are no weights here, so `precision.weights` is unused). Returns `[T, heads * d]` bf16.
+/// are no weights here, so `precision.weights` is unused). Returns `[T, heads * d]` bf16, or
+/// Float32 when `precision.activations` is Float32.
 pub fn attention(
     device: &Device,
     qkv: [&DeviceTensor; 3],
@@ -182,7 +224,13 @@ pub fn attention_with_stats(
             });
         }
     }
-    super::common::check_activation_format(OP, q.format())?;
+    super::common::check_activation_format_fp32(OP, "input", q.format(), precision.fp32_acc)?;
+    super::common::check_activation_format_fp32(
+        OP,
+        "output (precision.activations)",
+        precision.activations,
+        precision.fp32_acc,
+    )?;
     if heads == 0 || c % heads != 0 {
         return Err(OpError::ShapeMismatch {
             op: OP,
@@ -199,6 +247,7 @@ pub fn attention_with_stats(
     }
     let p = plan(device, t, heads, d, q.format(), precision)?;
     let bf = DataFormat::Float16_b;
+    let fm = formats(q.format(), precision);
     let (has_rel, w, causal, relkt, relv) = match kind {
         AttentionKind::Plain { causal } => (false, 0, causal, None, None),
         AttentionKind::VitsRelative {
@@ -237,12 +286,12 @@ pub fn attention_with_stats(
                 true,
                 window,
                 false,
-                Some(DeviceTensor::from_host(device, d, TILE, &kt, bf)?),
-                Some(DeviceTensor::from_host(device, TILE, d, &vv, bf)?),
+                Some(DeviceTensor::from_host(device, d, TILE, &kt, fm.rel)?),
+                Some(DeviceTensor::from_host(device, TILE, d, &vv, fm.rel)?),
             )
         }
     };
-    let out = DeviceTensor::alloc(device, t, c, bf)?;
+    let out = DeviceTensor::alloc(device, t, c, fm.out)?;
     // Without relative terms the RelK/RelV accessors point at q (never read).
     let relkt_buf = relkt.as_ref().map_or(q.buffer(), |x| x.buffer());
     let relv_buf = relv.as_ref().map_or(q.buffer(), |x| x.buffer());
@@ -261,14 +310,14 @@ pub fn attention_with_stats(
             (1, inf, 2),
             (2, inf, tk * dt),
             (3, im, 2),
-            (4, bf, dt),
-            (5, bf, dt),
+            (4, fm.rel, dt),
+            (5, fm.rel, dt),
             (6, bf, 1),
             (7, im, 1),
-            (16, bf, 2),
+            (16, fm.out, 2),
             (17, im, 1),
-            (24, bf, dt),
-            (25, bf, tk * dt),
+            (24, fm.qk, dt),
+            (25, fm.qk, tk * dt),
             (26, im, 1),
             (27, im, tk),
             (28, im, 1),
@@ -310,6 +359,12 @@ pub fn attention_with_stats(
             KernelKind::compute(ComputeConfig {
                 fidelity: precision.fidelity,
                 fp32_dest_acc: precision.fp32_acc,
+                // Float32 q and k are only copied / transposed into DEST.
+                unpack_to_dest_fp32: if fm.fp32 && inf == DataFormat::Float32 {
+                    vec![0, 1]
+                } else {
+                    Vec::new()
+                },
                 ..ComputeConfig::default()
             }),
             ranges.clone(),
