@@ -419,8 +419,22 @@ impl Profile {
         cycles as f64 / self.clock_mhz.max(1) as f64
     }
 
+    /// `cycles` as whole nanoseconds, rounded to nearest. The trace gives every span boundary as
+    /// one of these so that adjacent spans of a thread share their boundary exactly: Perfetto
+    /// stores time as integer ns, and rounding start and duration separately (at 1350 MHz a cycle
+    /// is 0.74 ns) made spans overlap by 1 ns, which its JSON importer drops
+    /// (`slice_drop_overlapping_complete_event`).
+    fn ns(&self, cycles: u64) -> u64 {
+        let mhz = u128::from(self.clock_mhz.max(1));
+        let ns = (u128::from(cycles) * 1000 + mhz / 2) / mhz;
+        u64::try_from(ns).unwrap_or(u64::MAX)
+    }
+
     /// The profile as Chrome / Perfetto trace JSON (`{"traceEvents": [...]}`): one process per
-    /// core, one thread (track) per RISC thread, complete events ("ph": "X") in microseconds.
+    /// core, one thread (track) per RISC thread, complete events ("ph": "X") in microseconds
+    /// with exactly three decimals: span boundaries are rounded to whole nanoseconds (the
+    /// resolution of Perfetto's importer) and spans shorter than 1 ns after rounding are left out
+    /// (the per-thread totals stay exact). Checked in Perfetto UI v52: see docs/timing.md.
     pub fn to_chrome_trace(&self) -> String {
         let mut o = String::new();
         o.push_str("{\"displayTimeUnit\":\"ns\",\"otherData\":{\"note\":");
@@ -440,8 +454,15 @@ impl Profile {
             first = false;
         };
         let mut named_pid = std::collections::BTreeSet::new();
-        for (tid, t) in self.threads.iter().enumerate() {
+        // Threads of one core in the order they are listed (at most 5 per core).
+        let mut per_core: std::collections::BTreeMap<u32, u32> = Default::default();
+        for t in &self.threads {
+            // pid 1005 is core (5,1). tid = pid * 10 + 1 + the thread's index on its core: unique
+            // in the trace and never equal to the pid, which Perfetto would label "main thread".
             let pid = t.core.y * 1000 + t.core.x;
+            let k = per_core.entry(pid).or_insert(0);
+            *k += 1;
+            let tid = u64::from(pid) * 10 + u64::from(*k);
             if named_pid.insert(pid) {
                 sep(&mut o);
                 let _ = write!(
@@ -462,13 +483,20 @@ impl Profile {
                 json_str(&format!("{} '{}'", t.thread, t.kernel))
             );
             for s in &t.spans {
+                let (start, end) = (self.ns(s.start), self.ns(s.end));
+                if end <= start {
+                    continue;
+                }
+                let dur = end - start;
                 sep(&mut o);
                 let _ = write!(
                     o,
-                    "{{\"name\":\"{}\",\"cat\":\"estimate\",\"ph\":\"X\",\"pid\":{pid},\"tid\":{tid},\"ts\":{:.4},\"dur\":{:.4}}}",
+                    "{{\"name\":\"{}\",\"cat\":\"estimate\",\"ph\":\"X\",\"pid\":{pid},\"tid\":{tid},\"ts\":{}.{:03},\"dur\":{}.{:03}}}",
                     s.kind.name(),
-                    self.us(s.start),
-                    self.us(s.end - s.start)
+                    start / 1000,
+                    start % 1000,
+                    dur / 1000,
+                    dur % 1000
                 );
             }
         }
@@ -604,8 +632,81 @@ mod tests {
             }],
         };
         let j = p.to_chrome_trace();
-        assert!(j.contains("\"ts\":0.1000,\"dur\":0.2000"), "{j}");
+        assert!(j.contains("\"ts\":0.100,\"dur\":0.200"), "{j}");
+        // Core (1,2) is pid 2001; its first thread tid 20011 (not the pid: no "main thread").
+        assert!(j.contains("\"pid\":2001,\"tid\":20011,\"ts\""), "{j}");
         assert!(j.contains("read\\\"er"), "{j}");
         assert!(p.summary().starts_with("ESTIMATED"));
+    }
+
+    #[test]
+    fn trace_spans_share_boundaries_at_a_non_integer_ns_clock() {
+        // At 1350 MHz a cycle is 0.7407 ns: adjacent spans must still end exactly where the next
+        // starts once Perfetto converts the microseconds to integer ns, or it drops them as
+        // overlapping. Lengths 1..=3 cycles, so some spans round to 0 ns.
+        let lens = [
+            1u64, 1, 2, 1, 3, 1, 1, 2, 2, 1, 3, 3, 1, 1, 1, 2, 5, 1, 1, 1,
+        ];
+        let mut spans = Vec::new();
+        let mut t = 0u64;
+        for (i, l) in lens.iter().enumerate() {
+            let kind = [SpanKind::Busy, SpanKind::WaitCb, SpanKind::WaitSync][i % 3];
+            spans.push(Span {
+                start: t,
+                end: t + l,
+                kind,
+            });
+            t += l;
+        }
+        let p = Profile {
+            arch: "Blackhole",
+            clock_mhz: 1350,
+            device_cycles: t,
+            truncated: false,
+            threads: vec![ThreadProfile {
+                core: CoreCoord { x: 0, y: 0 },
+                thread: "TRISC1 (math)",
+                kernel: "k".into(),
+                end_cycles: t,
+                busy_cycles: 0,
+                wait_cb_cycles: 0,
+                wait_sync_cycles: 0,
+                spans,
+            }],
+        };
+        let j: serde_json::Value = serde_json::from_str(&p.to_chrome_trace()).expect("JSON");
+        let ns = |v: &serde_json::Value| {
+            let us = v.as_f64().expect("number");
+            let n = (us * 1000.0).round();
+            assert!((us * 1000.0 - n).abs() < 1e-6, "{us} us is not whole ns");
+            n as u64
+        };
+        let x: Vec<(u64, u64)> = j["traceEvents"]
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter(|e| e["ph"] == "X")
+            .map(|e| (ns(&e["ts"]), ns(&e["dur"])))
+            .collect();
+        // Reference: boundaries rounded in f64, spans of 0 ns left out.
+        let r = |c: u64| (c as f64 * 1000.0 / 1350.0).round() as u64;
+        let mut want = Vec::new();
+        let mut c = 0;
+        for l in lens {
+            if r(c + l) > r(c) {
+                want.push((r(c), r(c + l) - r(c)));
+            }
+            c += l;
+        }
+        assert!(want.len() < lens.len(), "the test must cover a 0 ns span");
+        assert_eq!(x, want);
+        for w in x.windows(2) {
+            assert_eq!(
+                w[0].0 + w[0].1,
+                w[1].0,
+                "adjacent spans must share a boundary"
+            );
+        }
+        assert_eq!(x.last().map(|l| l.0 + l.1), Some(r(t)));
     }
 }
