@@ -512,6 +512,16 @@ fn float32_mixed_formats() {
     check("Float32 - Float32 -> bf16", &p, cols, &got, &want, |i| {
         u32r * want[i].abs()
     });
+
+    // Format conversions: bf16 -> Float32 is exact; Float32 -> bf16 is the packer's rounding.
+    let up = Eltwise::new(&dev, Precision::hifi_fp32()).unwrap();
+    let y = up.convert(&tb16).unwrap();
+    assert_eq!(y.format(), DataFormat::Float32);
+    assert_eq!(y.to_host().unwrap(), bq, "bf16 -> Float32 must be exact");
+    let down = Eltwise::new(&dev, Precision::hifi()).unwrap();
+    let got = down.convert(&ta).unwrap().to_host().unwrap();
+    let want: Vec<f64> = a.iter().map(|&v| f64::from(v)).collect();
+    check("Float32 -> bf16", &p, cols, &got, &want, |_| 0.0);
 }
 
 /// Piper shapes (T = 300 frames, 192 channels; WN gate over 2 x 192): prints the docs rows.

@@ -190,6 +190,13 @@ impl Eltwise {
         Ok(self.run_op(EltwiseOp::Sum(scale), inputs)?.0)
     }
 
+    /// `a` converted to `precision.activations` (e.g. bf16 -> Float32 exactly, Float32 -> bf16
+    /// rounded by the packer): `a * 1` with a broadcast scalar, which is exact on both paths.
+    pub fn convert(&self, a: &DeviceTensor) -> Result<DeviceTensor, OpError> {
+        let one = DeviceTensor::from_host(&self.device, 1, 1, &[1.0], DataFormat::Float16_b)?;
+        self.binary(BinaryOp::Mul, a, &one, Broadcast::Scalar)
+    }
+
     /// The mean of 2..=[`MAX_SUM_INPUTS`] same-shape tensors.
     pub fn mean(&self, inputs: &[&DeviceTensor]) -> Result<DeviceTensor, OpError> {
         self.scaled_sum(inputs, 1.0 / inputs.len().max(1) as f32)
