@@ -220,6 +220,11 @@ pub struct PlanArgs {
     /// Layer grouping of the search.
     #[arg(long, value_enum, default_value_t = GranularityArg::Fine)]
     pub granularity: GranularityArg,
+    /// With --search: keep the activations of the layers matching this glob in bf16 in every plan
+    /// (for ops without fp32 activations), e.g. `enc_p.encoder.attn_layers.*.emb_rel_?`;
+    /// repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub bf16_activations: Vec<String>,
     /// Stop after this many evaluations and write the best plan found so far.
     #[arg(long, default_value_t = 400)]
     pub max_evals: usize,

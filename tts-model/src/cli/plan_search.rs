@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use tts_model::precision::search::{
     self, Evaluator, Gates, Granularity, Measured, SearchConfig, Step, default_ladder,
 };
-use tts_model::precision::{self, Plan};
+use tts_model::precision::{self, Plan, Rule};
 use tts_model::quality::{Comparison, MelAnalyzer, MelConfig, compare};
 use tts_model::tt::{Arch, DeviceKind, TtBackend, TtOptions};
 use tts_model::{SynthOptions, Synthesizer, Voice, VoiceConfig};
@@ -110,6 +110,9 @@ fn print_step(s: &Step, secs: f64) {
             format!(" ({secs:.1} s)")
         }
     );
+    if let Some(e) = &s.measured.error {
+        println!("      evaluation failed: {e}");
+    }
     // Progress is the point of a long search: show it even when stdout is a pipe.
     let _ = std::io::stdout().flush();
 }
@@ -226,6 +229,21 @@ pub fn run(a: &PlanArgs) -> Result<()> {
         ladder: default_ladder(),
         groups,
         max_evaluations: a.max_evals,
+        fixed: a
+            .bf16_activations
+            .iter()
+            .map(|g| Rule {
+                pattern: g.clone(),
+                weights: None,
+                fidelity: None,
+                fp32_acc: None,
+                activations: Some(precision::ActivationFormat::Bf16),
+                reason: Some(
+                    "fixed by --bf16-activations: this backend's op takes no fp32 activations"
+                        .into(),
+                ),
+            })
+            .collect(),
     };
     println!(
         "plan search `auto` on {:?}: {} groups, ladder of {} settings (cheapest first):",

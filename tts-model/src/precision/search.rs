@@ -57,9 +57,30 @@ impl Default for Gates {
 pub struct Measured {
     /// Per sentence, the test audio against the reference.
     pub comparisons: Vec<Comparison>,
+    /// Why the plan could not be evaluated (e.g. a setting an op does not support); such a plan
+    /// misses the gates with an infinite violation.
+    pub error: Option<String>,
 }
 
 impl Measured {
+    /// A measurement of `comparisons`.
+    pub fn new(comparisons: Vec<Comparison>) -> Self {
+        Self {
+            comparisons,
+            error: None,
+        }
+    }
+
+    /// Ranking key, smaller is better: failed evaluations last, then frame-count mismatches,
+    /// then the gate violation.
+    fn rank(&self, g: &Gates) -> (bool, usize, f64) {
+        (
+            self.error.is_some(),
+            self.frame_mismatches(),
+            self.violation(g),
+        )
+    }
+
     /// Sentences whose frame counts differ.
     pub fn frame_mismatches(&self) -> usize {
         self.comparisons
@@ -91,6 +112,9 @@ impl Measured {
     /// gates); with frame-count mismatches, 1000 per mismatching sentence plus the total frame
     /// difference (always worse than any aligned result short of 1000x the gate).
     pub fn violation(&self, g: &Gates) -> f64 {
+        if self.error.is_some() {
+            return f64::INFINITY;
+        }
         let mismatches = self.frame_mismatches();
         if mismatches > 0 || self.comparisons.is_empty() {
             let diff: usize = self
@@ -115,6 +139,10 @@ impl Measured {
     /// The gates missed, in words (empty when it passes).
     pub fn misses(&self, g: &Gates) -> Vec<String> {
         let mut out = Vec::new();
+        if let Some(e) = &self.error {
+            out.push(format!("evaluation failed: {e}"));
+            return out;
+        }
         if self.comparisons.is_empty() {
             out.push("no calibration sentence was evaluated".into());
             return out;
@@ -161,7 +189,8 @@ fn worst(it: impl Iterator<Item = Option<f64>>) -> Option<f64> {
 /// Measures a plan (normally: synthesize the calibration sentences with the plan on the `tt`
 /// backend and compare against the cpu backend, noise off).
 pub trait Evaluator {
-    /// One comparison per calibration sentence, in a fixed order.
+    /// One comparison per calibration sentence, in a fixed order. An error does not stop the
+    /// search: the plan counts as missing the gates and the error is reported with the step.
     fn evaluate(
         &mut self,
         plan: &Plan,
@@ -192,21 +221,12 @@ pub enum Granularity {
     Coarse,
 }
 
-/// Errors of the search.
+/// Errors of the search (evaluation errors do not stop it: see [`Evaluator`]).
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
     /// The configuration cannot be searched.
     #[error("invalid precision search: {0}")]
     Config(String),
-    /// An evaluation failed.
-    #[error("evaluating plan `{plan}` failed: {source}")]
-    Eval {
-        /// What was being evaluated.
-        plan: String,
-        /// Why.
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
 }
 
 /// Partitions `layers` into groups (see [`Granularity`]); `resblocks_per_stage` is the number of
@@ -357,6 +377,9 @@ pub struct SearchConfig {
     pub groups: Vec<Group>,
     /// Stop after this many evaluations (the best plan so far is returned).
     pub max_evaluations: usize,
+    /// Rules appended to every plan after the group rules (constraints of the backend, e.g.
+    /// `activations = "bf16"` for ops without fp32 activations); they must keep settings valid.
+    pub fixed: Vec<Rule>,
 }
 
 /// Phase of the search an evaluation belongs to.
@@ -451,7 +474,7 @@ impl<E: Evaluator, F: FnMut(&Step)> Runner<'_, E, F> {
         levels: &[usize],
         phase: Phase,
         group: Option<usize>,
-    ) -> Result<Result<Measured, OutOfBudget>, SearchError> {
+    ) -> Result<Measured, OutOfBudget> {
         let cached = self.cache.get(levels).cloned();
         let (measured, cached, number) = match cached {
             Some(m) => {
@@ -464,18 +487,17 @@ impl<E: Evaluator, F: FnMut(&Step)> Runner<'_, E, F> {
             }
             None => {
                 if self.evaluations >= self.cfg.max_evaluations {
-                    return Ok(Err(OutOfBudget));
+                    return Err(OutOfBudget);
                 }
                 let plan = plan_of(self.cfg, levels, &HashMap::new(), "search candidate");
-                let comparisons =
-                    self.eval
-                        .evaluate(&plan)
-                        .map_err(|source| SearchError::Eval {
-                            plan: describe(self.cfg, levels),
-                            source,
-                        })?;
+                let m = match self.eval.evaluate(&plan) {
+                    Ok(c) => Measured::new(c),
+                    Err(e) => Measured {
+                        comparisons: Vec::new(),
+                        error: Some(format!("{} ({e})", describe(self.cfg, levels))),
+                    },
+                };
                 self.evaluations += 1;
-                let m = Measured { comparisons };
                 self.cache.insert(levels.to_vec(), m.clone());
                 (m, false, self.evaluations)
             }
@@ -493,7 +515,7 @@ impl<E: Evaluator, F: FnMut(&Step)> Runner<'_, E, F> {
         };
         (self.on_step)(&step);
         self.steps.push(step);
-        Ok(Ok(measured))
+        Ok(measured)
     }
 }
 
@@ -520,19 +542,28 @@ fn cost(cfg: &SearchConfig, levels: &[usize]) -> (usize, usize, usize, usize, us
     c
 }
 
-/// `group=level` for every group not at the floor (or `floor`).
+/// `level: groups` for every level above the floor in use (or `floor`), at most 4 names per level.
 fn describe(cfg: &SearchConfig, levels: &[usize]) -> String {
-    let parts: Vec<String> = cfg
-        .groups
-        .iter()
-        .zip(levels)
-        .filter(|(_, l)| **l > 0)
-        .map(|(g, l)| format!("{}={}", g.name, cfg.ladder[*l]))
-        .collect();
+    let mut parts = Vec::new();
+    for (l, s) in cfg.ladder.iter().enumerate().skip(1) {
+        let names: Vec<&str> = cfg
+            .groups
+            .iter()
+            .zip(levels)
+            .filter(|(_, x)| **x == l)
+            .map(|(g, _)| g.name.as_str())
+            .collect();
+        match names.len() {
+            0 => {}
+            n if n == cfg.groups.len() => parts.push(format!("every group at {s}")),
+            n if n > 4 => parts.push(format!("{s}: {} and {} more", names[..4].join(", "), n - 4)),
+            _ => parts.push(format!("{s}: {}", names.join(", "))),
+        }
+    }
     if parts.is_empty() {
         format!("floor ({})", cfg.ladder[0])
     } else {
-        parts.join(", ")
+        parts.join("; ")
     }
 }
 
@@ -566,6 +597,7 @@ pub fn plan_of(
             });
         }
     }
+    rules.extend(cfg.fixed.iter().cloned());
     Plan {
         name: cfg.name.clone(),
         description: format!(
@@ -597,6 +629,16 @@ pub fn search<E: Evaluator>(
     if cfg.groups.is_empty() {
         return Err(SearchError::Config("no layer groups to search".into()));
     }
+    if let Some(r) = cfg
+        .fixed
+        .iter()
+        .find(|r| r.activations == Some(ActivationFormat::Fp32) || r.fp32_acc == Some(false))
+    {
+        return Err(SearchError::Config(format!(
+            "fixed rule `{}` could make a ladder setting invalid (fp32 activations need fp32 accumulation): fixed rules may only lower activations to bf16 or raise settings",
+            r.pattern
+        )));
+    }
     if cfg.max_evaluations == 0 {
         return Err(SearchError::Config(
             "the evaluation budget is 0: allow at least one evaluation".into(),
@@ -619,7 +661,7 @@ pub fn search<E: Evaluator>(
     let mut current = floor.clone();
     let note: String;
     'search: {
-        let Ok(m) = r.measure(&floor, Phase::Floor, None)? else {
+        let Ok(m) = r.measure(&floor, Phase::Floor, None) else {
             note = "evaluation budget spent before the first evaluation".into();
             break 'search;
         };
@@ -629,14 +671,15 @@ pub fn search<E: Evaluator>(
         }
         let all_top = vec![top; n];
         if top > 0 {
-            let Ok(m) = r.measure(&all_top, Phase::Top, None)? else {
+            let Ok(m) = r.measure(&all_top, Phase::Top, None) else {
                 note = "evaluation budget spent".into();
                 break 'search;
             };
             if !m.passes(&gates) {
                 note = format!(
-                    "the gates cannot be met: even every group at the top setting ({}) misses them",
-                    cfg.ladder[top]
+                    "the gates cannot be met: even every group at the top setting ({}) misses them ({})",
+                    cfg.ladder[top],
+                    m.misses(&gates).join("; ")
                 );
                 break 'search;
             }
@@ -647,7 +690,7 @@ pub fn search<E: Evaluator>(
         for g in 0..n {
             let mut lv = all_top.clone();
             lv[g] = 0;
-            let Ok(m) = r.measure(&lv, Phase::Sensitivity, Some(g))? else {
+            let Ok(m) = r.measure(&lv, Phase::Sensitivity, Some(g)) else {
                 note = "evaluation budget spent while measuring sensitivities".into();
                 break 'search;
             };
@@ -665,7 +708,7 @@ pub fn search<E: Evaluator>(
         for &(g, sens) in &order {
             current[g] = top;
             promoted.push((g, sens));
-            let Ok(m) = r.measure(&current, Phase::Promote, Some(g))? else {
+            let Ok(m) = r.measure(&current, Phase::Promote, Some(g)) else {
                 note = "evaluation budget spent while promoting".into();
                 break 'search;
             };
@@ -687,7 +730,7 @@ pub fn search<E: Evaluator>(
                 let mid = (lo + hi) / 2;
                 let mut lv = current.clone();
                 lv[g] = mid;
-                let Ok(m) = r.measure(&lv, Phase::Demote, Some(g))? else {
+                let Ok(m) = r.measure(&lv, Phase::Demote, Some(g)) else {
                     current[g] = hi;
                     note = "evaluation budget spent while demoting: the plan meets the gates but may not be the cheapest".into();
                     reasons.insert(g, reason(cfg, g, sens, hi, "partly demoted"));
@@ -711,9 +754,11 @@ pub fn search<E: Evaluator>(
     if pick != current {
         reasons.clear();
     }
-    let measured = r.cache.get(&pick).cloned().unwrap_or(Measured {
-        comparisons: Vec::new(),
-    });
+    let measured = r
+        .cache
+        .get(&pick)
+        .cloned()
+        .unwrap_or_else(|| Measured::new(Vec::new()));
     for (g, &l) in pick.iter().enumerate() {
         if l > 0 && !reasons.contains_key(&g) {
             let sens = sensitivities.iter().find(|s| s.0 == g).map(|s| s.1);
@@ -766,9 +811,10 @@ fn best(cfg: &SearchConfig, cache: &HashMap<Vec<usize>, Measured>) -> Vec<usize>
                 if a.1.passes(g) && b.1.passes(g) {
                     std::cmp::Ordering::Equal
                 } else {
-                    a.1.frame_mismatches()
-                        .cmp(&b.1.frame_mismatches())
-                        .then(a.1.violation(g).total_cmp(&b.1.violation(g)))
+                    let (ra, rb) = (a.1.rank(g), b.1.rank(g));
+                    ra.0.cmp(&rb.0)
+                        .then(ra.1.cmp(&rb.1))
+                        .then(ra.2.total_cmp(&rb.2))
                 }
             })
             .then(cost(cfg, a.0).cmp(&cost(cfg, b.0)))
@@ -902,10 +948,20 @@ mod tests {
             let (mut mcd, mut enc) = (0.0, 0.0);
             for (layer, w) in &self.weights {
                 let s = plan.setting_for(layer);
+                if layer == "dec.ups.2" && s.activations == ActivationFormat::Fp32 {
+                    return Err("ups.2: fp32 activations are not supported".into());
+                }
+                // A fixed rule may lower the activations: the first level with the rest equal.
                 let l = self
                     .ladder
                     .iter()
                     .position(|x| *x == s)
+                    .or_else(|| {
+                        self.ladder.iter().position(|x| {
+                            x.with_activations(ActivationFormat::Bf16)
+                                == s.with_activations(ActivationFormat::Bf16)
+                        })
+                    })
                     .ok_or("setting not on the ladder")?;
                 let e = w * 0.5f64.powi(l as i32);
                 mcd += e;
@@ -937,6 +993,7 @@ mod tests {
             ladder: ladder.clone(),
             groups: groups(&layers, 3, Granularity::Fine).expect("partition"),
             max_evaluations: budget,
+            fixed: Vec::new(),
         };
         let fake = Fake {
             weights: weights.iter().map(|(n, w)| (n.to_string(), *w)).collect(),
@@ -1081,6 +1138,44 @@ mod tests {
         assert!(out.steps.iter().any(|s| s.cached));
         assert_eq!(fake.calls, out.evaluations);
         assert!(out.evaluations < out.steps.len());
+    }
+
+    #[test]
+    fn failed_evaluations_miss_the_gates_and_fixed_rules_avoid_them() {
+        // The fake rejects fp32 activations on ups.2: every plan with ups.2 at level >= 3
+        // fails, so the top plan fails and the search says so without stopping on the error.
+        let weights = [("dec.ups.2", 0.01), ("dec.ups.0", 2.0)];
+        let (mut cfg, mut fake) = setup(&weights, 1000);
+        let out = search(&cfg, &mut fake, |_| {}).expect("search runs");
+        assert!(!out.passed);
+        assert!(out.note.contains("not supported"), "{}", out.note);
+        let top = &out.steps[1];
+        assert!(top.measured.error.is_some() && top.violation.is_infinite());
+        // The best plan found is the measured floor, not the failed top plan.
+        assert_eq!(out.levels, vec![0, 0]);
+        // With a fixed rule keeping ups.2's activations in bf16 the search succeeds.
+        cfg.fixed = vec![Rule {
+            pattern: "dec.ups.2".into(),
+            weights: None,
+            fidelity: None,
+            fp32_acc: None,
+            activations: Some(ActivationFormat::Bf16),
+            reason: Some("no fp32 activations on this op".into()),
+        }];
+        let out = search(&cfg, &mut fake, |_| {}).expect("search runs");
+        assert!(out.passed, "{:?}", out.misses);
+        // ups.0 at level 3: 2.0 / 8 + 0.01 = 0.26 <= 0.3; level 2: 0.51 fails.
+        assert_eq!(out.levels, vec![0, 3]);
+        assert_eq!(
+            out.plan.rules.last().map(|r| r.pattern.as_str()),
+            Some("dec.ups.2")
+        );
+        // Fixed rules that could invalidate a setting are refused.
+        cfg.fixed[0].fp32_acc = Some(false);
+        assert!(matches!(
+            search(&cfg, &mut fake, |_| {}),
+            Err(SearchError::Config(_))
+        ));
     }
 
     #[test]
