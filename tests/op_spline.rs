@@ -17,8 +17,10 @@
 //! output adds half a bf16 ulp of the value (at most `2^-8 |y|`).
 
 use tt_kernels::ops::common::DeviceTensor;
+use tt_kernels::ops::embed::{expand_durations, expand_reference};
 use tt_kernels::ops::spline::{
-    SplineParams, spline_forward_reference, spline_inverse, spline_inverse_reference,
+    SplineParams, durations_from_logw, spline_forward_reference, spline_inverse,
+    spline_inverse_reference,
 };
 use tt_safe::{Arch, DataFormat, Device};
 
@@ -198,4 +200,58 @@ fn spline_inverse_rejects_bad_shapes_and_formats() {
     let p = DeviceTensor::from_host(&device, 40, 29, &[0.1; 40 * 29], DataFormat::Float32).unwrap();
     let e = spline_inverse(&device, &x, &p, &sp, DataFormat::Bfp8_b, None).unwrap_err();
     assert!(e.to_string().contains("output"), "{e}");
+}
+
+/// Device durations `ceil(exp(logw) * length_scale)` against f64, then fed unchanged to the
+/// duration expansion of tt-kernels (the index layout must match). Exact except where the f64
+/// value lies within 1e-5 relative of an integer (the device exp is within a few fp32 ulp, and
+/// the f32 input product rounds once more), where either neighbour is accepted.
+#[test]
+fn durations_from_logw_match_f64_and_feed_the_expansion() {
+    let device = common::sim(Arch::WormholeB0);
+    for (rows, seed, ls) in [(1usize, 21u64, 1.0f32), (77, 22, 1.0), (300, 23, 1.37)] {
+        let mut rng = Rng::new(seed);
+        let logw: Vec<f32> = (0..rows)
+            .map(|i| match i % 10 {
+                // exactly integer exp values and tiny ones (duration 1, or 0 when underflowing)
+                0 => 2f32.ln(),
+                1 => -30.0,
+                2 => -120.0,
+                _ => (rng.unit() * 6.0 - 3.0) as f32,
+            })
+            .collect();
+        let lt = DeviceTensor::from_host(&device, rows, 1, &logw, DataFormat::Float32).unwrap();
+        let (buf, total, stats) = durations_from_logw(&device, &lt, ls).unwrap();
+        assert!(stats.device_ns.is_some());
+        let bytes = buf.read().unwrap();
+        let got: Vec<u32> = (0..rows)
+            .map(|i| u32::from_le_bytes(bytes[4 * i..4 * i + 4].try_into().unwrap()))
+            .collect();
+        let mut want_total = 0u64;
+        for (i, (&l, &g)) in logw.iter().zip(&got).enumerate() {
+            let v = f64::from(l).exp() * f64::from(ls);
+            let c = v.ceil();
+            let near = (v - v.round()).abs() <= 1e-5 * v.max(1.0);
+            let ok = f64::from(g) == c || (near && (f64::from(g) - c).abs() <= 1.0);
+            assert!(ok, "T {rows}: id {i}: logw {l}: device {g}, f64 ceil {c}");
+            want_total += u64::from(g);
+        }
+        assert_eq!(total, want_total, "T {rows}: device total");
+        let channels = 40;
+        let x: Vec<f32> = (0..rows * channels)
+            .map(|_| rng.nonzero(0.1, 2.0))
+            .collect();
+        let xd =
+            DeviceTensor::from_host(&device, rows, channels, &x, DataFormat::Float16_b).unwrap();
+        let cap = total as usize + 5;
+        let (out, n) = expand_durations(&device, &xd, &buf, rows, cap).unwrap();
+        assert_eq!(n as u64, total);
+        let xb: Vec<f32> = x.iter().map(|&v| bf16(v)).collect();
+        let (want, _) = expand_reference(&xb, channels, &got, cap);
+        let out = out.to_host().unwrap();
+        for (j, (a, b)) in out.iter().zip(&want).enumerate() {
+            assert_eq!(f64::from(*a), *b, "T {rows}: expanded element {j}");
+        }
+        eprintln!("durations T {rows} (length scale {ls}): total {total} frames, exact");
+    }
 }

@@ -300,6 +300,82 @@ pub fn spline_inverse(
     Ok(SplineOutput { y, y2, stats })
 }
 
+/// Integer durations on the device (VITS alignment, step 1): `d[t] = ceil(exp(logw[t]) *
+/// length_scale)` (0 when not positive) from `logw [T, 1]` (Float32 or Float16_b), written as an
+/// index buffer in the layout [`super::embed::expand_durations`] reads (u32, pages of 32
+/// entries), and their integer total, summed on the device (one 4-byte word read back: the host
+/// needs the frame count to size the output). Runs on one data-movement RISC-V (same kernel
+/// file as the spline, `DURATIONS` define; its exp is the spline kernel's, within a few fp32
+/// ulp of libm's, so a duration whose `exp(logw) * length_scale` lies within ~1e-6 relative of
+/// an integer may round the other way than an f32 host computation).
+pub fn durations_from_logw(
+    device: &Device,
+    logw: &DeviceTensor,
+    length_scale: f32,
+) -> Result<(tt_safe::Buffer, u64, RunStats), OpError> {
+    let fmt = check_format("logw", logw.format())?;
+    if logw.cols() != 1 {
+        return Err(OpError::ShapeMismatch {
+            op: "durations_from_logw",
+            what: format!("logw must be [T, 1], it is {:?}", logw.shape()),
+        });
+    }
+    if !(length_scale.is_finite() && length_scale > 0.0) {
+        return Err(OpError::InvalidArgument {
+            op: "durations_from_logw",
+            what: format!("length_scale {length_scale} must be finite and > 0"),
+        });
+    }
+    let rows = logw.rows();
+    let pages = tiles(rows);
+    let index = tt_safe::Buffer::dram(device, (pages * 128) as u64, 128)?;
+    let aux = tt_safe::Buffer::dram(device, 64, 64)?;
+    let mut program = Program::new(device)?;
+    let c = tt_safe::core(0, 0);
+    let scratch = 4096 + 128 + 64;
+    program.add_circular_buffer(
+        c,
+        CbConfig {
+            total_size: scratch,
+            formats: vec![CbFormat {
+                index: CB_SCRATCH,
+                format: DataFormat::UInt32,
+                page_size: scratch,
+            }],
+            globally_allocated: None,
+        },
+    )?;
+    let mut ct = logw.buffer().accessor_args()?;
+    ct.extend(index.accessor_args()?);
+    ct.extend(aux.accessor_args()?);
+    ct.extend([fmt, CB_SCRATCH]);
+    let kernel = program.add_kernel(
+        KernelSpec::new(
+            "ops_spline_durations",
+            kernels::OPS_SPLINE_SPLINE_INVERSE,
+            KernelKind::riscv0(),
+            c,
+        )
+        .compile_args(ct)
+        .define("DURATIONS", "1"),
+    )?;
+    program.set_runtime_args(
+        kernel,
+        c,
+        &[
+            logw.buffer().address_u32()?,
+            index.address_u32()?,
+            aux.address_u32()?,
+            rows as u32,
+            length_scale.to_bits(),
+        ],
+    )?;
+    let stats = device.run(&program)?;
+    let a = aux.read()?;
+    let total = u64::from(u32::from_le_bytes([a[0], a[1], a[2], a[3]]));
+    Ok((index, total, stats))
+}
+
 /// The spline inverse of one value in f64 (the reference the op is tested against), with the
 /// same parameterisation: `p` holds K widths, K heights, K - 1 interior derivatives.
 pub fn spline_inverse_reference(x: f64, p: &[f32], params: &SplineParams) -> f64 {

@@ -27,6 +27,14 @@
 // with round-to-nearest-even). Output tiles are fully written: column 0 holds y, every other
 // element (and rows >= T) is zero.
 //
+// With the define DURATIONS the same file builds the alignment kernel instead (it shares the
+// exp): for logw [T, 1] (Float32 or bf16 tiles) it writes the integer durations
+// d[t] = ceil(exp(logw[t]) * length_scale) (0 when that is <= 0) as u32 index pages of 32
+// entries (128 bytes: the layout tt-kernels' expand_durations reads), one page per tile row,
+// and the integer total sum(d) to aux word 0. Compile-time args: TensorAccessorArgs of logw,
+// the index buffer and the aux buffer, then logw_fmt, cb_scratch. Runtime args: 0 logw_addr,
+// 1 index_addr, 2 aux_addr, 3 rows (T), 4 length_scale (bits).
+//
 // Compile-time args: TensorAccessorArgs of x, p, out, out2 (2 words each; out2 repeats out when
 //   unused), then x_fmt, p_fmt, out_fmt, out2_fmt, p_tile_cols, bins, dual (write out2), affine,
 //   cb_scratch.
@@ -240,8 +248,69 @@ inline float spline_inverse(const Spline& s, float x, const float* p) {
     return root * in_w + cumw[k];
 }
 
+// ceil(v) for finite v as an unsigned integer, 0 for v <= 0 (v < 2^31 assumed; larger
+// values saturate).
+inline uint32_t ceil_u32(float v) {
+    if (!(v > 0.0f)) {
+        return 0;
+    }
+    if (v >= 2147483648.0f) {
+        return 0x7FFFFFFFu;
+    }
+    const uint32_t i = static_cast<uint32_t>(v);  // truncation toward zero
+    return static_cast<float>(i) < v ? i + 1 : i;
+}
+
 }  // namespace
 
+#ifdef DURATIONS
+void kernel_main() {
+    const uint32_t logw_addr = get_arg_val<uint32_t>(0);
+    const uint32_t index_addr = get_arg_val<uint32_t>(1);
+    const uint32_t aux_addr = get_arg_val<uint32_t>(2);
+    const uint32_t rows = get_arg_val<uint32_t>(3);
+    const float length_scale = as_float(get_arg_val<uint32_t>(4));
+    constexpr auto logw_args = TensorAccessorArgs<0>();
+    constexpr auto index_args = TensorAccessorArgs<logw_args.next_compile_time_args_offset()>();
+    constexpr auto aux_args = TensorAccessorArgs<index_args.next_compile_time_args_offset()>();
+    constexpr uint32_t base = aux_args.next_compile_time_args_offset();
+    constexpr uint32_t logw_fmt = get_compile_time_arg_val(base);
+    constexpr uint32_t cb_scratch = get_compile_time_arg_val(base + 1);
+    const auto logw_acc = TensorAccessor(logw_args, logw_addr, logw_fmt == 0 ? 4096 : 2048);
+    const auto index_acc = TensorAccessor(index_args, index_addr, 128);
+    const auto aux_acc = TensorAccessor(aux_args, aux_addr, 64);
+
+    // Scratch: logw tile (4096), index page (128), aux chunk (64).
+    cb_reserve_back(cb_scratch, 1);
+    const uint32_t tile_l1 = get_write_ptr(cb_scratch);
+    const uint32_t page_l1 = tile_l1 + 4096;
+    const uint32_t aux_l1 = page_l1 + 128;
+    volatile tt_l1_ptr uint32_t* page = reinterpret_cast<volatile tt_l1_ptr uint32_t*>(page_l1);
+    uint32_t total = 0;
+    const uint32_t tile_rows = (rows + 31) / 32;
+    for (uint32_t tr = 0; tr < tile_rows; ++tr) {
+        noc_async_read_tile(tr, logw_acc, tile_l1);
+        noc_async_read_barrier();
+        for (uint32_t r = 0; r < 32; ++r) {
+            uint32_t d = 0;
+            if (tr * 32 + r < rows) {
+                d = ceil_u32(exp_(load(tile_l1, logw_fmt, tile_index(r, 0))) * length_scale);
+            }
+            page[r] = d;
+            total += d;
+        }
+        noc_async_write_tile(tr, index_acc, page_l1);
+        noc_async_write_barrier();
+    }
+    volatile tt_l1_ptr uint32_t* aux = reinterpret_cast<volatile tt_l1_ptr uint32_t*>(aux_l1);
+    for (uint32_t w = 0; w < 16; ++w) {
+        aux[w] = 0;
+    }
+    aux[0] = total;
+    noc_async_write_tile(0, aux_acc, aux_l1);
+    noc_async_write_barrier();
+}
+#else
 void kernel_main() {
     const uint32_t x_addr = get_arg_val<uint32_t>(0);
     const uint32_t p_addr = get_arg_val<uint32_t>(1);
@@ -329,3 +398,4 @@ void kernel_main() {
         noc_async_write_barrier();
     }
 }
+#endif
