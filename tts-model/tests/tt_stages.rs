@@ -2,16 +2,24 @@
 //! Needs the voice: env `TTS_VOICE` or `<workspace>/voices/en_US-joe-medium.onnx`
 //! (tts-model/scripts/fetch-voice.sh); skipped otherwise.
 //!
-//! What is asserted: under the `hifi` plan (bf16 weights, HiFi4, fp32 accumulation) the device
-//! computes each conv exactly up to accumulation order, on bf16 inputs, with bf16 outputs. The
-//! backend's emulation mode does that on the host (f64 reference convs of tt-kernels on
-//! bf16-rounded inputs/weights/bias, bf16-rounded outputs). The device cannot be expected to match
-//! the emulation bit for bit through a chained stage: a one-ulp difference in one op's rounding
-//! (accumulation order, the packer's tie rule) then propagates exactly like the rounding itself
-//! (measured: device vs emulation 44 dB flow / 36 dB decoder, the same order as emulation vs
-//! cpu). So the stage check is: the device's error against cpu is at most twice the amplitude
-//! (6 dB) of the emulation's error against cpu. `bfp8-lofi` is only checked for sanity here; its
-//! quality is what `tts eval` reports (docs/pipeline-on-tensix.md).
+//! What is asserted:
+//! - Every op of the encoder, flow and decoder stages runs on the device, glue included (the
+//!   ledger records no host FLOPs or host elementwise steps for them).
+//! - The backend's emulation mode runs the same op graph on the host: f64 reference convs of
+//!   tt-kernels on the stored (bf16-rounded) inputs, bf16-rounded weights and bias, the fused
+//!   input activation, output activation and residual in f64, one rounding to the output format;
+//!   the glue (gate, mean, leaky ReLU) in f64, rounded once. Under `hifi` (bf16 weights, HiFi4,
+//!   fp32 accumulation) the device computes each op exactly up to accumulation order, so its
+//!   error against cpu may exceed the emulation's only by accumulation order and the packer's
+//!   tie rule. The device cannot match the emulation bit for bit through a chained stage: a
+//!   one-ulp difference in one op then propagates exactly like the rounding itself (measured:
+//!   device vs emulation of the same order as emulation vs cpu). So the stage check is: the
+//!   device's error against cpu is at most twice the amplitude (6 dB) of the emulation's.
+//! - The emulation itself is checked against cpu with a floor far above what a wrong channel
+//!   permutation, sign or split in the folded flow weights gives (~0 dB), and below the
+//!   measured bf16 result (flow ~40 dB, decoder ~40 dB): 25 dB.
+//! - `bfp8-lofi` is only checked for sanity here; its quality is what `tts eval` reports
+//!   (docs/pipeline-on-tensix.md).
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -136,14 +144,25 @@ fn stages(plan: &str) -> Vec<(&'static str, f64, f64, f64)> {
         l.device_ns, l.estimate, l.launches
     );
     assert!(l.device_flops > 0.0 && l.launches > 0);
+    assert!(
+        l.host_flops.is_empty() && l.host_elementwise.is_empty(),
+        "flow/decoder work on the host: {:?} {:?}",
+        l.host_flops,
+        l.host_elementwise
+    );
     out
 }
 
 /// The device's error against cpu is at most twice (6 dB) the amplitude of the error that bf16
-/// inputs/weights/bias/outputs alone cause (the emulation's), per stage.
+/// inputs/weights/bias/outputs alone cause (the emulation's), per stage; the emulation (same
+/// op graph: folded flip/split, fused residuals, device glue) is within 25 dB of cpu.
 #[test]
 fn flow_and_decoder_on_device_within_2x_of_bf16_activation_error() {
     for (stage, s, e_cpu, _) in stages("hifi") {
+        assert!(
+            e_cpu >= 25.0,
+            "{stage}: emulation vs cpu {e_cpu:.1} dB: the op graph itself is wrong"
+        );
         assert!(
             s >= e_cpu - 6.0,
             "{stage}: tt vs cpu {s:.1} dB, bf16 emulation vs cpu {e_cpu:.1} dB"
@@ -188,4 +207,77 @@ fn encoder_on_device_matches_cpu_hifi() {
         !tt.ledger().host_flops.contains_key("encoder"),
         "encoder ran on the host"
     );
+}
+
+/// Where the error comes from, stage by stage (each stage fed the cpu backend's input, so
+/// stage errors do not compound): encoder output and prior statistics, durations, flow output,
+/// decoder audio, then the whole chain. Diagnostic: prints, asserts only that the stages ran.
+/// Plans from env `TTS_PLANS` (comma-separated presets or plan files; default `hifi,bfp8-lofi`),
+/// ids from env `TTS_IDS` (comma-separated; default "Hello world.").
+#[test]
+#[ignore = "expensive (minutes on 2 cores): cargo test -p tts-model --test tt_stages -- --ignored stage_breakdown --nocapture"]
+fn stage_breakdown() {
+    let Some(v) = voice() else {
+        eprintln!("skipped: voice not found");
+        return;
+    };
+    let ids: Vec<i64> = std::env::var("TTS_IDS")
+        .ok()
+        .map(|s| {
+            s.split(',')
+                .map(|x| x.trim().parse().expect("TTS_IDS: integers"))
+                .collect()
+        })
+        .unwrap_or_else(|| HELLO.to_vec());
+    let plans = std::env::var("TTS_PLANS").unwrap_or_else(|_| "hifi,bfp8-lofi".into());
+    let cpu = CpuBackend::new(v, CpuOptions { threads: 1 }).expect("cpu backend");
+    let inter = cpu.hparams().inter;
+    let enc = cpu.encode(&ids).expect("cpu encoder");
+    let zero = vec![0.0; 2 * enc.t];
+    let d = durations(&cpu.log_durations(&enc, &zero, None).expect("dp"), 1.0);
+    let mut z_p = Vec::new();
+    for (i, &n) in d.iter().enumerate() {
+        for _ in 0..n {
+            z_p.extend_from_slice(&enc.stats[i * 2 * inter..i * 2 * inter + inter]);
+        }
+    }
+    let frames = z_p.len() / inter;
+    let z = cpu.flow_reverse(&z_p, frames, None).expect("cpu flow");
+    let audio = cpu.decode(&z, frames, None).expect("cpu decoder");
+    for plan in plans.split(',') {
+        let tt = TtBackend::new(
+            v,
+            TtOptions {
+                device: DeviceKind::Sim(tts_model::tt::Arch::WormholeB0),
+                plan: Plan::from_arg(plan).expect("plan"),
+                host_threads: 1,
+                emulate: false,
+            },
+        )
+        .expect("tt backend");
+        let t0 = Instant::now();
+        let e = tt.encode(&ids).expect("tt encoder");
+        let dt = durations(&tt.log_durations(&e, &zero, None).expect("dp"), 1.0);
+        let t_enc = t0.elapsed().as_secs_f64();
+        let t0 = Instant::now();
+        let zt = tt.flow_reverse(&z_p, frames, None).expect("tt flow");
+        let t_flow = t0.elapsed().as_secs_f64();
+        let t0 = Instant::now();
+        let at = tt.decode(&z, frames, None).expect("tt decoder");
+        let t_dec = t0.elapsed().as_secs_f64();
+        let chain = tt.decode(&zt, frames, None).expect("tt decoder on tt flow");
+        let changed = d.iter().zip(&dt).filter(|(a, b)| a != b).count();
+        eprintln!(
+            "{plan}: encoder x {:.1} dB, stats {:.1} dB, durations changed {changed}/{} (frames {} vs {}) [{t_enc:.1} s]; \
+             flow {:.1} dB [{t_flow:.1} s]; decoder {:.1} dB [{t_dec:.1} s]; flow+decoder {:.1} dB",
+            snr_db(&enc.x, &e.x).expect("len"),
+            snr_db(&enc.stats, &e.stats).expect("len"),
+            d.len(),
+            d.iter().sum::<u32>(),
+            dt.iter().sum::<u32>(),
+            snr_db(&z, &zt).expect("len"),
+            snr_db(&audio, &at).expect("len"),
+            snr_db(&audio, &chain).expect("len"),
+        );
+    }
 }
