@@ -484,6 +484,120 @@ fn float32_conv_is_more_accurate_than_bf16() {
     }
 }
 
+/// Every Piper (en_US medium) decoder and flow conv / conv-transpose shape plans within L1 with
+/// Float32 activations (in0, window and output tiles are twice the bf16 size). Plans only.
+#[test]
+fn float32_piper_shapes_fit_l1() {
+    use tt_kernels::ops::conv_transpose::{ConvTranspose1d, ConvTranspose1dParams};
+    let device = sim();
+    let fp32 = Precision::hifi_fp32();
+    let mut convs = vec![
+        (params(192, 256, 7, 1, (3, 3), 1, 1), 345),
+        (params(192, 384, 5, 1, (2, 2), 1, 1), 345),
+        (params(32, 1, 7, 1, (3, 3), 1, 1), 88_320),
+    ];
+    for (c, t) in [(128usize, 2760usize), (64, 22_080), (32, 88_320)] {
+        for (k, d) in [(3usize, 1usize), (3, 2), (5, 2), (5, 6), (7, 3), (7, 12)] {
+            let pad = (k * d - d) / 2;
+            convs.push((params(c, c, k, 1, (pad, pad), d, 1), t));
+        }
+    }
+    for (p, t) in convs {
+        let w = vec![0.25f32; p.cout * p.cin / p.groups * p.kernel];
+        let conv = Conv1d::new(&device, p, &w, None, fp32, Activation::None).unwrap();
+        let plan = conv
+            .plan(t)
+            .unwrap_or_else(|e| panic!("{p:?} T {t} with Float32: {e}"));
+        assert!(plan.l1_bytes <= plan.l1_budget, "{p:?}: {plan:?}");
+    }
+    for (cin, cout, k, s, pad, t) in [
+        (256, 128, 16, 8, 4, 345),
+        (128, 64, 16, 8, 4, 2760),
+        (64, 32, 8, 4, 2, 22_080),
+    ] {
+        let p = ConvTranspose1dParams {
+            cin,
+            cout,
+            kernel: k,
+            stride: s,
+            padding: pad,
+            output_padding: 0,
+        };
+        let w = vec![0.25f32; cin * cout * k];
+        let op = ConvTranspose1d::new(&device, p, &w, None, fp32, Activation::None).unwrap();
+        op.plan(t)
+            .unwrap_or_else(|e| panic!("{p:?} T {t} with Float32: {e}"));
+    }
+}
+
+/// Piper's flow WaveNet in_layer and conv_pre (T = 345) with Float32 activations next to the
+/// bf16 preset: prints docs/ops.md rows (max / mean error vs f64 on the f32 inputs, device time
+/// estimate). Bounds as in `float32_convs`.
+#[test]
+#[ignore = "expensive: cargo test -p tt-kernels --test op_conv piper_float32 -- --ignored --nocapture"]
+fn piper_float32_convs() {
+    let device = piper_device();
+    for (name, p) in [
+        (
+            "flow WN in_layer 192->384 k5 (T 345)",
+            params(192, 384, 5, 1, (2, 2), 1, 1),
+        ),
+        (
+            "conv_pre 192->256 k7 (T 345)",
+            params(192, 256, 7, 1, (3, 3), 1, 1),
+        ),
+    ] {
+        for (pname, precision, fmt) in [
+            (
+                "bf16/HiFi4/fp32acc",
+                Precision::hifi(),
+                DataFormat::Float16_b,
+            ),
+            (
+                "Float32/HiFi4 (hifi_fp32)",
+                Precision::hifi_fp32(),
+                DataFormat::Float32,
+            ),
+        ] {
+            let mut rng = Rng::new(11);
+            let x = rng.vec(345 * p.cin);
+            let w = rng.vec(p.cout * p.cin * p.kernel);
+            let b = rng.vec(p.cout);
+            let conv = Conv1d::new(&device, p, &w, Some(&b), precision, Activation::None).unwrap();
+            let xin = DeviceTensor::from_host(&device, 345, p.cin, &x, fmt).unwrap();
+            let (out, stats) = conv.run(&xin).unwrap();
+            let got = out.to_host().unwrap();
+            let (y, _) = tt_kernels::ops::conv::conv1d_reference(&p, &x, 345, &w, Some(&b));
+            let errs: Vec<f64> = got
+                .iter()
+                .zip(&y)
+                .map(|(&g, &r)| (f64::from(g) - r).abs())
+                .collect();
+            let max = errs.iter().fold(0f64, |a, &e| a.max(e));
+            let mean = errs.iter().sum::<f64>() / errs.len() as f64;
+            let ref_max = y.iter().fold(0f64, |a, &v| a.max(v.abs()));
+            check_fmt(
+                &device,
+                p,
+                345,
+                precision,
+                fmt,
+                Activation::None,
+                true,
+                11,
+                name,
+            );
+            println!(
+                "| {name} | {} | {pname} | {max:.3e} | {mean:.3e} | {ref_max:.3e} | {} |",
+                device.arch().name(),
+                stats
+                    .device_ns
+                    .map_or("-".to_string(), |ns| format!("{:.1}", ns as f64 / 1000.0))
+            );
+        }
+    }
+}
+
 /// Float32 fused layer: `residual + leaky(conv(leaky(x)) + b)` with a Float32 input, residual
 /// and output (the input activation runs on fp32 DEST values unpacked straight to DEST, the
 /// residual is added on the SFPU in fp32), and with a bf16 residual. Bound:

@@ -166,6 +166,15 @@ impl ConvFormats {
         }
     }
 
+    /// Input, output and residual all in `format` (what [`Conv1d::plan`] assumes).
+    pub const fn uniform(format: DataFormat) -> ConvFormats {
+        ConvFormats {
+            input: format,
+            output: format,
+            residual: format,
+        }
+    }
+
     /// Whether the run takes the exact-fp32 path: fp32 accumulation and any Float32 tensor.
     /// Then the bias is loaded into DEST before the matmuls (exact; Float32 bias when
     /// `precision.activations` is Float32), Float32 tensors that are only copied to DEST
@@ -728,8 +737,9 @@ impl Conv1d {
             cin_ranges: group_cin_ranges(params.cin, params.cout, params.groups),
             pre: Activation::None,
             residual: false,
-            formats: ConvFormats::bf16(),
-            exact: false,
+            // Per run the input's and residual's formats replace these (see run_inner).
+            formats: ConvFormats::uniform(precision.activations),
+            exact: ConvFormats::uniform(precision.activations).exact(&precision, false),
         };
         let cin_p = tiles(params.cin) * TILE;
         let mut dense = vec![0f32; k * cin_p * params.cout];
@@ -778,7 +788,8 @@ impl Conv1d {
         })
     }
 
-    /// The device plan for an input of `t_in` steps.
+    /// The device plan for an input of `t_in` steps (input and output in
+    /// `precision.activations`).
     pub fn plan(&self, t_in: usize) -> Result<ConvPlan, OpError> {
         let g = self.gather(t_in)?;
         plan(

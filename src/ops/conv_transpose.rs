@@ -144,8 +144,9 @@ impl ConvTranspose1d {
             cin_ranges: vec![(0, tiles(cin) as u32); tiles(cout)],
             pre: Activation::None,
             residual: false,
-            formats: ConvFormats::bf16(),
-            exact: false,
+            // Per run the input's format replaces this (see run).
+            formats: ConvFormats::uniform(precision.activations),
+            exact: ConvFormats::uniform(precision.activations).exact(&precision, false),
         };
         // Dense rows ((r * M + m) * cin_p + ci), columns co: W[ci, co, r + m s].
         let cin_p = tiles(cin) * TILE;
@@ -198,7 +199,8 @@ impl ConvTranspose1d {
         })
     }
 
-    /// The device plan for an input of `t_in` steps.
+    /// The device plan for an input of `t_in` steps (input and output in
+    /// `precision.activations`).
     pub fn plan(&self, t_in: usize) -> Result<ConvPlan, OpError> {
         let g = self.gather(t_in)?;
         plan(
