@@ -33,6 +33,8 @@
 #include "api/compute/eltwise_unary/tanh.h"
 #include "api/compute/matmul.h"
 #include "api/compute/tile_move_copy.h"
+#include "api/compute/reconfig_data_format.h"
+#include "api/compute/pack.h"
 #if __has_include("api/compute/eltwise_binary_sfpu.h")
 // TT-Metal declares add_binary_tile here; the simulator's compute API has it in every compute
 // header.
@@ -104,6 +106,9 @@ void kernel_main() {
             for (uint32_t i0 = 0; i0 < per_block; i0 += group) {
                 const uint32_t n = per_block - i0 < group ? per_block - i0 : group;
                 tile_regs_acquire();
+                if constexpr (exact != 0) {
+                    reconfig_data_format_srca(cb_in0);
+                }
                 copy_tile_init(cb_in0);
                 for (uint32_t j = 0; j < n; ++j) {
                     copy_tile(cb_in0, i0 + j, j);
@@ -111,6 +116,9 @@ void kernel_main() {
                 activate<pre_act, pre_param>(0, n);
                 tile_regs_commit();
                 tile_regs_wait();
+                if constexpr (exact != 0) {
+                    pack_reconfig_data_format(cb_pre);  // the input format; cb_out may differ
+                }
                 for (uint32_t j = 0; j < n; ++j) {
                     pack_tile(j, cb_pre);
                 }
@@ -128,10 +136,15 @@ void kernel_main() {
                 const uint32_t gw = nb - w0 < group ? nb - w0 : group;
                 tile_regs_acquire();
                 if constexpr (exact != 0 && has_bias != 0) {
+                    reconfig_data_format_srca(cb_bias);
                     copy_tile_to_dst_init_short(cb_bias);
                     for (uint32_t j = 0; j < gw; ++j) {
                         copy_tile(cb_bias, w0 + j, j);
                     }
+                }
+                if constexpr (exact != 0) {
+                    // SrcA last held the bias, the input (input activation) or the residual.
+                    reconfig_data_format_srca(cb_w);
                 }
                 mm_init_short(cb_mm, cb_w);
                 for (uint32_t j = 0; j < gw; ++j) {
@@ -155,6 +168,7 @@ void kernel_main() {
                 }
                 activate<act, act_param>(0, gw);
                 if constexpr (exact != 0 && has_residual != 0) {
+                    reconfig_data_format_srca(cb_res);
                     copy_tile_to_dst_init_short(cb_res);
                     for (uint32_t j = 0; j < gw; ++j) {
                         copy_tile(cb_res, p * nb + w0 + j, group + j);
@@ -175,6 +189,9 @@ void kernel_main() {
 
                 cb_reserve_back(cb_out, gw);
                 tile_regs_wait();
+                if constexpr (exact != 0) {
+                    pack_reconfig_data_format(cb_out);
+                }
                 for (uint32_t j = 0; j < gw; ++j) {
                     pack_tile(j, cb_out);
                 }

@@ -111,8 +111,10 @@ void kernel_main() {
         cb_wait_front(0, 1);
         cb_wait_front(1, 1);
         tile_regs_acquire();
+        reconfig_data_format_srca(0);
         copy_tile_to_dst_init_short(0);
         copy_tile(0, 0, 0);
+        reconfig_data_format_srca(1);
         copy_tile_to_dst_init_short(1);
         copy_tile(1, 0, 1);
         sfpu_binary(0, 1);
@@ -122,6 +124,7 @@ void kernel_main() {
 #elif defined(ELT_UNARY)
         cb_wait_front(0, 1);
         tile_regs_acquire();
+        reconfig_data_format_srca(0);
         copy_tile_to_dst_init_short(0);
         copy_tile(0, 0, 0);
         sfpu_apply(0);
@@ -131,10 +134,12 @@ void kernel_main() {
         cb_wait_front(0, 1);
         cb_wait_front(1, 1);
         tile_regs_acquire();
+        reconfig_data_format_srca(0);
         copy_tile_to_dst_init_short(0);
         copy_tile(0, 0, 0);
         tanh_tile_init();
         tanh_tile(0);
+        reconfig_data_format_srca(1);
         copy_tile_to_dst_init_short(1);
         copy_tile(1, 0, 1);
         sigmoid_tile_init();
@@ -149,10 +154,12 @@ void kernel_main() {
             cb_wait_front(i, 1);
         }
         tile_regs_acquire();
+        reconfig_data_format_srca(0);
         copy_tile_to_dst_init_short(0);
         copy_tile(0, 0, 0);
         add_binary_tile_init();
         for (uint32_t i = 1; i < NUM_INPUTS; ++i) {
+            reconfig_data_format_srca(i);
             copy_tile_to_dst_init_short(i);
             copy_tile(i, 0, 1);
             add_binary_tile(0, 1, 0);
