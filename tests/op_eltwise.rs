@@ -532,13 +532,21 @@ fn float32_mixed_formats() {
 fn piper_shapes() {
     let dev = device();
     let (rows, cols) = (300, 192);
-    for (name, p) in precisions() {
+    let mut all: Vec<(&str, Precision)> = precisions().to_vec();
+    all.push(("Float32 in/out (hifi_fp32)", Precision::hifi_fp32()));
+    for (name, p) in all {
         let el = Eltwise::new(&dev, p).unwrap();
         let mut rng = Rng::new(5);
         let a = rng.vec(rows * cols, 0.05, 3.0);
         let b = rng.vec(rows * cols, 0.05, 3.0);
-        let ta = DeviceTensor::from_host(&dev, rows, cols, &a, DataFormat::Float16_b).unwrap();
-        let tb = DeviceTensor::from_host(&dev, rows, cols, &b, DataFormat::Float16_b).unwrap();
+        // Inputs in the output's format when it is Float32, else bf16.
+        let fmt = if p.activations == DataFormat::Float32 {
+            DataFormat::Float32
+        } else {
+            DataFormat::Float16_b
+        };
+        let ta = DeviceTensor::from_host(&dev, rows, cols, &a, fmt).unwrap();
+        let tb = DeviceTensor::from_host(&dev, rows, cols, &b, fmt).unwrap();
         // Errors against f64 on the original f32 inputs (input rounding included).
         let report = |label: &str, op: EltwiseOp, inputs: &[&DeviceTensor], want: Vec<f64>| {
             let (y, stats) = el.run_op(op, inputs).unwrap();
