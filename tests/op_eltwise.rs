@@ -513,6 +513,28 @@ fn float32_mixed_formats() {
         u32r * want[i].abs()
     });
 
+    // bfp8_b + Float32 -> Float32: the bfp8 tile is copied to DEST exactly (through SrcA).
+    let tb8 = DeviceTensor::from_host(&dev, rows, cols, &b, DataFormat::Bfp8_b).unwrap();
+    let b8 = quantise(&b, rows, cols, DataFormat::Bfp8_b);
+    let p32 = Precision::hifi_fp32();
+    let got = Eltwise::new(&dev, p32)
+        .unwrap()
+        .binary(BinaryOp::Mul, &ta, &tb8, Broadcast::None)
+        .unwrap()
+        .to_host()
+        .unwrap();
+    let want: Vec<f64> = (0..rows * cols)
+        .map(|i| f64::from(a[i]) * f64::from(b8[i]))
+        .collect();
+    check(
+        "Float32 * bfp8_b -> Float32",
+        &p32,
+        cols,
+        &got,
+        &want,
+        |i| u32r * want[i].abs(),
+    );
+
     // Format conversions: bf16 -> Float32 is exact; Float32 -> bf16 is the packer's rounding.
     let up = Eltwise::new(&dev, Precision::hifi_fp32()).unwrap();
     let y = up.convert(&tb16).unwrap();
