@@ -13,6 +13,11 @@
 //! input tiles read`) come from the reference loop below. Inputs are random and never zero
 //! (magnitudes in [0.1, 1), random signs).
 //!
+//! Float32 activations (`float32_*` tests) use the same two checks with
+//! `conv_error_bound_formats` (TF32 input truncation 2^-10 instead of bf16 rounding, exact
+//! Float32 bias and output); `float32_conv_is_more_accurate_than_bf16` compares the two paths
+//! on the same data.
+//!
 //! The Piper decoder shapes of a 4-second utterance (345 frames) are `#[ignore]`d (expensive):
 //! `cargo test --release --test op_conv -- --ignored --nocapture` prints max/mean errors.
 
