@@ -64,6 +64,30 @@ pub fn encode_tile_host(fmt: DataFormat, values: &[f32; TILE_HW]) -> Result<Vec<
     })
 }
 
+/// [`encode_tile_host`] into a caller's buffer of exactly `fmt.tile_size_bytes()` bytes (no
+/// allocation for the word formats; same bytes as [`encode_tile_host`]).
+pub fn encode_tile_host_into(
+    fmt: DataFormat,
+    values: &[f32; TILE_HW],
+    out: &mut [u8],
+) -> Result<(), FormatError> {
+    fn words<const N: usize>(values: &[f32; TILE_HW], out: &mut [u8], f: impl Fn(f32) -> [u8; N]) {
+        for (o, &v) in out.chunks_exact_mut(N).zip(values) {
+            o.copy_from_slice(&f(v));
+        }
+    }
+    if matches!(fmt, DataFormat::Bfp8 | DataFormat::Bfp4) {
+        return Err(unsupported(fmt, "encode_tile_host", "use Bfp8_b or Bfp4_b"));
+    }
+    check_len(fmt, out)?;
+    match fmt {
+        DataFormat::Float32 => words(values, out, |v| v.to_bits().to_le_bytes()),
+        DataFormat::Float16_b => words(values, out, |v| f32_to_bf16_host(v).to_le_bytes()),
+        _ => out.copy_from_slice(&encode_tile_host(fmt, values)?),
+    }
+    Ok(())
+}
+
 /// Device (packer) encoding of one tile of DEST values with TT-Metal's default packer
 /// configuration (`bfp8_pack_precise = false`; the DEST width does not change the bits for
 /// bf16-exact inputs). See [`encode_tile_device_with`].
@@ -212,6 +236,28 @@ mod tests {
             t.map(f32::to_bits)
         );
         assert_eq!(encode_tile_device(DataFormat::Float32, &t).unwrap(), b);
+    }
+
+    #[test]
+    fn encode_into_gives_the_bytes_of_encode_tile_host() {
+        let mut t = sample();
+        t[5] = f32::NAN;
+        t[6] = f32::INFINITY;
+        t[7] = f32::from_bits(0x0000_0123); // denormal
+        for fmt in [
+            DataFormat::Float32,
+            DataFormat::Float16_b,
+            DataFormat::Bfp8_b,
+            DataFormat::Bfp4_b,
+            DataFormat::UInt16,
+        ] {
+            let mut out = vec![0xAAu8; fmt.tile_size_bytes()];
+            encode_tile_host_into(fmt, &t, &mut out).unwrap();
+            assert_eq!(out, encode_tile_host(fmt, &t).unwrap(), "{fmt:?}");
+        }
+        let mut short = vec![0u8; 100];
+        assert!(encode_tile_host_into(DataFormat::Float16_b, &t, &mut short).is_err());
+        assert!(encode_tile_host_into(DataFormat::Bfp8, &t, &mut short).is_err());
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub use arch::{Arch, ArchSpec, NocTarget};
 pub use bfp::PackSrc;
 pub use codec::{
     PackerConfig, decode_tile, encode_tile_device, encode_tile_device_with, encode_tile_host,
+    encode_tile_host_into,
 };
 pub use coords::{CoordError, CoreCoord, CoreRange, CoreRangeSet};
 pub use format::{DataFormat, FormatError};

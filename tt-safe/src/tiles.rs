@@ -4,8 +4,8 @@
 //! even). Shapes that are not multiples of 32 are zero-padded on the way in and cropped on the
 //! way out. Tiles are in row-major tile order, the page order of an interleaved buffer.
 
-use tt_formats::tile::{TILE_HW, tiles_for};
-use tt_formats::{DataFormat, decode_tile, encode_tile_host, tilize, untilize};
+use tt_formats::tile::{FACE_H, FACE_HW, FACE_W, TILE_H, TILE_HW, TILE_W, tiles_for};
+use tt_formats::{DataFormat, decode_tile, encode_tile_host_into};
 
 use crate::error::TileError;
 
@@ -112,8 +112,65 @@ pub fn tiled_size(rows: usize, cols: usize, format: DataFormat) -> usize {
     tr * tc * format.tile_size_bytes()
 }
 
+/// Copies tile (`tr`, `tc`) of a row-major `rows` x `cols` matrix into `tile` (tile order,
+/// zero where the tile hangs over the matrix): two contiguous 16-value face-row copies per row.
+fn gather_tile(
+    data: &[f32],
+    rows: usize,
+    cols: usize,
+    tr: usize,
+    tc: usize,
+    tile: &mut [f32; TILE_HW],
+) {
+    let c0 = tc * TILE_W;
+    let width = (cols - c0).min(TILE_W);
+    for r in 0..TILE_H {
+        let row = tr * TILE_H + r;
+        for half in 0..2 {
+            let at = ((r / FACE_H) * 2 + half) * FACE_HW + (r % FACE_H) * FACE_W;
+            let dst = &mut tile[at..at + FACE_W];
+            let n = if row < rows {
+                width.saturating_sub(half * FACE_W).min(FACE_W)
+            } else {
+                0
+            };
+            let src = row * cols + c0 + half * FACE_W;
+            if n > 0 {
+                dst[..n].copy_from_slice(&data[src..src + n]);
+            }
+            dst[n..].fill(0.0);
+        }
+    }
+}
+
+/// Inverse of [`gather_tile`]: writes the part of `tile` that lies inside the matrix.
+fn scatter_tile(
+    tile: &[f32; TILE_HW],
+    rows: usize,
+    cols: usize,
+    tr: usize,
+    tc: usize,
+    out: &mut [f32],
+) {
+    let c0 = tc * TILE_W;
+    let width = (cols - c0).min(TILE_W);
+    for r in 0..TILE_H.min(rows - tr * TILE_H) {
+        let row = tr * TILE_H + r;
+        for half in 0..2 {
+            let n = width.saturating_sub(half * FACE_W).min(FACE_W);
+            if n == 0 {
+                continue;
+            }
+            let at = ((r / FACE_H) * 2 + half) * FACE_HW + (r % FACE_H) * FACE_W;
+            let dst = row * cols + c0 + half * FACE_W;
+            out[dst..dst + n].copy_from_slice(&tile[at..at + n]);
+        }
+    }
+}
+
 /// Row-major `rows` x `cols` `f32` -> tile pages in `format` (Float32, Float16_b, Bfp8_b,
-/// Bfp4_b), zero-padded to whole tiles, tiles in row-major tile order.
+/// Bfp4_b), zero-padded to whole tiles, tiles in row-major tile order. One pass, tile by tile,
+/// with the same bits as `tilize` followed by `encode_tile_host` per tile.
 pub fn to_tiles(
     data: &[f32],
     rows: usize,
@@ -122,7 +179,11 @@ pub fn to_tiles(
 ) -> Result<Vec<u8>, TileError> {
     check_format(format)?;
     let expected = rows.saturating_mul(cols);
-    if data.len() != expected {
+    if rows == 0 || cols == 0 {
+        // The layout's own shape error ("both dimensions must be at least 1").
+        tt_formats::tilize(rows, cols, data)?;
+    }
+    if data.len() != expected || rows == 0 || cols == 0 {
         return Err(TileError::Length {
             what: "row-major input",
             rows,
@@ -131,18 +192,19 @@ pub fn to_tiles(
             actual: data.len(),
         });
     }
-    let tiled = tilize(rows, cols, data)?;
-    let mut out = Vec::with_capacity(tiled_size(rows, cols, format));
-    for tile in tiled.chunks_exact(TILE_HW) {
-        let tile: &[f32; TILE_HW] = tile
-            .try_into()
-            .map_err(|_| TileError::UnsupportedFormat(format))?;
-        out.extend_from_slice(&encode_tile_host(format, tile)?);
+    let (tr, tc) = tiles_for(rows, cols);
+    let tile_bytes = format.tile_size_bytes();
+    let mut out = vec![0u8; tr * tc * tile_bytes];
+    let mut tile = [0f32; TILE_HW];
+    for (t, page) in out.chunks_exact_mut(tile_bytes).enumerate() {
+        gather_tile(data, rows, cols, t / tc, t % tc, &mut tile);
+        encode_tile_host_into(format, &tile, page)?;
     }
     Ok(out)
 }
 
-/// Tile pages in `format` -> row-major `rows` x `cols` `f32` (padding dropped).
+/// Tile pages in `format` -> row-major `rows` x `cols` `f32` (padding dropped). One pass, tile
+/// by tile, with the values of `decode_tile` per tile followed by `untilize`.
 pub fn from_tiles(
     bytes: &[u8],
     rows: usize,
@@ -164,11 +226,12 @@ pub fn from_tiles(
             actual: bytes.len(),
         });
     }
-    let mut tiled = Vec::with_capacity(tr * tc * TILE_HW);
-    for page in bytes.chunks_exact(tile_bytes) {
-        tiled.extend_from_slice(&decode_tile(format, page)?);
+    let mut out = vec![0f32; rows * cols];
+    for (t, page) in bytes.chunks_exact(tile_bytes).enumerate() {
+        let tile = decode_tile(format, page)?;
+        scatter_tile(&tile, rows, cols, t / tc, t % tc, &mut out);
     }
-    Ok(untilize(&tiled, rows, cols)?)
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -191,6 +254,45 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg.contains("576") && msg.contains("100"), "{msg}");
+    }
+
+    /// The one-pass conversions give the bytes / values of the two-step composition of
+    /// tt-formats' `tilize` + `encode_tile_host` (and `decode_tile` + `untilize`), for every
+    /// format and shapes that are and are not multiples of 32.
+    #[test]
+    fn one_pass_matches_tilize_then_encode_and_decode_then_untilize() {
+        use tt_formats::{encode_tile_host, tilize, untilize};
+        let mut s = 0x2545_F491_4F6C_DD1Du64;
+        for (rows, cols) in [(1, 1), (32, 32), (33, 17), (70, 96), (5, 130), (64, 31)] {
+            let data: Vec<f32> = (0..rows * cols)
+                .map(|_| {
+                    s ^= s << 13;
+                    s ^= s >> 7;
+                    s ^= s << 17;
+                    ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 300.0
+                })
+                .collect();
+            for format in FLOAT_FORMATS {
+                let tiled = tilize(rows, cols, &data).unwrap();
+                let want: Vec<u8> = tiled
+                    .chunks_exact(TILE_HW)
+                    .flat_map(|t| encode_tile_host(format, t.try_into().unwrap()).unwrap())
+                    .collect();
+                let got = to_tiles(&data, rows, cols, format).unwrap();
+                assert_eq!(got, want, "{rows}x{cols} {format:?}");
+                let decoded: Vec<f32> = want
+                    .chunks_exact(format.tile_size_bytes())
+                    .flat_map(|p| decode_tile(format, p).unwrap())
+                    .collect();
+                let want_back = untilize(&decoded, rows, cols).unwrap();
+                let back = from_tiles(&got, rows, cols, format).unwrap();
+                assert_eq!(
+                    back.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    want_back.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    "{rows}x{cols} {format:?}"
+                );
+            }
+        }
     }
 
     #[test]
