@@ -608,13 +608,14 @@ extern "C" fn h_dprint(p: *mut c_void, text: *const c_char, len: usize) {
     })
 }
 extern "C" fn h_compute(p: *mut c_void, op: u32, args: *const u32, nargs: u32, line: u32) -> u32 {
-    let a: Vec<u32> = if args.is_null() || nargs == 0 {
-        Vec::new()
+    let a: &[u32] = if args.is_null() || nargs == 0 {
+        &[]
     } else {
-        // SAFETY: the compute header passes an array of `nargs` words.
-        unsafe { std::slice::from_raw_parts(args, nargs as usize) }.to_vec()
+        // SAFETY: the compute header passes an array of `nargs` words in the calling kernel's
+        // frame, which stays alive (and unchanged) until this call returns, suspensions included.
+        unsafe { std::slice::from_raw_parts(args, nargs as usize) }
     };
-    blocking(p, |rc, st| crate::compute::dispatch(rc, st, op, &a, line))
+    blocking(p, |rc, st| crate::compute::dispatch(rc, st, op, a, line))
 }
 
 // ------------------------------------------------------------------ scheduler

@@ -91,6 +91,44 @@ impl L1 {
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(a), src.len()) }
     }
 
+    /// The bytes `[addr, addr + len)` (range checked here). The slice must not outlive the host
+    /// call that takes it: kernel code (which writes L1 through the window) does not run while a
+    /// host call runs.
+    pub(crate) fn slice(&self, addr: u32, len: usize) -> &[u8] {
+        let a = addr as usize;
+        assert!(
+            a + len <= self.size,
+            "L1 read out of range (checked by caller)"
+        );
+        // SAFETY: range checked above; the mapping is live for self's lifetime; no kernel code runs
+        // (and no other mutable view of this memory is used) while the slice is alive, see above.
+        unsafe { std::slice::from_raw_parts(self.ptr.add(a), len) }
+    }
+
+    /// Runs `f` on the bytes `[addr, addr + len)` to fill them (range checked here).
+    pub(crate) fn fill_with<R>(&self, addr: u32, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+        let a = addr as usize;
+        assert!(
+            a + len <= self.size,
+            "L1 write out of range (checked by caller)"
+        );
+        // SAFETY: range checked above; the mapping is live; `f` gets the only reference to this
+        // range for the duration of the call (no kernel code runs during a host call, and `f`
+        // cannot reach this L1 through `self` mutably).
+        f(unsafe { std::slice::from_raw_parts_mut(self.ptr.add(a), len) })
+    }
+
+    /// Copies `len` bytes from `src` to `dst` inside this L1 (the ranges may overlap).
+    pub(crate) fn copy_within(&self, src: u32, dst: u32, len: usize) {
+        let (s, d) = (src as usize, dst as usize);
+        assert!(
+            s + len <= self.size && d + len <= self.size,
+            "L1 copy out of range (checked by caller)"
+        );
+        // SAFETY: both ranges checked above and inside the live mapping; `copy` allows overlap.
+        unsafe { std::ptr::copy(self.ptr.add(s), self.ptr.add(d), len) }
+    }
+
     /// Reads a little-endian u32.
     pub fn read_u32(&self, addr: u32) -> u32 {
         let mut b = [0u8; 4];

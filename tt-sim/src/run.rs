@@ -1055,16 +1055,34 @@ fn write_ep(dev: &mut DeviceState, ep: &Endpoint, buf: &[u8]) {
 }
 
 fn deliver(dev: &mut DeviceState, me: usize, t: &Txn) {
-    let mut buf = vec![0u8; t.size as usize];
+    let n = t.size as usize;
     match &t.kind {
-        TxnKind::Read { src, dst } => {
-            read_ep(dev, src, &mut buf);
-            dev.l1[me].write(*dst, &buf);
-        }
+        // Straight copies between the endpoints (no staging buffer).
+        TxnKind::Read { src, dst } => match *src {
+            Endpoint::L1 { core, addr } if core == me => dev.l1[me].copy_within(addr, *dst, n),
+            Endpoint::L1 { core, addr } => dev.l1[me].write(*dst, dev.l1[core].slice(addr, n)),
+            Endpoint::Dram { bank, addr } => {
+                let bank = &dev.dram[bank as usize];
+                dev.l1[me].fill_with(*dst, n, |d| bank.read(addr, d))
+            }
+        },
         TxnKind::Write { src, dsts } => {
-            dev.l1[me].read(*src, &mut buf);
+            // Other endpoints first, the sender's own L1 (loopback) last: a destination that
+            // overlaps the source must not change what the others receive.
+            let mut own = None;
             for d in dsts {
-                write_ep(dev, d, &buf);
+                match *d {
+                    Endpoint::L1 { core, addr } if core == me => own = Some(addr),
+                    Endpoint::L1 { core, addr } => {
+                        dev.l1[core].write(addr, dev.l1[me].slice(*src, n))
+                    }
+                    Endpoint::Dram { bank, addr } => {
+                        dev.dram[bank as usize].write(addr, dev.l1[me].slice(*src, n))
+                    }
+                }
+            }
+            if let Some(addr) = own {
+                dev.l1[me].copy_within(*src, addr, n);
             }
         }
         TxnKind::SemInc { dst, incr } => {
