@@ -66,6 +66,7 @@ fn groups_partition_the_voice_and_every_searched_plan_resolves() {
             groups: g,
             ladder: ladder.clone(),
             max_evaluations: 1,
+            fallback_slack: None,
             fixed: Vec::new(),
         };
         // Every group at a different level: each layer gets its group's setting.
@@ -96,6 +97,7 @@ fn the_floor_plan_meets_the_share_targets_on_paper() {
         groups: g,
         ladder: default_ladder(),
         max_evaluations: 1,
+        fallback_slack: None,
         fixed: Vec::new(),
     };
     let plan = plan_of(&cfg, &vec![0; cfg.groups.len()], &HashMap::new(), "t");

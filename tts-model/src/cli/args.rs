@@ -225,6 +225,14 @@ pub struct PlanArgs {
     /// repeatable.
     #[arg(long, value_name = "GLOB")]
     pub bf16_activations: Vec<String>,
+    /// With --search: when even the top plan misses the gates (frame counts kept), continue with
+    /// the gates relaxed to the top plan's MCD and L1 times 1 + this, to find the cheapest plan
+    /// about as good as the best possible (the plan is still reported as missing the gates).
+    #[arg(long, default_value_t = 0.25)]
+    pub fallback_slack: f64,
+    /// With --search: no fallback search; stop when the top plan misses the gates.
+    #[arg(long)]
+    pub no_fallback: bool,
     /// Stop after this many evaluations and write the best plan found so far.
     #[arg(long, default_value_t = 400)]
     pub max_evals: usize,

@@ -164,6 +164,12 @@ pub fn run(a: &PlanArgs) -> Result<()> {
             bail!("{name} must be a finite number > 0 (got {v})");
         }
     }
+    if !(a.fallback_slack.is_finite() && a.fallback_slack >= 0.0) {
+        bail!(
+            "--fallback-slack must be a finite number >= 0 (got {})",
+            a.fallback_slack
+        );
+    }
     let device = match a.backend {
         BackendKind::Cpu => bail!(
             "--search measures the tt backend against cpu: use --backend sim (simulator) or --backend metal"
@@ -229,6 +235,7 @@ pub fn run(a: &PlanArgs) -> Result<()> {
         ladder: default_ladder(),
         groups,
         max_evaluations: a.max_evals,
+        fallback_slack: (!a.no_fallback).then_some(a.fallback_slack),
         fixed: a
             .bf16_activations
             .iter()
@@ -329,6 +336,18 @@ pub fn run(a: &PlanArgs) -> Result<()> {
         format!("GATES {status}"),
         format!("search: {}", outcome.note),
     ];
+    if let Some(g) = outcome.relaxed_gates {
+        header.push(format!(
+            "FALLBACK (not the gates above): relaxed gates MCD <= {:.4} dB, log-mel L1 <= {:.5} {}",
+            g.max_mcd_db,
+            g.max_log_mel_l1,
+            if outcome.fallback_met {
+                "met by this plan"
+            } else {
+                "NOT met by this plan"
+            }
+        ));
+    }
     for (k, (c, cmp)) in ev
         .calib
         .iter()
@@ -354,11 +373,28 @@ pub fn run(a: &PlanArgs) -> Result<()> {
         report.fp32_activation_layers
     ));
     if !report.exceptions.is_empty() {
-        let mut ex = String::from("exceptions (not LoFi):");
+        // One line per setting, at most 16 names each.
+        let mut by_setting: Vec<(precision::LayerPrecision, Vec<&str>)> = Vec::new();
         for (n, s) in &report.exceptions {
-            let _ = write!(ex, " {n} ({s})");
+            match by_setting.iter_mut().find(|e| e.0 == *s) {
+                Some(e) => e.1.push(n),
+                None => by_setting.push((*s, vec![n])),
+            }
         }
-        header.push(ex);
+        header.push(format!(
+            "exceptions (compute layers not in LoFi): {}",
+            report.exceptions.len()
+        ));
+        for (s, names) in by_setting {
+            let mut line = format!("  {s} ({}):", names.len());
+            for n in names.iter().take(16) {
+                let _ = write!(line, " {n}");
+            }
+            if names.len() > 16 {
+                let _ = write!(line, " ... and {} more", names.len() - 16);
+            }
+            header.push(line);
+        }
     }
     if !outcome.sensitivities.is_empty() {
         let mut sens = String::from("most sensitive groups (violation with only it at the floor):");

@@ -5,7 +5,7 @@
 //!
 //! A plan is a small TOML file (see `tts-model/plans/`): a `[default]` setting and an ordered list
 //! of `[[layer]]` rules whose `match` glob selects layers by name; later rules override earlier ones
-//! field by field. The presets `hifi` and `bfp8-lofi` are embedded ([`Plan::preset`]); any other
+//! field by field. The presets `hifi`, `bfp8-lofi` and `auto` are embedded ([`Plan::preset`]); any other
 //! file is loaded with [`Plan::load`]. [`Plan::resolve`] applies a plan to a voice's layers.
 //!
 //! Layers are the voice's weight tensors that multiply activations, named by module path without
@@ -280,10 +280,13 @@ pub struct Plan {
     pub rules: Vec<Rule>,
 }
 
-/// Embedded preset plans: (name, TOML).
-pub const PRESETS: [(&str, &str); 2] = [
+/// Embedded preset plans: (name, TOML). `auto` is the output of the auto planner
+/// (`tts plan --search auto --out tts-model/plans/auto.toml`; its header says whether it met the
+/// quality gates).
+pub const PRESETS: [(&str, &str); 3] = [
     ("hifi", include_str!("../../plans/hifi.toml")),
     ("bfp8-lofi", include_str!("../../plans/bfp8-lofi.toml")),
+    ("auto", include_str!("../../plans/auto.toml")),
 ];
 
 impl Plan {
@@ -901,7 +904,14 @@ mod tests {
         assert_eq!(lofi.default.weights, WeightFormat::Bfp8);
         assert_eq!(lofi.default.fidelity, Fidelity::LoFi);
         assert!(Plan::preset("nope").is_none());
-        assert_eq!(PRESETS.len(), 2);
+        assert_eq!(PRESETS.len(), 3);
+        let auto = Plan::preset("auto").expect("embedded plans/auto.toml parses");
+        assert_eq!(auto.name, "auto");
+        // The planner writes its verdict into the header: a reader can tell without running it.
+        assert!(
+            PRESETS[2].1.contains("# GATES "),
+            "auto.toml lacks its gate verdict"
+        );
     }
 
     #[test]

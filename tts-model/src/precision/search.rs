@@ -378,6 +378,11 @@ pub struct SearchConfig {
     pub groups: Vec<Group>,
     /// Stop after this many evaluations (the best plan so far is returned).
     pub max_evaluations: usize,
+    /// When the top plan misses the gates but keeps every frame count: continue with the gates
+    /// relaxed to the top plan's worst MCD and L1 times `1 + slack`, to find the cheapest plan
+    /// about as good as the best the ladder can do. The outcome still reports the original gates
+    /// as missed. `None`: stop at the top plan.
+    pub fallback_slack: Option<f64>,
     /// Rules appended to every plan after the group rules (constraints of the backend, e.g.
     /// `activations = "bf16"` for ops without fp32 activations); they must keep settings valid.
     pub fixed: Vec<Rule>,
@@ -442,10 +447,15 @@ pub struct Outcome {
     pub levels: Vec<usize>,
     /// Its measurement.
     pub measured: Measured,
-    /// Whether it met the gates.
+    /// Whether it met the gates (the configured ones, never the relaxed fallback gates).
     pub passed: bool,
-    /// The gates it missed (empty when passed).
+    /// The configured gates it missed (empty when passed).
     pub misses: Vec<String>,
+    /// The relaxed gates of the fallback search, when it ran (see
+    /// [`SearchConfig::fallback_slack`]); the plan meets these if `fallback_met`.
+    pub relaxed_gates: Option<Gates>,
+    /// Whether the plan meets the relaxed gates.
+    pub fallback_met: bool,
     /// Why the search ended where it did.
     pub note: String,
     /// Every evaluation in order.
@@ -464,6 +474,8 @@ struct Runner<'a, E: Evaluator, F: FnMut(&Step)> {
     cache: HashMap<Vec<usize>, Measured>,
     steps: Vec<Step>,
     evaluations: usize,
+    /// The gates in force (the configured ones, or the relaxed fallback gates).
+    gates: Gates,
 }
 
 /// Raised internally when the evaluation budget is spent.
@@ -509,8 +521,8 @@ impl<E: Evaluator, F: FnMut(&Step)> Runner<'_, E, F> {
             group: group.map(|g| self.cfg.groups[g].name.clone()),
             setting: group.map(|g| self.cfg.ladder[levels[g]]),
             levels: levels.to_vec(),
-            violation: measured.violation(&self.cfg.gates),
-            passed: measured.passes(&self.cfg.gates),
+            violation: measured.violation(&self.gates),
+            passed: measured.passes(&self.gates),
             measured: measured.clone(),
             cached,
         };
@@ -654,8 +666,10 @@ pub fn search<E: Evaluator>(
         cache: HashMap::new(),
         steps: Vec::new(),
         evaluations: 0,
+        gates: cfg.gates,
     };
-    let gates = cfg.gates;
+    let mut gates = cfg.gates;
+    let mut relaxed: Option<Gates> = None;
     let mut reasons: HashMap<usize, String> = HashMap::new();
     let mut sensitivities: Vec<(usize, f64)> = Vec::new();
     let floor = vec![0; n];
@@ -677,12 +691,30 @@ pub fn search<E: Evaluator>(
                 break 'search;
             };
             if !m.passes(&gates) {
-                note = format!(
+                let miss = format!(
                     "the gates cannot be met: even every group at the top setting ({}) misses them ({})",
                     cfg.ladder[top],
                     m.misses(&gates).join("; ")
                 );
-                break 'search;
+                let top_metrics = (m.frame_mismatches(), m.worst_mcd_db(), m.worst_log_mel_l1());
+                let (Some(slack), (0, Some(mcd), Some(l1))) = (cfg.fallback_slack, top_metrics)
+                else {
+                    note = miss;
+                    break 'search;
+                };
+                gates = Gates {
+                    max_mcd_db: mcd * (1.0 + slack),
+                    max_log_mel_l1: l1 * (1.0 + slack),
+                };
+                relaxed = Some(gates);
+                r.gates = gates;
+                if r.cache.get(&floor).is_some_and(|f| f.passes(&gates)) {
+                    note = format!(
+                        "{miss}; fallback (gates relaxed to the top plan's quality + {:.0}%): the floor plan meets them",
+                        100.0 * slack
+                    );
+                    break 'search;
+                }
             }
         } else {
             note = "the gates cannot be met: the ladder has a single setting".into();
@@ -748,10 +780,18 @@ pub fn search<E: Evaluator>(
                 reasons.insert(g, reason(cfg, g, sens, hi, "lowest passing level"));
             }
         }
-        note = "the gates are met".into();
+        note = match relaxed {
+            None => "the gates are met".into(),
+            Some(g) => format!(
+                "the gates cannot be met (not even with every group at the top setting); fallback: cheapest plan found within the top plan's quality + {:.0}% (MCD <= {:.4} dB, log-mel L1 <= {:.5})",
+                100.0 * cfg.fallback_slack.unwrap_or(0.0),
+                g.max_mcd_db,
+                g.max_log_mel_l1
+            ),
+        };
     }
     // The answer: the cheapest passing plan measured (normally `current`), else the best one.
-    let pick = best(cfg, &r.cache);
+    let pick = best(cfg, &gates, &r.cache);
     if pick != current {
         reasons.clear();
     }
@@ -782,8 +822,10 @@ pub fn search<E: Evaluator>(
     sens_sorted.sort_by(|a, b| b.1.total_cmp(&a.1));
     Ok(Outcome {
         plan: plan_of(cfg, &pick, &reasons, "auto"),
-        passed: measured.passes(&gates),
-        misses: measured.misses(&gates),
+        passed: measured.passes(&cfg.gates),
+        misses: measured.misses(&cfg.gates),
+        fallback_met: relaxed.is_some_and(|g| measured.passes(&g)),
+        relaxed_gates: relaxed,
         measured,
         levels: pick,
         note,
@@ -802,8 +844,7 @@ fn reason(cfg: &SearchConfig, g: usize, sens: f64, level: usize, how: &str) -> S
 
 /// The best measured assignment: passing ones by cost; otherwise fewest frame mismatches, then
 /// smallest violation, then cost.
-fn best(cfg: &SearchConfig, cache: &HashMap<Vec<usize>, Measured>) -> Vec<usize> {
-    let g = &cfg.gates;
+fn best(cfg: &SearchConfig, g: &Gates, cache: &HashMap<Vec<usize>, Measured>) -> Vec<usize> {
     let mut all: Vec<(&Vec<usize>, &Measured)> = cache.iter().collect();
     all.sort_by(|a, b| {
         b.1.passes(g)
@@ -994,6 +1035,7 @@ mod tests {
             ladder: ladder.clone(),
             groups: groups(&layers, 3, Granularity::Fine).expect("partition"),
             max_evaluations: budget,
+            fallback_slack: None,
             fixed: Vec::new(),
         };
         let fake = Fake {
@@ -1108,6 +1150,34 @@ mod tests {
         );
         // The best plan found is the top plan (smallest violation), with reasons.
         assert_eq!(out.levels, vec![5, 5]);
+        assert_eq!(out.evaluations, 2);
+        assert!(out.relaxed_gates.is_none() && !out.fallback_met);
+    }
+
+    #[test]
+    fn fallback_finds_the_cheapest_plan_near_the_top_quality_without_claiming_the_gates() {
+        // Top: 64/32 + 0.01/32 = 2.0003 dB (misses 0.3); relaxed gate 1.25 x 2.0003 = 2.5004.
+        // conv_post alone can stay at the floor (2.0 + 0.01 = 2.01 passes the relaxed gate);
+        // conv_pre needs the top level (level 4: 4.01 fails).
+        let (mut cfg, mut fake) = setup(&[("dec.conv_pre", 64.0), ("dec.conv_post", 0.01)], 1000);
+        cfg.fallback_slack = Some(0.25);
+        let out = search(&cfg, &mut fake, |_| {}).expect("search runs");
+        assert!(!out.passed, "the configured gates are still missed");
+        assert!(
+            out.misses.iter().any(|m| m.starts_with("MCD")),
+            "{:?}",
+            out.misses
+        );
+        let relaxed = out.relaxed_gates.expect("fallback ran");
+        assert!((relaxed.max_mcd_db - 1.25 * (2.0 + 0.01 / 32.0)).abs() < 1e-12);
+        assert!(out.fallback_met);
+        assert_eq!(out.levels, vec![5, 0]);
+        assert!(out.note.contains("fallback"), "{}", out.note);
+        // No fallback when the top plan changes a frame count.
+        let (mut cfg, mut fake) = setup(&[("enc_p.proj", 64.0)], 1000);
+        cfg.fallback_slack = Some(0.25);
+        let out = search(&cfg, &mut fake, |_| {}).expect("search runs");
+        assert!(out.relaxed_gates.is_none() && !out.passed);
         assert_eq!(out.evaluations, 2);
     }
 
