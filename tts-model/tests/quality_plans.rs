@@ -105,3 +105,49 @@ fn presets_on_the_voice() {
         .map(|e| e.1);
     assert_eq!(bf16, Some(vec_params));
 }
+
+/// The embedded `auto` plan (written by `tts plan --search auto`) resolves on the voice, and the
+/// shares its header states are those of the plan as it stands (a hand edit that changes the
+/// rules without re-running the search makes this fail: re-run the search or fix the header).
+#[test]
+fn auto_preset_resolves_and_its_header_shares_are_current() {
+    let Some(v) = voice() else { return };
+    let layers = precision::layers(&v);
+    let auto = Plan::preset("auto").expect("embedded auto plan parses");
+    let r = auto
+        .resolve(&layers)
+        .expect("every rule of auto.toml matches a layer");
+    let rep = r.report(40, 200, precision::vector_params(&v, &layers));
+    let text = precision::PRESETS
+        .iter()
+        .find(|(n, _)| *n == "auto")
+        .map(|(_, t)| *t)
+        .expect("auto preset");
+    let shares = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# shares: "))
+        .expect("header has a shares line");
+    let pct = |after: &str| -> f64 {
+        let i = shares.find(after).expect("share in the header");
+        let head = &shares[..i];
+        let start = head
+            .rfind(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .map_or(0, |p| p + 1);
+        head[start..].parse().expect("a number before the % sign")
+    };
+    let lofi = pct("% of compute layers in LoFi");
+    let bfp8 = pct("% of weight bytes in BFP8 or smaller");
+    // The header rounds to 0.1%.
+    assert!(
+        (lofi - 100.0 * rep.layer_share(Fidelity::LoFi)).abs() <= 0.051,
+        "{shares}"
+    );
+    assert!(
+        (bfp8 - 100.0 * rep.bfp8_or_smaller_byte_share()).abs() <= 0.051,
+        "{shares}"
+    );
+    assert!(
+        text.contains("# GATES "),
+        "the header states whether the gates were met"
+    );
+}
