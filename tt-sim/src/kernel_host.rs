@@ -680,12 +680,21 @@ pub(crate) fn run_program(dev: &mut SimDevice, prog: &mut SimProgram) -> SimResu
         .collect();
     involved.sort_unstable();
     involved.dedup();
+    // The CB configs of each core (one pass over the configs, not one per core).
+    let mut cbs_of: Vec<Vec<usize>> = vec![Vec::new(); a.num_workers()];
+    for (i, cb) in prog.cbs.iter().enumerate() {
+        for &c in &cb.cores {
+            if let Some(v) = cbs_of.get_mut(c) {
+                v.push(i);
+            }
+        }
+    }
     for &c in &involved {
         let mut cr = CoreRun {
             cbs: vec![None; MAX_CBS],
             ..CoreRun::default()
         };
-        for cb in prog.cbs.iter().filter(|cb| cb.cores.contains(&c)) {
+        for cb in cbs_of[c].iter().map(|&i| &prog.cbs[i]) {
             let addr = match cb.global {
                 Some(b) => dev.buffer_address(b)? as u32,
                 None => cb.addr,
@@ -728,6 +737,20 @@ pub(crate) fn run_program(dev: &mut SimDevice, prog: &mut SimProgram) -> SimResu
         }
     }
     order.sort_unstable_by_key(|&(c, r, _)| (c, r));
+    // Bank coordinate tables every RISC's KernelInfo carries (the same for all).
+    let mut dram_bank_xy = [0u32; MAX_BANKS];
+    for (i, d) in a.dram_noc.iter().enumerate().take(MAX_BANKS) {
+        dram_bank_xy[i] = d.x | (d.y << 16);
+    }
+    let mut l1_bank_xy = [0u32; MAX_BANKS];
+    for (i, xy) in l1_bank_xy
+        .iter_mut()
+        .enumerate()
+        .take(a.num_workers().min(MAX_BANKS))
+    {
+        let n = a.worker_noc(a.core_at(i)).unwrap_or_default();
+        *xy = n.x | (n.y << 16);
+    }
     // The distinct images of this run, and each kernel's index among them.
     let mut images: Vec<Arc<KernelImage>> = Vec::new();
     let mut image_index: HashMap<usize, usize> = HashMap::new();
@@ -760,18 +783,11 @@ pub(crate) fn run_program(dev: &mut SimDevice, prog: &mut SimProgram) -> SimResu
                 num_l1_banks: a.num_workers() as u32,
                 dram_alignment: a.dram_alignment,
                 l1_alignment: a.l1_alignment,
-                dram_bank_xy: [0; MAX_BANKS],
-                l1_bank_xy: [0; MAX_BANKS],
+                dram_bank_xy,
+                l1_bank_xy,
                 cb_page_size: [0; MAX_CBS],
                 cb_data_format: [0xff; MAX_CBS],
             });
-            for (i, d) in a.dram_noc.iter().enumerate().take(MAX_BANKS) {
-                info.dram_bank_xy[i] = d.x | (d.y << 16);
-            }
-            for i in 0..a.num_workers().min(MAX_BANKS) {
-                let n = a.worker_noc(a.core_at(i)).unwrap_or_default();
-                info.l1_bank_xy[i] = n.x | (n.y << 16);
-            }
             let mut cb_local = vec![CbLocal::default(); MAX_CBS];
             // SAFETY: state_ptr points at the boxed RunState, alive for this function; no hook runs yet.
             if let Some(cr) = unsafe { (&(*state_ptr).cores)[c].as_ref() } {
