@@ -537,3 +537,61 @@ fn diag_ops() {
     let (prd, _) = conv("dp.flows.7.proj", 192, 29, 1, 1).run(&g_in).unwrap();
     assert!(4e-3 >= cmp("flows.7.proj", &prd.to_host().unwrap(), &pr_ref));
 }
+
+/// Alignment on the device from the device logw: the durations equal `synth::durations` of the
+/// same (downloaded) logw (the device exp is within a few fp32 ulp of libm's; a duration whose
+/// `exp(logw)` lies within 1e-5 of an integer may differ by one, none did here), and the
+/// expanded prior is exactly the host gather of the bf16-rounded statistics.
+#[test]
+fn device_alignment_matches_host_alignment() {
+    let Some((cpu, dev, _)) = setup(Arch::WormholeB0, DataFormat::Float16_b) else {
+        return;
+    };
+    let v = voice().expect("voice");
+    let enc = cpu.encode(&golden_ids("fox")).expect("encode");
+    let t = enc.t;
+    let nz = noise(t, 0.8, 3);
+    let (logw_d, mut st) = dev.log_durations_device(&enc, &nz).expect("device logw");
+    let logw = logw_d.to_host().expect("download");
+    let c = 2 * v.hparams.inter;
+    let stats = tt_kernels::ops::common::DeviceTensor::from_host(
+        dev.device(),
+        t,
+        c,
+        &enc.stats,
+        DataFormat::Float16_b,
+    )
+    .expect("upload stats");
+    for ls in [1.0f32, 1.3] {
+        let al = dev.align(&logw_d, &stats, ls, &mut st).expect("align");
+        let want = durations(&logw, ls);
+        let got = al.durations_host().expect("durations");
+        for (i, (&a, &b)) in got.iter().zip(&want).enumerate() {
+            let x = f64::from(logw[i]).exp() * f64::from(ls);
+            let near = (x - x.round()).abs() <= 1e-5 * x.max(1.0);
+            assert!(
+                a == b || (near && a.abs_diff(b) == 1),
+                "id {i}: device {a}, host {b}"
+            );
+        }
+        let frames: u32 = want.iter().sum();
+        assert_eq!(al.frames as u32, frames);
+        let prior = al.prior.to_host().expect("prior");
+        let mut j = 0;
+        for (i, &d) in got.iter().enumerate() {
+            for _ in 0..d {
+                for k in 0..c {
+                    assert_eq!(
+                        prior[j * c + k],
+                        bf16(enc.stats[i * c + k]),
+                        "frame {j} ch {k}"
+                    );
+                }
+                j += 1;
+            }
+        }
+        eprintln!(
+            "alignment (length scale {ls}): {t} ids -> {frames} frames, durations and prior exact"
+        );
+    }
+}

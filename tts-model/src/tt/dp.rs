@@ -28,6 +28,11 @@
 //!   core, see its module doc), which also writes the bf16 copy the next flow's `pre` reads;
 //! - the final reverse ElementwiseAffine `(z - m) * exp(-logs)` fused into the last spline.
 //!
+//! - optionally the alignment ([`DevDurationPredictor::align`]): integer durations
+//!   `ceil(exp(logw) * length_scale)` and their total on a RISC-V, then the expansion of the
+//!   prior statistics to frames with tt-kernels' `expand_durations` (integer prefix sum on the
+//!   device); only the frame count is read back.
+//!
 //! The host only uploads the encoder output and the noise and downloads `logw` (I/O). The flip
 //! between flows is free (it swaps which tensor is which). The flow variables `z0`, `z1` stay
 //! Float32 on the device between flows; the conv inputs are in the plan's activation format.
@@ -41,9 +46,10 @@
 use tt_kernels::ops::common::{Activation, DeviceTensor, OpError, Precision};
 use tt_kernels::ops::conv::{Conv1d, Conv1dParams};
 use tt_kernels::ops::eltwise::{BinaryOp, Broadcast, Eltwise, EltwiseOp, UnaryOp};
+use tt_kernels::ops::embed::expand_durations_with_stats;
 use tt_kernels::ops::norm::LayerNorm;
-use tt_kernels::ops::spline::{SplineParams, spline_inverse};
-use tt_safe::{DataFormat, Device, RunStats};
+use tt_kernels::ops::spline::{SplineParams, durations_from_logw, spline_inverse};
+use tt_safe::{Buffer, DataFormat, Device, RunStats};
 
 use crate::backend::Encoded;
 use crate::error::{Result, TtsError};
@@ -73,6 +79,36 @@ impl DpStats {
         self.device_ns += st.device_ns.unwrap_or(0);
         self.is_estimate |= st.is_estimate;
         self.launches += 1;
+    }
+}
+
+/// The alignment of one utterance on the device (VITS step 4 and the gather of step 5).
+#[derive(Debug)]
+pub struct DevAlignment {
+    /// `[frames, C]` bf16: row `j` is row `i` of the prior statistics where
+    /// `cum[i-1] <= j < cum[i]` (integer prefix sum on the device).
+    pub prior: DeviceTensor,
+    /// Total frames (integer sum of the durations, computed on the device).
+    pub frames: usize,
+    /// The durations `ceil(exp(logw) * length_scale)` as a device index buffer (u32, pages of
+    /// 32 entries; the layout `tt_kernels::ops::embed::expand_durations` reads).
+    pub durations: Buffer,
+    /// Number of ids.
+    pub ids: usize,
+}
+
+impl DevAlignment {
+    /// Downloads the durations (I/O: the synthesizer reports them).
+    pub fn durations_host(&self) -> Result<Vec<u32>> {
+        let bytes = self
+            .durations
+            .read()
+            .map_err(|e| dev_err(OpError::from(e)))?;
+        Ok(bytes
+            .chunks_exact(4)
+            .take(self.ids)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
     }
 }
 
@@ -318,6 +354,57 @@ impl DevDurationPredictor {
             x = sum;
         }
         Ok(x)
+    }
+
+    /// The device the predictor runs on (upload the prior statistics for [`Self::align`] there).
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Alignment on the device: integer durations `ceil(exp(logw) * length_scale)` and their
+    /// integer total (spline kernel file, `DURATIONS` build, one RISC-V), then the expansion of
+    /// the prior statistics `stats [T, C]` (bf16, e.g. `m_p | logs_p`) to `[frames, C]` with
+    /// tt-kernels' `expand_durations` (integer prefix sum on the device). Only the frame count
+    /// (one word) is read back, to size the output. `logw` is the `[T, 1]` tensor of
+    /// [`DevDurationPredictor::log_durations_device`].
+    pub fn align(
+        &self,
+        logw: &DeviceTensor,
+        stats: &DeviceTensor,
+        length_scale: f32,
+        st: &mut DpStats,
+    ) -> Result<DevAlignment> {
+        if stats.rows() != logw.rows() {
+            return Err(TtsError::Input(format!(
+                "alignment: {} prior rows for {} durations",
+                stats.rows(),
+                logw.rows()
+            )));
+        }
+        let (durations, total, s) =
+            durations_from_logw(&self.device, logw, length_scale).map_err(dev_err)?;
+        st.add(0.0, &s);
+        let frames = usize::try_from(total)
+            .ok()
+            .filter(|&f| f > 0)
+            .ok_or_else(|| {
+                TtsError::Input(format!(
+                    "alignment: the durations add up to {total} frames; nothing to synthesise"
+                ))
+            })?;
+        let (prior, n, s) =
+            expand_durations_with_stats(&self.device, stats, &durations, logw.rows(), frames)
+                .map_err(|e| {
+                    TtsError::Unsupported(format!("tt device op failed (alignment): {e}"))
+                })?;
+        st.add(0.0, &s);
+        debug_assert_eq!(n, frames);
+        Ok(DevAlignment {
+            prior,
+            frames,
+            durations,
+            ids: logw.rows(),
+        })
     }
 
     /// `logw [T]` from the encoder output (`enc.x`, `[T, hidden]`) and the noise
