@@ -65,6 +65,13 @@ struct DecScratch {
     tmp: Vec<f32>,
 }
 
+/// Per-tile buffers of the time-tiled decoder stages (one per worker in flight, reused).
+#[derive(Default)]
+struct TileScratch {
+    r: Vec<f32>,
+    pad: Vec<f32>,
+}
+
 enum ResBlock {
     One(Vec<(Conv, Conv)>),
     Two(Vec<Conv>),
@@ -92,6 +99,7 @@ pub struct CpuBackend {
     resblocks: Vec<Vec<ResBlock>>,
     dec_post: Conv,
     dec_scratch: std::sync::Mutex<Option<DecScratch>>,
+    tile_scratch: std::sync::Mutex<Vec<TileScratch>>,
 }
 
 impl CpuBackend {
@@ -319,6 +327,7 @@ impl CpuBackend {
             resblocks,
             dec_post: Conv::load(w, "dec.conv_post", last_c, 1, 1)?,
             dec_scratch: std::sync::Mutex::new(None),
+            tile_scratch: std::sync::Mutex::new(Vec::new()),
             pool: rayon::ThreadPoolBuilder::new()
                 .num_threads(1)
                 .build()
@@ -744,6 +753,11 @@ impl CpuBackend {
             up.forward_into(&x, n, Act::Leaky(0.1), &mut pad, &mut sc.y);
             n *= up.s;
             let c = up.cout;
+            if stage.iter().all(|rb| matches!(rb, ResBlock::Two(_))) {
+                x.resize(n * c, 0.0);
+                self.resblocks_tiled(stage, &sc.y, n, c, &mut x);
+                continue;
+            }
             for (j, rb) in stage.iter().enumerate() {
                 // The first block works directly in `xs`, later ones in `r` and are added to `xs`.
                 let r = if j == 0 { &mut sc.xs } else { &mut sc.r };
@@ -818,6 +832,74 @@ impl CpuBackend {
             &mut pad,
         );
         Ok(out)
+    }
+}
+
+impl CpuBackend {
+    /// One decoder stage of `ResBlock::Two` blocks, time-tiled: `out = mean_j block_j(y)`, `y` and
+    /// `out` `[n, c]`. Each tile of output rows runs every block on its own rows plus the halo the
+    /// block's convs need (recomputed, exact), in per-tile buffers that stay in cache, so the
+    /// stage makes one pass over `y` per block instead of several full-size passes per conv;
+    /// tiles run in parallel.
+    fn resblocks_tiled(&self, stage: &[ResBlock], y: &[f32], n: usize, c: usize, out: &mut [f32]) {
+        if n == 0 {
+            return;
+        }
+        let threads = rayon::current_num_threads().max(1);
+        // About 256 KiB of rows per tile buffer; a multiple of the thread count of tiles.
+        let max_rows = ((1usize << 16) / c).max(64);
+        let tiles = n.div_ceil(max_rows).div_ceil(threads) * threads;
+        let tile = n.div_ceil(tiles);
+        let nk = stage.len() as f32;
+        out.par_chunks_mut(tile * c)
+            .enumerate()
+            .for_each(|(ti, o)| {
+                let mut s = self
+                    .tile_scratch
+                    .lock()
+                    .ok()
+                    .and_then(|mut v| v.pop())
+                    .unwrap_or_default();
+                let t0 = ti * tile;
+                let t1 = t0 + o.len() / c;
+                for (j, rb) in stage.iter().enumerate() {
+                    let ResBlock::Two(convs) = rb else {
+                        unreachable!("resblocks_tiled is only called for ResBlock::Two stages")
+                    };
+                    // Halo still needed after conv i: the later convs' paddings.
+                    let left = |i: usize| convs[i..].iter().map(|cv| cv.pad_l).sum::<usize>();
+                    let right = |i: usize| convs[i..].iter().map(|cv| cv.pad_r).sum::<usize>();
+                    let (a, b) = (t0.saturating_sub(left(0)), (t1 + right(0)).min(n));
+                    s.r.clear();
+                    s.r.extend_from_slice(&y[a * c..b * c]);
+                    let (mut xa, mut xb) = (a, b);
+                    for (i, conv) in convs.iter().enumerate() {
+                        let (oa, ob) = (t0.saturating_sub(left(i + 1)), (t1 + right(i + 1)).min(n));
+                        conv.fill_window(
+                            &s.r[(xa - a) * c..],
+                            xa,
+                            xb,
+                            oa,
+                            ob,
+                            Act::Leaky(0.1),
+                            &mut s.pad,
+                        );
+                        conv.gemm_window(&s.pad, ob - oa, &mut s.r[(oa - a) * c..], c);
+                        (xa, xb) = (oa, ob);
+                    }
+                    let r = &s.r[(t0 - a) * c..(t1 - a) * c];
+                    let last = j + 1 == stage.len();
+                    match (j, last) {
+                        (0, true) => o.iter_mut().zip(r).for_each(|(o, r)| *o = r / nk),
+                        (0, false) => o.copy_from_slice(r),
+                        (_, false) => o.iter_mut().zip(r).for_each(|(o, r)| *o += r),
+                        (_, true) => o.iter_mut().zip(r).for_each(|(o, r)| *o = (*o + r) / nk),
+                    }
+                }
+                if let Ok(mut v) = self.tile_scratch.lock() {
+                    v.push(s);
+                }
+            });
     }
 }
 

@@ -200,11 +200,13 @@ impl Conv {
         // Source rows: either x itself (1x1 conv, no pre-activation) or a padded, activated copy.
         let direct = self.k == 1 && pre == Act::None && self.pad_l == 0;
         if direct {
-            self.gemm_from(x, x_rs, false, t_len, out, out_rs, accumulate, post, bias);
+            self.gemm_from(
+                x, x_rs, false, t_len, out, out_rs, accumulate, post, bias, false,
+            );
         } else {
             self.fill_pad(x, x_rs, t_len, pre, pad);
             self.gemm_from(
-                pad, self.cin, true, t_len, out, out_rs, accumulate, post, bias,
+                pad, self.cin, true, t_len, out, out_rs, accumulate, post, bias, false,
             );
         }
     }
@@ -229,6 +231,61 @@ impl Conv {
             true,
             Act::None,
             &self.b,
+            false,
+        );
+    }
+
+    /// Serial windowed step for time tiles (no rayon inside): fill `pad` with `pre(x)` for the
+    /// padded input of output rows `oa..ob` (global row indices). `x` holds global rows `xa..xb`
+    /// (contiguous, `cin` per row); rows outside `xa..xb` read as zeros, which is exact when
+    /// `xa..xb` covers every row of the sequence that the window needs (its ends are the sequence
+    /// ends or lie at least `pad_l` / `pad_r` rows beyond the window).
+    #[allow(clippy::too_many_arguments)]
+    pub fn fill_window(
+        &self,
+        x: &[f32],
+        xa: usize,
+        xb: usize,
+        oa: usize,
+        ob: usize,
+        pre: Act,
+        pad: &mut Vec<f32>,
+    ) {
+        let (cin, d) = (self.cin, self.dil);
+        let rows = self.pad_l + (ob - oa) + self.pad_r;
+        let seg_rows = rows.div_ceil(d);
+        pad.resize(seg_rows * d * cin, 0.0);
+        let g0 = oa as isize - self.pad_l as isize;
+        for p in 0..seg_rows * d {
+            let dst = (p % d * seg_rows + p / d) * cin;
+            let row = &mut pad[dst..dst + cin];
+            let g = g0 + p as isize;
+            if g >= xa as isize && g < xb as isize {
+                let s = (g as usize - xa) * cin;
+                pre.apply_into(row, &x[s..s + cin]);
+            } else {
+                row.fill(0.0);
+            }
+        }
+    }
+
+    /// Serial: `out[t] += bias + conv(pad)` for the `ob - oa` rows of the window `pad` was filled
+    /// for by [`Conv::fill_window`] (`out` rows of stride `out_rs`).
+    pub fn gemm_window(&self, pad: &[f32], t_len: usize, out: &mut [f32], out_rs: usize) {
+        if t_len == 0 {
+            return;
+        }
+        self.gemm_from(
+            pad,
+            self.cin,
+            true,
+            t_len,
+            out,
+            out_rs,
+            true,
+            Act::None,
+            &self.b,
+            true,
         );
     }
 
@@ -284,6 +341,7 @@ impl Conv {
         accumulate: bool,
         post: Act,
         bias: &[f32],
+        serial: bool,
     ) {
         let (cin, cout, k) = (self.cin, self.cout, self.k);
         let out = &mut out[..(t_len - 1) * out_rs + cout];
@@ -295,7 +353,11 @@ impl Conv {
         };
         let kk = k * cin;
         // Blocks of `ub` rows per phase = `ub * d` output rows, each a contiguous chunk of `out`.
-        let ub = block_rows(t_len.div_ceil(d), 1024);
+        let ub = if serial {
+            t_len.div_ceil(d)
+        } else {
+            block_rows(t_len.div_ceil(d), 1024)
+        };
         out.par_chunks_mut(ub * d * out_rs)
             .enumerate()
             .for_each(|(bi, c)| {
