@@ -1,6 +1,7 @@
 //! The crate's only `unsafe` code: two calls into crates whose entry points are `unsafe fn`
-//! (`memmap2::Mmap::map` and `gemm::gemm`), each behind a safe wrapper that checks what
-//! the callee cannot. The model-side modules are `#![deny(unsafe_code)]`.
+//! (`memmap2::Mmap::map` and `gemm::gemm`) and an AVX-512 f32 GEMM kernel (raw-pointer SIMD loads
+//! and stores), each behind a safe wrapper that checks what the callee cannot. The model-side
+//! modules are `#![deny(unsafe_code)]`.
 #![allow(unsafe_code)]
 
 use bytes::Bytes;
@@ -78,6 +79,34 @@ pub fn sgemm(
     if m == 0 || n == 0 {
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if a.cs == 1
+        && b.cs == 1
+        && c.cs == 1
+        && alpha == 1.0
+        && (beta == 0.0 || beta == 1.0)
+        && avx512::usable()
+    {
+        // SAFETY: the CPU supports AVX-512F (checked at run time by `usable`); A, B and C have unit
+        // column stride and the asserts above put every element (i, l), (l, j), (i, j) for
+        // i < m, l < k, j < n inside the borrowed slices, which is all the kernel touches (column
+        // tails are masked). C is exclusively borrowed and its rows do not alias (checked above).
+        unsafe {
+            avx512::gemm(
+                m,
+                k,
+                n,
+                a.data.as_ptr(),
+                a.rs,
+                b.data.as_ptr(),
+                b.rs,
+                beta != 0.0,
+                c.data.as_mut_ptr(),
+                c.rs,
+            );
+        }
+        return;
+    }
     let ip = |x: usize| x as isize;
     // SAFETY: the asserts above guarantee that every element gemm reads from A and B
     // ((i, l) and (l, j) for i < m, l < k, j < n) lies inside the borrowed slices, that every C
@@ -107,6 +136,139 @@ pub fn sgemm(
             false,
             gemm::Parallelism::None,
         );
+    }
+}
+
+/// A row-major f32 GEMM for CPUs with AVX-512F: `C (+)= A * B` with unit column strides.
+///
+/// Register tiles of up to `MR` rows by 32 columns (24 accumulators) read A in place (no packing:
+/// conv im2col rows overlap and are cheap to re-read) and B in `KC`-row blocks that stay in L1.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+    use std::sync::OnceLock;
+
+    const MR: usize = 12;
+    const KC: usize = 256;
+
+    /// AVX-512F present and not disabled with `TTS_CPU_GEMM=generic` (kept for A/B timing).
+    pub fn usable() -> bool {
+        static USE: OnceLock<bool> = OnceLock::new();
+        *USE.get_or_init(|| {
+            std::env::var("TTS_CPU_GEMM").map_or(true, |v| v != "generic")
+                && std::is_x86_feature_detected!("avx512f")
+        })
+    }
+
+    fn mask(cols: usize) -> __mmask16 {
+        if cols >= 16 {
+            0xFFFF
+        } else {
+            ((1u32 << cols) - 1) as __mmask16
+        }
+    }
+
+    /// # Safety
+    /// AVX-512F must be available; for i < m, l < k, j < n the elements `a[i*ars + l]`,
+    /// `b[l*brs + j]` and `c[i*crs + j]` must be valid (C writable, not aliasing A or B) and
+    /// distinct C indices must be distinct elements.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: *const f32,
+        ars: usize,
+        b: *const f32,
+        brs: usize,
+        accumulate: bool,
+        c: *mut f32,
+        crs: usize,
+    ) {
+        let mut j0 = 0;
+        while j0 < n {
+            let nw = (n - j0).min(32);
+            let (m0, m1) = (mask(nw), mask(nw.saturating_sub(16)));
+            let mut k0 = 0;
+            loop {
+                let kb = (k - k0).min(KC);
+                let load_c = accumulate || k0 > 0;
+                let mut i0 = 0;
+                while i0 < m {
+                    let r = (m - i0).min(MR);
+                    // SAFETY: rows i0..i0+r, depth k0..k0+kb, columns j0..j0+nw are inside the
+                    // caller's bounds; the masks cover exactly the nw valid columns.
+                    unsafe {
+                        let (ap, bp, cp) = (
+                            a.add(i0 * ars + k0),
+                            b.add(k0 * brs + j0),
+                            c.add(i0 * crs + j0),
+                        );
+                        macro_rules! go {
+                            ($($n:literal)*) => {
+                                match r {
+                                    $($n => tile::<$n>(kb, ap, ars, bp, brs, cp, crs, m0, m1, load_c),)*
+                                    _ => unreachable!(),
+                                }
+                            };
+                        }
+                        go!(1 2 3 4 5 6 7 8 9 10 11 12);
+                    }
+                    i0 += r;
+                }
+                k0 += kb;
+                if k0 >= k {
+                    break;
+                }
+            }
+            j0 += 32;
+        }
+    }
+
+    /// `R` rows x up to 32 columns: `C = (load_c ? C : 0) + A[.., ..kb] * B[..kb, ..]`.
+    ///
+    /// # Safety
+    /// As [`gemm`], for `R` rows, `kb` depth and the columns selected by `m0`/`m1`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile<const R: usize>(
+        kb: usize,
+        a: *const f32,
+        ars: usize,
+        b: *const f32,
+        brs: usize,
+        c: *mut f32,
+        crs: usize,
+        m0: __mmask16,
+        m1: __mmask16,
+        load_c: bool,
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); 2]; R];
+        // SAFETY (whole body): every pointer formed is inside the caller's bounds (rows < R,
+        // depth < kb, masked columns), see `gemm`.
+        unsafe {
+            if load_c {
+                for (r, row) in acc.iter_mut().enumerate() {
+                    row[0] = _mm512_maskz_loadu_ps(m0, c.add(r * crs));
+                    row[1] = _mm512_maskz_loadu_ps(m1, c.add(r * crs + 16));
+                }
+            }
+            for l in 0..kb {
+                let b0 = _mm512_maskz_loadu_ps(m0, b.add(l * brs));
+                let b1 = _mm512_maskz_loadu_ps(m1, b.add(l * brs + 16));
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let av = _mm512_set1_ps(*a.add(r * ars + l));
+                    row[0] = _mm512_fmadd_ps(av, b0, row[0]);
+                    row[1] = _mm512_fmadd_ps(av, b1, row[1]);
+                }
+            }
+            for (r, row) in acc.iter().enumerate() {
+                _mm512_mask_storeu_ps(c.add(r * crs), m0, row[0]);
+                _mm512_mask_storeu_ps(c.add(r * crs + 16), m1, row[1]);
+            }
+        }
     }
 }
 
@@ -159,6 +321,75 @@ mod tests {
             }
             for j in n..n + 3 {
                 assert_eq!(c[i * (n + 3) + j], 0.5, "padding column written");
+            }
+        }
+    }
+
+    /// Unit column strides (the AVX-512 kernel's case where the CPU has it): row tails (m not a
+    /// multiple of 12), column tails (n not a multiple of 16/32), depth over one K block (300, 513
+    /// > 256), row strides wider than the rows, overlapping A rows (an im2col view), beta 0 and 1.
+    #[test]
+    fn sgemm_unit_strides_matches_f64_reference() {
+        for &(m, k, n, ars, beta) in &[
+            (37, 300, 45, 7, 1.0f32),
+            (25, 29, 32, 29, 0.0),
+            (13, 513, 67, 64, 1.0),
+            (1, 5, 3, 5, 0.0),
+        ] {
+            let a: Vec<f32> = (0..(m - 1) * ars + k)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+                .collect();
+            let brs = n + 5;
+            let b: Vec<f32> = (0..k * brs)
+                .map(|i| ((i * 53 % 97) as f32 - 48.0) / 40.0)
+                .collect();
+            let crs = n + 3;
+            let mut c: Vec<f32> = (0..m * crs)
+                .map(|i| ((i * 29 % 89) as f32 - 44.0) / 30.0)
+                .collect();
+            let c0 = c.clone();
+            sgemm(
+                m,
+                k,
+                n,
+                1.0,
+                MatRef {
+                    data: &a,
+                    rs: ars,
+                    cs: 1,
+                },
+                MatRef {
+                    data: &b,
+                    rs: brs,
+                    cs: 1,
+                },
+                beta,
+                MatMut {
+                    data: &mut c,
+                    rs: crs,
+                    cs: 1,
+                },
+            );
+            for i in 0..m {
+                for j in 0..n {
+                    let (mut r, mut mag) = (beta as f64 * c0[i * crs + j] as f64, 0f64);
+                    for l in 0..k {
+                        let p = a[i * ars + l] as f64 * b[l * brs + j] as f64;
+                        r += p;
+                        mag += p.abs();
+                    }
+                    // Any f32 summation order: |error| <= (k + 1) * eps * (sum |terms| + |c|).
+                    let tol =
+                        (k + 2) as f64 * f32::EPSILON as f64 * (mag + c0[i * crs + j].abs() as f64);
+                    let got = c[i * crs + j] as f64;
+                    assert!(
+                        (got - r).abs() <= tol,
+                        "({m},{k},{n}) ({i},{j}): {got} vs {r}"
+                    );
+                }
+                for j in n..crs {
+                    assert_eq!(c[i * crs + j], c0[i * crs + j], "padding column written");
+                }
             }
         }
     }
