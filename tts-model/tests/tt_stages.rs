@@ -281,3 +281,81 @@ fn stage_breakdown() {
         );
     }
 }
+
+/// How much error each stage's output may carry: white noise at a given SNR added to the cpu
+/// flow's input `z_p` or to the decoder's input `z`, then the rest of the pipeline on cpu;
+/// prints audio MCD / log-mel L1 / SNR against the clean cpu audio. Diagnostic (cpu only).
+#[test]
+#[ignore = "diagnostic (~1 min): cargo test -p tts-model --test tt_stages -- --ignored mcd_sensitivity --nocapture"]
+fn mcd_sensitivity() {
+    use tts_model::quality::{MelAnalyzer, MelConfig, compare};
+    let Some(v) = voice() else {
+        eprintln!("skipped: voice not found");
+        return;
+    };
+    let ids: Vec<i64> = std::env::var("TTS_IDS")
+        .ok()
+        .map(|s| {
+            s.split(',')
+                .map(|x| x.trim().parse().expect("TTS_IDS: integers"))
+                .collect()
+        })
+        .unwrap_or_else(|| HELLO.to_vec());
+    let cpu = CpuBackend::new(v, CpuOptions { threads: 1 }).expect("cpu backend");
+    let inter = cpu.hparams().inter;
+    let enc = cpu.encode(&ids).expect("cpu encoder");
+    let d = durations(
+        &cpu.log_durations(&enc, &vec![0.0; 2 * enc.t], None)
+            .expect("dp"),
+        1.0,
+    );
+    let mut z_p = Vec::new();
+    for (i, &n) in d.iter().enumerate() {
+        for _ in 0..n {
+            z_p.extend_from_slice(&enc.stats[i * 2 * inter..i * 2 * inter + inter]);
+        }
+    }
+    let frames = z_p.len() / inter;
+    let z = cpu.flow_reverse(&z_p, frames, None).expect("cpu flow");
+    let audio = cpu.decode(&z, frames, None).expect("cpu decoder");
+    let an = MelAnalyzer::new(MelConfig {
+        sample_rate: 22050,
+        hop: cpu.hparams().hop(),
+        ..MelConfig::default()
+    });
+    let noisy = |x: &[f32], snr: f64, seed: u64| -> Vec<f32> {
+        let rms = (x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / x.len() as f64).sqrt();
+        // Uniform noise in [-a, a) has power a^2 / 3.
+        let a = rms * 10f64.powf(-snr / 20.0) * 3f64.sqrt();
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        x.iter()
+            .map(|&v| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                let u = (s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
+                (f64::from(v) + a * u) as f32
+            })
+            .collect()
+    };
+    for snr in [40.0, 50.0, 60.0, 70.0] {
+        let zn = noisy(&z, snr, 1);
+        let a1 = cpu.decode(&zn, frames, None).expect("decoder");
+        let c1 = compare(&an, &audio, &a1);
+        let zpn = noisy(&z_p, snr, 2);
+        let zf = cpu.flow_reverse(&zpn, frames, None).expect("flow");
+        let a2 = cpu.decode(&zf, frames, None).expect("decoder");
+        let c2 = compare(&an, &audio, &a2);
+        eprintln!(
+            "noise at {snr} dB: on z (decoder input): MCD {:.4} dB, L1 {:.5}, audio SNR {:.1} dB; \
+             on z_p (flow input): flow output SNR {:.1} dB, MCD {:.4} dB, L1 {:.5}, audio SNR {:.1} dB",
+            c1.mcd_db.unwrap_or(f64::NAN),
+            c1.log_mel_l1.unwrap_or(f64::NAN),
+            c1.snr_db.unwrap_or(f64::NAN),
+            snr_db(&z, &zf).expect("len"),
+            c2.mcd_db.unwrap_or(f64::NAN),
+            c2.log_mel_l1.unwrap_or(f64::NAN),
+            c2.snr_db.unwrap_or(f64::NAN),
+        );
+    }
+}

@@ -39,7 +39,7 @@ use tt_kernels::ops::conv::{Conv1d, Conv1dParams, conv1d_reference};
 use tt_kernels::ops::conv_transpose::{
     ConvTranspose1d, ConvTranspose1dParams, conv_transpose1d_reference,
 };
-use tt_kernels::ops::eltwise::{Eltwise, EltwiseOp, UnaryOp};
+use tt_kernels::ops::eltwise::{BinaryOp, Broadcast, Eltwise, EltwiseOp, UnaryOp};
 use tt_kernels::ops::embed::{EmbedScale, embedding_gather, index_buffer};
 use tt_kernels::ops::norm::LayerNorm;
 pub use tt_safe::Arch;
@@ -154,6 +154,8 @@ enum Act {
         rows: usize,
         cols: usize,
         data: Vec<f32>,
+        /// The format the device would store it in.
+        fmt: DataFormat,
     },
 }
 
@@ -199,7 +201,10 @@ type EncLayer = (Vec<f32>, Vec<f32>, Precision, LayerNorm, LayerNorm);
 
 /// Encoder parts that are not convs.
 struct DevEncoder {
+    /// The embedding table times sqrt(C), bf16.
     emb: DeviceTensor,
+    /// Its low part (`t - bf16(t)`), with Float32 encoder activations.
+    emb_lo: Option<DeviceTensor>,
     /// Per layer: rel_k, rel_v (`[2w+1, d]`), attention precision, LN1, LN2.
     layers: Vec<EncLayer>,
 }
@@ -541,14 +546,30 @@ impl TtBackend {
         }
         let enc = {
             let w = &voice.weights;
-            let emb = DeviceTensor::from_host(
-                &device,
-                hp.n_vocab,
-                hp.hidden,
-                &w.get("enc_p.emb.weight")?.to_f32(),
-                DataFormat::Float16_b,
-            )
-            .map_err(dev_err)?;
+            // The sqrt(C) scale is folded into the table (f32, at load); the gather then copies
+            // rows exactly. With Float32 encoder activations the table is a bf16 pair
+            // hi + lo (hi = bf16(t), lo = bf16(t - hi): 16 significant bits), summed on the
+            // device into a Float32 tensor.
+            let scale = (hp.hidden as f64).sqrt() as f32;
+            let table: Vec<f32> = w
+                .get("enc_p.emb.weight")?
+                .to_f32()
+                .iter()
+                .map(|&v| v * scale)
+                .collect();
+            let enc_fmt = act_format(setting("enc_p.encoder.attn_layers.0.conv_q"));
+            let hi: Vec<f32> = table.iter().map(|&v| bf16(v)).collect();
+            let up = |v: &[f32]| {
+                DeviceTensor::from_host(&device, hp.n_vocab, hp.hidden, v, DataFormat::Float16_b)
+                    .map_err(dev_err)
+            };
+            let emb = up(&hi)?;
+            let emb_lo = if enc_fmt == DataFormat::Float32 {
+                let lo: Vec<f32> = table.iter().zip(&hi).map(|(&t, &h)| t - h).collect();
+                Some(up(&lo)?)
+            } else {
+                None
+            };
             let ln_prec = to_precision(opts.plan.default);
             let mut el = Vec::new();
             for i in 0..hp.n_layers {
@@ -567,7 +588,11 @@ impl TtBackend {
                 };
                 el.push((rk, rv, ap, ln(1)?, ln(2)?));
             }
-            DevEncoder { emb, layers: el }
+            DevEncoder {
+                emb,
+                emb_lo,
+                layers: el,
+            }
         };
         // The flow's residual stream z is written by the fused `post` residual of each
         // coupling: its format is that of the first coupling's `post`.
@@ -649,6 +674,7 @@ impl TtBackend {
                 rows,
                 cols,
                 data: data.iter().map(|&v| round_to(fmt, v)).collect(),
+                fmt,
             });
         }
         Ok(Act::Dev(
@@ -703,7 +729,10 @@ impl TtBackend {
             }
             (
                 Act::Host {
-                    rows, cols, data, ..
+                    rows,
+                    cols,
+                    data,
+                    fmt,
                 },
                 r,
             ) => {
@@ -716,11 +745,12 @@ impl TtBackend {
                         ));
                     }
                 };
-                let (y, n) = emulate(l, data, *rows, *cols, r)?;
+                let (y, n) = emulate(l, data, *rows, *cols, *fmt, r)?;
                 Act::Host {
                     rows: n,
                     cols: l.cout,
                     data: y,
+                    fmt: l.out_fmt,
                 }
             }
             (Act::Dev(_), Some(Act::Host { .. })) => {
@@ -820,6 +850,7 @@ impl TtBackend {
             rows: inputs[0].rows(),
             cols: inputs[0].cols(),
             data: (0..n).map(|i| round_to(fmt, f(i) as f32)).collect(),
+            fmt,
         })
     }
 
@@ -841,15 +872,22 @@ impl TtBackend {
             TtsError::Unsupported(format!("tt device op failed: {e}"))
         };
         let buf = index_buffer(&self.device, &idx).map_err(ed)?;
-        let mut xd = embedding_gather(
-            &self.device,
-            &self.enc.emb,
-            &buf,
-            t,
-            EmbedScale::SqrtChannels,
-        )
-        .map_err(ed)?;
+        let mut xd =
+            embedding_gather(&self.device, &self.enc.emb, &buf, t, EmbedScale::None).map_err(ed)?;
         self.note(|g| g.launches += 1);
+        if let Some(lo) = &self.enc.emb_lo {
+            let xl = embedding_gather(&self.device, lo, &buf, t, EmbedScale::None).map_err(ed)?;
+            self.note(|g| g.launches += 1);
+            let ew = Eltwise::new(&self.device, Precision::hifi_fp32()).map_err(dev_err)?;
+            let (x, st) = ew
+                .run_op(
+                    EltwiseOp::Binary(BinaryOp::Add, Broadcast::None),
+                    &[&xd, &xl],
+                )
+                .map_err(dev_err)?;
+            self.note_stats("encoder", 0.0, &st);
+            xd = x;
+        }
         let core_flops = |name: &str| -> f64 {
             self.all_layers
                 .iter()
@@ -915,6 +953,11 @@ fn round_to(fmt: DataFormat, v: f32) -> f32 {
     }
 }
 
+/// The matmul's view of a Float32 activation: truncated to TF32 (10 explicit mantissa bits).
+fn tf32(v: f32) -> f32 {
+    f32::from_bits(v.to_bits() & 0xffff_e000)
+}
+
 fn sigmoid64(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
@@ -931,23 +974,29 @@ fn check_shape(name: &str, p: &Conv1dParams, cin: usize, cout: usize, k: usize) 
 }
 
 /// Host emulation of one device layer: f64 reference on the stored inputs (the fused input
-/// activation rounded to the input's format), bf16-rounded weights and bias, the output
+/// activation stored in the input's format; a Float32 input truncated to TF32 as the unpacker
+/// does), bf16-rounded weights and bias (Float32 bias with Float32 activations), the output
 /// activation and residual in f64, then one rounding to the output format.
 fn emulate(
     l: &DevLayer,
     x: &[f32],
     rows: usize,
     _cols: usize,
+    in_fmt: DataFormat,
     residual: Option<&[f32]>,
 ) -> Result<(Vec<f32>, usize)> {
     let xr: Vec<f32> = x
         .iter()
         .map(|&v| {
-            if l.pre == Activation::None {
+            let a = if l.pre == Activation::None {
                 v
             } else {
-                // The conv packs the activated input as bf16 tiles.
-                bf16(l.pre.apply(f64::from(v)) as f32)
+                round_to(in_fmt, l.pre.apply(f64::from(v)) as f32)
+            };
+            if in_fmt == DataFormat::Float32 {
+                tf32(a)
+            } else {
+                a
             }
         })
         .collect();
@@ -955,7 +1004,7 @@ fn emulate(
     let br: Option<Vec<f32>> = l
         .bias
         .as_ref()
-        .map(|b| b.iter().map(|&v| bf16(v)).collect());
+        .map(|b| b.iter().map(|&v| round_to(l.out_fmt, v)).collect());
     let y = match &l.emu {
         Emu::Conv(p) => conv1d_reference(p, &xr, rows, &wr, br.as_deref()).0,
         Emu::Up(p) => conv_transpose1d_reference(p, &xr, rows, &wr, br.as_deref()).0,
