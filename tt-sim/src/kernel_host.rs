@@ -168,19 +168,28 @@ pub(crate) fn image_for(bin: &KernelBinary) -> SimResult<Arc<KernelImage>> {
     }
     let img = Arc::new(KernelImage::load(bin)?);
     if map.len() >= IMAGES_MAX {
-        let mut idle: Vec<(u64, String)> = map
-            .iter()
-            .filter(|(_, (i, _))| Arc::strong_count(i) == 1)
-            .map(|(k, (_, t))| (*t, k.clone()))
-            .collect();
-        idle.sort_unstable();
-        let excess = map.len() + 1 - IMAGES_KEEP.min(map.len());
-        for (_, k) in idle.into_iter().take(excess) {
-            map.remove(&k);
-        }
+        evict_idle(map, IMAGES_KEEP.saturating_sub(1));
     }
     map.insert(bin.key.clone(), (img.clone(), tick));
     Ok(img)
+}
+
+/// Removes entries no one else holds (strong count 1), least recently used first, until at most
+/// `keep` entries are left or no idle entry remains.
+fn evict_idle<T>(map: &mut HashMap<String, (Arc<T>, u64)>, keep: usize) {
+    if map.len() <= keep {
+        return;
+    }
+    let mut idle: Vec<(u64, String)> = map
+        .iter()
+        .filter(|(_, (i, _))| Arc::strong_count(i) == 1)
+        .map(|(k, (_, t))| (*t, k.clone()))
+        .collect();
+    idle.sort_unstable();
+    let excess = map.len() - keep;
+    for (_, k) in idle.into_iter().take(excess) {
+        map.remove(&k);
+    }
 }
 
 /// Coroutine stacks of finished runs, reused by the next run.
@@ -1137,6 +1146,33 @@ void kernel_main() {
     noc_async_atomic_barrier();
 }
 "#;
+
+    #[test]
+    fn eviction_drops_only_idle_entries_least_recently_used_first() {
+        use std::collections::HashMap;
+        use std::sync::Arc;
+        let mut map: HashMap<String, (Arc<u32>, u64)> = HashMap::new();
+        let held: Vec<Arc<u32>> = (0..3).map(Arc::new).collect();
+        // Entries 0..3 are held elsewhere (in use by a program); 3..8 are idle, 7 the oldest.
+        for i in 0..8u32 {
+            let v = if i < 3 {
+                held[i as usize].clone()
+            } else {
+                Arc::new(i)
+            };
+            let tick = if i == 7 { 0 } else { 10 + i as u64 };
+            map.insert(format!("k{i}"), (v, tick));
+        }
+        super::evict_idle(&mut map, 5);
+        let mut left: Vec<&str> = map.keys().map(|k| k.as_str()).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["k0", "k1", "k2", "k5", "k6"]);
+        // Only held entries left beyond the limit: nothing more can go.
+        super::evict_idle(&mut map, 1);
+        let mut left: Vec<&str> = map.keys().map(|k| k.as_str()).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["k0", "k1", "k2"]);
+    }
 
     #[test]
     fn one_image_keeps_per_risc_globals_across_interleaved_cores_and_runs() {
