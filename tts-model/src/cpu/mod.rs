@@ -426,7 +426,7 @@ impl CpuBackend {
                 let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 let mut sum = 0.0;
                 for v in row.iter_mut() {
-                    *v = (*v - m).exp();
+                    *v = ops::exp_fast(*v - m);
                     sum += *v;
                 }
                 row.iter_mut().for_each(|v| *v /= sum);
