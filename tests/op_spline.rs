@@ -145,6 +145,19 @@ fn run_case(device: &Device, rows: usize, seed: u64, p_fmt: DataFormat, sp: &Spl
     let label = format!("T {rows} p {p_fmt:?} affine {:?}", sp.output_affine);
     let y = out.y.to_host().unwrap();
     assert!(out.y.pad_is_zero());
+    // Every padding element (columns 1.., rows >= T) was written as zero.
+    for t in [&out.y, out.y2.as_ref().unwrap()] {
+        let padded_rows = t.tile_rows() * 32;
+        let bytes = t.buffer().read().unwrap();
+        let all = tt_safe::tiles::from_tiles(&bytes, padded_rows, 32, t.format()).unwrap();
+        for r in 0..padded_rows {
+            for c in 0..32 {
+                if r >= rows || c > 0 {
+                    assert_eq!(all[r * 32 + c], 0.0, "{label}: padding ({r}, {c})");
+                }
+            }
+        }
+    }
     check(&label, &x, &p_dev, sp, &y, false);
     let y2 = out.y2.as_ref().unwrap().to_host().unwrap();
     check(&format!("{label} (bf16 copy)"), &x, &p_dev, sp, &y2, true);

@@ -8,10 +8,12 @@
 //! # How it runs (`kernels/ops/spline/spline_inverse.cpp`)
 //! A per-element bin search and quadratic root do not map onto 32x32 tile math, and the sizes are
 //! tiny (T <= a few hundred rows x 29 parameters), so the op runs as **scalar fp32 code on a data
-//! movement RISC-V** (RISCV_0) of each core it uses: the core reads its tile rows of `x [T, 1]`
-//! and `p [T, 3K-1]` into L1, evaluates each row, and writes whole output tiles (column 0 = y,
-//! every other element zero, so the output padding is zero). Tile rows are split over cores
-//! (one tile row = 32 time steps per core at most as many cores as tile rows).
+//! movement RISC-V** (RISCV_0) of each core it uses. The work is split in units of two time rows
+//! (up to `16 * ceil(T / 32)` units, spread evenly over the whole grid, so a 109-row input runs
+//! about one unit per core on a Wormhole 8x8 grid): a core reads the tiles of `x [T, 1]` and
+//! `p [T, 3K-1]` its units touch into L1, evaluates its rows, and writes each unit's own
+//! aligned chunk of the output tile (column 0 = y, every other element and rows >= T zero, so
+//! the output padding is zero; chunks of different cores never overlap).
 //!
 //! The kernel uses only fp32 add/sub/mul/compare and integer bit manipulation (reciprocal and
 //! square root by Newton iteration, exp and log1p by range reduction and polynomials), which
@@ -25,9 +27,9 @@
 //! **omit the scalar arithmetic**: they cover the tile transfers only. For a budget: per row the
 //! kernel executes about 24 exp, 2 log1p, 5 reciprocals, 1 square root and ~80 other float
 //! operations, about 1,500 fp32 operations; on Blackhole (hardware fadd/fmul, roughly one per
-//! cycle plus loads) that is in the order of 2-4k cycles per row, i.e. ~0.1 ms per 32-row tile
-//! row per core at 1.35 GHz; on Wormhole every float operation is a soft-float call (tens of
-//! cycles each), roughly 10-30x more. [`estimated_riscv_cycles`] gives this estimate so callers
+//! cycle plus loads) that is in the order of 2-4k cycles per row, i.e. a few us per two-row unit
+//! at 1.35 GHz; on Wormhole every float operation is a soft-float call (tens of cycles each),
+//! roughly 10-30x more (~50-150k cycles per row, 0.1-0.3 ms per unit at 1 GHz). [`estimated_riscv_cycles`] gives this estimate so callers
 //! can add it to their own ledgers explicitly.
 //!
 //! # Numerics
@@ -221,12 +223,13 @@ pub fn spline_inverse(
         None => None,
     };
     let p_tc = p.tile_cols();
-    let tile_rows = tiles(rows);
+    // Work units of two time rows (16 per tile row), split evenly over the grid.
+    let units = 16 * tiles(rows);
     let grid = device.grid();
-    let split = split_rows(tile_rows, grid.num_cores(), grid.size.x);
+    let split = split_rows(units, grid.num_cores(), grid.size.x);
 
     let mut program = Program::new(device)?;
-    let scratch = (4096 * (3 + p_tc)) as u32;
+    let scratch = (4096 * (1 + p_tc) + 1024 + 256) as u32;
     let cores: Vec<tt_safe::CoreRange> = split
         .parts
         .iter()

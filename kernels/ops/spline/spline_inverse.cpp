@@ -2,7 +2,8 @@
 // with inverse=True and linear tails), one element per time row, in scalar fp32 on a data
 // movement RISC (RISCV_0). The inputs are tiny (T rows x 3K-1 parameters), so no Tensix engine
 // is involved: the kernel reads the tiles of x [T, 1] and of the parameters p [T, 3K-1] into L1,
-// evaluates every row with ordinary float code and writes the output tile(s).
+// evaluates its rows with ordinary float code and writes them. Work is split in units of two
+// time rows (see kernel_main), so up to T / 2 cores share one launch.
 //
 // Per row t (K = bins, B = tail bound, w/h/d = minimum bin width/height/derivative):
 //   x outside [-B, B]  -> y = x (identity tails, bit exact).
@@ -38,7 +39,7 @@
 // Compile-time args: TensorAccessorArgs of x, p, out, out2 (2 words each; out2 repeats out when
 //   unused), then x_fmt, p_fmt, out_fmt, out2_fmt, p_tile_cols, bins, dual (write out2), affine,
 //   cb_scratch.
-// Runtime args: 0 x_addr, 1 p_addr, 2 out_addr, 3 out2_addr, 4 first_tile_row, 5 num_tile_rows,
+// Runtime args: 0 x_addr, 1 p_addr, 2 out_addr, 3 out2_addr, 4 first_unit, 5 num_units,
 //   6 rows (T), 7 tail_bound, 8 min_width, 9 min_height, 10 min_derivative, 11 inv_scale,
 //   12 boundary (unnormalised boundary derivative), 13 aff_m, 14 aff_s (floats as bits).
 #include <cstdint>
@@ -316,8 +317,8 @@ void kernel_main() {
     const uint32_t p_addr = get_arg_val<uint32_t>(1);
     const uint32_t out_addr = get_arg_val<uint32_t>(2);
     const uint32_t out2_addr = get_arg_val<uint32_t>(3);
-    const uint32_t first_tile_row = get_arg_val<uint32_t>(4);
-    const uint32_t num_tile_rows = get_arg_val<uint32_t>(5);
+    const uint32_t first_unit = get_arg_val<uint32_t>(4);
+    const uint32_t num_units = get_arg_val<uint32_t>(5);
     const uint32_t rows = get_arg_val<uint32_t>(6);
     Spline s;
     s.tail = as_float(get_arg_val<uint32_t>(7));
@@ -352,28 +353,42 @@ void kernel_main() {
     const uint32_t out2_tile = out2_fmt == 0 ? 4096 : 2048;
     const auto x_acc = TensorAccessor(x_args, x_addr, x_tile);
     const auto p_acc = TensorAccessor(p_args, p_addr, p_tile);
+    const uint32_t out_esize = out_fmt == 0 ? 4 : 2;
+    const uint32_t out2_esize = out2_fmt == 0 ? 4 : 2;
     const auto out_acc = TensorAccessor(out_args, out_addr, out_tile);
     const auto out2_acc = TensorAccessor(out2_args, out2_addr, out2_tile);
 
-    // Scratch: x tile, p tiles, out tile, out2 tile (each 4096 bytes, the largest tile).
+    // Scratch: x tile, p tiles (4096 bytes each, the largest tile), then 1024 zero bytes and
+    // two 128-byte row-pair chunks (out, out2).
     cb_reserve_back(cb_scratch, 1);
     const uint32_t x_l1 = get_write_ptr(cb_scratch);
     const uint32_t p_l1 = x_l1 + 4096;
-    const uint32_t out_l1 = p_l1 + 4096 * p_tile_cols;
-    const uint32_t out2_l1 = out_l1 + 4096;
+    const uint32_t zero_l1 = p_l1 + 4096 * p_tile_cols;
+    const uint32_t chunk_l1 = zero_l1 + 1024;
+    const uint32_t chunk2_l1 = chunk_l1 + 128;
+    zero_tile(zero_l1, 1024);
 
+    // Work unit u = rows 2 (u % 16) and 2 (u % 16) + 1 of tile row u / 16: in a tile those two
+    // rows' columns 0-15 are 32 contiguous elements of face 0 (rows < 16) or face 2, so every
+    // unit writes its own aligned 128-byte (fp32) / 64-byte (bf16) chunk, and units on different
+    // cores never share bytes. The unit starting a face half also zeroes the neighbouring
+    // face (columns 16-31, pure padding). Rows >= T are written as zeros.
     float params[3 * kMaxBins];
-    for (uint32_t tr = first_tile_row; tr < first_tile_row + num_tile_rows; ++tr) {
-        noc_async_read_tile(tr, x_acc, x_l1);
-        for (uint32_t j = 0; j < p_tile_cols; ++j) {
-            noc_async_read_tile(tr * p_tile_cols + j, p_acc, p_l1 + j * 4096);
+    uint32_t loaded = 0xFFFFFFFFu;
+    for (uint32_t u = first_unit; u < first_unit + num_units; ++u) {
+        const uint32_t tr = u / 16;
+        const uint32_t r0 = 2 * (u % 16);
+        if (tr != loaded) {
+            noc_async_read_tile(tr, x_acc, x_l1);
+            for (uint32_t j = 0; j < p_tile_cols; ++j) {
+                noc_async_read_tile(tr * p_tile_cols + j, p_acc, p_l1 + j * 4096);
+            }
+            noc_async_read_barrier();
+            loaded = tr;
         }
-        noc_async_read_barrier();
-        zero_tile(out_l1, out_tile);
-        if (dual) {
-            zero_tile(out2_l1, out2_tile);
-        }
-        for (uint32_t r = 0; r < 32; ++r) {
+        zero_tile(chunk_l1, 256);
+        for (uint32_t d = 0; d < 2; ++d) {
+            const uint32_t r = r0 + d;
             if (tr * 32 + r >= rows) {
                 break;
             }
@@ -386,14 +401,23 @@ void kernel_main() {
             if (affine) {
                 y = (y - aff_m) * aff_s;
             }
-            store(out_l1, out_fmt, tile_index(r, 0), y);
+            store(chunk_l1, out_fmt, d * 16, y);
             if (dual) {
-                store(out2_l1, out2_fmt, tile_index(r, 0), y);
+                store(chunk2_l1, out2_fmt, d * 16, y);
             }
         }
-        noc_async_write_tile(tr, out_acc, out_l1);
+        const uint32_t face = (r0 / 16) * 2;
+        const uint32_t elem = face * 256 + (r0 % 16) * 16;
+        noc_async_write(chunk_l1, out_acc.get_noc_addr(tr, elem * out_esize), 32 * out_esize);
         if (dual) {
-            noc_async_write_tile(tr, out2_acc, out2_l1);
+            noc_async_write(chunk2_l1, out2_acc.get_noc_addr(tr, elem * out2_esize), 32 * out2_esize);
+        }
+        if (r0 % 16 == 0) {
+            const uint32_t pad = (face + 1) * 256;
+            noc_async_write(zero_l1, out_acc.get_noc_addr(tr, pad * out_esize), 256 * out_esize);
+            if (dual) {
+                noc_async_write(zero_l1, out2_acc.get_noc_addr(tr, pad * out2_esize), 256 * out2_esize);
+            }
         }
         noc_async_write_barrier();
     }
