@@ -140,12 +140,6 @@ impl std::fmt::Debug for KernelImage {
     }
 }
 
-// SAFETY: the image's writable memory is only touched by kernel code running on the scheduler's
-// thread during a run, and runs are serialised by the L1 window lock (`l1::acquire_window`); the
-// registry hands the image to one run at a time in that sense. The library handle itself is Send+Sync.
-unsafe impl Send for KernelImage {}
-// SAFETY: as above; shared references only read `entry`, `segments` and `snapshot`.
-unsafe impl Sync for KernelImage {}
 
 /// Loaded images by binary key, with the tick of their last use.
 type ImageMap = HashMap<String, (Arc<KernelImage>, u64)>;
