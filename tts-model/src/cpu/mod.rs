@@ -59,6 +59,8 @@ struct Coupling {
 
 #[derive(Default)]
 struct DecScratch {
+    pad: Vec<f32>,
+    x: Vec<f32>,
     y: Vec<f32>,
     r: Vec<f32>,
     xs: Vec<f32>,
@@ -721,12 +723,22 @@ impl CpuBackend {
                 frames * inter
             )));
         }
-        let mut pad = Vec::new();
+        // Buffers reused across stages and across calls (chunks): no page faults in steady state.
+        let mut sc = self
+            .dec_scratch
+            .lock()
+            .map(|mut g| g.take())
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let mut pad = std::mem::take(&mut sc.pad);
+        let mut x = std::mem::take(&mut sc.x);
         let extra = match (&self.dec_cond, g) {
             (Some(c), Some(g)) => Some(c.run(g, 1, Act::None, Act::None, &mut pad)),
             _ => None,
         };
-        let mut x = vec![0.0; frames * self.hp.dec_initial];
+        // Every row is written (no accumulation), so stale contents need no clearing.
+        x.resize(frames * self.hp.dec_initial, 0.0);
         self.dec_pre.forward(
             z,
             inter,
@@ -741,14 +753,6 @@ impl CpuBackend {
         );
         let mut n = frames;
         let nk = self.hp.resblock_kernels.len() as f32;
-        // Buffers reused across stages and across calls (chunks): no page faults in steady state.
-        let mut sc = self
-            .dec_scratch
-            .lock()
-            .map(|mut g| g.take())
-            .ok()
-            .flatten()
-            .unwrap_or_default();
         for (up, stage) in self.ups.iter().zip(&self.resblocks) {
             up.forward_into(&x, n, Act::Leaky(0.1), &mut pad, &mut sc.y);
             n *= up.s;
@@ -815,22 +819,40 @@ impl CpuBackend {
                     d.iter_mut().zip(s).for_each(|(d, s)| *d = s / nk);
                 });
         }
+        // conv_post in parallel windows of rows, each through a small cached pad buffer.
+        let mut out = vec![0.0; n];
+        let post = &self.dec_post;
+        let rows = 4096;
+        out.par_chunks_mut(rows).enumerate().for_each(|(bi, o)| {
+            let mut s = self
+                .tile_scratch
+                .lock()
+                .ok()
+                .and_then(|mut v| v.pop())
+                .unwrap_or_default();
+            let (oa, ob) = (bi * rows, bi * rows + o.len());
+            let (xa, xb) = (oa.saturating_sub(post.pad_l), (ob + post.pad_r).min(n));
+            post.forward_window(
+                &x[xa * post.cin..xb * post.cin],
+                xa,
+                xb,
+                oa,
+                ob,
+                Act::Leaky(0.01),
+                o,
+                1,
+                Act::Tanh,
+                &mut s.pad,
+            );
+            if let Ok(mut v) = self.tile_scratch.lock() {
+                v.push(s);
+            }
+        });
+        sc.pad = pad;
+        sc.x = x;
         if let Ok(mut g) = self.dec_scratch.lock() {
             *g = Some(sc);
         }
-        let mut out = vec![0.0; n];
-        self.dec_post.forward(
-            &x,
-            self.dec_post.cin,
-            n,
-            Act::Leaky(0.01),
-            &mut out,
-            1,
-            false,
-            Act::Tanh,
-            None,
-            &mut pad,
-        );
         Ok(out)
     }
 }

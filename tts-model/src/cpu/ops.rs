@@ -269,6 +269,40 @@ impl Conv {
         }
     }
 
+    /// Serial: `out[t] = post(bias + conv(pre(x)))` for output rows `oa..ob` (global indices) from
+    /// `x` holding global rows `xa..xb` (see [`Conv::fill_window`] for when that is exact).
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_window(
+        &self,
+        x: &[f32],
+        xa: usize,
+        xb: usize,
+        oa: usize,
+        ob: usize,
+        pre: Act,
+        out: &mut [f32],
+        out_rs: usize,
+        post: Act,
+        pad: &mut Vec<f32>,
+    ) {
+        if ob <= oa {
+            return;
+        }
+        self.fill_window(x, xa, xb, oa, ob, pre, pad);
+        self.gemm_from(
+            pad,
+            self.cin,
+            true,
+            ob - oa,
+            out,
+            out_rs,
+            false,
+            post,
+            &self.b,
+            true,
+        );
+    }
+
     /// Serial: `out[t] += bias + conv(pad)` for the `ob - oa` rows of the window `pad` was filled
     /// for by [`Conv::fill_window`] (`out` rows of stride `out_rs`).
     pub fn gemm_window(&self, pad: &[f32], t_len: usize, out: &mut [f32], out_rs: usize) {
