@@ -60,6 +60,7 @@ const COMPUTE_HEADER_NAMES: &[&str] = &[
     "common.h",
     "tile_move_copy.h",
     "eltwise_binary.h",
+    "eltwise_binary_sfpu.h",
     "matmul.h",
     "bcast.h",
     "reduce.h",

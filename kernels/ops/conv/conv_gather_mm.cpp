@@ -35,11 +35,7 @@
 #include "api/compute/tile_move_copy.h"
 #include "api/compute/reconfig_data_format.h"
 #include "api/compute/pack.h"
-#if __has_include("api/compute/eltwise_binary_sfpu.h")
-// TT-Metal declares add_binary_tile here; the simulator's compute API has it in every compute
-// header.
 #include "api/compute/eltwise_binary_sfpu.h"
-#endif
 
 namespace {
 

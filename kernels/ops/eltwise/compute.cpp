@@ -29,11 +29,7 @@
 #include "api/compute/eltwise_unary/exp.h"
 #include "api/compute/eltwise_unary/softplus.h"
 #include "api/compute/eltwise_unary/binop_with_scalar.h"
-#if __has_include("api/compute/eltwise_binary_sfpu.h")
-// TT-Metal declares add/sub/mul_binary_tile here; the simulator's compute API has them in every
-// compute header.
 #include "api/compute/eltwise_binary_sfpu.h"
-#endif
 
 #if !defined(ELT_BINARY) && !defined(ELT_UNARY) && !defined(ELT_GATE) && !defined(ELT_SUM)
 #define ELT_UNARY 1
