@@ -387,16 +387,28 @@ fn check_flops(cpu: &CpuBackend, dev: &DevDurationPredictor, per_id: f64) {
 
 /// Runs the four cases; returns their outcomes.
 fn cases(acts: DataFormat) -> Option<Vec<(String, Outcome)>> {
-    let (cpu, dev, per_id) = setup(Arch::WormholeB0, acts)?;
+    cases_on(
+        Arch::WormholeB0,
+        acts,
+        &[
+            ("hello", 0.0, 0),
+            ("fox", 0.0, 0),
+            ("hello", 0.8, 11),
+            ("fox", 0.8, 12),
+        ],
+    )
+}
+
+fn cases_on(
+    arch: Arch,
+    acts: DataFormat,
+    list: &[(&str, f32, u64)],
+) -> Option<Vec<(String, Outcome)>> {
+    let (cpu, dev, per_id) = setup(arch, acts)?;
     check_flops(&cpu, &dev, per_id);
     let mut all = Vec::new();
-    for (name, noise_w, seed) in [
-        ("hello", 0.0, 0),
-        ("fox", 0.0, 0),
-        ("hello", 0.8, 11),
-        ("fox", 0.8, 12),
-    ] {
-        let label = format!("{acts:?} {name} noise_w {noise_w}");
+    for &(name, noise_w, seed) in list {
+        let label = format!("{} {acts:?} {name} noise_w {noise_w}", arch.name());
         let o = compare(&label, &cpu, &dev, &golden_ids(name), noise_w, seed);
         all.push((label, o));
     }
@@ -416,6 +428,38 @@ fn device_duration_predictor_matches_cpu_bf16() {
             o.mean_err
         );
         assert!(o.differ <= o.t);
+    }
+}
+
+fn assert_bounds(all: &[(String, Outcome)]) {
+    for (label, o) in all {
+        assert!(
+            o.max_err <= 0.5 && o.mean_err <= 0.05,
+            "{label}: logw error against the bf16-weight reference max {} mean {} over the bound (max 0.5, mean 0.05)",
+            o.max_err,
+            o.mean_err
+        );
+    }
+}
+
+#[test]
+fn device_duration_predictor_on_blackhole() {
+    if let Some(all) = cases_on(Arch::Blackhole, DataFormat::Float16_b, &[("fox", 0.8, 12)]) {
+        assert_bounds(&all);
+    }
+}
+
+#[test]
+#[ignore = "expensive (513 ids, ~1 min): cargo test -p tts-model --test tt_dp -- --ignored long_sentence"]
+fn long_sentence() {
+    for acts in [DataFormat::Float16_b, DataFormat::Float32] {
+        if let Some(all) = cases_on(
+            Arch::WormholeB0,
+            acts,
+            &[("long", 0.0, 0), ("long", 0.8, 5)],
+        ) {
+            assert_bounds(&all);
+        }
     }
 }
 
