@@ -107,27 +107,80 @@ fn synth_rejects_a_bad_precision_plan_for_sim() {
     assert!(!out.exists());
 }
 
-#[test]
-#[ignore = "expensive: ~45 s on 2 cores; run with `cargo test -p tts-model --test cli_eval -- --ignored`"]
-fn eval_sim_reports_quality_shares_and_estimates() {
-    let Some(v) = voice() else { return };
+/// Columns of the first sentence row of `tts eval`: (frames, MCD dB, log-mel L1, SNR dB, PCC).
+fn eval_row(t: &str) -> Option<(String, f64, f64, f64, f64)> {
+    let row = t.lines().find(|l| l.trim_start().starts_with("1 "))?;
+    let c: Vec<&str> = row.split_whitespace().collect();
+    let num = |i: usize| c.get(i).and_then(|v| v.parse::<f64>().ok());
+    Some((c.get(2)?.to_string(), num(3)?, num(4)?, num(5)?, num(6)?))
+}
+
+fn eval_sim(v: &str, plan: &str) -> String {
     let o = run(&[
         "eval",
         "--voice",
-        &v,
+        v,
         "--backend",
         "sim",
         "--precision",
-        "hifi",
+        plan,
+        "--threads",
+        "1",
         "--ids",
         HELLO,
     ]);
     let t = text(&o);
     assert!(o.status.success(), "{t}");
+    t
+}
+
+/// The sim backend end to end on "Hello world." under `hifi`: identical frame count, the
+/// encoder/flow/decoder glue on the device (no host elementwise step is reported; the only host
+/// step listed is the duration predictor), a correlated waveform, ESTIMATE-labelled device times.
+#[test]
+#[ignore = "expensive: ~1 min on 2 cores; run with `cargo test -p tts-model --test cli_eval -- --ignored`"]
+fn eval_sim_reports_quality_shares_and_estimates() {
+    let Some(v) = voice() else { return };
+    let t = eval_sim(&v, "hifi");
     assert!(
         t.contains("72/72") && t.contains("frame counts identical: yes"),
         "{t}"
     );
     assert!(t.contains("on-device share of matmul/conv FLOPs"), "{t}");
     assert!(t.contains("ESTIMATE"), "{t}");
+    assert!(
+        !t.contains("host elementwise"),
+        "glue ran on the host:\n{t}"
+    );
+    let steps: Vec<&str> = t
+        .lines()
+        .skip_while(|l| !l.starts_with("host steps"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  - "))
+        .collect();
+    assert!(
+        steps.iter().all(|l| l.contains("duration predictor")),
+        "host steps: {steps:?}"
+    );
+    let (frames, _mcd, _l1, snr, pcc) = eval_row(&t).expect("a result row");
+    assert_eq!(frames, "72/72");
+    // Sanity only (the acceptance bounds are the next test): a waveform that follows the cpu's.
+    assert!(snr > 0.0 && pcc > 0.9, "SNR {snr} dB, PCC {pcc}\n{t}");
+}
+
+/// The acceptance bounds of issue #6 on "Hello world.": `hifi` MCD < 0.1 dB; `bfp8-lofi`
+/// MCD <= 0.3 dB and log-mel L1 <= 0.02; identical frame counts.
+#[test]
+#[ignore = "known failing (docs/pipeline-on-tensix.md: hifi MCD 5.3 dB, bfp8-lofi frame count 72/71); run with `cargo test -p tts-model --test cli_eval -- --ignored acceptance`"]
+fn eval_sim_meets_the_acceptance_bounds() {
+    let Some(v) = voice() else { return };
+    for (plan, mcd_max, l1_max) in [("hifi", 0.1, f64::INFINITY), ("bfp8-lofi", 0.3, 0.02)] {
+        let t = eval_sim(&v, plan);
+        let (frames, mcd, l1, _, _) = eval_row(&t).unwrap_or_else(|| panic!("{plan}: no row\n{t}"));
+        assert_eq!(frames, "72/72", "{plan}");
+        assert!(
+            mcd < mcd_max && l1 <= l1_max,
+            "{plan}: MCD {mcd} dB, L1 {l1}"
+        );
+    }
 }

@@ -359,3 +359,41 @@ fn mcd_sensitivity() {
         );
     }
 }
+
+/// Which rounding the flow's and decoder's error comes from under `hifi`, by the emulation
+/// (validated against the device by the stage test): all roundings, weights exact, TF32
+/// truncation of Float32 matmul inputs off, both off (only bias/output/glue roundings left).
+/// Diagnostic: prints SNR against cpu (flow 24 frames, decoder 6 frames of "Hello world.").
+#[test]
+#[ignore = "diagnostic (~1 min): cargo test -p tts-model --test tt_stages -- --ignored rounding_sources --nocapture"]
+fn rounding_sources() {
+    use tts_model::tt::EmulatedRounding;
+    let Some((cpu, mut emu)) = backends("hifi", true) else {
+        return;
+    };
+    let (z, _) = z_p(&cpu);
+    let inter = cpu.hparams().inter;
+    let (w, d) = (24, 6);
+    let zw = &z[..w * inter];
+    let flow_cpu = cpu.flow_reverse(zw, w, None).expect("cpu flow");
+    let zc = &flow_cpu[..d * inter];
+    let dec_cpu = cpu.decode(zc, d, None).expect("cpu decoder");
+    for (label, weights, tf32_inputs) in [
+        ("all roundings", true, true),
+        ("exact weights", false, true),
+        ("no TF32 truncation", true, false),
+        ("neither", false, false),
+    ] {
+        emu.set_emulated_rounding(EmulatedRounding {
+            weights,
+            tf32_inputs,
+        });
+        let f = emu.flow_reverse(zw, w, None).expect("flow");
+        let a = emu.decode(zc, d, None).expect("decoder");
+        eprintln!(
+            "{label}: flow {:.1} dB, decoder {:.1} dB",
+            snr_db(&flow_cpu, &f).expect("len"),
+            snr_db(&dec_cpu, &a).expect("len")
+        );
+    }
+}

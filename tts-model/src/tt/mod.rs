@@ -175,6 +175,25 @@ impl Act {
     }
 }
 
+/// Which roundings the emulation (`TtOptions::emulate`) applies; all by default (what the
+/// device does). Switching one off shows how much of the error against cpu it causes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmulatedRounding {
+    /// Weights rounded to bf16.
+    pub weights: bool,
+    /// Float32 matmul inputs truncated to TF32.
+    pub tf32_inputs: bool,
+}
+
+impl Default for EmulatedRounding {
+    fn default() -> Self {
+        EmulatedRounding {
+            weights: true,
+            tf32_inputs: true,
+        }
+    }
+}
+
 /// The `tt` backend.
 pub struct TtBackend {
     device: Device,
@@ -185,6 +204,8 @@ pub struct TtBackend {
     ledger: Mutex<Ledger>,
     all_layers: Vec<precision::Layer>,
     emulate: bool,
+    /// Which roundings the emulation applies (diagnostics, [`TtBackend::set_emulated_rounding`]).
+    emu_round: EmulatedRounding,
     enc: DevEncoder,
     /// Activation format of the flow's residual stream `z` and its glue ops.
     flow_fmt: DataFormat,
@@ -613,11 +634,17 @@ impl TtBackend {
             ledger: Mutex::new(Ledger::default()),
             all_layers,
             emulate: opts.emulate,
+            emu_round: EmulatedRounding::default(),
             flow_fmt,
             dec_fmt,
             dec_in_fmt,
             flow_final_reversed,
         })
+    }
+
+    /// Chooses which roundings the emulation applies (no effect on device runs).
+    pub fn set_emulated_rounding(&mut self, r: EmulatedRounding) {
+        self.emu_round = r;
     }
 
     /// The resolved precision plan.
@@ -745,7 +772,7 @@ impl TtBackend {
                         ));
                     }
                 };
-                let (y, n) = emulate(l, data, *rows, *cols, *fmt, r)?;
+                let (y, n) = emulate(l, data, *rows, *cols, *fmt, r, self.emu_round)?;
                 Act::Host {
                     rows: n,
                     cols: l.cout,
@@ -984,6 +1011,7 @@ fn emulate(
     _cols: usize,
     in_fmt: DataFormat,
     residual: Option<&[f32]>,
+    er: EmulatedRounding,
 ) -> Result<(Vec<f32>, usize)> {
     let xr: Vec<f32> = x
         .iter()
@@ -993,14 +1021,18 @@ fn emulate(
             } else {
                 round_to(in_fmt, l.pre.apply(f64::from(v)) as f32)
             };
-            if in_fmt == DataFormat::Float32 {
+            if in_fmt == DataFormat::Float32 && er.tf32_inputs {
                 tf32(a)
             } else {
                 a
             }
         })
         .collect();
-    let wr: Vec<f32> = l.weight.iter().map(|&v| bf16(v)).collect();
+    let wr: Vec<f32> = if er.weights {
+        l.weight.iter().map(|&v| bf16(v)).collect()
+    } else {
+        l.weight.clone()
+    };
     let br: Option<Vec<f32>> = l
         .bias
         .as_ref()
