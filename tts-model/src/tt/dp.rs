@@ -26,8 +26,7 @@
 //!   ([`Conv1d::run_with_residual`]), DDSConv, `proj` (`[T, 3K-1]` spline parameters) and the
 //!   rational-quadratic spline inverse ([`spline_inverse`], scalar fp32 on a RISC-V of each
 //!   core, see its module doc), which also writes the bf16 copy the next flow's `pre` reads;
-//! - the final reverse ElementwiseAffine `(z - m) * exp(-logs)` fused into the last spline.
-//!
+//! - the final reverse ElementwiseAffine `(z - m) * exp(-logs)` fused into the last spline;
 //! - optionally the alignment ([`DevDurationPredictor::align`]): integer durations
 //!   `ceil(exp(logw) * length_scale)` and their total on a RISC-V, then the expansion of the
 //!   prior statistics to frames with tt-kernels' `expand_durations` (integer prefix sum on the
@@ -35,7 +34,8 @@
 //!
 //! The host only uploads the encoder output and the noise and downloads `logw` (I/O). The flip
 //! between flows is free (it swaps which tensor is which). The flow variables `z0`, `z1` stay
-//! Float32 on the device between flows; the conv inputs are in the plan's activation format.
+//! Float32 on the device between flows; the other activations are in the format
+//! [`DevDurationPredictor::new`] takes from the plan's default setting (bf16 or Float32).
 //!
 //! # Device time
 //! [`DpStats::device_ns`] sums the provider's per-launch times (ESTIMATES on the simulator). The
@@ -53,7 +53,7 @@ use tt_safe::{Buffer, DataFormat, Device, RunStats};
 
 use crate::backend::Encoded;
 use crate::error::{Result, TtsError};
-use crate::precision::{LayerPrecision, ResolvedPlan};
+use crate::precision::{ActivationFormat, LayerPrecision, ResolvedPlan};
 use crate::voice::{Hparams, Voice};
 
 /// Accounting of one [`DevDurationPredictor::log_durations`] call (add it to the backend's
@@ -187,16 +187,20 @@ fn precision_of(s: LayerPrecision, acts: DataFormat) -> Precision {
 
 impl DevDurationPredictor {
     /// Prepares every `dp.*` layer of `voice` on `device` with the plan's per-layer setting
-    /// (`default` for layers the plan does not list and for the layer norms / eltwise ops), bf16
-    /// activations. Errors for multi-speaker voices (speaker conditioning `dp.cond` is not
-    /// wired).
+    /// (`default` for layers the plan does not list and for the layer norms / eltwise ops), with
+    /// activations in `default.activations` (bf16, or Float32 which needs `fp32_acc`). Errors
+    /// for multi-speaker voices (speaker conditioning `dp.cond` is not wired).
     pub fn new(
         device: &Device,
         voice: &Voice,
         plan: &ResolvedPlan,
         default: LayerPrecision,
     ) -> Result<Self> {
-        Self::new_with_activations(device, voice, plan, default, DataFormat::Float16_b)
+        let acts = match default.activations {
+            ActivationFormat::Bf16 => DataFormat::Float16_b,
+            ActivationFormat::Fp32 => DataFormat::Float32,
+        };
+        Self::new_with_activations(device, voice, plan, default, acts)
     }
 
     /// [`DevDurationPredictor::new`] with activation tensors (conv inputs/outputs, layer norms,
