@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use crate::backend::{Backend, Encoded};
 use crate::error::{Result, TtsError};
 use crate::voice::{Hparams, ResBlockKind, Voice, Weights};
-use ops::{Act, Conv, ConvT, DwConv, LayerNorm, fast_tanh, gelu, sigmoid};
+use ops::{Act, Conv, ConvT, DwConv, LayerNorm};
 
 /// Options of the CPU backend.
 #[derive(Debug, Clone, Copy, Default)]
@@ -426,11 +426,8 @@ impl CpuBackend {
             }
             for row in s.chunks_mut(t) {
                 let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0.0;
-                for v in row.iter_mut() {
-                    *v = ops::exp_fast(*v - m);
-                    sum += *v;
-                }
+                ops::exp_sub_slice(row, m);
+                let sum: f32 = row.iter().sum();
                 row.iter_mut().for_each(|v| *v /= sum);
             }
             let mut o = vec![0.0f32; t * dk];
@@ -504,9 +501,9 @@ impl CpuBackend {
     fn dds(&self, d: &Dds, x: &mut [f32], t: usize, pad: &mut Vec<f32>) {
         for i in 0..d.sep.len() {
             let mut y = d.sep[i].run(x, t);
-            d.n1[i].run_then(&mut y, gelu);
+            d.n1[i].run_gelu(&mut y);
             let mut y = d.pw[i].run(&y, t, Act::None, Act::None, pad);
-            d.n2[i].run_then(&mut y, gelu);
+            d.n2[i].run_gelu(&mut y);
             x.par_chunks_mut(1 << 12)
                 .zip(y.par_chunks(1 << 12))
                 .for_each(|(a, b)| {
@@ -664,9 +661,7 @@ impl CpuBackend {
                         .zip(a.par_chunks(2 * fh * 64))
                         .for_each(|(o, a)| {
                             for (orow, arow) in o.chunks_mut(fh).zip(a.chunks(2 * fh)) {
-                                for c in 0..fh {
-                                    orow[c] = fast_tanh(arow[c]) * sigmoid(arow[fh + c]);
-                                }
+                                ops::gate_slice(orow, &arow[..fh], &arow[fh..]);
                             }
                         });
                 }

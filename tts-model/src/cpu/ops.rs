@@ -719,11 +719,15 @@ impl LayerNorm {
 
     /// Normalise each row of `x` (`[t, c]`) in place.
     pub fn run(&self, x: &mut [f32]) {
-        self.run_then(x, |v| v);
+        self.run_act(x, false);
     }
 
-    /// Normalise each row, then apply `f` elementwise (fused activation).
-    pub fn run_then(&self, x: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
+    /// Normalise each row, then apply GELU ([`gelu`]) elementwise.
+    pub fn run_gelu(&self, x: &mut [f32]) {
+        self.run_act(x, true);
+    }
+
+    fn run_act(&self, x: &mut [f32], gelu: bool) {
         let c = self.gamma.len();
         x.par_chunks_mut(c * 32).for_each(|blk| {
             for row in blk.chunks_mut(c) {
@@ -731,10 +735,49 @@ impl LayerNorm {
                 let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / c as f32;
                 let den = (var + 1e-5).sqrt();
                 for ((v, g), b) in row.iter_mut().zip(&self.gamma).zip(&self.beta) {
-                    *v = f((*v - mean) / den * g + b);
+                    *v = (*v - mean) / den * g + b;
+                }
+                if gelu {
+                    gelu_slice(row);
                 }
             }
         });
+    }
+}
+
+/// `v = gelu(v)` elementwise, compiled per x86-64 SIMD level (picked at run time).
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx2+fma",
+    "x86_64+avx2+fma",
+    "x86_64+sse4.1"
+))]
+pub fn gelu_slice(v: &mut [f32]) {
+    for x in v.iter_mut() {
+        *x = gelu(*x);
+    }
+}
+
+/// WaveNet gate `o = tanh(t) * sigmoid(s)` elementwise, compiled per x86-64 SIMD level.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx2+fma",
+    "x86_64+avx2+fma",
+    "x86_64+sse4.1"
+))]
+pub fn gate_slice(o: &mut [f32], t: &[f32], s: &[f32]) {
+    for ((o, t), s) in o.iter_mut().zip(t).zip(s) {
+        *o = fast_tanh(*t) * sigmoid(*s);
+    }
+}
+
+/// `v = exp(v - m)` elementwise (softmax numerator), compiled per x86-64 SIMD level.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx2+fma",
+    "x86_64+avx2+fma",
+    "x86_64+sse4.1"
+))]
+pub fn exp_sub_slice(v: &mut [f32], m: f32) {
+    for x in v.iter_mut() {
+        *x = exp_fast(*x - m);
     }
 }
 
@@ -771,7 +814,7 @@ pub fn exp_fast(x: f32) -> f32 {
     let p = ((((1.987_569_2e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
         + 1.666_666_5e-1)
         * r
-        + 5.000_000_1e-1;
+        + 0.5; // Cephes: 5.0000001201e-1, which is 0.5 in f32
     let y = p * (r * r) + r + 1.0;
     y * f32::from_bits(((n as i32 + 127) as u32) << 23)
 }
