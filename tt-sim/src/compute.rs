@@ -737,7 +737,8 @@ fn charge(c: &mut Ctx<'_>, op: u32, a: &[u32], sfpu_cycles: u64) -> SimResult<()
             tm.releases += 1;
         }
         OP_COPY | OP_UNARY_BCAST => {
-            let u = ufmt(c, arg(a, 0))?;
+            // copy_tile(cb, ...), unary_bcast(bcast, cb, ...).
+            let u = ufmt(c, arg(a, if op == OP_COPY { 0 } else { 1 }))?;
             let m = cost(CostOp::Datacopy);
             c.rc.tm.unpack_math(llk, 1, u, m, m);
         }

@@ -4,7 +4,8 @@
 // Ct input tiles into CB 0.
 //
 // Compile-time args: TensorAccessorArgs of x, then of the constant tensors (ones, mask, gamma,
-//   beta: all bf16 interleaved).
+//   beta: interleaved; ones and mask share one tile size: bf16, or Float32 on the exact-fp32
+//   path, where gamma and beta are Float32 too).
 // Runtime args: 0 x_addr, 1 first_row, 2 num_rows, 3 ct, 4 ones_addr, 5 mask_addr,
 //   6 gamma_addr, 7 beta_addr, 8 has_mask.
 #include <cstdint>
