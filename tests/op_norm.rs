@@ -122,8 +122,11 @@ fn bound(p: &Precision, x: &[f32], gamma: &[f32], beta: &[f32], eps: f64, c: usi
 /// (`kernels/ops/norm/layernorm_fp32_compute.cpp`), first order with the error terms carried.
 /// Operands are exact (the Float32 input, gamma and beta go to DEST unchanged); `u` = 2^-24 is
 /// one fp32 rounding of an SFPU add/sub/mul (or of the 1/C scaling); `t` = 2^-10 is the TF32
-/// truncation of a statistic read back through SrcA (`unary_bcast` COL); `red` is the FPU row
-/// sum's error relative to the sum of absolute values (the module doc's). With `m`, `d_i`,
+/// truncation of a statistic read back through SrcA (`unary_bcast` COL); `red` is the error of a
+/// row sum (a matmul with an all-ones tile over Ct tiles, fp32 DEST) relative to the sum of
+/// absolute values: TF32 truncation of the operands 2^-10, MVMUL alignment `16 * 2^-12` and
+/// `(2 * 4 phases + 1) Ct` DEST roundings (`tolerance::matmul_compute_bound`), plus `u` for the
+/// 1/C scaling. With `m`, `d_i`,
 /// `V = mean d^2` the exact statistics:
 /// - pass 1 `m1` (any error) is only a shift: `E1 = |TF32(m1) - m| <= (red + u) mean|x| + t (|m| + ...)`;
 /// - `B_i = fl(x_i - mu1)`: `|B_i| <= b_i = (|d_i| + E1)(1 + u)`, rounding `u b_i`;
@@ -144,8 +147,11 @@ fn bound(p: &Precision, x: &[f32], gamma: &[f32], beta: &[f32], eps: f64, c: usi
 fn bound_exact(x: &[f32], gamma: &[f32], beta: &[f32], eps: f64, c: usize) -> Vec<f64> {
     let u = 2f64.powi(-24);
     let t = 2f64.powi(-10);
-    let ct = c.div_ceil(32) as f64;
-    let red = 4.0 * ct * (u + 2f64.powi(-11)) + 2f64.powi(-10);
+    let ones = Precision {
+        weights: DataFormat::Float32,
+        ..Precision::hifi_fp32()
+    };
+    let red = 2f64.powi(-10) + tolerance::matmul_compute_bound(c, &ones, DataFormat::Float32, 1.0);
     let cf = c as f64;
     let mean = |v: &[f64]| v.iter().sum::<f64>() / cf;
     let xs: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
@@ -572,15 +578,31 @@ fn layernorm_errors() {
     );
 }
 
-/// Piper's encoder layernorms (T = 300, C = 192): prints the docs rows.
+/// Piper's encoder layernorms (T = 300, C = 192): prints the docs rows, Float32 in and out
+/// included (the exact-fp32 path, and for comparison the old TF32 FPU path), on the default data
+/// and on data whose row mean is 10x its spread.
 /// The device comes from `Device::open_default`: the n150 simulator by default,
 /// `TT_SIM_ARCH=blackhole` for p150.
 #[test]
 #[ignore = "expensive: cargo test --release --test op_norm -- --ignored --nocapture"]
 fn piper_shapes() {
     let dev = device();
-    for (name, p) in precisions() {
-        let o = run(&dev, p, DataFormat::Float16_b, 300, 192, false, 9);
+    let mut cases: Vec<(String, Precision, DataFormat, Opts)> = precisions()
+        .into_iter()
+        .map(|(n, p)| (n.to_string(), p, DataFormat::Float16_b, DEFAULT))
+        .collect();
+    for (offset, data) in [(0.75, ""), (10.0, ", mean 10x spread")] {
+        for (tf32_fpu, path) in [(false, "exact fp32"), (true, "old TF32 FPU")] {
+            cases.push((
+                format!("Float32 in/out, {path}{data}"),
+                Precision::hifi_fp32(),
+                DataFormat::Float32,
+                Opts { offset, tf32_fpu },
+            ));
+        }
+    }
+    for (name, p, input, opts) in cases {
+        let o = run_opts(&dev, p, input, 300, 192, false, 9, opts);
         println!(
             "| layernorm [300, 192] | {name} | {:.3e} | {:.3e} | {:.3e} | {} |",
             o.raw_max_err,

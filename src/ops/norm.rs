@@ -182,12 +182,12 @@ impl LayerNorm {
         let ct = tiles(self.c) as u64;
         let b = |f: DataFormat| f.tile_size_bytes() as u64;
         if self.exact_fp32() {
-            // x, ones, mask, gamma, beta, A, Ar, B, Br, 3 statistics, output.
+            // x, ones, mask, gamma, beta, A, Ar, B, Br, per-tile sums, 3 statistics, output.
             let f = b(DataFormat::Float32);
             return 2 * ct * b(input)
                 + 2 * f
                 + 2 * ct * f
-                + 4 * ct * f
+                + 5 * ct * f
                 + 3 * f
                 + 2 * b(self.precision.activations);
         }
@@ -266,7 +266,7 @@ impl LayerNorm {
         let exact = self.exact_fp32();
         let f32f = DataFormat::Float32;
         let mut program = Program::new(&self.device)?;
-        let cbs_exact: [(u32, DataFormat, u32); 13] = [
+        let cbs_exact: [(u32, DataFormat, u32); 14] = [
             (0, x.format(), 2 * ct32),
             (1, f32f, 1),
             (2, f32f, 1),
@@ -279,6 +279,7 @@ impl LayerNorm {
             (9, f32f, 1),
             (10, f32f, 1),
             (11, f32f, 1),
+            (12, f32f, ct32),
             (16, self.precision.activations, 2),
         ];
         let cbs_fpu: [(u32, DataFormat, u32); 12] = [
@@ -325,7 +326,7 @@ impl LayerNorm {
         let inv_c = (1.0 / self.c as f64) as f32;
         let (name, source, unpack_to_dest_fp32) = if exact {
             // The CBs that are only ever copied to DEST (never read by the FPU).
-            let mut utd = vec![3, 4, 5, 7, 11];
+            let mut utd = vec![3, 4, 5, 7, 11, 12];
             if x.format() == f32f {
                 utd.push(0);
             }

@@ -2,9 +2,11 @@
 // the C valid columns of each time row, with every elementwise step exact fp32 on the SFPU.
 //
 // Operands that must stay exact are copied to DEST without loss (Float32 CBs 0 (when Float32), 3,
-// 4, 5, 7, 11 unpack straight to DEST, UnpackToDestFp32; bf16 / bfp8_b inputs are exact through
+// 4, 5, 7, 11, 12 unpack straight to DEST, UnpackToDestFp32; bf16 / bfp8_b inputs are exact through
 // SrcA) and combined with add/sub/mul_binary_tile (fp32). Only the row sums use the FPU
-// (`reduce_tile` ROW, all-ones Float32 scaler: operands read as TF32, GAPOOL accumulation), and
+// (`reduce_tile` ROW, all-ones Float32 scaler: operands read as TF32, GAPOOL accumulation, each
+// tile's 32-column sums truncated to TF32 when moved through SrcB; the per-tile sums are added in
+// fp32 on the SFPU), and
 // each statistic is refined once so that the FPU only ever sums small, centred residuals:
 //   1. A = x (the last tile times the column mask when C % 32 != 0)        -> CB 5 (exact), CB 6;
 //   2. m1 = rowsum(A) / C (FPU)                                            -> CB 9;
@@ -26,7 +28,7 @@
 
 #include "api/compute/compute_kernel_hw_startup.h"
 #include "api/compute/bcast.h"
-#include "api/compute/reduce.h"
+#include "api/compute/matmul.h"
 #include "api/compute/tile_move_copy.h"
 #include "api/compute/reconfig_data_format.h"
 #include "api/compute/pack.h"
@@ -38,6 +40,7 @@
 namespace {
 constexpr uint32_t cb_x = 0, cb_ones = 1, cb_mask = 2, cb_gamma = 3, cb_beta = 4;
 constexpr uint32_t cb_a = 5, cb_ar = 6, cb_b = 7, cb_br = 8, cb_s1 = 9, cb_s2 = 10, cb_rstd = 11;
+constexpr uint32_t cb_part = 12;
 constexpr uint32_t cb_out = 16;
 constexpr uint32_t minus_half = 0xBF000000u, three_halves = 0x3FC00000u;
 
@@ -98,17 +101,19 @@ inline void pack_to(uint32_t d, uint32_t cb) {
     cb_push_back(cb, 1);
 }
 
-// Row means of the n tiles of cb (FPU row sums, times inv_c on the SFPU) -> column 0 of a tile of
-// cb_stat; pops cb.
+// Row means of the n tiles of cb -> every column of a tile of cb_stat; pops cb. The row sums are
+// a matmul with an all-ones tile (in0 = the data through SrcB as TF32, MVMUL products summed in
+// groups of eight and rounded into the fp32 DEST, accumulated over the n tiles in DEST), then
+// scaled by inv_c on the SFPU. Unlike `reduce_tile` ROW, no partial sum goes back through a
+// source register (which would truncate it to TF32).
 inline void row_mean(uint32_t cb, uint32_t n, uint32_t inv_c, uint32_t cb_stat) {
     cb_wait_front(cb, n);
     tile_regs_acquire();
-    reconfig_data_format(cb, cb_ones);
-    reduce_init<SUM, REDUCE_ROW>(cb, cb_ones, cb_stat);
+    reconfig_data_format(cb_ones, cb);
+    mm_init_short(cb, cb_ones);
     for (uint32_t c = 0; c < n; ++c) {
-        reduce_tile<SUM, REDUCE_ROW>(cb, cb_ones, c, 0, 0);
+        matmul_tiles(cb, cb_ones, c, 0, 0);
     }
-    reduce_uninit();
     binop_with_scalar_tile_init();
     mul_unary_tile(0, inv_c);
     tile_regs_commit();
