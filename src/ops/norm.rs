@@ -17,14 +17,18 @@
 //! `kernels/ops/norm/layernorm_fp32_compute.cpp`: every elementwise step (masking, `x - mean`,
 //! squares, `* rstd`, `* gamma`, `+ beta`) is exact fp32 on the SFPU (`add/sub/mul_binary_tile`)
 //! on operands copied to DEST without loss (Float32 CBs unpack straight to DEST; gamma and beta
-//! are stored as full Float32 tiles). Only the row sums use the FPU (`reduce_tile` reads its
-//! operands as TF32 and accumulates with ~11-bit alignment), and each statistic is refined once
-//! so that the FPU only sums centred residuals: `m = m1 + mean(x - m1)`,
-//! `var = v1 + mean(d^2 - v1)`. The mean's error is then relative to `|x - m|` instead of `|x|`
-//! (the error no longer grows with the mean), the variance's relative error falls from TF32
-//! truncation bias (~2^-10, always low) to ~2^-11 of the residuals' imbalance. `rsqrt` is
-//! followed by two fp32 Newton steps. Measured at [64, 192] with a row mean 10x the spread:
-//! max error 1.0e-3 -> see `tests/op_norm.rs::layernorm_float32_large_mean` and docs/ops.md.
+//! are stored as full Float32 tiles). Only the row sums use the FPU: a matmul with an all-ones
+//! tile accumulated in the fp32 DEST (operands read as TF32, MVMUL alignment within groups of
+//! eight products; `reduce_tile` ROW would also truncate every partial sum to TF32 when moving
+//! it through SrcB). Each statistic is refined once so that the FPU only sums centred
+//! residuals, `m = m1 + mean(x - m1)`, `var = v1 + mean(d^2 - v1)`, and the refining sums add
+//! each value's TF32 part and its lost low part `v - TF32(v)` (operand truncation 2^-20 instead
+//! of 2^-10). The mean's error is thus relative to `|x - m|`, not `|x|` (it no longer grows with
+//! the mean), and nothing is biased by truncation. `rsqrt` is followed by two fp32 Newton steps
+//! (hardware's SFPU rsqrt is a few bf16 ulp). What is left is the MVMUL alignment rounding of the
+//! centred sums: measured max error 2.3e-5 to 4.5e-5 (|y| up to 3.6; about 2^-16 relative),
+//! mean 4e-6, against 3.8e-2 / 2.1e-1 (mean 10x the spread) for the old all-FPU path, at about
+//! 2x its device time (`tests/op_norm.rs`, docs/ops.md).
 //! [`LayerNorm::with_tf32_fpu_path`] keeps the old all-FPU arithmetic for comparisons.
 
 use tt_safe::{
@@ -182,7 +186,7 @@ impl LayerNorm {
         let ct = tiles(self.c) as u64;
         let b = |f: DataFormat| f.tile_size_bytes() as u64;
         if self.exact_fp32() {
-            // x, ones, mask, gamma, beta, A, Ar, B, Br, per-tile sums, 3 statistics, output.
+            // x, ones, mask, gamma, beta, A, Ar, B, Br, lo parts, 3 statistics, output.
             let f = b(DataFormat::Float32);
             return 2 * ct * b(input)
                 + 2 * f
@@ -326,7 +330,7 @@ impl LayerNorm {
         let inv_c = (1.0 / self.c as f64) as f32;
         let (name, source, unpack_to_dest_fp32) = if exact {
             // The CBs that are only ever copied to DEST (never read by the FPU).
-            let mut utd = vec![3, 4, 5, 7, 11, 12];
+            let mut utd = vec![3, 4, 5, 7, 11];
             if x.format() == f32f {
                 utd.push(0);
             }

@@ -2,20 +2,20 @@
 // the C valid columns of each time row, with every elementwise step exact fp32 on the SFPU.
 //
 // Operands that must stay exact are copied to DEST without loss (Float32 CBs 0 (when Float32), 3,
-// 4, 5, 7, 11, 12 unpack straight to DEST, UnpackToDestFp32; bf16 / bfp8_b inputs are exact through
-// SrcA) and combined with add/sub/mul_binary_tile (fp32). Only the row sums use the FPU
-// (`reduce_tile` ROW, all-ones Float32 scaler: operands read as TF32, GAPOOL accumulation, each
-// tile's 32-column sums truncated to TF32 when moved through SrcB; the per-tile sums are added in
-// fp32 on the SFPU), and
-// each statistic is refined once so that the FPU only ever sums small, centred residuals:
+// 4, 5, 7, 11 unpack straight to DEST, UnpackToDestFp32; bf16 / bfp8_b inputs are exact through
+// SrcA) and combined with add/sub/mul_binary_tile (fp32). Only the row sums use the FPU: a matmul
+// with an all-ones Float32 tile accumulated in the fp32 DEST (`row_mean`; operands read as TF32,
+// MVMUL alignment within groups of eight products). Each statistic is refined once so that the FPU
+// only sums centred residuals, and the refining sums add the TF32 part and the lost low part
+// (`split_lo`, CB 12) of each value, so operand truncation drops from 2^-10 to 2^-20:
 //   1. A = x (the last tile times the column mask when C % 32 != 0)        -> CB 5 (exact), CB 6;
 //   2. m1 = rowsum(A) / C (FPU)                                            -> CB 9;
 //   3. B = A - m1 (m1 read through SrcA as TF32, used consistently)        -> CB 7 (exact), CB 8;
-//   4. c = rowsum(B) / C (FPU; B is centred, so its error is relative to |x - m1|) -> CB 10;
+//   4. c = rowsum(B) / C (FPU, hi + lo; B is centred: error relative to |x - m1|) -> CB 10;
 //   5. d = B - c (= x - (m1 + c))                                          -> CB 5; d^2 -> CB 6;
 //   6. v1 = rowsum(d^2) / C (FPU)                                          -> CB 9;
-//   7. R = d^2 - v1                                                        -> CB 8;
-//   8. c2 = rowsum(R) / C (FPU, residuals of both signs)                   -> CB 10;
+//   7. R = d^2 - v1                                                        -> CB 7 (exact), CB 8;
+//   8. c2 = rowsum(R) / C (FPU, hi + lo; residuals of both signs)           -> CB 10;
 //   9. var = v1 + c2; rstd = rsqrt(var + eps), then two Newton steps
 //      r <- r (1.5 - 0.5 (var + eps) r^2) in fp32 (the SFPU rsqrt may be a few bf16 ulp off on
 //      hardware; two steps bring 2^-6 down to ~2^-22)                       -> CB 11 (all columns);
@@ -41,7 +41,7 @@ namespace {
 constexpr uint32_t cb_x = 0, cb_ones = 1, cb_mask = 2, cb_gamma = 3, cb_beta = 4;
 constexpr uint32_t cb_a = 5, cb_ar = 6, cb_b = 7, cb_br = 8, cb_s1 = 9, cb_s2 = 10, cb_rstd = 11;
 constexpr uint32_t cb_part = 12;
-constexpr uint32_t cb_out = 16;
+constexpr uint32_t cb_lo = 12, cb_out = 16;
 constexpr uint32_t minus_half = 0xBF000000u, three_halves = 0x3FC00000u;
 
 // DEST tile d <- tile t of cb, exactly.
@@ -101,18 +101,27 @@ inline void pack_to(uint32_t d, uint32_t cb) {
     cb_push_back(cb, 1);
 }
 
-// Row means of the n tiles of cb -> every column of a tile of cb_stat; pops cb. The row sums are
-// a matmul with an all-ones tile (in0 = the data through SrcB as TF32, MVMUL products summed in
-// groups of eight and rounded into the fp32 DEST, accumulated over the n tiles in DEST), then
-// scaled by inv_c on the SFPU. Unlike `reduce_tile` ROW, no partial sum goes back through a
-// source register (which would truncate it to TF32).
-inline void row_mean(uint32_t cb, uint32_t n, uint32_t inv_c, uint32_t cb_stat) {
+inline void row_sums(uint32_t cb, uint32_t n) {
     cb_wait_front(cb, n);
-    tile_regs_acquire();
     reconfig_data_format(cb_ones, cb);
     mm_init_short(cb, cb_ones);
     for (uint32_t c = 0; c < n; ++c) {
         matmul_tiles(cb, cb_ones, c, 0, 0);
+    }
+    cb_pop_front(cb, n);
+}
+
+// Row means of the n tiles of cb (plus, with `lo`, of the n tiles of CB 12) -> every column of a
+// tile of cb_stat; pops the inputs. The row sums are a matmul with an all-ones tile (in0 = the
+// data through SrcB as TF32, MVMUL products summed in groups of eight and rounded into the fp32
+// DEST, accumulated over the tiles in DEST), then scaled by inv_c on the SFPU. Unlike
+// `reduce_tile` ROW, no partial sum goes back through a source register (which would truncate it
+// to TF32).
+inline void row_mean(uint32_t cb, uint32_t n, uint32_t inv_c, uint32_t cb_stat, bool lo) {
+    tile_regs_acquire();
+    row_sums(cb, n);
+    if (lo) {
+        row_sums(cb_lo, n);
     }
     binop_with_scalar_tile_init();
     mul_unary_tile(0, inv_c);
@@ -120,8 +129,25 @@ inline void row_mean(uint32_t cb, uint32_t n, uint32_t inv_c, uint32_t cb_stat) 
     tile_regs_wait();
     pack_to(0, cb_stat);
     tile_regs_release();
-    cb_pop_front(cb, n);
     cb_wait_front(cb_stat, 1);
+}
+
+// CB 12 <- the parts of the n values of cb_exact (exact copy, unpacked to DEST) that the FPU loses
+// when it reads the same values from cb_fpu as TF32: v - TF32(v), exact in fp32 (the low 13
+// mantissa bits), itself read as TF32 later (a 2^-10 loss of a 2^-10 part).
+inline void split_lo(uint32_t cb_exact, uint32_t cb_fpu, uint32_t n) {
+    cb_wait_front(cb_exact, n);
+    cb_wait_front(cb_fpu, n);
+    for (uint32_t c = 0; c < n; ++c) {
+        tile_regs_acquire();
+        load(cb_exact, c, 0);
+        load(cb_fpu, c, 1);
+        sub(0, 1, 0);
+        tile_regs_commit();
+        tile_regs_wait();
+        pack_to(0, cb_lo);
+        tile_regs_release();
+    }
 }
 
 // r (DEST tile r) <- r (1.5 - 0.5 v r^2), v in DEST tile v, scratch DEST tile t.
@@ -164,7 +190,7 @@ void kernel_main() {
         }
         cb_pop_front(cb_x, ct);
         // 2. m1
-        row_mean(cb_ar, ct, inv_c, cb_s1);
+        row_mean(cb_ar, ct, inv_c, cb_s1, false);
         // 3. B = A - m1
         cb_wait_front(cb_a, ct);
         for (uint32_t c = 0; c < ct; ++c) {
@@ -181,8 +207,9 @@ void kernel_main() {
         }
         cb_pop_front(cb_a, ct);
         cb_pop_front(cb_s1, 1);
-        // 4. c
-        row_mean(cb_br, ct, inv_c, cb_s2);
+        // 4. c (hi and lo parts of B)
+        split_lo(cb_b, cb_br, ct);
+        row_mean(cb_br, ct, inv_c, cb_s2, true);
         // 5. d = B - c -> A, d^2 -> Ar
         cb_wait_front(cb_b, ct);
         for (uint32_t c = 0; c < ct; ++c) {
@@ -201,7 +228,7 @@ void kernel_main() {
         cb_pop_front(cb_b, ct);
         cb_pop_front(cb_s2, 1);
         // 6. v1
-        row_mean(cb_ar, ct, inv_c, cb_s1);
+        row_mean(cb_ar, ct, inv_c, cb_s1, false);
         // 7. R = d^2 - v1 -> Br
         cb_wait_front(cb_a, ct);
         for (uint32_t c = 0; c < ct; ++c) {
@@ -213,11 +240,14 @@ void kernel_main() {
             mask_if_last(c, ct, 0, 1);
             tile_regs_commit();
             tile_regs_wait();
+            pack_to(0, cb_b);
             pack_to(0, cb_br);
             tile_regs_release();
         }
-        // 8. c2
-        row_mean(cb_br, ct, inv_c, cb_s2);
+        // 8. c2 (hi and lo parts of R)
+        split_lo(cb_b, cb_br, ct);
+        cb_pop_front(cb_b, ct);
+        row_mean(cb_br, ct, inv_c, cb_s2, true);
         // 9. rstd: v = v1 + c2 + eps in DEST 0 and 1, rsqrt and two Newton steps in DEST 1.
         tile_regs_acquire();
         for (uint32_t d = 0; d < 2; ++d) {
