@@ -60,6 +60,41 @@ pub fn sgemm(
     beta: f32,
     c: MatMut<'_>,
 ) {
+    sgemm_impl(m, k, n, alpha, a, b, beta, None, c, true);
+}
+
+/// `C = A * B + bias + (accumulate ? C : 0)` with `bias` one value per column (`n` values), the
+/// bias added in the GEMM's first pass over C instead of a separate one. Panics as [`sgemm`],
+/// and if `bias` is shorter than `n`.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_bias(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    bias: &[f32],
+    accumulate: bool,
+    c: MatMut<'_>,
+) {
+    assert!(bias.len() >= n, "sgemm_bias: bias shorter than n");
+    let beta = if accumulate { 1.0 } else { 0.0 };
+    sgemm_impl(m, k, n, 1.0, a, b, beta, Some(&bias[..n]), c, true);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sgemm_impl(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    mut beta: f32,
+    bias: Option<&[f32]>,
+    c: MatMut<'_>,
+    simd: bool,
+) {
     assert!(
         fits(a.data.len(), m, k, a.rs, a.cs),
         "sgemm: A view out of bounds"
@@ -85,12 +120,14 @@ pub fn sgemm(
         && c.cs == 1
         && alpha == 1.0
         && (beta == 0.0 || beta == 1.0)
+        && simd
         && avx512::usable()
     {
         // SAFETY: the CPU supports AVX-512F (checked at run time by `usable`); A, B and C have unit
         // column stride and the asserts above put every element (i, l), (l, j), (i, j) for
         // i < m, l < k, j < n inside the borrowed slices, which is all the kernel touches (column
         // tails are masked). C is exclusively borrowed and its rows do not alias (checked above).
+        // `bias`, when given, holds exactly n values (checked by `sgemm_bias`).
         unsafe {
             avx512::gemm(
                 m,
@@ -100,12 +137,23 @@ pub fn sgemm(
                 a.rs,
                 b.data.as_ptr(),
                 b.rs,
+                bias.map_or(std::ptr::null(), |b| b.as_ptr()),
                 beta != 0.0,
                 c.data.as_mut_ptr(),
                 c.rs,
             );
         }
         return;
+    }
+    if let Some(bias) = bias {
+        // Generic path: add the bias in a pass of its own, then accumulate the product.
+        for i in 0..m {
+            for (j, bv) in bias.iter().enumerate() {
+                let e = &mut c.data[i * c.rs + j * c.cs];
+                *e = if beta == 0.0 { *bv } else { *e + bv };
+            }
+        }
+        beta = 1.0;
     }
     let ip = |x: usize| x as isize;
     // SAFETY: the asserts above guarantee that every element gemm reads from A and B
@@ -182,6 +230,7 @@ mod avx512 {
         ars: usize,
         b: *const f32,
         brs: usize,
+        bias: *const f32,
         accumulate: bool,
         c: *mut f32,
         crs: usize,
@@ -194,6 +243,13 @@ mod avx512 {
             loop {
                 let kb = (k - k0).min(KC);
                 let load_c = accumulate || k0 > 0;
+                // The bias (if any) enters with the first depth block only.
+                let bp0 = if k0 == 0 && !bias.is_null() {
+                    // SAFETY: bias holds n values and j0 < n.
+                    unsafe { bias.add(j0) }
+                } else {
+                    std::ptr::null()
+                };
                 let mut i0 = 0;
                 while i0 < m {
                     let r = (m - i0).min(MR);
@@ -208,7 +264,7 @@ mod avx512 {
                         macro_rules! go {
                             ($($n:literal)*) => {
                                 match r {
-                                    $($n => tile::<$n>(kb, ap, ars, bp, brs, cp, crs, m0, m1, load_c),)*
+                                    $($n => tile::<$n>(kb, ap, ars, bp, brs, bp0, cp, crs, m0, m1, load_c),)*
                                     _ => unreachable!(),
                                 }
                             };
@@ -226,10 +282,14 @@ mod avx512 {
         }
     }
 
-    /// `R` rows x up to 32 columns: `C = (load_c ? C : 0) + A[.., ..kb] * B[..kb, ..]`.
+    /// `R` rows x up to 32 columns: `C = (load_c ? C : 0) + bias + A[.., ..kb] * B[..kb, ..]`
+    /// (no bias when `bias` is null).
     ///
     /// # Safety
-    /// As [`gemm`], for `R` rows, `kb` depth and the columns selected by `m0`/`m1`.
+    /// As [`gemm`], for `R` rows, `kb` depth and the columns selected by `m0`/`m1`; `bias` null or
+    /// valid for the selected columns. Pointers to the second 16 columns are formed with
+    /// `wrapping_add` (they may point past the data when `m1` selects nothing; masked-off lanes
+    /// are never accessed).
     #[target_feature(enable = "avx512f")]
     #[inline]
     #[allow(clippy::too_many_arguments)]
@@ -239,6 +299,7 @@ mod avx512 {
         ars: usize,
         b: *const f32,
         brs: usize,
+        bias: *const f32,
         c: *mut f32,
         crs: usize,
         m0: __mmask16,
@@ -252,12 +313,22 @@ mod avx512 {
             if load_c {
                 for (r, row) in acc.iter_mut().enumerate() {
                     row[0] = _mm512_maskz_loadu_ps(m0, c.add(r * crs));
-                    row[1] = _mm512_maskz_loadu_ps(m1, c.add(r * crs + 16));
+                    row[1] = _mm512_maskz_loadu_ps(m1, c.add(r * crs).wrapping_add(16));
+                }
+            }
+            if !bias.is_null() {
+                let (b0, b1) = (
+                    _mm512_maskz_loadu_ps(m0, bias),
+                    _mm512_maskz_loadu_ps(m1, bias.wrapping_add(16)),
+                );
+                for row in acc.iter_mut() {
+                    row[0] = _mm512_add_ps(row[0], b0);
+                    row[1] = _mm512_add_ps(row[1], b1);
                 }
             }
             for l in 0..kb {
                 let b0 = _mm512_maskz_loadu_ps(m0, b.add(l * brs));
-                let b1 = _mm512_maskz_loadu_ps(m1, b.add(l * brs + 16));
+                let b1 = _mm512_maskz_loadu_ps(m1, b.add(l * brs).wrapping_add(16));
                 for (r, row) in acc.iter_mut().enumerate() {
                     let av = _mm512_set1_ps(*a.add(r * ars + l));
                     row[0] = _mm512_fmadd_ps(av, b0, row[0]);
@@ -266,7 +337,7 @@ mod avx512 {
             }
             for (r, row) in acc.iter().enumerate() {
                 _mm512_mask_storeu_ps(c.add(r * crs), m0, row[0]);
-                _mm512_mask_storeu_ps(c.add(r * crs + 16), m1, row[1]);
+                _mm512_mask_storeu_ps(c.add(r * crs).wrapping_add(16), m1, row[1]);
             }
         }
     }
@@ -389,6 +460,71 @@ mod tests {
                 }
                 for j in n..crs {
                     assert_eq!(c[i * crs + j], c0[i * crs + j], "padding column written");
+                }
+            }
+        }
+    }
+
+    /// `sgemm_bias` on both paths (the AVX-512 kernel where the CPU has it, and the generic one)
+    /// against f64, with and without accumulation, n with a column tail, depth over one K block.
+    #[test]
+    fn sgemm_bias_matches_f64_reference_on_both_paths() {
+        let (m, k, n, ars) = (29, 270, 37, 11);
+        let a: Vec<f32> = (0..(m - 1) * ars + k)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 53 % 97) as f32 - 48.0) / 40.0)
+            .collect();
+        let bias: Vec<f32> = (0..n).map(|j| (j as f32 - 18.0) / 7.0).collect();
+        for simd in [true, false] {
+            for acc in [false, true] {
+                let mut c: Vec<f32> = (0..m * n)
+                    .map(|i| ((i * 29 % 89) as f32 - 44.0) / 30.0)
+                    .collect();
+                let c0 = c.clone();
+                sgemm_impl(
+                    m,
+                    k,
+                    n,
+                    1.0,
+                    MatRef {
+                        data: &a,
+                        rs: ars,
+                        cs: 1,
+                    },
+                    MatRef {
+                        data: &b,
+                        rs: n,
+                        cs: 1,
+                    },
+                    if acc { 1.0 } else { 0.0 },
+                    Some(&bias),
+                    MatMut {
+                        data: &mut c,
+                        rs: n,
+                        cs: 1,
+                    },
+                    simd,
+                );
+                for i in 0..m {
+                    for j in 0..n {
+                        let prev = if acc { c0[i * n + j] as f64 } else { 0.0 };
+                        let (mut r, mut mag) =
+                            (prev + bias[j] as f64, prev.abs() + bias[j].abs() as f64);
+                        for l in 0..k {
+                            let p = a[i * ars + l] as f64 * b[l * n + j] as f64;
+                            r += p;
+                            mag += p.abs();
+                        }
+                        // Any f32 summation order: |error| <= (k + 2) * eps * sum |terms|.
+                        let tol = (k + 3) as f64 * f32::EPSILON as f64 * mag;
+                        let got = c[i * n + j] as f64;
+                        assert!(
+                            (got - r).abs() <= tol,
+                            "simd {simd} acc {acc} ({i},{j}): {got} vs {r}"
+                        );
+                    }
                 }
             }
         }

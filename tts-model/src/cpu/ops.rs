@@ -6,7 +6,7 @@
 use rayon::prelude::*;
 
 use crate::error::{Result, TtsError};
-use crate::sys::{MatMut, MatRef, sgemm};
+use crate::sys::{MatMut, MatRef, sgemm_bias};
 use crate::voice::Weights;
 
 /// Elementwise activation applied to a conv's input (pre) or output (post).
@@ -397,12 +397,15 @@ impl Conv {
             .for_each(|(bi, c)| {
                 let t0 = bi * ub * d;
                 let rows = (ub * d).min(t_len - t0);
-                for r in 0..rows {
-                    let row = &mut c[r * out_rs..r * out_rs + cout];
-                    if accumulate {
-                        row.iter_mut().zip(bias).for_each(|(o, b)| *o += b);
-                    } else {
-                        row.copy_from_slice(bias);
+                if cout == 1 {
+                    // The GEMV path below adds to the rows; the GEMM path adds the bias itself.
+                    for r in 0..rows {
+                        let row = &mut c[r * out_rs..r * out_rs + cout];
+                        if accumulate {
+                            row.iter_mut().zip(bias).for_each(|(o, b)| *o += b);
+                        } else {
+                            row.copy_from_slice(bias);
+                        }
                     }
                 }
                 let u0 = bi * ub;
@@ -428,11 +431,11 @@ impl Conv {
                             c[(ph + d * u) * out_rs] += dot(&a[u * a_rs..u * a_rs + kk], &self.w);
                         }
                     } else {
-                        sgemm(
+                        // Each output row belongs to exactly one phase: the bias enters once.
+                        sgemm_bias(
                             n_u,
                             kk,
                             cout,
-                            1.0,
                             MatRef {
                                 data: a,
                                 rs: a_rs,
@@ -443,7 +446,8 @@ impl Conv {
                                 rs: cout,
                                 cs: 1,
                             },
-                            1.0,
+                            bias,
+                            accumulate,
                             MatMut {
                                 data: &mut c[ph * out_rs..],
                                 rs: d * out_rs,
@@ -607,19 +611,20 @@ impl ConvT {
             .for_each(|(bi, c)| {
                 let q0 = bi * rb;
                 let rows = rb.min(t_len - q0);
-                for row in c.chunks_mut(cout) {
-                    row.copy_from_slice(&self.b);
-                }
                 for (r, (off0, n, wr)) in self.phases.iter().enumerate() {
                     if *n == 0 {
+                        // No taps land on this phase: its rows are the bias alone.
+                        for row in c.chunks_mut(cout).skip(r).step_by(s) {
+                            row.copy_from_slice(&self.b);
+                        }
                         continue;
                     }
                     let start = (q0 as isize + off0 + self.front as isize) as usize * cin;
-                    sgemm(
+                    // Phase r writes output rows q*s + r only: the bias enters once per row.
+                    sgemm_bias(
                         rows,
                         n * cin,
                         cout,
-                        1.0,
                         MatRef {
                             data: &src[start..],
                             rs: cin,
@@ -630,7 +635,8 @@ impl ConvT {
                             rs: cout,
                             cs: 1,
                         },
-                        1.0,
+                        &self.b,
+                        false,
                         MatMut {
                             data: &mut c[r * cout..],
                             rs: s * cout,
