@@ -89,7 +89,8 @@ impl std::fmt::Debug for LayerNorm {
 }
 
 impl LayerNorm {
-    /// Prepares `gamma`, `beta` (C values each, stored bf16) for `x [T, C]` inputs.
+    /// Prepares `gamma`, `beta` (C values each; stored bf16, or Float32 with Float32 activations)
+    /// for `x [T, C]` inputs.
     pub fn new(
         device: &Device,
         gamma: &[f32],
