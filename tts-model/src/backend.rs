@@ -41,6 +41,21 @@ pub trait Backend: Send + Sync {
         speaker: Option<usize>,
     ) -> Result<Vec<f32>>;
 
+    /// Alignment: integer durations `ceil(exp(logw) * length_scale)` (f32 arithmetic, as the
+    /// exported graph) and the prior means `m_p` expanded to frames (`[frames, inter]`, row `j`
+    /// is `m_p` of the id that owns frame `j`; integer gather, no float cumulative sum). The
+    /// default runs on the host; a device backend overrides it.
+    fn align(
+        &self,
+        enc: &Encoded,
+        logw: &[f32],
+        length_scale: f32,
+    ) -> Result<(Vec<u32>, Vec<f32>)> {
+        let durations = host_durations(logw, length_scale);
+        let m_p = host_expand_means(enc, &durations, self.hparams().inter);
+        Ok((durations, m_p))
+    }
+
     /// Flow in reverse: `z_p` `[frames, inter]` to `z` `[frames, inter]`. Zero padding at both ends,
     /// so a window of frames with [`Hparams::flow_context`] frames of context per side reproduces the
     /// un-windowed result in its interior.
@@ -92,4 +107,24 @@ impl Hparams {
         radius += (self.dec_post_kernel / 2) as f64 / rate;
         radius.ceil() as usize
     }
+}
+
+/// `ceil(exp(logw) * length_scale)` as integers (f32 arithmetic as the exported graph does it).
+pub fn host_durations(logw: &[f32], length_scale: f32) -> Vec<u32> {
+    logw.iter()
+        .map(|&l| (l.exp() * length_scale).ceil().max(0.0) as u32)
+        .collect()
+}
+
+/// `m_p` of `enc.stats` (`[t, 2 * inter]`, first `inter` columns) repeated `dur[i]` times per id.
+pub fn host_expand_means(enc: &Encoded, dur: &[u32], inter: usize) -> Vec<f32> {
+    let frames: usize = dur.iter().map(|&d| d as usize).sum();
+    let mut z = Vec::with_capacity(frames * inter);
+    for (i, &d) in dur.iter().enumerate() {
+        let row = &enc.stats[i * 2 * inter..i * 2 * inter + inter];
+        for _ in 0..d {
+            z.extend_from_slice(row);
+        }
+    }
+    z
 }

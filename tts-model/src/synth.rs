@@ -229,8 +229,25 @@ impl Synthesizer {
             }
         }
         let logw = self.backend.log_durations(&enc, &noise, opts.speaker)?;
-        let durations = durations(&logw, opts.length_scale);
-        let z_p = prior(&enc, &durations, hp.inter, opts.noise_scale, &mut rng);
+        let (durations, mut z_p) = self.backend.align(&enc, &logw, opts.length_scale)?;
+        if durations.len() != t
+            || z_p.len() != durations.iter().map(|&d| d as usize).sum::<usize>() * hp.inter
+        {
+            return Err(TtsError::Unsupported(format!(
+                "backend {} aligned {} durations / {} prior values for {t} ids",
+                self.backend.name(),
+                durations.len(),
+                z_p.len()
+            )));
+        }
+        add_prior_noise(
+            &mut z_p,
+            &enc,
+            &durations,
+            hp.inter,
+            opts.noise_scale,
+            &mut rng,
+        );
         let frames: usize = durations.iter().map(|&d| d as usize).sum();
         let fctx = self.chunk.flow_context.unwrap_or_else(|| hp.flow_context());
         let dctx = self
@@ -255,39 +272,33 @@ impl Synthesizer {
 
 /// `ceil(exp(logw) * length_scale)` as integers (f32 arithmetic as the exported graph does it).
 pub fn durations(logw: &[f32], length_scale: f32) -> Vec<u32> {
-    logw.iter()
-        .map(|&l| (l.exp() * length_scale).ceil().max(0.0) as u32)
-        .collect()
+    crate::backend::host_durations(logw, length_scale)
 }
 
-/// `z_p[j] = m_p[i] + N(0,1) * exp(logs_p[i]) * noise_scale` for frame j of id i (integer gather).
-fn prior(
+/// Adds `N(0,1) * exp(logs_p[i]) * noise_scale` to the expanded prior means `z` (frame `j` of id
+/// `i`), drawn channel-major (`[inter, F]`, as VITS' `randn_like(m_p)`). Nothing when
+/// `noise_scale` is 0 (deterministic synthesis).
+fn add_prior_noise(
+    z: &mut [f32],
     enc: &Encoded,
     dur: &[u32],
     inter: usize,
     noise_scale: f32,
     rng: &mut ChaCha20Rng,
-) -> Vec<f32> {
-    let frames: usize = dur.iter().map(|&d| d as usize).sum();
-    let mut owner = Vec::with_capacity(frames);
+) {
+    if noise_scale <= 0.0 {
+        return;
+    }
+    let mut owner = Vec::with_capacity(z.len() / inter.max(1));
     for (i, &d) in dur.iter().enumerate() {
         owner.extend(std::iter::repeat_n(i, d as usize));
     }
-    let mut z = vec![0.0f32; frames * inter];
-    for (j, &i) in owner.iter().enumerate() {
-        z[j * inter..(j + 1) * inter]
-            .copy_from_slice(&enc.stats[i * 2 * inter..i * 2 * inter + inter]);
-    }
-    if noise_scale > 0.0 {
-        // Drawn channel-major ([inter, F], as VITS' randn_like(m_p)).
-        for c in 0..inter {
-            for (j, &i) in owner.iter().enumerate() {
-                let e: f32 = StandardNormal.sample(rng);
-                z[j * inter + c] += e * enc.stats[i * 2 * inter + inter + c].exp() * noise_scale;
-            }
+    for c in 0..inter {
+        for (j, &i) in owner.iter().enumerate() {
+            let e: f32 = StandardNormal.sample(rng);
+            z[j * inter + c] += e * enc.stats[i * 2 * inter + inter + c].exp() * noise_scale;
         }
     }
-    z
 }
 
 /// Chunks of audio of one utterance (iterator of sample blocks).

@@ -115,7 +115,8 @@ pub fn run(a: &EvalArgs) -> Result<()> {
             "on-device share of matmul/conv FLOPs: {:.1}% ({:.3} GFLOP on device, {:.3} GFLOP on host, {} device launches)",
             100.0 * l.on_device_share(),
             l.device_flops / 1e9,
-            l.host_flops.values().sum::<f64>() / 1e9,
+            // `+ 0.0`: an empty f64 sum is -0.0, which would print as "-0.000".
+            (l.host_flops.values().sum::<f64>() + 0.0) / 1e9,
             l.launches
         );
         println!("host steps (explicit, not on device):");

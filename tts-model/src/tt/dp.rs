@@ -1,21 +1,6 @@
 //! The stochastic duration predictor (VITS `StochasticDurationPredictor`, reverse direction) on
-//! the device: [`DevDurationPredictor`]. Not yet wired into [`super::TtBackend`] (the backend
-//! still runs this stage on the cpu backend, see [`super::HOST_STEPS`]); to wire it, build one
-//! next to the backend's other layers and replace the body of `log_durations`:
-//!
-//! ```ignore
-//! // in TtBackend::new:
-//! let dp = dp::DevDurationPredictor::new(&device, voice, &plan, opts.plan.default)?;
-//! // in Backend::log_durations (speaker must be None: single-speaker voices only):
-//! let (logw, st) = self.dp.log_durations(enc, noise)?;
-//! self.note(|g| {
-//!     g.device_flops += st.device_flops;
-//!     *g.device_ns.entry("duration predictor").or_default() += st.device_ns;
-//!     g.estimate |= st.is_estimate;
-//!     g.launches += st.launches;
-//! });
-//! Ok(logw)
-//! ```
+//! the device: [`DevDurationPredictor`], used by [`super::TtBackend`]'s `log_durations` (its
+//! [`DpStats`] go to the backend's ledger under the stage "duration predictor").
 //!
 //! # What runs where
 //! Everything between the encoder output and `logw` runs as tt-kernels ops on the device:

@@ -21,8 +21,14 @@
 //!     every resblock layer `x + conv(leaky_relu(x))` as one conv (fused input activation and
 //!     residual), the resblock mean and the following leaky ReLU as eltwise ops, `conv_post` with
 //!     the 0.01 leaky ReLU fused on its input and the final tanh on its output.
-//! - on the host: the stochastic duration predictor (whole stage on the cpu reference backend,
-//!   incl. the spline; a device version is being built in [`dp`]).
+//!   - duration predictor ([`dp`]): conditioning convs, DDSConv (depthwise dilated conv, layer
+//!     norm, GELU), ConvFlows with the rational-quadratic spline inverse (scalar fp32 on a
+//!     data-movement RISC-V) and the final affine;
+//!   - alignment: `ceil(exp(logw) * length_scale)`, the integer total and the expansion of `m_p`
+//!     to frames (integer prefix sum + row gather), [`Backend::align`].
+//! - on the host: tokenisation, I/O (uploads/downloads at stage boundaries), and for noisy
+//!   synthesis only the prior noise term ([`HOST_STEPS`]). In emulation mode (tests) the
+//!   duration predictor and the alignment run on the host and are counted as host FLOPs.
 //!
 //! Activation formats: each device op writes the activation format its layer's plan setting
 //! gives ([`act_format`]); the glue ops write the format of the stage.
@@ -40,8 +46,11 @@ use tt_kernels::ops::conv_transpose::{
     ConvTranspose1d, ConvTranspose1dParams, conv_transpose1d_reference,
 };
 use tt_kernels::ops::eltwise::{BinaryOp, Broadcast, Eltwise, EltwiseOp, UnaryOp};
-use tt_kernels::ops::embed::{EmbedScale, embedding_gather, index_buffer};
+use tt_kernels::ops::embed::{
+    EmbedScale, embedding_gather, expand_durations_with_stats, index_buffer,
+};
 use tt_kernels::ops::norm::LayerNorm;
+use tt_kernels::ops::spline::durations_from_logw;
 pub use tt_safe::Arch;
 use tt_safe::{DataFormat, Device, MathFidelity, RunStats};
 
@@ -54,8 +63,9 @@ use crate::precision::{
 use crate::voice::{Hparams, ResBlockKind, Voice};
 
 /// Host steps of the current `tt` backend (whole stages and elementwise glue), for reports.
-pub const HOST_STEPS: &[&str] =
-    &["duration predictor (whole stage on the cpu backend, incl. the rational-quadratic spline)"];
+pub const HOST_STEPS: &[&str] = &[
+    "prior noise for noisy synthesis only: N(0,1) * exp(logs_p) * noise_scale added to the device-expanded m_p (nothing with noise_scale = 0)",
+];
 
 /// Which device to open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,6 +217,8 @@ pub struct TtBackend {
     /// Which roundings the emulation applies (diagnostics, [`TtBackend::set_emulated_rounding`]).
     emu_round: EmulatedRounding,
     enc: DevEncoder,
+    /// The stochastic duration predictor on the device (`None` in emulation mode).
+    dp: Option<dp::DevDurationPredictor>,
     /// Activation format of the flow's residual stream `z` and its glue ops.
     flow_fmt: DataFormat,
     /// Activation format of the decoder's glue ops.
@@ -624,8 +636,19 @@ impl TtBackend {
             .unwrap_or(DataFormat::Float16_b);
         let dec_fmt = act_format(setting("dec.ups.0"));
         let dec_in_fmt = act_format(setting("dec.conv_pre"));
+        let dp = if opts.emulate {
+            None
+        } else {
+            Some(dp::DevDurationPredictor::new(
+                &device,
+                voice,
+                &plan,
+                opts.plan.default,
+            )?)
+        };
         Ok(Self {
             enc,
+            dp,
             device,
             hp,
             cpu,
@@ -683,6 +706,78 @@ impl TtBackend {
             .map(|l| l.flops(ids, 0))
             .sum();
         self.note(|l| *l.host_flops.entry(stage).or_default() += f);
+    }
+
+    /// Alignment on the device: `ceil(exp(logw) * length_scale)` and the integer total (a
+    /// RISC-V of the spline kernel file), then the prior means expanded to frames by
+    /// `expand_durations` (integer prefix sum on the device). The gather moves bf16 rows, so
+    /// `m_p` travels as a bf16 hi + lo pair (`hi = bf16(m)`, `lo = bf16(m - hi)`), both expanded
+    /// and summed exactly into Float32 on the device (|error| <= 2^-17 |m|). Host work: uploads
+    /// of `logw` and the pair, downloads of the durations and the result (I/O).
+    fn align_device(
+        &self,
+        enc: &Encoded,
+        logw: &[f32],
+        length_scale: f32,
+    ) -> Result<(Vec<u32>, Vec<f32>)> {
+        let t = enc.t;
+        let inter = self.hp.inter;
+        if logw.len() != t || t == 0 || enc.stats.len() != t * 2 * inter {
+            return Err(TtsError::Input(format!(
+                "alignment: {} log-durations and {} prior values for {t} ids",
+                logw.len(),
+                enc.stats.len()
+            )));
+        }
+        let dev = &self.device;
+        let lw = DeviceTensor::from_host(dev, t, 1, logw, DataFormat::Float32).map_err(dev_err)?;
+        let (dur, total, s) = durations_from_logw(dev, &lw, length_scale).map_err(dev_err)?;
+        self.note_stats("alignment", 0.0, &s);
+        let frames = usize::try_from(total)
+            .ok()
+            .filter(|&f| f > 0)
+            .ok_or_else(|| {
+                TtsError::Input(format!(
+                    "alignment: the durations add up to {total} frames; nothing to synthesise"
+                ))
+            })?;
+        let m: Vec<f32> = enc
+            .stats
+            .chunks(2 * inter)
+            .flat_map(|r| r[..inter].iter().copied())
+            .collect();
+        let hi: Vec<f32> = m.iter().map(|&v| bf16(v)).collect();
+        let lo: Vec<f32> = m.iter().zip(&hi).map(|(a, b)| a - b).collect();
+        let mut parts = Vec::with_capacity(2);
+        for part in [&hi, &lo] {
+            let x = DeviceTensor::from_host(dev, t, inter, part, DataFormat::Float16_b)
+                .map_err(dev_err)?;
+            let (y, n, s) = expand_durations_with_stats(dev, &x, &dur, t, frames).map_err(|e| {
+                TtsError::Unsupported(format!("tt device op failed (alignment): {e}"))
+            })?;
+            if n != frames {
+                return Err(TtsError::Unsupported(format!(
+                    "tt alignment: expansion produced {n} frames, the durations add up to {frames}"
+                )));
+            }
+            self.note_stats("alignment", 0.0, &s);
+            parts.push(y);
+        }
+        let ew = Eltwise::new(dev, Precision::hifi_fp32()).map_err(dev_err)?;
+        let (z, s) = ew
+            .run_op(
+                EltwiseOp::Binary(BinaryOp::Add, Broadcast::None),
+                &[&parts[0], &parts[1]],
+            )
+            .map_err(dev_err)?;
+        self.note_stats("alignment", 0.0, &s);
+        let bytes = dur.read().map_err(|e| dev_err(OpError::from(e)))?;
+        let durations: Vec<u32> = bytes
+            .chunks_exact(4)
+            .take(t)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        Ok((durations, z.to_host().map_err(dev_err)?))
     }
 
     fn note_stats(&self, stage: &'static str, flops: f64, stats: &RunStats) {
@@ -1085,8 +1180,40 @@ impl Backend for TtBackend {
         noise: &[f32],
         speaker: Option<usize>,
     ) -> Result<Vec<f32>> {
-        self.host_stage_flops("duration predictor", "dp.", enc.t);
-        self.cpu.log_durations(enc, noise, speaker)
+        let Some(dp) = &self.dp else {
+            // Emulation mode (tests): the stage runs on the cpu backend and is counted as host.
+            self.host_stage_flops("duration predictor", "dp.", enc.t);
+            return self.cpu.log_durations(enc, noise, speaker);
+        };
+        if speaker.is_some() {
+            return Err(TtsError::Unsupported(
+                "speaker conditioning of the duration predictor on the tt backend; use --backend cpu"
+                    .into(),
+            ));
+        }
+        let (logw, st) = dp.log_durations(enc, noise)?;
+        self.note(|g| {
+            g.device_flops += st.device_flops;
+            *g.device_ns.entry("duration predictor").or_default() += st.device_ns;
+            g.estimate |= st.is_estimate;
+            g.launches += st.launches;
+        });
+        Ok(logw)
+    }
+
+    fn align(
+        &self,
+        enc: &Encoded,
+        logw: &[f32],
+        length_scale: f32,
+    ) -> Result<(Vec<u32>, Vec<f32>)> {
+        if self.dp.is_none() {
+            // Emulation mode (tests): host alignment, as the cpu backend.
+            let durations = crate::backend::host_durations(logw, length_scale);
+            let m_p = crate::backend::host_expand_means(enc, &durations, self.hp.inter);
+            return Ok((durations, m_p));
+        }
+        self.align_device(enc, logw, length_scale)
     }
 
     fn flow_reverse(
@@ -1241,6 +1368,15 @@ impl Backend for std::sync::Arc<TtBackend> {
         speaker: Option<usize>,
     ) -> Result<Vec<f32>> {
         self.as_ref().log_durations(enc, noise, speaker)
+    }
+
+    fn align(
+        &self,
+        enc: &Encoded,
+        logw: &[f32],
+        length_scale: f32,
+    ) -> Result<(Vec<u32>, Vec<f32>)> {
+        self.as_ref().align(enc, logw, length_scale)
     }
 
     fn flow_reverse(&self, z_p: &[f32], frames: usize, speaker: Option<usize>) -> Result<Vec<f32>> {
