@@ -140,7 +140,6 @@ impl std::fmt::Debug for KernelImage {
     }
 }
 
-
 /// Loaded images by binary key, with the tick of their last use.
 type ImageMap = HashMap<String, (Arc<KernelImage>, u64)>;
 /// The process-wide image registry.
