@@ -180,7 +180,31 @@ impl Synthesizer {
 
     /// Whole utterance: all chunks concatenated.
     pub fn synthesize_ids(&self, ids: &[i64], opts: &SynthOptions) -> Result<Audio> {
-        let mut stream = self.stream_ids(ids, opts)?;
+        self.collect(self.stream_ids(ids, opts)?)
+    }
+
+    /// Whole utterance with given durations (teacher forcing, a diagnostic: e.g. another
+    /// backend's durations, so that frame-aligned quality metrics stay defined when a `ceil`
+    /// flips). The duration predictor still runs (and is accounted); its output is replaced by
+    /// `logw = ln((d - 0.5) / length_scale)`, which the backend's alignment turns back into
+    /// exactly `d` (each `d >= 1`, as the model's `ceil(exp(..))` always gives).
+    pub fn synthesize_ids_with_durations(
+        &self,
+        ids: &[i64],
+        opts: &SynthOptions,
+        durations: &[u32],
+    ) -> Result<Audio> {
+        if durations.len() != ids.len() || durations.contains(&0) {
+            return Err(TtsError::Input(format!(
+                "forced durations: {} values (each >= 1) for {} ids",
+                durations.len(),
+                ids.len()
+            )));
+        }
+        self.collect(self.stream_inner(ids, opts, Some(durations))?)
+    }
+
+    fn collect(&self, mut stream: AudioStream<'_>) -> Result<Audio> {
         let frames = stream.frames();
         let mut samples = Vec::with_capacity(frames * self.backend.hparams().hop());
         for chunk in &mut stream {
@@ -196,6 +220,15 @@ impl Synthesizer {
     /// Run encoder, duration predictor and alignment now; flow + decoder run chunk by chunk as the
     /// returned iterator is consumed.
     pub fn stream_ids(&self, ids: &[i64], opts: &SynthOptions) -> Result<AudioStream<'_>> {
+        self.stream_inner(ids, opts, None)
+    }
+
+    fn stream_inner(
+        &self,
+        ids: &[i64],
+        opts: &SynthOptions,
+        forced: Option<&[u32]>,
+    ) -> Result<AudioStream<'_>> {
         opts.check()?;
         if ids.is_empty() {
             return Err(TtsError::Input("empty id sequence".into()));
@@ -228,7 +261,13 @@ impl Synthesizer {
                 }
             }
         }
-        let logw = self.backend.log_durations(&enc, &noise, opts.speaker)?;
+        let mut logw = self.backend.log_durations(&enc, &noise, opts.speaker)?;
+        if let Some(d) = forced {
+            logw = d
+                .iter()
+                .map(|&d| ((d as f32 - 0.5) / opts.length_scale).ln())
+                .collect();
+        }
         let (durations, mut z_p) = self.backend.align(&enc, &logw, opts.length_scale)?;
         if durations.len() != t
             || z_p.len() != durations.iter().map(|&d| d as usize).sum::<usize>() * hp.inter
@@ -238,6 +277,14 @@ impl Synthesizer {
                 self.backend.name(),
                 durations.len(),
                 z_p.len()
+            )));
+        }
+        if let Some(d) = forced
+            && durations != d
+        {
+            return Err(TtsError::Unsupported(format!(
+                "backend {} did not reproduce the forced durations in its alignment",
+                self.backend.name()
             )));
         }
         add_prior_noise(

@@ -160,6 +160,11 @@ pub struct EvalArgs {
     /// A text file with one sentence per line (instead of --text/--phonemes/--ids).
     #[arg(long)]
     pub sentences: Option<PathBuf>,
+    /// Diagnostic: also run the tested backend with the cpu reference's durations (teacher
+    /// forcing) and report the frame-aligned metrics of that run, so they stay defined when a
+    /// duration flips; the frame counts shown are still the free-running ones.
+    #[arg(long)]
+    pub durations_from_cpu: bool,
 }
 
 /// Plan searches of `tts plan --search`.

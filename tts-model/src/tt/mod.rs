@@ -685,6 +685,13 @@ impl TtBackend {
         self.ledger.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
+    /// Replaces the accounting (e.g. to leave a diagnostic run out of it).
+    pub fn set_ledger(&self, ledger: Ledger) {
+        if let Ok(mut l) = self.ledger.lock() {
+            *l = ledger;
+        }
+    }
+
     /// Clears the accounting.
     pub fn reset_ledger(&self) {
         if let Ok(mut l) = self.ledger.lock() {
