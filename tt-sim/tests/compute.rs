@@ -385,6 +385,98 @@ void kernel_main() {
     .expect("a kernel using the TT-Metal unary_bcast_init signature builds");
 }
 
+/// `unary_bcast<COL>` runs with only its input and output CBs configured (regression: the timing
+/// code once read the broadcast code as a CB index, so COL failed with "CB 2 is not configured"),
+/// and broadcasts column 0 of each row: `out[r][c] = in[r][0]`, bit-exact for bf16 data.
+#[test]
+fn unary_bcast_col_runs_without_other_cbs_and_broadcasts_column_0() {
+    const KERNEL: &str = r#"
+#include "api/compute/bcast.h"
+#include "api/compute/tile_move_copy.h"
+#include "api/compute/pack.h"
+void kernel_main() {
+    unary_bcast_init<BroadcastType::COL>(0, 16);
+    cb_wait_front(0, 1);
+    cb_reserve_back(16, 1);
+    tile_regs_acquire();
+    unary_bcast<BroadcastType::COL>(0, 0, 0);
+    tile_regs_commit();
+    tile_regs_wait();
+    pack_tile(0, 16);
+    tile_regs_release();
+    cb_push_back(16, 1);
+    cb_pop_front(0, 1);
+}
+"#;
+    let page = 2048u32;
+    let mut dev = SimDevice::open(SimArch::WormholeB0).unwrap();
+    let grid = range(0, 0, 0, 0);
+    let a = random_bf16(1024, 77);
+    let (src, dst) = (
+        dram_buffer(&mut dev, 1, page),
+        dram_buffer(&mut dev, 1, page),
+    );
+    dev.write_buffer(src, 0, &to_bytes(&a)).unwrap();
+    let mut p = SimProgram::new(&dev);
+    for i in [0, 16] {
+        p.add_circular_buffer(&dev, &[grid], &cb(i, 2, page, BF16))
+            .unwrap();
+    }
+    let r = p
+        .add_kernel(&dm(
+            "reader",
+            READER,
+            Risc::Ncrisc,
+            vec![grid],
+            accessor_args(true, page),
+        ))
+        .unwrap();
+    let mut wargs = vec![16];
+    wargs.extend(accessor_args(true, page));
+    let w = p
+        .add_kernel(&dm("writer", WRITER, Risc::Brisc, vec![grid], wargs))
+        .unwrap();
+    p.add_kernel(&KernelConfig {
+        name: "unary_bcast_col".into(),
+        source: KERNEL.into(),
+        kind: KernelKind::Compute(ComputeConfig::default()),
+        cores: vec![grid],
+        compile_args: vec![],
+        defines: vec![],
+    })
+    .unwrap();
+    let (sa, da) = (
+        dev.buffer_address(src).unwrap() as u32,
+        dev.buffer_address(dst).unwrap() as u32,
+    );
+    p.set_runtime_args(r, core(0, 0), &[sa, 1, 0]).unwrap();
+    p.set_runtime_args(w, core(0, 0), &[da, 1, 0]).unwrap();
+    dev.run(&mut p)
+        .expect("unary_bcast<COL> with only CBs 0 and 16 runs");
+    let mut out = vec![0u8; page as usize];
+    dev.read_buffer(dst, 0, &mut out).unwrap();
+    let input = tt_formats::untilize(
+        &a.iter().map(|&x| bf16_to_f32(x)).collect::<Vec<_>>(),
+        32,
+        32,
+    )
+    .unwrap();
+    let got = tt_formats::untilize(
+        &from_bytes(&out)
+            .iter()
+            .map(|&x| bf16_to_f32(x))
+            .collect::<Vec<_>>(),
+        32,
+        32,
+    )
+    .unwrap();
+    for r in 0..32 {
+        for c in 0..32 {
+            assert_eq!(got[r * 32 + c], input[r * 32], "out[{r}][{c}]");
+        }
+    }
+}
+
 /// `hostdevcommon/common_values.hpp` (VALID / INVALID, used by multicast handshakes) is provided.
 #[test]
 fn hostdevcommon_values_header_is_provided() {
