@@ -25,37 +25,11 @@
 
 use tt_kernels::ops::common::{DeviceTensor, OpError, Precision, reference, tolerance};
 use tt_kernels::ops::eltwise::{BinaryOp, Broadcast, Eltwise, EltwiseOp, MAX_SUM_INPUTS, UnaryOp};
-use tt_safe::{DataFormat, Device};
+use tt_safe::DataFormat;
 
-struct Rng(u64);
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn unit(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn vec(&mut self, n: usize, lo: f64, hi: f64) -> Vec<f32> {
-        (0..n)
-            .map(|_| {
-                let m = lo + (hi - lo) * self.unit();
-                (if self.unit() < 0.5 { -m } else { m }) as f32
-            })
-            .collect()
-    }
-}
-
-fn device() -> Device {
-    Device::open_default().unwrap_or_else(|e| panic!("cannot open a device: {e}"))
-}
-
-fn quantise(data: &[f32], rows: usize, cols: usize, format: DataFormat) -> Vec<f32> {
-    let bytes = tt_safe::tiles::to_tiles(data, rows, cols, format).unwrap();
-    tt_safe::tiles::from_tiles(&bytes, rows, cols, format).unwrap()
-}
+#[path = "support/common.rs"]
+mod common;
+use common::{Rng, default_device as device, quantise};
 
 fn precisions() -> [(&'static str, Precision); 3] {
     [
@@ -117,7 +91,7 @@ fn binary_with_broadcasts() {
         let el = Eltwise::new(&dev, p).unwrap();
         for (rows, cols) in [(64, 96), (45, 70)] {
             let mut rng = Rng::new((rows * cols) as u64);
-            let a = rng.vec(rows * cols, 0.25, 2.0);
+            let a = rng.signed_vec(rows * cols, 0.25, 2.0);
             let ta = DeviceTensor::from_host(&dev, rows, cols, &a, DataFormat::Float16_b).unwrap();
             let aq = quantise(&a, rows, cols, DataFormat::Float16_b);
             for bcast in [
@@ -132,7 +106,7 @@ fn binary_with_broadcasts() {
                     Broadcast::Col => (rows, 1),
                     Broadcast::Scalar => (1, 1),
                 };
-                let b = rng.vec(br * bc, 0.25, 2.0);
+                let b = rng.signed_vec(br * bc, 0.25, 2.0);
                 let tb = DeviceTensor::from_host(&dev, br, bc, &b, DataFormat::Float16_b).unwrap();
                 let bq = quantise(&b, br, bc, DataFormat::Float16_b);
                 let bv = |i: usize| {
@@ -173,8 +147,8 @@ fn mixed_input_formats() {
     let el = Eltwise::new(&dev, p).unwrap().with_max_cores(3);
     let (rows, cols) = (70, 100);
     let mut rng = Rng::new(21);
-    let a = rng.vec(rows * cols, 0.25, 2.0);
-    let b = rng.vec(rows * cols, 0.25, 2.0);
+    let a = rng.signed_vec(rows * cols, 0.25, 2.0);
+    let b = rng.signed_vec(rows * cols, 0.25, 2.0);
     let ta = DeviceTensor::from_host(&dev, rows, cols, &a, DataFormat::Float16_b).unwrap();
     let tb = DeviceTensor::from_host(&dev, rows, cols, &b, DataFormat::Bfp8_b).unwrap();
     let aq = quantise(&a, rows, cols, DataFormat::Float16_b);
@@ -212,7 +186,7 @@ fn unary_functions() {
         for (op, range) in ops {
             let (rows, cols) = (50, 77);
             let mut rng = Rng::new(7);
-            let a = rng.vec(rows * cols, 0.01, range);
+            let a = rng.signed_vec(rows * cols, 0.01, range);
             let ta = DeviceTensor::from_host(&dev, rows, cols, &a, DataFormat::Float16_b).unwrap();
             let aq = quantise(&a, rows, cols, DataFormat::Float16_b);
             let got = el.unary(op, &ta).unwrap().to_host().unwrap();
@@ -231,9 +205,9 @@ fn wavenet_gate_and_scaled_sums() {
         let el = Eltwise::new(&dev, p).unwrap();
         let (rows, cols) = (70, 192);
         let mut rng = Rng::new(11);
-        let a = rng.vec(rows * cols, 0.05, 3.0);
-        let b = rng.vec(rows * cols, 0.05, 3.0);
-        let c = rng.vec(rows * cols, 0.05, 3.0);
+        let a = rng.signed_vec(rows * cols, 0.05, 3.0);
+        let b = rng.signed_vec(rows * cols, 0.05, 3.0);
+        let c = rng.signed_vec(rows * cols, 0.05, 3.0);
         let t = |v: &[f32]| {
             DeviceTensor::from_host(&dev, rows, cols, v, DataFormat::Float16_b).unwrap()
         };
@@ -365,7 +339,7 @@ fn float32_exact_path() {
     let el = Eltwise::new(&dev, fp32).unwrap().with_max_cores(4);
     let (rows, cols) = (45, 70);
     let mut rng = Rng::new(32);
-    let a = rng.vec(rows * cols, 0.25, 2.0);
+    let a = rng.signed_vec(rows * cols, 0.25, 2.0);
     let ta = DeviceTensor::from_host(&dev, rows, cols, &a, DataFormat::Float32).unwrap();
     let av = |i: usize| f64::from(a[i]);
 
@@ -382,7 +356,7 @@ fn float32_exact_path() {
             Broadcast::Col => (rows, 1),
             Broadcast::Scalar => (1, 1),
         };
-        let b = rng.vec(br * bc, 0.25, 2.0);
+        let b = rng.signed_vec(br * bc, 0.25, 2.0);
         let tb = DeviceTensor::from_host(&dev, br, bc, &b, DataFormat::Float32).unwrap();
         let bv = |i: usize| f64::from(b[(i / cols % br) * bc + i % cols % bc]);
         for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul] {
@@ -429,8 +403,8 @@ fn float32_exact_path() {
     }
 
     // Gate and scaled sums.
-    let b = rng.vec(rows * cols, 0.05, 3.0);
-    let c = rng.vec(rows * cols, 0.05, 3.0);
+    let b = rng.signed_vec(rows * cols, 0.05, 3.0);
+    let c = rng.signed_vec(rows * cols, 0.05, 3.0);
     let tb = DeviceTensor::from_host(&dev, rows, cols, &b, DataFormat::Float32).unwrap();
     let tc = DeviceTensor::from_host(&dev, rows, cols, &c, DataFormat::Float32).unwrap();
     let got = el.gate(&ta, &tb).unwrap().to_host().unwrap();
@@ -476,8 +450,8 @@ fn float32_mixed_formats() {
     let u32r = 2f64.powi(-24);
     let (rows, cols) = (40, 33);
     let mut rng = Rng::new(33);
-    let a = rng.vec(rows * cols, 0.25, 2.0);
-    let b = rng.vec(rows * cols, 0.25, 2.0);
+    let a = rng.signed_vec(rows * cols, 0.25, 2.0);
+    let b = rng.signed_vec(rows * cols, 0.25, 2.0);
     let ta = DeviceTensor::from_host(&dev, rows, cols, &a, DataFormat::Float32).unwrap();
     let tb16 = DeviceTensor::from_host(&dev, rows, cols, &b, DataFormat::Float16_b).unwrap();
     let tb32 = DeviceTensor::from_host(&dev, rows, cols, &b, DataFormat::Float32).unwrap();
@@ -559,8 +533,8 @@ fn piper_shapes() {
     for (name, p) in all {
         let el = Eltwise::new(&dev, p).unwrap();
         let mut rng = Rng::new(5);
-        let a = rng.vec(rows * cols, 0.05, 3.0);
-        let b = rng.vec(rows * cols, 0.05, 3.0);
+        let a = rng.signed_vec(rows * cols, 0.05, 3.0);
+        let b = rng.signed_vec(rows * cols, 0.05, 3.0);
         // Inputs in the output's format when it is Float32, else bf16.
         let fmt = if p.activations == DataFormat::Float32 {
             DataFormat::Float32

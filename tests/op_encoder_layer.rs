@@ -56,6 +56,10 @@ use tt_kernels::ops::matmul::Matmul;
 use tt_kernels::ops::norm::LayerNorm;
 use tt_safe::{Arch, DataFormat, Device, RunStats, Tensor2d};
 
+#[path = "support/common.rs"]
+mod common;
+use common::Rng;
+
 const T: usize = 300;
 const C: usize = 192;
 const HEADS: usize = 2;
@@ -64,28 +68,6 @@ const WINDOW: usize = 4;
 const FF: usize = 768;
 const KS: usize = 3;
 const EPS: f64 = 1e-5;
-
-struct Rng(u64);
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn unit(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
-    }
-    /// Uniform in +-[lo, hi] (never zero).
-    fn vec(&mut self, n: usize, lo: f64, hi: f64) -> Vec<f32> {
-        (0..n)
-            .map(|_| {
-                let m = lo + (hi - lo) * self.unit();
-                (if self.unit() < 0.5 { -m } else { m }) as f32
-            })
-            .collect()
-    }
-}
 
 /// The layer's parameters (f32, PyTorch-like scales: weights ~ 1/sqrt(fan_in)).
 struct Layer {
@@ -121,24 +103,24 @@ impl Layer {
         let s2 = 1.0 / ((FF * KS) as f64).sqrt();
         let nr = 2 * WINDOW + 1;
         Layer {
-            wq: r.vec(C * C, 0.02 * s, s),
-            wk: r.vec(C * C, 0.02 * s, s),
-            wv: r.vec(C * C, 0.02 * s, s),
-            wo: r.vec(C * C, 0.02 * s, s),
-            bq: r.vec(C, 0.01, 0.2),
-            bk: r.vec(C, 0.01, 0.2),
-            bv: r.vec(C, 0.01, 0.2),
-            bo: r.vec(C, 0.01, 0.2),
-            rel_k: r.vec(nr * D, 0.02 * sd, 2.0 * sd),
-            rel_v: r.vec(nr * D, 0.02 * sd, 2.0 * sd),
-            g1: r.vec(C, 0.5, 1.5).iter().map(|g| g.abs()).collect(),
-            b1: r.vec(C, 0.01, 0.3),
-            g2: r.vec(C, 0.5, 1.5).iter().map(|g| g.abs()).collect(),
-            b2: r.vec(C, 0.01, 0.3),
-            w1: r.vec(FF * C * KS, 0.02 * s1, s1),
-            c1: r.vec(FF, 0.01, 0.2),
-            w2: r.vec(C * FF * KS, 0.02 * s2, s2),
-            c2: r.vec(C, 0.01, 0.2),
+            wq: r.signed_vec(C * C, 0.02 * s, s),
+            wk: r.signed_vec(C * C, 0.02 * s, s),
+            wv: r.signed_vec(C * C, 0.02 * s, s),
+            wo: r.signed_vec(C * C, 0.02 * s, s),
+            bq: r.signed_vec(C, 0.01, 0.2),
+            bk: r.signed_vec(C, 0.01, 0.2),
+            bv: r.signed_vec(C, 0.01, 0.2),
+            bo: r.signed_vec(C, 0.01, 0.2),
+            rel_k: r.signed_vec(nr * D, 0.02 * sd, 2.0 * sd),
+            rel_v: r.signed_vec(nr * D, 0.02 * sd, 2.0 * sd),
+            g1: r.signed_vec(C, 0.5, 1.5).iter().map(|g| g.abs()).collect(),
+            b1: r.signed_vec(C, 0.01, 0.3),
+            g2: r.signed_vec(C, 0.5, 1.5).iter().map(|g| g.abs()).collect(),
+            b2: r.signed_vec(C, 0.01, 0.3),
+            w1: r.signed_vec(FF * C * KS, 0.02 * s1, s1),
+            c1: r.signed_vec(FF, 0.01, 0.2),
+            w2: r.signed_vec(C * FF * KS, 0.02 * s2, s2),
+            c2: r.signed_vec(C, 0.01, 0.2),
         }
     }
 }
@@ -591,7 +573,7 @@ fn check_layer(arch: Arch, pname: &str, p: Precision) {
     let device =
         Device::open_sim(arch).unwrap_or_else(|e| panic!("cannot open the simulator: {e}"));
     let l = Layer::random(41);
-    let x = Rng::new(42).vec(T * C, 0.05, 1.0);
+    let x = Rng::new(42).signed_vec(T * C, 0.05, 1.0);
     let r = reference(&x, &l);
     let d = run_device(&device, p, &x, &l);
     assert_eq!(d.n2.len(), T * C);

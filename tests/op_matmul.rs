@@ -25,26 +25,9 @@ use tt_kernels::ops::common::{
 use tt_kernels::ops::matmul::Matmul;
 use tt_safe::{DataFormat, Device, Tensor2d};
 
-struct Rng(u64);
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn unit(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
-    }
-    /// Magnitude in [lo, hi], random sign: never zero.
-    fn nonzero(&mut self, lo: f64, hi: f64) -> f32 {
-        let m = lo + (hi - lo) * self.unit();
-        (if self.unit() < 0.5 { -m } else { m }) as f32
-    }
-    fn vec(&mut self, n: usize, lo: f64, hi: f64) -> Vec<f32> {
-        (0..n).map(|_| self.nonzero(lo, hi)).collect()
-    }
-}
+#[path = "support/common.rs"]
+mod common;
+use common::{Rng, default_device as device, quantise};
 
 /// The matmul stores its bias as Float32 with Float32 activations, else bf16.
 fn bias_format(p: &Precision) -> DataFormat {
@@ -55,16 +38,7 @@ fn bias_format(p: &Precision) -> DataFormat {
     }
 }
 
-fn device() -> Device {
-    Device::open_default().unwrap_or_else(|e| panic!("cannot open a device: {e}"))
-}
-
 /// The values the device sees after the host encodes `data` to `format`.
-fn quantise(data: &[f32], rows: usize, cols: usize, format: DataFormat) -> Vec<f32> {
-    let bytes = tt_safe::tiles::to_tiles(data, rows, cols, format).unwrap();
-    tt_safe::tiles::from_tiles(&bytes, rows, cols, format).unwrap()
-}
-
 /// Output packing bound for element (i, j) of `y` ([rows, cols] row-major) in `format`.
 fn pack_bound(format: DataFormat, y: &[f64], cols: usize, i: usize, j: usize, extra: f64) -> f64 {
     let rel = tolerance::pack_error_rel(format);
@@ -149,9 +123,9 @@ fn run_case(dev: &Device, c: &Case) -> (Stats, Stats) {
 /// [`run_case`] plus the device's run statistics.
 fn run_case_stats(dev: &Device, c: &Case) -> (Stats, Stats, tt_safe::RunStats) {
     let mut rng = Rng::new(c.seed);
-    let x = rng.vec(c.m * c.k, 0.25, 1.0);
-    let w = rng.vec(c.k * c.n, 0.25, 1.0);
-    let bias = rng.vec(c.n, 0.25, 1.0);
+    let x = rng.signed_vec(c.m * c.k, 0.25, 1.0);
+    let w = rng.signed_vec(c.k * c.n, 0.25, 1.0);
+    let bias = rng.signed_vec(c.n, 0.25, 1.0);
     let p = c.precision;
     let w_t = Tensor2d::new(c.k, c.n, w.clone()).unwrap();
     let mut mm = Matmul::new(dev, &w_t, c.bias.then_some(&bias[..]), p, c.act).unwrap();
@@ -424,8 +398,8 @@ fn blackhole_grid_and_nonzero_input_padding() {
     let dev = device();
     let (m, k, n) = (40, 45, 30);
     let mut rng = Rng::new(99);
-    let x = rng.vec(m * k, 0.25, 1.0);
-    let w = Tensor2d::new(k, n, rng.vec(k * n, 0.25, 1.0)).unwrap();
+    let x = rng.signed_vec(m * k, 0.25, 1.0);
+    let w = Tensor2d::new(k, n, rng.signed_vec(k * n, 0.25, 1.0)).unwrap();
     let bf = DataFormat::Float16_b;
     let el = tt_kernels::ops::eltwise::Eltwise::new(&dev, Precision::hifi()).unwrap();
     let x0: Vec<f32> = x.iter().map(|v| v - 0.5).collect();

@@ -24,35 +24,9 @@ use tt_kernels::ops::eltwise::{BinaryOp, Broadcast, Eltwise};
 use tt_kernels::ops::norm::LayerNorm;
 use tt_safe::{DataFormat, Device};
 
-struct Rng(u64);
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn unit(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn vec(&mut self, n: usize, lo: f64, hi: f64) -> Vec<f32> {
-        (0..n)
-            .map(|_| {
-                let m = lo + (hi - lo) * self.unit();
-                (if self.unit() < 0.5 { -m } else { m }) as f32
-            })
-            .collect()
-    }
-}
-
-fn device() -> Device {
-    Device::open_default().unwrap_or_else(|e| panic!("cannot open a device: {e}"))
-}
-
-fn quantise(data: &[f32], rows: usize, cols: usize, format: DataFormat) -> Vec<f32> {
-    let bytes = tt_safe::tiles::to_tiles(data, rows, cols, format).unwrap();
-    tt_safe::tiles::from_tiles(&bytes, rows, cols, format).unwrap()
-}
+#[path = "support/common.rs"]
+mod common;
+use common::{Rng, default_device as device, quantise};
 
 /// The per-element bound (before output packing) described in the module doc.
 fn bound(p: &Precision, x: &[f32], gamma: &[f32], beta: &[f32], eps: f64, c: usize) -> Vec<f64> {
@@ -278,12 +252,12 @@ fn run_opts(
     opts: Opts,
 ) -> Out {
     let mut rng = Rng::new(seed);
-    let mut x = rng.vec(t * c, 0.05, 2.0);
+    let mut x = rng.signed_vec(t * c, 0.05, 2.0);
     for (i, v) in x.iter_mut().enumerate() {
         *v += opts.offset + 0.25 * ((i / c) % 3) as f32; // non-zero row means
     }
-    let gamma = rng.vec(c, 0.5, 1.5);
-    let beta = rng.vec(c, 0.1, 1.0);
+    let gamma = rng.signed_vec(c, 0.5, 1.5);
+    let beta = rng.signed_vec(c, 0.1, 1.0);
     let eps = 1e-5f32;
     let mut ln = LayerNorm::new(dev, &gamma, &beta, eps, p).unwrap();
     if opts.tf32_fpu {
@@ -551,9 +525,9 @@ fn layernorm_few_cores_many_rows() {
     let dev = device();
     let mut rng = Rng::new(3);
     let (t, c) = (200, 96);
-    let x = rng.vec(t * c, 0.1, 1.0);
-    let g = rng.vec(c, 0.5, 1.5);
-    let b = rng.vec(c, 0.1, 1.0);
+    let x = rng.signed_vec(t * c, 0.1, 1.0);
+    let g = rng.signed_vec(c, 0.5, 1.5);
+    let b = rng.signed_vec(c, 0.1, 1.0);
     let ln = LayerNorm::new(&dev, &g, &b, 1e-5, Precision::hifi()).unwrap();
     let tx = DeviceTensor::from_host(&dev, t, c, &x, DataFormat::Float16_b).unwrap();
     let all = ln.run(&tx).unwrap().to_host().unwrap();

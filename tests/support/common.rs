@@ -9,6 +9,17 @@ use tt_safe::{Arch, Buffer, CoreCoord, DataFormat, Device, Tensor2d};
 /// Elements in a 32x32 tile.
 pub const TILE: usize = 32;
 
+/// Opens the default device (`TT_DEVICE` / `TT_SIM_ARCH`, the simulator when unset).
+pub fn default_device() -> Device {
+    Device::open_default().unwrap_or_else(|e| panic!("cannot open a device: {e}"))
+}
+
+/// `data` `[rows, cols]` as the device stores it in `format` (a host round trip through tiles).
+pub fn quantise(data: &[f32], rows: usize, cols: usize, format: DataFormat) -> Vec<f32> {
+    let bytes = tt_safe::tiles::to_tiles(data, rows, cols, format).unwrap();
+    tt_safe::tiles::from_tiles(&bytes, rows, cols, format).unwrap()
+}
+
 /// Opens the simulator of `arch` through tt-safe (the C ABI path).
 pub fn sim(arch: Arch) -> Device {
     match Device::open_sim(arch) {
@@ -39,6 +50,16 @@ impl Rng {
         let m = lo + (hi - lo) * self.unit();
         let s = if self.next_u64() & 1 == 0 { 1.0 } else { -1.0 };
         (s * m) as f32
+    }
+    /// Never zero: magnitude uniform in [lo, hi), then the sign from a second draw
+    /// (`unit() < 0.5` negative). A different stream from [`Rng::nonzero`].
+    pub fn signed(&mut self, lo: f64, hi: f64) -> f32 {
+        let m = lo + (hi - lo) * self.unit();
+        (if self.unit() < 0.5 { -m } else { m }) as f32
+    }
+    /// `n` values of [`Rng::signed`].
+    pub fn signed_vec(&mut self, n: usize, lo: f64, hi: f64) -> Vec<f32> {
+        (0..n).map(|_| self.signed(lo, hi)).collect()
     }
     /// Never zero, spread over octaves: sign * (1 + u) * 2^e with e in [e_lo, e_hi].
     pub fn octaves(&mut self, e_lo: i32, e_hi: i32) -> f32 {
