@@ -83,6 +83,8 @@ pub struct Audio {
     pub sample_rate: u32,
     /// Number of frames (`samples.len() == frames * hop`).
     pub frames: usize,
+    /// Integer durations: frames per id (they add up to `frames`).
+    pub durations: Vec<u32>,
 }
 
 /// Frames-per-window settings of the chunked flow + decoder.
@@ -206,6 +208,7 @@ impl Synthesizer {
 
     fn collect(&self, mut stream: AudioStream<'_>) -> Result<Audio> {
         let frames = stream.frames();
+        let durations = stream.durations().to_vec();
         let mut samples = Vec::with_capacity(frames * self.backend.hparams().hop());
         for chunk in &mut stream {
             samples.extend_from_slice(&chunk?);
@@ -214,6 +217,7 @@ impl Synthesizer {
             samples,
             sample_rate: self.sample_rate(),
             frames,
+            durations,
         })
     }
 

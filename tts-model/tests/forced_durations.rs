@@ -40,12 +40,12 @@ fn forced_durations_reproduce_or_change_exactly_what_they_say() {
             length_scale,
             ..SynthOptions::deterministic()
         };
-        let durations = synth
-            .stream_ids(HELLO, &opts)
-            .expect("stream")
-            .durations()
-            .to_vec();
         let free = synth.synthesize_ids(HELLO, &opts).expect("free run");
+        let durations = free.durations.clone();
+        assert_eq!(
+            durations.iter().map(|&d| d as usize).sum::<usize>(),
+            free.frames
+        );
         let same = synth
             .synthesize_ids_with_durations(HELLO, &opts, &durations)
             .expect("forced run");

@@ -78,15 +78,10 @@ pub fn run(a: &EvalArgs) -> Result<()> {
         let mut c = compare(&analyzer, &want.samples, &got.samples);
         all_match &= c.frames_match();
         if a.durations_from_cpu {
-            let durations = reference
-                .stream_ids(&s.ids, &opts)
-                .with_context(|| format!("sentence {} on cpu", k + 1))?
-                .durations()
-                .to_vec();
             // The diagnostic run stays out of the device accounting printed below.
             let saved = tt.as_ref().map(|t| t.ledger());
             let forced = test
-                .synthesize_ids_with_durations(&s.ids, &opts, &durations)
+                .synthesize_ids_with_durations(&s.ids, &opts, &want.durations)
                 .with_context(|| {
                     format!(
                         "sentence {} on {:?} (cpu durations)",
