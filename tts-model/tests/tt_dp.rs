@@ -625,7 +625,7 @@ fn device_alignment_matches_host_alignment() {
     )
     .expect("upload stats");
     for ls in [1.0f32, 1.3] {
-        let al = dev.align(&logw_d, &stats, ls, &mut st).expect("align");
+        let al = dev.align(&logw_d, &[&stats], ls, &mut st).expect("align");
         let want = durations(&logw, ls);
         let got = al.durations_host().expect("durations");
         for (i, (&a, &b)) in got.iter().zip(&want).enumerate() {
@@ -638,7 +638,7 @@ fn device_alignment_matches_host_alignment() {
         }
         let frames: u32 = want.iter().sum();
         assert_eq!(al.frames as u32, frames);
-        let prior = al.prior.to_host().expect("prior");
+        let prior = al.priors[0].to_host().expect("prior");
         let mut j = 0;
         for (i, &d) in got.iter().enumerate() {
             for _ in 0..d {

@@ -70,9 +70,9 @@ impl DpStats {
 /// The alignment of one utterance on the device (VITS step 4 and the gather of step 5).
 #[derive(Debug)]
 pub struct DevAlignment {
-    /// `[frames, C]` bf16: row `j` is row `i` of the prior statistics where
-    /// `cum[i-1] <= j < cum[i]` (integer prefix sum on the device).
-    pub prior: DeviceTensor,
+    /// Per input statistics tensor, `[frames, C]` bf16: row `j` is row `i` of the statistics
+    /// where `cum[i-1] <= j < cum[i]` (integer prefix sum on the device).
+    pub priors: Vec<DeviceTensor>,
     /// Total frames (integer sum of the durations, computed on the device).
     pub frames: usize,
     /// The durations `ceil(exp(logw) * length_scale)` as a device index buffer (u32, pages of
@@ -352,21 +352,21 @@ impl DevDurationPredictor {
 
     /// Alignment on the device: integer durations `ceil(exp(logw) * length_scale)` and their
     /// integer total (spline kernel file, `DURATIONS` build, one RISC-V), then the expansion of
-    /// the prior statistics `stats [T, C]` (bf16, e.g. `m_p | logs_p`) to `[frames, C]` with
-    /// tt-kernels' `expand_durations` (integer prefix sum on the device). Only the frame count
-    /// (one word) is read back, to size the output. `logw` is the `[T, 1]` tensor of
-    /// [`DevDurationPredictor::log_durations_device`].
+    /// each prior statistics tensor `[T, C]` of `stats` (bf16, e.g. `m_p | logs_p`, or the hi and
+    /// lo halves of one) to `[frames, C]` with tt-kernels' `expand_durations` (integer prefix
+    /// sum on the device). Only the frame count (one word) is read back, to size the outputs.
+    /// `logw` is the `[T, 1]` tensor of [`DevDurationPredictor::log_durations_device`].
     pub fn align(
         &self,
         logw: &DeviceTensor,
-        stats: &DeviceTensor,
+        stats: &[&DeviceTensor],
         length_scale: f32,
         st: &mut DpStats,
     ) -> Result<DevAlignment> {
-        if stats.rows() != logw.rows() {
+        if let Some(bad) = stats.iter().find(|x| x.rows() != logw.rows()) {
             return Err(TtsError::Input(format!(
                 "alignment: {} prior rows for {} durations",
-                stats.rows(),
+                bad.rows(),
                 logw.rows()
             )));
         }
@@ -381,15 +381,23 @@ impl DevDurationPredictor {
                     "alignment: the durations add up to {total} frames; nothing to synthesise"
                 ))
             })?;
-        let (prior, n, s) =
-            expand_durations_with_stats(&self.device, stats, &durations, logw.rows(), frames)
-                .map_err(|e| {
-                    TtsError::Unsupported(format!("tt device op failed (alignment): {e}"))
-                })?;
-        st.add(0.0, &s);
-        debug_assert_eq!(n, frames);
+        let mut priors = Vec::with_capacity(stats.len());
+        for x in stats {
+            let (prior, n, s) =
+                expand_durations_with_stats(&self.device, x, &durations, logw.rows(), frames)
+                    .map_err(|e| {
+                        TtsError::Unsupported(format!("tt device op failed (alignment): {e}"))
+                    })?;
+            st.add(0.0, &s);
+            if n != frames {
+                return Err(TtsError::Unsupported(format!(
+                    "tt alignment: expansion produced {n} frames, the durations add up to {frames}"
+                )));
+            }
+            priors.push(prior);
+        }
         Ok(DevAlignment {
-            prior,
+            priors,
             frames,
             durations,
             ids: logw.rows(),

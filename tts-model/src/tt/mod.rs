@@ -46,11 +46,8 @@ use tt_kernels::ops::conv_transpose::{
     ConvTranspose1d, ConvTranspose1dParams, conv_transpose1d_reference,
 };
 use tt_kernels::ops::eltwise::{BinaryOp, Broadcast, Eltwise, EltwiseOp, UnaryOp};
-use tt_kernels::ops::embed::{
-    EmbedScale, embedding_gather, expand_durations_with_stats, index_buffer,
-};
+use tt_kernels::ops::embed::{EmbedScale, embedding_gather, index_buffer};
 use tt_kernels::ops::norm::LayerNorm;
-use tt_kernels::ops::spline::durations_from_logw;
 pub use tt_safe::Arch;
 use tt_safe::{DataFormat, Device, MathFidelity, RunStats};
 
@@ -715,14 +712,15 @@ impl TtBackend {
         self.note(|l| *l.host_flops.entry(stage).or_default() += f);
     }
 
-    /// Alignment on the device: `ceil(exp(logw) * length_scale)` and the integer total (a
-    /// RISC-V of the spline kernel file), then the prior means expanded to frames by
-    /// `expand_durations` (integer prefix sum on the device). The gather moves bf16 rows, so
+    /// Alignment on the device ([`dp::DevDurationPredictor::align`]): `ceil(exp(logw) *
+    /// length_scale)` and the integer total (a RISC-V of the spline kernel file), then the prior
+    /// means expanded to frames by `expand_durations` (integer prefix sum on the device). The gather moves bf16 rows, so
     /// `m_p` travels as a bf16 hi + lo pair (`hi = bf16(m)`, `lo = bf16(m - hi)`), both expanded
     /// and summed exactly into Float32 on the device (|error| <= 2^-17 |m|). Host work: uploads
     /// of `logw` and the pair, downloads of the durations and the result (I/O).
     fn align_device(
         &self,
+        dp: &dp::DevDurationPredictor,
         enc: &Encoded,
         logw: &[f32],
         length_scale: f32,
@@ -738,16 +736,6 @@ impl TtBackend {
         }
         let dev = &self.device;
         let lw = DeviceTensor::from_host(dev, t, 1, logw, DataFormat::Float32).map_err(dev_err)?;
-        let (dur, total, s) = durations_from_logw(dev, &lw, length_scale).map_err(dev_err)?;
-        self.note_stats("alignment", 0.0, &s);
-        let frames = usize::try_from(total)
-            .ok()
-            .filter(|&f| f > 0)
-            .ok_or_else(|| {
-                TtsError::Input(format!(
-                    "alignment: the durations add up to {total} frames; nothing to synthesise"
-                ))
-            })?;
         let m: Vec<f32> = enc
             .stats
             .chunks(2 * inter)
@@ -755,36 +743,30 @@ impl TtBackend {
             .collect();
         let hi: Vec<f32> = m.iter().map(|&v| bf16(v)).collect();
         let lo: Vec<f32> = m.iter().zip(&hi).map(|(a, b)| a - b).collect();
-        let mut parts = Vec::with_capacity(2);
-        for part in [&hi, &lo] {
-            let x = DeviceTensor::from_host(dev, t, inter, part, DataFormat::Float16_b)
-                .map_err(dev_err)?;
-            let (y, n, s) = expand_durations_with_stats(dev, &x, &dur, t, frames).map_err(|e| {
-                TtsError::Unsupported(format!("tt device op failed (alignment): {e}"))
-            })?;
-            if n != frames {
-                return Err(TtsError::Unsupported(format!(
-                    "tt alignment: expansion produced {n} frames, the durations add up to {frames}"
-                )));
-            }
-            self.note_stats("alignment", 0.0, &s);
-            parts.push(y);
-        }
+        let up = |part: &[f32]| DeviceTensor::from_host(dev, t, inter, part, DataFormat::Float16_b);
+        let (hi, lo) = (up(&hi).map_err(dev_err)?, up(&lo).map_err(dev_err)?);
+        let mut st = dp::DpStats::default();
+        let al = dp.align(&lw, &[&hi, &lo], length_scale, &mut st)?;
         let ew = Eltwise::new(dev, Precision::hifi_fp32()).map_err(dev_err)?;
         let (z, s) = ew
             .run_op(
                 EltwiseOp::Binary(BinaryOp::Add, Broadcast::None),
-                &[&parts[0], &parts[1]],
+                &[&al.priors[0], &al.priors[1]],
             )
             .map_err(dev_err)?;
+        self.note_dp("alignment", &st);
         self.note_stats("alignment", 0.0, &s);
-        let bytes = dur.read().map_err(|e| dev_err(OpError::from(e)))?;
-        let durations: Vec<u32> = bytes
-            .chunks_exact(4)
-            .take(t)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        Ok((durations, z.to_host().map_err(dev_err)?))
+        Ok((al.durations_host()?, z.to_host().map_err(dev_err)?))
+    }
+
+    /// Adds the accounting of duration-predictor / alignment launches to the ledger.
+    fn note_dp(&self, stage: &'static str, st: &dp::DpStats) {
+        self.note(|g| {
+            g.device_flops += st.device_flops;
+            *g.device_ns.entry(stage).or_default() += st.device_ns;
+            g.estimate |= st.is_estimate;
+            g.launches += st.launches;
+        });
     }
 
     fn note_stats(&self, stage: &'static str, flops: f64, stats: &RunStats) {
@@ -1199,12 +1181,7 @@ impl Backend for TtBackend {
             ));
         }
         let (logw, st) = dp.log_durations(enc, noise)?;
-        self.note(|g| {
-            g.device_flops += st.device_flops;
-            *g.device_ns.entry("duration predictor").or_default() += st.device_ns;
-            g.estimate |= st.is_estimate;
-            g.launches += st.launches;
-        });
+        self.note_dp("duration predictor", &st);
         Ok(logw)
     }
 
@@ -1214,13 +1191,13 @@ impl Backend for TtBackend {
         logw: &[f32],
         length_scale: f32,
     ) -> Result<(Vec<u32>, Vec<f32>)> {
-        if self.dp.is_none() {
+        let Some(dp) = &self.dp else {
             // Emulation mode (tests): host alignment, as the cpu backend.
             let durations = crate::backend::host_durations(logw, length_scale);
             let m_p = crate::backend::host_expand_means(enc, &durations, self.hp.inter);
             return Ok((durations, m_p));
-        }
-        self.align_device(enc, logw, length_scale)
+        };
+        self.align_device(dp, enc, logw, length_scale)
     }
 
     fn flow_reverse(
