@@ -321,10 +321,9 @@ impl Synthesizer {
     }
 }
 
-/// `ceil(exp(logw) * length_scale)` as integers (f32 arithmetic as the exported graph does it).
-pub fn durations(logw: &[f32], length_scale: f32) -> Vec<u32> {
-    crate::backend::host_durations(logw, length_scale)
-}
+/// `ceil(exp(logw) * length_scale)` as integers (the host alignment's rule, defined once in
+/// [`crate::backend`]).
+pub use crate::backend::host_durations as durations;
 
 /// Adds `N(0,1) * exp(logs_p[i]) * noise_scale` to the expanded prior means `z` (frame `j` of id
 /// `i`), drawn channel-major (`[inter, F]`, as VITS' `randn_like(m_p)`). Nothing when
