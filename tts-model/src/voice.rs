@@ -226,6 +226,38 @@ impl Weights {
         self.tensors.keys().map(String::as_str)
     }
 
+    /// A copy with every tensor passed through `f(name, dims, values)` (same shapes; e.g. to
+    /// measure what rounding the weights to a storage format costs on the cpu backend). An
+    /// error if `f` returns a different number of values.
+    pub fn map_f32(&self, mut f: impl FnMut(&str, &[usize], Vec<f32>) -> Vec<f32>) -> Result<Self> {
+        let mut tensors = BTreeMap::new();
+        for (name, t) in &self.tensors {
+            let v = f(name, &t.dims, t.to_f32());
+            if v.len() != t.numel() {
+                return Err(TtsError::Weight {
+                    name: name.clone(),
+                    detail: format!(
+                        "map_f32 returned {} values for {} elements",
+                        v.len(),
+                        t.numel()
+                    ),
+                });
+            }
+            let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            tensors.insert(
+                name.clone(),
+                RawTensor {
+                    dims: t.dims.clone(),
+                    data: Bytes::from(bytes),
+                },
+            );
+        }
+        Ok(Self {
+            tensors,
+            convs: self.convs.clone(),
+        })
+    }
+
     /// Number of indices `i` for which `format(prefix, i, suffix)` exists, counting from 0 without gaps.
     pub fn count(&self, prefix: &str, suffix: &str) -> usize {
         (0..)
