@@ -224,6 +224,7 @@ pub fn attention_with_stats(
             });
         }
     }
+    precision.check_no_split(OP)?;
     super::common::check_activation_format_fp32(OP, "input", q.format(), precision.fp32_acc)?;
     super::common::check_activation_format_fp32(
         OP,

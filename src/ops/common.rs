@@ -49,6 +49,15 @@ pub struct Precision {
     pub fidelity: MathFidelity,
     /// FP32 accumulation in DEST (and fp32 intermediates for spilled partial sums).
     pub fp32_acc: bool,
+    /// Weights prepared as a bf16 hi + bf16 lo pair (`w = hi + lo`, 16 significant bits) and
+    /// both terms multiplied (a second matmul pass). `Float16_b` weights only; the ops that
+    /// support it document it, the others return [`OpError::InvalidArgument`].
+    pub weights_lo: bool,
+    /// A Float32 input is split on the device into the TF32 part the FPU reads and the rest
+    /// (`x - TF32(x)`), and both are multiplied (a second matmul pass): about 21 significant
+    /// bits of the activation instead of 11. Float32 activations with `fp32_acc` only; the ops
+    /// that support it document it, the others return [`OpError::InvalidArgument`].
+    pub activations_lo: bool,
 }
 
 impl Precision {
@@ -60,6 +69,8 @@ impl Precision {
             activations: DataFormat::Float16_b,
             fidelity: MathFidelity::HiFi4,
             fp32_acc: true,
+            weights_lo: false,
+            activations_lo: false,
         }
     }
 
@@ -71,6 +82,8 @@ impl Precision {
             activations: DataFormat::Float32,
             fidelity: MathFidelity::HiFi4,
             fp32_acc: true,
+            weights_lo: false,
+            activations_lo: false,
         }
     }
 
@@ -81,6 +94,8 @@ impl Precision {
             activations: DataFormat::Float16_b,
             fidelity: MathFidelity::HiFi2,
             fp32_acc: false,
+            weights_lo: false,
+            activations_lo: false,
         }
     }
 
@@ -91,6 +106,8 @@ impl Precision {
             activations: DataFormat::Float16_b,
             fidelity: MathFidelity::LoFi,
             fp32_acc: false,
+            weights_lo: false,
+            activations_lo: false,
         }
     }
 
@@ -101,6 +118,8 @@ impl Precision {
             activations: DataFormat::Float16_b,
             fidelity: MathFidelity::LoFi,
             fp32_acc: false,
+            weights_lo: false,
+            activations_lo: false,
         }
     }
 
@@ -133,6 +152,22 @@ impl Precision {
                 supported: "Float16_b, Bfp8_b or Bfp4_b",
             });
         }
+        if self.weights_lo && self.weights != DataFormat::Float16_b {
+            return Err(OpError::InvalidArgument {
+                op,
+                what: format!(
+                    "weights_lo (bf16 hi + lo weight pairs) needs Float16_b weights, not {:?}",
+                    self.weights
+                ),
+            });
+        }
+        if self.activations_lo && !self.fp32_acc {
+            return Err(OpError::InvalidArgument {
+                op,
+                what: "activations_lo (TF32 hi + lo split of Float32 inputs) needs fp32_acc = true"
+                    .into(),
+            });
+        }
         check_activation_format(op, self.activations)
     }
 
@@ -145,6 +180,20 @@ impl Precision {
         }
         .validate(op)?;
         check_activation_format_fp32(op, "activations", self.activations, self.fp32_acc)
+    }
+
+    /// For matmul-based ops that do not implement [`Precision::weights_lo`] /
+    /// [`Precision::activations_lo`]: an error naming the op instead of silently ignoring them.
+    pub fn check_no_split(&self, op: &'static str) -> Result<(), OpError> {
+        if self.weights_lo || self.activations_lo {
+            return Err(OpError::InvalidArgument {
+                op,
+                what: "weights_lo / activations_lo (split matmul operands) are not implemented \
+                       by this op; use conv1d / conv_transpose1d or clear them"
+                    .into(),
+            });
+        }
+        Ok(())
     }
 
     /// The format of intermediate partial sums (spilled between K blocks): fp32 with fp32

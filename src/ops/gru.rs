@@ -114,6 +114,7 @@ impl GruWeights {
             b_hh,
         } = *params;
         precision.validate(OP)?;
+        precision.check_no_split(OP)?;
         if hidden == 0 || hidden > MAX_HIDDEN {
             return Err(shape_err(
                 format!("hidden size {hidden}"),

@@ -240,6 +240,7 @@ impl Matmul {
         activation: Activation,
     ) -> Result<Matmul, OpError> {
         precision.validate_fp32("matmul")?;
+        precision.check_no_split("matmul")?;
         if let Activation::LeakyRelu(s) = activation
             && !s.is_finite()
         {

@@ -267,6 +267,8 @@ pub fn to_precision(s: LayerPrecision) -> Precision {
             Fidelity::HiFi4 => MathFidelity::HiFi4,
         },
         fp32_acc: s.fp32_acc,
+        weights_lo: false,
+        activations_lo: false,
     }
 }
 
@@ -915,6 +917,8 @@ impl TtBackend {
                     activations: fmt,
                     fidelity: MathFidelity::HiFi4,
                     fp32_acc: true,
+                    weights_lo: false,
+                    activations_lo: false,
                 },
             )
             .map_err(dev_err)?;
