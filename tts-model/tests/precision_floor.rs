@@ -35,6 +35,40 @@ fn bf16x2(x: f32) -> f32 {
     hi + bf16(x - hi)
 }
 
+/// A conv weight rounded to a BFP format the way the device stores it: 16 consecutive output
+/// channels of one (input channel, tap) share an exponent (a tile face row of the dense
+/// `[taps x cin, cout]` matrix), `bits` mantissa bits each (host TT-Metal encoder and decoder).
+/// `out_axis` is the output-channel axis of the PyTorch tensor (0 for Conv1d, 1 for
+/// ConvTranspose1d). 1-D tensors (biases, norms) and the embedding table are left alone.
+fn bfp(dims: &[usize], vals: Vec<f32>, out_axis: usize, bits: u32) -> Vec<f32> {
+    use tt_formats::bfp::{decode_value_host, encode_row_host};
+    if dims.len() < 2 {
+        return vals;
+    }
+    let n_out = dims[out_axis];
+    let inner: usize = dims[out_axis + 1..].iter().product();
+    let outer: usize = dims[..out_axis].iter().product();
+    let mut out = vals.clone();
+    for o in 0..outer {
+        for i in 0..inner {
+            for c0 in (0..n_out).step_by(16) {
+                let idx: Vec<usize> = (c0..(c0 + 16).min(n_out))
+                    .map(|c| (o * n_out + c) * inner + i)
+                    .collect();
+                let mut row = [0u32; 16];
+                for (r, &j) in row.iter_mut().zip(&idx) {
+                    *r = vals[j].to_bits();
+                }
+                let (exp, q) = encode_row_host(&row, bits);
+                for (k, &j) in idx.iter().enumerate() {
+                    out[j] = f32::from_bits(decode_value_host(q[k], exp, bits));
+                }
+            }
+        }
+    }
+    out
+}
+
 fn synth(v: &Voice) -> Synthesizer {
     let cpu = CpuBackend::new(v, CpuOptions { threads: 1 }).expect("cpu backend");
     Synthesizer::new(Box::new(cpu), v.config.clone())
@@ -72,7 +106,8 @@ fn weight_rounding_floor() {
         ..MelConfig::default()
     });
     type Round = fn(f32) -> f32;
-    let variants: [(&str, &str, Round); 8] = [
+    let id: Round = |x| x;
+    let variants: [(&str, &str, Round); 11] = [
         ("all tensors", "", bf16),
         ("matrices (>= 2 dims) only", "", bf16),
         ("enc_p.* only", "enc_p.", bf16),
@@ -81,16 +116,32 @@ fn weight_rounding_floor() {
         ("dec.* only", "dec.", bf16),
         ("all tensors, bf16x2", "", bf16x2),
         ("dec.* only, bf16x2", "dec.", bf16x2),
+        ("conv weights bfp8_b", "", id),
+        ("dec.* conv weights bfp8_b", "dec.", id),
+        ("conv weights bfp4_b", "", id),
     ];
     eprintln!(
         "weights rounded | frames free-running | changed durations | MCD dB | log-mel L1 | SNR dB (forced durations)"
     );
     for (label, prefix, round) in variants {
         let matrices_only = label.starts_with("matrices");
+        let bfp_bits = if label.ends_with("bfp8_b") {
+            Some(7)
+        } else if label.ends_with("bfp4_b") {
+            Some(3)
+        } else {
+            None
+        };
         let w = v
             .weights
             .map_f32(|name, dims, vals| {
-                if name.starts_with(prefix) && (!matrices_only || dims.len() >= 2) {
+                if let Some(bits) = bfp_bits {
+                    if !name.starts_with(prefix) || name.starts_with("enc_p.emb") {
+                        return vals;
+                    }
+                    let out_axis = usize::from(name.starts_with("dec.ups."));
+                    bfp(dims, vals, out_axis, bits)
+                } else if name.starts_with(prefix) && (!matrices_only || dims.len() >= 2) {
                     vals.into_iter().map(round).collect()
                 } else {
                     vals
