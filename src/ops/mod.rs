@@ -16,6 +16,7 @@ pub mod common;
 pub mod eltwise;
 pub mod matmul;
 pub mod norm;
+pub mod split;
 
 pub mod conv;
 pub mod conv_transpose;

@@ -1,0 +1,305 @@
+//! `tt_kernels::ops::split::split_operand` against an independent host reference, on the
+//! simulator (or hardware with `TT_DEVICE=metal`).
+//!
+//! Reference (all bit-exact except the reconstruction bound):
+//! - `a = pre(x)` in f32: `x`, `max(x, 0)`, or `x` / `slope * x` (one f32 rounding) for leaky
+//!   ReLU, on the values the device holds (`x` host-encoded to the input format and decoded).
+//! - Full == `a` bit for bit.
+//! - Lo == `a - tf32(a)` bit for bit, where `tf32` is the unpacker's documented Float32 -> TF32
+//!   conversion: the low 13 mantissa bits dropped, no rounding (tt-formats
+//!   `scalar::tf32_truncate`; tt-sim `fpu/pack.rs` `fp32_to_src`, `Fp32SrcFormat::Tf32`:
+//!   `x >> 13`). Written out here as a bit mask; the kernel derives it through the unpacker.
+//! - Reconstruction: the FPU reads Full as `tf32(a)` and Lo as `tf32(lo)`; with `a` in
+//!   `[2^e, 2^(e+1))`, `|lo| < 2^(e-10)` and `tf32(lo)` drops less than `2^(e-21) <= 2^-21 |a|`,
+//!   so `|a - (tf32(Full) + tf32(Lo))| <= 2^-21 |a|` (checked in f64).
+//! - Padding (columns past C of every part tile, rows past T) is zero, also when the input's
+//!   padding holds non-zero values.
+//!
+//! Data: random, never zero, magnitudes `(1 + u) 2^e` with `e` in [-40, 40] (no denormals: DEST
+//! flushes them, see the op's docs), full random f32 mantissas.
+
+use tt_kernels::ops::common::{Activation, DeviceTensor, OpError, TILE};
+use tt_kernels::ops::split::{Part, split_operand};
+use tt_safe::{Arch, Buffer, DataFormat, Device};
+
+#[path = "support/common.rs"]
+mod common;
+use common::{Rng, default_device as device, quantise};
+
+/// The unpacker's Float32 -> TF32 conversion (see the module docs).
+fn tf32(x: f32) -> f32 {
+    f32::from_bits(x.to_bits() & 0xFFFF_E000)
+}
+
+fn pre_ref(x: f32, pre: Activation) -> f32 {
+    match pre {
+        Activation::None => x,
+        Activation::Relu => {
+            if x > 0.0 {
+                x
+            } else {
+                0.0
+            }
+        }
+        Activation::LeakyRelu(s) => {
+            if x >= 0.0 {
+                x
+            } else {
+                s * x
+            }
+        }
+        other => panic!("no reference for {other:?}"),
+    }
+}
+
+/// An input `[rows, cols]` in `format` whose padding holds the (non-zero) values of `full`
+/// (`[32 mt, 32 ct]`, row-major), or zero padding when `garbage_pad` is false.
+fn upload(
+    dev: &Device,
+    full: &[f32],
+    rows: usize,
+    cols: usize,
+    format: DataFormat,
+    garbage_pad: bool,
+) -> DeviceTensor {
+    let (pr, pc) = (rows.div_ceil(TILE) * TILE, cols.div_ceil(TILE) * TILE);
+    if garbage_pad {
+        let bytes = tt_safe::tiles::to_tiles(full, pr, pc, format).unwrap();
+        let page = format.tile_size_bytes();
+        let buf = Buffer::dram(dev, bytes.len() as u64, page as u32).unwrap();
+        buf.write(&bytes).unwrap();
+        DeviceTensor::from_parts(buf, rows, cols, format, false).unwrap()
+    } else {
+        let logical: Vec<f32> = (0..rows)
+            .flat_map(|r| full[r * pc..r * pc + cols].iter().copied())
+            .collect();
+        DeviceTensor::from_host(dev, rows, cols, &logical, format).unwrap()
+    }
+}
+
+struct Case {
+    rows: usize,
+    cols: usize,
+    format: DataFormat,
+    pre: Activation,
+    parts: &'static [Part],
+    garbage_pad: bool,
+}
+
+fn run_case(dev: &Device, rng: &mut Rng, case: &Case) {
+    let Case {
+        rows,
+        cols,
+        format,
+        pre,
+        parts,
+        garbage_pad,
+    } = *case;
+    let what = format!(
+        "[{rows}, {cols}] {format:?} pre {pre:?} parts {parts:?} garbage pad {garbage_pad}"
+    );
+    let (mt, ct) = (rows.div_ceil(TILE), cols.div_ceil(TILE));
+    let (pr, pc) = (mt * TILE, ct * TILE);
+    let full: Vec<f32> = (0..pr * pc).map(|_| rng.octaves(-40, 40)).collect();
+    let input = upload(dev, &full, rows, cols, format, garbage_pad);
+    // The values the device holds (bf16: host rounding, decoded back).
+    let x = quantise(&full, pr, pc, format);
+
+    let (out, _stats) = split_operand(dev, &input, pre, parts)
+        .unwrap_or_else(|e| panic!("{what}: split_operand failed: {e}"));
+    let p = parts.len();
+    assert_eq!(out.shape(), [rows, p * ct * TILE], "{what}: output shape");
+    assert_eq!(out.format(), DataFormat::Float32, "{what}: output format");
+    assert!(out.pad_is_zero(), "{what}: output padding marked zero");
+    let oc = p * pc;
+    let got =
+        tt_safe::tiles::from_tiles(&out.buffer().read().unwrap(), pr, oc, out.format()).unwrap();
+
+    let (mut lo_nonzero, mut lo_count, mut worst) = (0usize, 0usize, 0f64);
+    for r in 0..pr {
+        for c in 0..pc {
+            let a = pre_ref(x[r * pc + c], pre);
+            let valid = r < rows && c < cols;
+            let hi_col = parts.iter().position(|&q| q == Part::Full);
+            let lo_col = parts.iter().position(|&q| q == Part::Lo);
+            let at = |s: usize| got[r * oc + ((c / TILE) * p + s) * TILE + c % TILE];
+            for (s, part) in parts.iter().enumerate() {
+                let v = at(s);
+                if !valid {
+                    assert_eq!(v, 0.0, "{what}: padding ({r}, {c}) of part {s} is {v}");
+                    continue;
+                }
+                let want = match part {
+                    Part::Full => a,
+                    Part::Lo => a - tf32(a),
+                };
+                assert_eq!(
+                    v.to_bits(),
+                    want.to_bits(),
+                    "{what}: ({r}, {c}) part {s} ({part:?}): got {v:e}, want {want:e} (a = {a:e})"
+                );
+                if *part == Part::Lo {
+                    lo_count += 1;
+                    lo_nonzero += usize::from(v != 0.0);
+                }
+            }
+            if let (true, Some(h), Some(l)) = (valid, hi_col, lo_col) {
+                let recon = f64::from(tf32(at(h))) + f64::from(tf32(at(l)));
+                let err = (f64::from(a) - recon).abs();
+                let bound = 2f64.powi(-21) * f64::from(a).abs();
+                assert!(
+                    err <= bound,
+                    "{what}: ({r}, {c}) a = {a:e}: |a - (tf32(Full) + tf32(Lo))| = {err:e} > {bound:e}"
+                );
+                if a != 0.0 {
+                    worst = worst.max(err / f64::from(a).abs());
+                }
+            }
+        }
+    }
+    // A Float32 input with full random mantissas has a non-zero Lo almost everywhere (a zero Lo
+    // needs the low 13 bits all zero); a bf16 input has none unless the leaky slope adds bits.
+    if lo_count > 0 && format == DataFormat::Float32 {
+        assert!(
+            lo_nonzero * 10 > lo_count * 9,
+            "{what}: only {lo_nonzero} of {lo_count} Lo values are non-zero"
+        );
+    }
+    eprintln!(
+        "{what}: ok; {lo_nonzero}/{lo_count} Lo non-zero, worst relative reconstruction error {worst:.3e}"
+    );
+}
+
+#[test]
+fn split_operand_matches_host_reference() {
+    use Part::{Full, Lo};
+    let dev = device();
+    let mut rng = Rng::new(0x5b1_17);
+    let f32f = DataFormat::Float32;
+    let bf = DataFormat::Float16_b;
+    let cases = [
+        (45, 70, f32f, Activation::None, &[Full, Lo, Full][..], true),
+        (
+            33,
+            200,
+            f32f,
+            Activation::Relu,
+            &[Full, Lo, Full][..],
+            false,
+        ),
+        (
+            45,
+            70,
+            f32f,
+            Activation::LeakyRelu(0.1),
+            &[Full, Lo][..],
+            true,
+        ),
+        (
+            33,
+            200,
+            f32f,
+            Activation::LeakyRelu(0.01),
+            &[Full, Full][..],
+            false,
+        ),
+        (
+            33,
+            200,
+            bf,
+            Activation::LeakyRelu(0.1),
+            &[Full, Lo, Full][..],
+            true,
+        ),
+        (45, 70, bf, Activation::None, &[Full, Lo][..], false),
+        (45, 70, bf, Activation::Relu, &[Full, Full][..], true),
+        (
+            33,
+            200,
+            bf,
+            Activation::LeakyRelu(0.01),
+            &[Full, Lo][..],
+            false,
+        ),
+        // More tiles than most grids have cores, uneven split; Lo alone.
+        (300, 250, f32f, Activation::LeakyRelu(0.01), &[Lo][..], true),
+    ];
+    for (rows, cols, format, pre, parts, garbage_pad) in cases {
+        run_case(
+            &dev,
+            &mut rng,
+            &Case {
+                rows,
+                cols,
+                format,
+                pre,
+                parts,
+                garbage_pad,
+            },
+        );
+    }
+}
+
+#[test]
+fn tf32_reference_is_the_documented_unpacker_conversion() {
+    for bits in [0x3F80_1FFFu32, 0xBF80_3FFF, 0x4049_0FDB, 0x0123_4567] {
+        let x = f32::from_bits(bits);
+        assert_eq!(
+            tf32(x).to_bits(),
+            tt_formats::tf32_truncate(x).to_bits(),
+            "{x:e}"
+        );
+    }
+}
+
+#[test]
+fn split_operand_rejects_bad_arguments() {
+    let dev = device();
+    let data: Vec<f32> = (0..40 * 3).map(|i| 1.0 + i as f32).collect();
+    let x = DeviceTensor::from_host(&dev, 40, 3, &data, DataFormat::Float32).unwrap();
+    let parts = [Part::Full, Part::Lo];
+
+    let e = split_operand(&dev, &x, Activation::None, &[]).unwrap_err();
+    assert!(
+        matches!(e, OpError::InvalidArgument { .. }) && e.to_string().contains("parts is empty"),
+        "{e}"
+    );
+    let many = [Part::Full; 33];
+    let e = split_operand(&dev, &x, Activation::None, &many).unwrap_err();
+    assert!(matches!(e, OpError::InvalidArgument { .. }), "{e}");
+    for bad in [Activation::Gelu, Activation::Tanh, Activation::Sigmoid] {
+        let e = split_operand(&dev, &x, bad, &parts).unwrap_err();
+        assert!(
+            matches!(e, OpError::InvalidArgument { .. }) && e.to_string().contains("LeakyRelu"),
+            "{e}"
+        );
+    }
+    for slope in [f32::NAN, f32::INFINITY] {
+        let e = split_operand(&dev, &x, Activation::LeakyRelu(slope), &parts).unwrap_err();
+        assert!(
+            matches!(e, OpError::InvalidArgument { .. }) && e.to_string().contains("not finite"),
+            "{e}"
+        );
+    }
+    let b8 = DeviceTensor::from_host(&dev, 40, 3, &data, DataFormat::Bfp8_b).unwrap();
+    let e = split_operand(&dev, &b8, Activation::None, &parts).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            OpError::FormatUnsupported {
+                format: DataFormat::Bfp8_b,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let other_arch = if dev.arch() == Arch::Blackhole {
+        Arch::WormholeB0
+    } else {
+        Arch::Blackhole
+    };
+    let other = common::sim(other_arch);
+    let foreign = DeviceTensor::from_host(&other, 40, 3, &data, DataFormat::Float32).unwrap();
+    let e = split_operand(&dev, &foreign, Activation::None, &parts).unwrap_err();
+    assert!(matches!(e, OpError::ForeignDevice { .. }), "{e}");
+}
