@@ -138,7 +138,7 @@ fn run_case(dev: &Device, rng: &mut Rng, case: &Case) {
                     want.to_bits(),
                     "{what}: ({r}, {c}) part {s} ({part:?}): got {v:e}, want {want:e} (a = {a:e})"
                 );
-                if *part == Part::Lo {
+                if *part == Part::Lo && a != 0.0 {
                     lo_count += 1;
                     lo_nonzero += usize::from(v != 0.0);
                 }
@@ -157,8 +157,8 @@ fn run_case(dev: &Device, rng: &mut Rng, case: &Case) {
             }
         }
     }
-    // A Float32 input with full random mantissas has a non-zero Lo almost everywhere (a zero Lo
-    // needs the low 13 bits all zero); a bf16 input has none unless the leaky slope adds bits.
+    // A Float32 input with full random mantissas has a non-zero Lo almost everywhere a != 0 (a
+    // zero Lo needs the low 13 bits all zero); a bf16 input has none unless the slope adds bits.
     if lo_count > 0 && format == DataFormat::Float32 {
         assert!(
             lo_nonzero * 10 > lo_count * 9,
@@ -174,7 +174,7 @@ fn run_case(dev: &Device, rng: &mut Rng, case: &Case) {
 fn split_operand_matches_host_reference() {
     use Part::{Full, Lo};
     let dev = device();
-    let mut rng = Rng::new(0x5b1_17);
+    let mut rng = Rng::new(0x5b11_7a11);
     let f32f = DataFormat::Float32;
     let bf = DataFormat::Float16_b;
     let cases = [
