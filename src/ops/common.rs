@@ -12,7 +12,7 @@
 //! padded rows of the prepared weights are zero, so any finite padding of the activations
 //! contributes nothing) or masks the padding itself (layernorm).
 
-use tt_safe::{Buffer, DataFormat, Device, MathFidelity, Tensor2d};
+use tt_safe::{Buffer, DataFormat, Device, MathFidelity, RunStats, Tensor2d};
 
 /// Tile edge (elements).
 pub const TILE: usize = 32;
@@ -196,6 +196,17 @@ impl Precision {
         Ok(())
     }
 
+    /// Tile matmuls per original K tile: 1 without a split, 2 with [`Precision::weights_lo`] or
+    /// [`Precision::activations_lo`] alone, 3 with both (`a_hi w_hi + a_lo w_hi + a_hi w_lo`;
+    /// see `docs/ops.md`, "Split operands").
+    pub const fn split_parts(&self) -> usize {
+        match (self.weights_lo, self.activations_lo) {
+            (false, false) => 1,
+            (true, true) => 3,
+            _ => 2,
+        }
+    }
+
     /// The format of intermediate partial sums (spilled between K blocks): fp32 with fp32
     /// accumulation, bf16 otherwise.
     pub const fn intermediate_format(&self) -> DataFormat {
@@ -246,6 +257,19 @@ pub fn check_activation_format_fp32(
             format,
             supported: "Float16_b, Bfp8_b, or Float32 with fp32_acc = true",
         }),
+    }
+}
+
+/// The statistics of two launches run one after the other (e.g. a conv's operand split and the
+/// conv itself) as one: device cycles, device time and host time add up (a time is `None` when
+/// either launch lacks it), `is_estimate` when either is an estimate, the provider of the first.
+pub fn combine_stats(a: &RunStats, b: &RunStats) -> RunStats {
+    RunStats {
+        provider: a.provider,
+        is_estimate: a.is_estimate || b.is_estimate,
+        device_cycles: a.device_cycles.zip(b.device_cycles).map(|(x, y)| x + y),
+        device_ns: a.device_ns.zip(b.device_ns).map(|(x, y)| x + y),
+        host_ns: a.host_ns + b.host_ns,
     }
 }
 
@@ -617,6 +641,38 @@ pub mod tolerance {
         match format {
             DataFormat::Float32 => p2(-10),
             _ => 0.0,
+        }
+    }
+
+    /// Relative error of a weight as the multiplier sees it, against the f32 weight `w`
+    /// (as a fraction of the BFP block max for BFP formats, see [`quant_rel`]).
+    ///
+    /// Without [`Precision::weights_lo`]: [`quant_rel`] of the weight format. With it
+    /// (`Float16_b` only) the weight is `w_hi = bf16(w)` (RNE: `|w - w_hi| <= 2^-8 |w|`) plus
+    /// `w_lo = bf16(w - w_hi)` (`|w_lo - (w - w_hi)| <= 2^-8 |w - w_hi| <= 2^-16 |w|`), so
+    /// `|w_hi + w_lo - w| <= 2^-16 |w|`. With [`Precision::activations_lo`] as well the conv
+    /// drops the fourth product `a_lo w_lo` (`|a_lo| < 2^-10 |a|` after the TF32 truncation,
+    /// `|w_lo| <= 2^-8 (1 + 2^-8) |w|`: below `2^-18 (1 + 2^-8) |a w| < 2^-17 |a w|`), which is
+    /// charged here as a weight error: `2^-16 + 2^-17`.
+    pub fn weight_rel(precision: &Precision) -> f64 {
+        match (precision.weights_lo, precision.activations_lo) {
+            (false, _) => quant_rel(precision.weights),
+            (true, false) => p2(-16),
+            (true, true) => p2(-16) + p2(-17),
+        }
+    }
+
+    /// What the multiplier loses of an activation of `format` (relative, on top of its host
+    /// quantisation): [`unpack_rel`] (`2^-10` for Float32, read as TF32), or with
+    /// [`Precision::activations_lo`] `2^-20`: the input `a` is split into `a_hi = TF32(a)`
+    /// (what the unpacker reads of the Full part) and `a_lo = a - a_hi` (exact in fp32,
+    /// `|a_lo| < 2^-10 |a|`), and the unpacker truncates `a_lo` to TF32 in turn, losing below
+    /// `2^-10 |a_lo| < 2^-20 |a|`. (A bf16 input has `a_lo = 0`; the bound still holds.)
+    pub fn act_unpack_rel(precision: &Precision, format: DataFormat) -> f64 {
+        if precision.activations_lo {
+            p2(-20)
+        } else {
+            unpack_rel(format)
         }
     }
 

@@ -42,9 +42,149 @@ use tt_safe::{
     KernelSpec, Program, RunStats, Tensor2d, core, range,
 };
 
-use super::common::{Activation, DeviceTensor, OpError, Precision, TILE, tiles};
+use super::common::{Activation, DeviceTensor, OpError, Precision, TILE, combine_stats, tiles};
+use split_standin::{Part, split_operand};
 
 const OP: &str = "conv1d";
+
+// TEMPORARY stand-in for `super::split::split_operand` (helper H1 is writing the device op in
+// src/ops/split.rs). It has the device op's signature and output layout but computes the split
+// on the HOST (download, split, upload); it must be replaced by
+// `use super::split::{Part, split_operand};` before this work is reported done.
+mod split_standin {
+    use tt_safe::{DataFormat, Device, RunStats};
+
+    use super::super::common::{Activation, DeviceTensor, OpError, TILE, tiles};
+
+    /// One part of a split operand.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Part {
+        /// The value itself (the FPU reads its TF32 part).
+        Full,
+        /// `a - TF32(a)`.
+        Lo,
+    }
+
+    /// TEMPORARY host stand-in: `[rows, P * tiles(C) * 32]` Float32, tile column `t P + s` =
+    /// part `s` of input tile `t`, `pre` applied in fp32 first.
+    pub fn split_operand(
+        device: &Device,
+        input: &DeviceTensor,
+        pre: Activation,
+        parts: &[Part],
+    ) -> Result<(DeviceTensor, RunStats), OpError> {
+        let started = std::time::Instant::now();
+        let (rows, cols) = (input.rows(), input.cols());
+        let x = input.to_host()?;
+        let np = parts.len();
+        let cols_out = np * tiles(cols) * TILE;
+        let mut out = vec![0f32; rows * cols_out];
+        for r in 0..rows {
+            for c in 0..cols {
+                let a = pre.apply(f64::from(x[r * cols + c])) as f32;
+                let hi = tt_formats::tf32_truncate(a);
+                for (s, part) in parts.iter().enumerate() {
+                    let col = ((c / TILE) * np + s) * TILE + c % TILE;
+                    out[r * cols_out + col] = match part {
+                        Part::Full => a,
+                        Part::Lo => a - hi,
+                    };
+                }
+            }
+        }
+        let t = DeviceTensor::from_host(device, rows, cols_out, &out, DataFormat::Float32)?;
+        Ok((
+            t,
+            RunStats {
+                provider: device.provider(),
+                is_estimate: true,
+                device_cycles: None,
+                device_ns: None,
+                host_ns: started.elapsed().as_nanos() as u64,
+            },
+        ))
+    }
+}
+
+/// How [`Precision::weights_lo`] / [`Precision::activations_lo`] split the operands of a
+/// gather conv (K concatenation, see the module doc): per original input-channel tile, the
+/// input parts and the weight rows they multiply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SplitLayout {
+    /// Input parts, in tile order: part `s` of original input tile `t` is tile `t P + s`.
+    pub parts: &'static [Part],
+    /// The weight rows of each part.
+    pub weights: &'static [WeightPart],
+}
+
+/// Which weight values multiply one input part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WeightPart {
+    /// `w` (quantised to the weight format by the upload).
+    Full,
+    /// `bf16(w)` (round to nearest even).
+    Hi,
+    /// `bf16(w - bf16(w))`.
+    Lo,
+}
+
+impl SplitLayout {
+    /// The layout of `precision`, or `None` without a split.
+    pub fn of(precision: &Precision) -> Option<SplitLayout> {
+        use Part::{Full, Lo};
+        match (precision.weights_lo, precision.activations_lo) {
+            (false, false) => None,
+            // a_hi w_hi + a_hi w_lo
+            (true, false) => Some(SplitLayout {
+                parts: &[Full, Full],
+                weights: &[WeightPart::Hi, WeightPart::Lo],
+            }),
+            // a_hi w + a_lo w
+            (false, true) => Some(SplitLayout {
+                parts: &[Full, Lo],
+                weights: &[WeightPart::Full, WeightPart::Full],
+            }),
+            // a_hi w_hi + a_lo w_hi + a_hi w_lo (a_lo w_lo, below 2^-18 |a w|, is dropped)
+            (true, true) => Some(SplitLayout {
+                parts: &[Full, Lo, Full],
+                weights: &[WeightPart::Hi, WeightPart::Hi, WeightPart::Lo],
+            }),
+        }
+    }
+
+    /// Parts per input-channel tile.
+    pub fn factor(&self) -> usize {
+        self.parts.len()
+    }
+
+    /// Expands a dense weight matrix of `blocks` row blocks (`phases * taps`) of `cin_t * 32`
+    /// rows each (`cout` columns) to the split layout: block `b`, original tile `t`, part `s`
+    /// is row block `(b cin_t + t) P + s` of 32 rows, holding that part's weight values. This
+    /// is the (phase, tap, input-channel tile, part) order in which the reader builds the in0
+    /// tiles and the compute kernel indexes the weights, with `cin_t' = P cin_t`.
+    pub fn expand(&self, dense: &[f32], blocks: usize, cin_t: usize, cout: usize) -> Vec<f32> {
+        let p = self.factor();
+        let mut out = vec![0f32; dense.len() * p];
+        let hi = |w: f32| tt_formats::bf16_to_f32(tt_formats::f32_to_bf16_host(w));
+        for bt in 0..blocks * cin_t {
+            for (s, part) in self.weights.iter().enumerate() {
+                for i in 0..TILE {
+                    let src = &dense[(bt * TILE + i) * cout..(bt * TILE + i + 1) * cout];
+                    let row = (bt * p + s) * TILE + i;
+                    let dst = &mut out[row * cout..(row + 1) * cout];
+                    for (d, &w) in dst.iter_mut().zip(src) {
+                        *d = match part {
+                            WeightPart::Full => w,
+                            WeightPart::Hi => hi(w),
+                            WeightPart::Lo => hi(w - hi(w)),
+                        };
+                    }
+                }
+            }
+        }
+        out
+    }
+}
 
 /// Shape parameters of a 1-D convolution (PyTorch `Conv1d` semantics, `padding_mode="zeros"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -669,6 +809,7 @@ pub struct Conv1d {
     activation: Activation,
     weights: GatherWeights,
     template: Gather,
+    split: Option<SplitLayout>,
 }
 
 impl std::fmt::Debug for Conv1d {
@@ -711,6 +852,7 @@ impl Conv1d {
             });
         }
         check_finite(OP, "weight", weight)?;
+        let split = check_split(OP, &precision)?;
         if let Some(b) = bias {
             if b.len() != params.cout {
                 return Err(OpError::ShapeMismatch {
@@ -721,26 +863,30 @@ impl Conv1d {
             check_finite(OP, "bias", b)?;
         }
         // Shape-independent description; t_in/t_out are filled per run.
-        let template = Gather {
-            op: OP,
-            t_in: 1,
-            t_out: 1,
-            cin: params.cin,
-            cout: params.cout,
-            phases: 1,
-            taps: k,
-            block_stride: (TILE * params.stride) as i64,
-            row_step: params.stride as i64,
-            tap_step: params.dilation as i64,
-            offsets: vec![-(params.pad_left as i64)],
-            out_rows: vec![0],
-            cin_ranges: group_cin_ranges(params.cin, params.cout, params.groups),
-            pre: Activation::None,
-            residual: false,
-            // Per run the input's and residual's formats replace these (see run_inner).
-            formats: ConvFormats::uniform(precision.activations),
-            exact: ConvFormats::uniform(precision.activations).exact(&precision, false),
-        };
+        let template = split_gather(
+            Gather {
+                op: OP,
+                t_in: 1,
+                t_out: 1,
+                cin: params.cin,
+                cout: params.cout,
+                phases: 1,
+                taps: k,
+                block_stride: (TILE * params.stride) as i64,
+                row_step: params.stride as i64,
+                tap_step: params.dilation as i64,
+                offsets: vec![-(params.pad_left as i64)],
+                out_rows: vec![0],
+                cin_ranges: group_cin_ranges(params.cin, params.cout, params.groups),
+                pre: Activation::None,
+                residual: false,
+                // Per run the input's and residual's formats replace these (see run_inner).
+                formats: ConvFormats::uniform(precision.activations),
+                exact: ConvFormats::uniform(precision.activations).exact(&precision, false),
+            },
+            split.as_ref(),
+            &precision,
+        );
         let cin_p = tiles(params.cin) * TILE;
         let mut dense = vec![0f32; k * cin_p * params.cout];
         for co in 0..params.cout {
@@ -752,6 +898,7 @@ impl Conv1d {
                 }
             }
         }
+        let dense = split_weights(OP, split.as_ref(), dense, k, tiles(params.cin), params.cout)?;
         let weights = upload_weights(device, &template, &precision, dense, bias)?;
         Ok(Conv1d {
             device: device.clone(),
@@ -760,6 +907,7 @@ impl Conv1d {
             activation,
             weights,
             template,
+            split,
         })
     }
 
@@ -871,8 +1019,9 @@ impl Conv1d {
             }
             g.residual = true;
         }
+        let split = split_input(&self.device, input, &mut g, self.split.as_ref())?;
         g.formats = ConvFormats {
-            input: input.format(),
+            input: split.as_ref().map_or(input.format(), |(t, _)| t.format()),
             output: self.precision.activations,
             residual: residual.map_or(DataFormat::Float16_b, |r| r.format()),
         };
@@ -891,9 +1040,13 @@ impl Conv1d {
             self.activation,
             &self.weights,
             &p,
-            input,
+            split.as_ref().map_or(input, |(t, _)| t),
             residual,
         )?;
+        let stats = match &split {
+            Some((_, s)) => combine_stats(s, &stats),
+            None => stats,
+        };
         if let Some(r) = residual {
             out.set_pad_is_zero(out.pad_is_zero() && r.pad_is_zero());
         }
@@ -913,6 +1066,82 @@ fn group_cin_ranges(cin: usize, cout: usize, groups: usize) -> Vec<(u32, u32)> {
             ((ci_lo / TILE) as u32, ci_hi.div_ceil(TILE) as u32)
         })
         .collect()
+}
+
+/// With a split precision: the split's layout, after checking what the conv needs for it (the
+/// split input is Float32, which the gather reads only with an fp32 DEST).
+pub(crate) fn check_split(
+    op: &'static str,
+    precision: &Precision,
+) -> Result<Option<SplitLayout>, OpError> {
+    let split = SplitLayout::of(precision);
+    if split.is_some() && !precision.fp32_acc {
+        return Err(OpError::InvalidArgument {
+            op,
+            what: "weights_lo / activations_lo need fp32_acc = true: the split input is Float32 \
+                   and a bf16 DEST would round each partial sum to 8 bits, losing what the \
+                   split adds"
+                .into(),
+        });
+    }
+    Ok(split)
+}
+
+/// The internal gather of a split conv: `P` input parts per input-channel tile, so
+/// `cin' = P * 32 * tiles(cin)`, every output tile's input-tile range `(lo, hi)` becomes
+/// `(P lo, P hi)`, and the input the gather reads is the Float32 split tensor.
+pub(crate) fn split_gather(
+    g: Gather,
+    split: Option<&SplitLayout>,
+    precision: &Precision,
+) -> Gather {
+    let Some(s) = split else { return g };
+    let p = s.factor();
+    let formats = ConvFormats {
+        input: DataFormat::Float32,
+        ..g.formats
+    };
+    Gather {
+        cin: p * TILE * tiles(g.cin),
+        cin_ranges: g
+            .cin_ranges
+            .iter()
+            .map(|&(lo, hi)| (lo * p as u32, hi * p as u32))
+            .collect(),
+        exact: formats.exact(precision, g.residual),
+        formats,
+        ..g
+    }
+}
+
+/// The dense weights of a split conv ([`SplitLayout::expand`]), checked finite (a weight near
+/// the f32 maximum can round to an infinite bf16 hi part).
+pub(crate) fn split_weights(
+    op: &'static str,
+    split: Option<&SplitLayout>,
+    dense: Vec<f32>,
+    blocks: usize,
+    cin_t: usize,
+    cout: usize,
+) -> Result<Vec<f32>, OpError> {
+    let Some(s) = split else { return Ok(dense) };
+    let out = s.expand(&dense, blocks, cin_t, cout);
+    check_finite(op, "split weight (bf16 hi / lo part)", &out)?;
+    Ok(out)
+}
+
+/// Runs the split of `input` when the conv has one: the Float32 split tensor and the split's
+/// run statistics. The gather's input activation moves into the split (applied in fp32 before
+/// splitting), so `g.pre` becomes `None`.
+pub(crate) fn split_input(
+    device: &Device,
+    input: &DeviceTensor,
+    g: &mut Gather,
+    split: Option<&SplitLayout>,
+) -> Result<Option<(DeviceTensor, RunStats)>, OpError> {
+    let Some(s) = split else { return Ok(None) };
+    let pre = std::mem::take(&mut g.pre);
+    Ok(Some(split_operand(device, input, pre, s.parts)?))
 }
 
 /// The gather kernels read and write bf16 activations.
@@ -1066,6 +1295,22 @@ pub fn conv_error_bound_fused(
 /// - residual: its host quantisation (`quant_rel(residual)`) and one fp32 SFPU addition,
 ///   `u_dest (|y_post| + e + |r|)`;
 /// - packing: `pack_error_rel(output)` (0 for Float32).
+///
+/// # Split operands ([`Precision::weights_lo`] / [`Precision::activations_lo`])
+/// The conv then multiplies `P = precision.split_parts()` parts per input-channel tile in one
+/// accumulation, on the exact-fp32 path (the split input is Float32). The caller passes the
+/// same terms as without a split (`kt` of the original conv, `wq` from
+/// [`tolerance::weight_rel`](super::common::tolerance::weight_rel): `2^-16 |w|` instead of
+/// `2^-8 |w|` with `weights_lo`); the bound then uses:
+/// - input: [`tolerance::act_unpack_rel`](super::common::tolerance::act_unpack_rel) (`2^-20`
+///   instead of `2^-10` with `activations_lo`); a fused input activation is applied by the
+///   split in fp32 (`u_dest`, no packing loss: the split tensor is Float32);
+/// - compute: `P kt` tile matmuls over the products actually multiplied, whose absolute sum is
+///   at most `(1 + 2^-6) s~`: `|a_hi w_hi| + |a_lo w_hi| + |a_hi w_lo| <= |a w| ((1 + 2^-10)
+///   (1 + 2^-8) + 2^-8 (1 + 2^-8)) < (1 + 2^-6) |a w|`. The MVMUL alignment term (`16 2^-12` of
+///   that sum, [`tolerance::matmul_compute_bound`](super::common::tolerance::matmul_compute_bound))
+///   does not shrink with a split: it is then the dominant worst-case term. (On random data the
+///   alignment errors are unbiased and small; see `docs/ops.md` for measured errors.)
 pub fn conv_error_bound_formats(
     precision: &Precision,
     pre: Activation,
@@ -1074,9 +1319,12 @@ pub fn conv_error_bound_formats(
     formats: &ConvFormats,
 ) -> f64 {
     use super::common::tolerance::{
-        dest_u, matmul_compute_bound, pack_error_rel, quant_rel, sfpu_error, unpack_rel,
+        act_unpack_rel, dest_u, matmul_compute_bound, pack_error_rel, quant_rel, sfpu_error,
     };
-    let exact = formats.exact(precision, t.residual.is_some());
+    let parts = precision.split_parts();
+    let split = parts > 1;
+    // A split conv always runs the exact path (its gather input is the Float32 split tensor).
+    let exact = split || formats.exact(precision, t.residual.is_some());
     let u_d = dest_u(precision.fp32_acc);
     let host = |f: DataFormat| {
         if t.inputs_quantised {
@@ -1085,14 +1333,28 @@ pub fn conv_error_bound_formats(
             quant_rel(f)
         }
     };
-    let mut qa = host(formats.input) + unpack_rel(formats.input);
+    let mut qa = host(formats.input) + act_unpack_rel(precision, formats.input);
     if pre != Activation::None {
-        let p = u_d + pack_error_rel(formats.input);
+        let p = u_d
+            + if split {
+                0.0
+            } else {
+                pack_error_rel(formats.input)
+            };
         qa += p + qa * p;
     }
     let e_in = qa * (t.s_abs + t.wq) + t.wq;
     let s_t = (1.0 + qa) * (t.s_abs + t.wq);
-    let comp = matmul_compute_bound(t.kt * TILE, precision, formats.input, s_t);
+    let (kt, mm_input, s_mm) = if split {
+        (
+            t.kt * parts,
+            DataFormat::Float32,
+            (1.0 + 2f64.powi(-6)) * s_t,
+        )
+    } else {
+        (t.kt, formats.input, s_t)
+    };
+    let comp = matmul_compute_bound(kt * TILE, precision, mm_input, s_mm);
     let acc = s_t + comp;
     let tf32 = |v: f64| {
         if precision.fp32_acc {
@@ -1104,7 +1366,7 @@ pub fn conv_error_bound_formats(
     let e_bias = t.bias.map_or(0.0, |b| {
         let b = b.abs();
         if exact {
-            let kt = t.kt as f64;
+            let kt = kt as f64;
             let rounds = 2.0 * f64::from(precision.fidelity.phases()) * kt + kt;
             host(bias_format(precision)) * b
                 + rounds * u_d * b * (1.0 + host(bias_format(precision)))

@@ -16,10 +16,11 @@
 
 use tt_safe::{DataFormat, Device, RunStats};
 
-use super::common::{Activation, DeviceTensor, OpError, Precision, TILE, tiles};
+use super::common::{Activation, DeviceTensor, OpError, Precision, TILE, combine_stats, tiles};
 use super::conv::{
-    ConvFormats, ConvPlan, Gather, GatherWeights, check_activation, check_bf16_activations,
-    check_finite, check_input, plan, run, upload_weights,
+    ConvFormats, ConvPlan, Gather, GatherWeights, SplitLayout, check_activation,
+    check_bf16_activations, check_finite, check_input, check_split, plan, run, split_gather,
+    split_input, split_weights, upload_weights,
 };
 
 const OP: &str = "conv_transpose1d";
@@ -79,6 +80,7 @@ pub struct ConvTranspose1d {
     activation: Activation,
     weights: GatherWeights,
     template: Gather,
+    split: Option<SplitLayout>,
 }
 
 impl std::fmt::Debug for ConvTranspose1d {
@@ -117,6 +119,7 @@ impl ConvTranspose1d {
             });
         }
         check_finite(OP, "weight", weight)?;
+        let split = check_split(OP, &precision)?;
         if let Some(b) = bias {
             if b.len() != cout {
                 return Err(OpError::ShapeMismatch {
@@ -128,26 +131,30 @@ impl ConvTranspose1d {
         }
         let m_taps = params.taps_per_phase();
         let (a, b) = ((params.padding / s) as i64, params.padding % s);
-        let template = Gather {
-            op: OP,
-            t_in: 1,
-            t_out: 1,
-            cin,
-            cout,
-            phases: s,
-            taps: m_taps,
-            block_stride: TILE as i64,
-            row_step: 1,
-            tap_step: -1,
-            offsets: (0..s).map(|r| a + i64::from(r < b)).collect(),
-            out_rows: (0..s).map(|r| ((r + s - b) % s) as u32).collect(),
-            cin_ranges: vec![(0, tiles(cin) as u32); tiles(cout)],
-            pre: Activation::None,
-            residual: false,
-            // Per run the input's format replaces this (see run).
-            formats: ConvFormats::uniform(precision.activations),
-            exact: ConvFormats::uniform(precision.activations).exact(&precision, false),
-        };
+        let template = split_gather(
+            Gather {
+                op: OP,
+                t_in: 1,
+                t_out: 1,
+                cin,
+                cout,
+                phases: s,
+                taps: m_taps,
+                block_stride: TILE as i64,
+                row_step: 1,
+                tap_step: -1,
+                offsets: (0..s).map(|r| a + i64::from(r < b)).collect(),
+                out_rows: (0..s).map(|r| ((r + s - b) % s) as u32).collect(),
+                cin_ranges: vec![(0, tiles(cin) as u32); tiles(cout)],
+                pre: Activation::None,
+                residual: false,
+                // Per run the input's format replaces this (see run).
+                formats: ConvFormats::uniform(precision.activations),
+                exact: ConvFormats::uniform(precision.activations).exact(&precision, false),
+            },
+            split.as_ref(),
+            &precision,
+        );
         // Dense rows ((r * M + m) * cin_p + ci), columns co: W[ci, co, r + m s].
         let cin_p = tiles(cin) * TILE;
         let mut dense = vec![0f32; s * m_taps * cin_p * cout];
@@ -165,6 +172,8 @@ impl ConvTranspose1d {
                 }
             }
         }
+        // With a split: row blocks (r * M + m, input tile, part), see SplitLayout::expand.
+        let dense = split_weights(OP, split.as_ref(), dense, s * m_taps, tiles(cin), cout)?;
         let weights = upload_weights(device, &template, &precision, dense, bias)?;
         Ok(ConvTranspose1d {
             device: device.clone(),
@@ -173,6 +182,7 @@ impl ConvTranspose1d {
             activation,
             weights,
             template,
+            split,
         })
     }
 
@@ -216,8 +226,9 @@ impl ConvTranspose1d {
     pub fn run(&self, input: &DeviceTensor) -> Result<(DeviceTensor, RunStats), OpError> {
         check_input(OP, &self.device, input, self.params.cin, &self.precision)?;
         let mut g = self.gather(input.rows())?;
+        let split = split_input(&self.device, input, &mut g, self.split.as_ref())?;
         g.formats = ConvFormats {
-            input: input.format(),
+            input: split.as_ref().map_or(input.format(), |(t, _)| t.format()),
             output: self.precision.activations,
             residual: DataFormat::Float16_b,
         };
@@ -229,16 +240,20 @@ impl ConvTranspose1d {
             self.device.info().l1_user_bytes(),
             self.device.info().max_runtime_args as usize,
         )?;
-        run(
+        let (out, stats) = run(
             &self.device,
             &g,
             &self.precision,
             self.activation,
             &self.weights,
             &p,
-            input,
+            split.as_ref().map_or(input, |(t, _)| t),
             None,
-        )
+        )?;
+        Ok(match &split {
+            Some((_, st)) => (out, combine_stats(st, &stats)),
+            None => (out, stats),
+        })
     }
 }
 
