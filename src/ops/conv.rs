@@ -43,68 +43,9 @@ use tt_safe::{
 };
 
 use super::common::{Activation, DeviceTensor, OpError, Precision, TILE, combine_stats, tiles};
-use split_standin::{Part, split_operand};
+use super::split::{Part, split_operand};
 
 const OP: &str = "conv1d";
-
-// TEMPORARY stand-in for `super::split::split_operand` (helper H1 is writing the device op in
-// src/ops/split.rs). It has the device op's signature and output layout but computes the split
-// on the HOST (download, split, upload); it must be replaced by
-// `use super::split::{Part, split_operand};` before this work is reported done.
-mod split_standin {
-    use tt_safe::{DataFormat, Device, RunStats};
-
-    use super::super::common::{Activation, DeviceTensor, OpError, TILE, tiles};
-
-    /// One part of a split operand.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub enum Part {
-        /// The value itself (the FPU reads its TF32 part).
-        Full,
-        /// `a - TF32(a)`.
-        Lo,
-    }
-
-    /// TEMPORARY host stand-in: `[rows, P * tiles(C) * 32]` Float32, tile column `t P + s` =
-    /// part `s` of input tile `t`, `pre` applied in fp32 first.
-    pub fn split_operand(
-        device: &Device,
-        input: &DeviceTensor,
-        pre: Activation,
-        parts: &[Part],
-    ) -> Result<(DeviceTensor, RunStats), OpError> {
-        let started = std::time::Instant::now();
-        let (rows, cols) = (input.rows(), input.cols());
-        let x = input.to_host()?;
-        let np = parts.len();
-        let cols_out = np * tiles(cols) * TILE;
-        let mut out = vec![0f32; rows * cols_out];
-        for r in 0..rows {
-            for c in 0..cols {
-                let a = pre.apply(f64::from(x[r * cols + c])) as f32;
-                let hi = tt_formats::tf32_truncate(a);
-                for (s, part) in parts.iter().enumerate() {
-                    let col = ((c / TILE) * np + s) * TILE + c % TILE;
-                    out[r * cols_out + col] = match part {
-                        Part::Full => a,
-                        Part::Lo => a - hi,
-                    };
-                }
-            }
-        }
-        let t = DeviceTensor::from_host(device, rows, cols_out, &out, DataFormat::Float32)?;
-        Ok((
-            t,
-            RunStats {
-                provider: device.provider(),
-                is_estimate: true,
-                device_cycles: None,
-                device_ns: None,
-                host_ns: started.elapsed().as_nanos() as u64,
-            },
-        ))
-    }
-}
 
 /// How [`Precision::weights_lo`] / [`Precision::activations_lo`] split the operands of a
 /// gather conv (K concatenation, see the module doc): per original input-channel tile, the
