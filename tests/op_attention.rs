@@ -538,3 +538,69 @@ proptest! {
         check(&device, &x, which, valid, &Precision::hifi());
     }
 }
+
+/// Full-mantissa f32 data (not bf16-exact): the TF32 truncation is exercised.
+fn data_f32(t: usize, heads: usize, d: usize, w: usize, seed: u64) -> Data {
+    let mut x = data(t, heads, d, w, seed);
+    let mut rng = Rng::new(seed ^ 0x5EED);
+    for v in [&mut x.q, &mut x.k, &mut x.v, &mut x.rk, &mut x.rv] {
+        for e in v.iter_mut() {
+            *e = rng.nonzero(0.02, 1.0);
+        }
+    }
+    x
+}
+
+/// Runs VITS attention on Float32 q, k, v with `p`; returns the output, the f64 reference and
+/// the run statistics.
+fn run_f32(
+    device: &Device,
+    x: &Data,
+    valid: Option<usize>,
+    p: &Precision,
+) -> (Vec<f32>, Vec<f64>, tt_safe::RunStats) {
+    let c = x.heads * x.d;
+    let up = |v: &[f32]| DeviceTensor::from_host(device, x.t, c, v, DataFormat::Float32).unwrap();
+    let kind = kind_of(x, 2);
+    let (out, stats) = attention_with_stats(
+        device,
+        [&up(&x.q), &up(&x.k), &up(&x.v)],
+        x.heads,
+        kind,
+        valid,
+        p,
+    )
+    .unwrap();
+    let got = out.to_host().unwrap();
+    let want = reference(&x.q, &x.k, &x.v, x.t, x.heads, kind, valid);
+    (got, want, stats)
+}
+
+fn split_precision() -> Precision {
+    Precision {
+        activations_lo: true,
+        ..Precision::hifi_fp32()
+    }
+}
+
+#[test]
+fn split_probe() {
+    let device = sim(Arch::WormholeB0);
+    for (t, d, seed) in [(45usize, 96usize, 21u64), (70, 64, 22)] {
+        let x = data_f32(t, 2, d, 4, seed);
+        let valid = Some(t - 6);
+        for p in [Precision::hifi_fp32(), split_precision()] {
+            let (got, want, stats) = run_f32(&device, &x, valid, &p);
+            let scale = want.iter().fold(0f64, |a, w| a.max(w.abs()));
+            let err = got
+                .iter()
+                .zip(&want)
+                .fold(0f64, |a, (g, w)| a.max((f64::from(*g) - w).abs()));
+            eprintln!(
+                "T={t} d={d} lo={}: max err {err:.3e} scale {scale:.3e} rel {:.2} bits; {stats}",
+                p.activations_lo,
+                -(err / scale).log2()
+            );
+        }
+    }
+}

@@ -40,7 +40,7 @@ use super::common::{DeviceTensor, OpError, Precision, TILE, tiles};
 use crate::kernels;
 use tt_safe::{
     CbConfig, ComputeConfig, CoreCoord, CoreRange, DataFormat, Device, KernelKind, KernelSpec,
-    Program, RunStats,
+    MathFidelity, Program, RunStats,
 };
 
 const OP: &str = "attention";
@@ -144,10 +144,22 @@ pub fn plan(
         f.out.tile_size_bytes() as u64,
     );
     let (dt64, tk64) = (dt as u64, tk as u64);
-    let l1_bytes = (dt64 + 2 + tk64 * dt64) * inb   // Q, K stream, V
-        + 2 * dt64 * rel + bf                        // RelK^T, RelV, scaler
-        + (dt64 + tk64 * dt64) * qk + 2 * out        // Qs, K^T, out
-        + (2 + 1 + 1 + 1 + 2 * tk64 + 1 + 1 + 3) * im; // bias, pu, o1, r, S, P, max, rsum, pb
+    let l1_bytes = if precision.activations_lo {
+        // Float32 tiles only (the split path needs Float32 q, k, v and an fp32 DEST).
+        let f = DataFormat::Float32.tile_size_bytes() as u64;
+        (dt64 + 2 + 2) * inb                         // Q, K and V streams
+            + bf + 2 * out                           // scaler, out
+            + (2 + 2 * 2 * dt64 + 1 + 9 + 2          // bias, RelK^T / RelV hi + lo, pu, masks, staging
+                + 10 * dt64 + 2 * tk64 * dt64 + 1    // Qs split, K^T / V split, o1
+                + 10 * tk64 + tk64 + 10              // P split, Sx, Pband split
+                + 1 + tk64 + 1 + 1 + 3)              // r, S, max, rsum, pb
+                * f
+    } else {
+        (dt64 + 2 + tk64 * dt64) * inb                  // Q, K stream, V
+        + 2 * dt64 * rel + bf                           // RelK^T, RelV, scaler
+        + (dt64 + tk64 * dt64) * qk + 2 * out           // Qs, K^T, out
+        + (2 + 1 + 1 + 1 + 2 * tk64 + 1 + 1 + 3) * im // bias, pu, o1, r, S, P, max, rsum, pb
+    };
     let have = device.info().l1_user_bytes();
     if l1_bytes > have {
         return Err(unsupported(
@@ -224,7 +236,33 @@ pub fn attention_with_stats(
             });
         }
     }
-    precision.check_no_split(OP)?;
+    // `weights_lo` is ignored: there are no prepared weights here (like `precision.weights`);
+    // the relative embeddings are split on the host whenever `activations_lo` is set.
+    let split = precision.activations_lo;
+    if split {
+        if q.format() != DataFormat::Float32 || !precision.fp32_acc {
+            return Err(OpError::InvalidArgument {
+                op: OP,
+                what: format!(
+                    "activations_lo (TF32 hi + lo split) needs Float32 q, k, v and fp32_acc = true, \
+                     got {:?} inputs and fp32_acc = {}; convert the inputs to Float32 or clear \
+                     activations_lo",
+                    q.format(),
+                    precision.fp32_acc
+                ),
+            });
+        }
+        if precision.fidelity != MathFidelity::HiFi4 {
+            return Err(OpError::InvalidArgument {
+                op: OP,
+                what: format!(
+                    "activations_lo needs HiFi4 (every product of the split operands exact), not \
+                     {:?}",
+                    precision.fidelity
+                ),
+            });
+        }
+    }
     super::common::check_activation_format_fp32(OP, "input", q.format(), precision.fp32_acc)?;
     super::common::check_activation_format_fp32(
         OP,
@@ -274,21 +312,33 @@ pub fn attention_with_stats(
                     ),
                 });
             }
-            // RelK^T [d, 32] (column m = offset) and RelV [32, d] (row m), zero padded.
-            let mut kt = vec![0f32; d * TILE];
+            // RelK^T [d, 32] (column m = offset) and RelV [32, d] (row m), zero padded. Split:
+            // RelK^T [d, 64] (columns 32 + m: the lo halves) and RelV [64, d] (rows 32 + m).
+            let halves = if split { 2 } else { 1 };
+            let (kw, vh) = (halves * TILE, halves * TILE);
+            let mut kt = vec![0f32; d * kw];
+            let mut vv = vec![0f32; vh * d];
             for m in 0..n {
                 for e in 0..d {
-                    kt[e * TILE + m] = rel_k[m * d + e];
+                    let (k, v) = (rel_k[m * d + e], rel_v[m * d + e]);
+                    if split {
+                        let (kh, vhi) = (split_hi(k), split_hi(v));
+                        kt[e * kw + m] = kh;
+                        kt[e * kw + TILE + m] = k - kh;
+                        vv[m * d + e] = vhi;
+                        vv[(TILE + m) * d + e] = v - vhi;
+                    } else {
+                        kt[e * kw + m] = k;
+                        vv[m * d + e] = v;
+                    }
                 }
             }
-            let mut vv = vec![0f32; TILE * d];
-            vv[..n * d].copy_from_slice(rel_v);
             (
                 true,
                 window,
                 false,
-                Some(DeviceTensor::from_host(device, d, TILE, &kt, fm.rel)?),
-                Some(DeviceTensor::from_host(device, TILE, d, &vv, fm.rel)?),
+                Some(DeviceTensor::from_host(device, d, kw, &kt, fm.rel)?),
+                Some(DeviceTensor::from_host(device, vh, d, &vv, fm.rel)?),
             )
         }
     };
@@ -306,6 +356,44 @@ pub fn attention_with_stats(
     let inf = q.format();
     for r in &ranges {
         let core = r.start;
+        if split {
+            let f = DataFormat::Float32;
+            for (idx, fmt, n) in [
+                (0, inf, dt),
+                (1, inf, 2),
+                (2, inf, 2),
+                (3, f, 2),
+                (4, f, 2 * dt),
+                (5, f, 2 * dt),
+                (6, bf, 1),
+                (7, f, 1),
+                (8, f, 9),
+                (9, f, 1),
+                (10, f, 1),
+                (11, f, 8 * dt),
+                (12, f, dt),
+                (13, f, dt),
+                (14, f, tk * dt),
+                (15, f, tk * dt),
+                (16, fm.out, 2),
+                (17, f, 1),
+                (18, f, 8 * tk),
+                (19, f, tk),
+                (20, f, tk),
+                (21, f, tk),
+                (22, f, 8),
+                (23, f, 1),
+                (24, f, 1),
+                (26, f, 1),
+                (27, f, tk),
+                (28, f, 1),
+                (30, f, 1),
+                (31, f, 3),
+            ] {
+                program.add_circular_buffer(core, CbConfig::tiles(idx, fmt, n))?;
+            }
+            continue;
+        }
         for (idx, fmt, n) in [
             (0, inf, dt),
             (1, inf, 2),
@@ -342,6 +430,7 @@ pub fn attention_with_stats(
         w as u32,
         u32::from(causal),
         elem_bytes,
+        u32::from(split),
     ]);
     let reader = program.add_kernel(
         KernelSpec::new(
@@ -353,19 +442,33 @@ pub fn attention_with_stats(
         .compile_args(reader_ct),
     )?;
     let scale = (1.0 / (d as f64).sqrt()) as f32;
-    let compute = program.add_kernel(
-        KernelSpec::new(
+    let (name, source, unpack_to_dest_fp32) = if split {
+        // The CBs the split kernel only copies / transposes into DEST (exact fp32).
+        (
+            "attention_split_compute",
+            kernels::OPS_ATTENTION_ATTENTION_SPLIT_COMPUTE,
+            vec![0, 1, 2, 3, 7, 9, 17, 21, 30],
+        )
+    } else {
+        (
             "attention_compute",
             kernels::OPS_ATTENTION_ATTENTION_COMPUTE,
+            // Float32 q and k are only copied / transposed into DEST.
+            if fm.fp32 && inf == DataFormat::Float32 {
+                vec![0, 1]
+            } else {
+                Vec::new()
+            },
+        )
+    };
+    let compute = program.add_kernel(
+        KernelSpec::new(
+            name,
+            source,
             KernelKind::compute(ComputeConfig {
                 fidelity: precision.fidelity,
                 fp32_dest_acc: precision.fp32_acc,
-                // Float32 q and k are only copied / transposed into DEST.
-                unpack_to_dest_fp32: if fm.fp32 && inf == DataFormat::Float32 {
-                    vec![0, 1]
-                } else {
-                    Vec::new()
-                },
+                unpack_to_dest_fp32,
                 ..ComputeConfig::default()
             }),
             ranges.clone(),
@@ -405,6 +508,13 @@ pub fn attention_with_stats(
     }
     let stats = device.run(&program)?;
     Ok((out, stats))
+}
+
+/// The part of `x` the FPU multiplies when `x` sits in SrcA: TF32 (10 explicit mantissa bits)
+/// less SrcA's unused lowest bit, i.e. `x` with the low 14 mantissa bits cleared; `x - hi` is
+/// exact in f32.
+fn split_hi(x: f32) -> f32 {
+    f32::from_bits(x.to_bits() & !0x3FFF)
 }
 
 /// f64 CPU reference: `q`, `k`, `v` row-major `[t, heads * d]`; returns `[t, heads * d]`.

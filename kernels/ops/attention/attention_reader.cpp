@@ -11,8 +11,13 @@
 // with M = -2^100 (exp(M - max) is 0 in every format). Elements are 2 (bf16) or 4 (fp32) bytes.
 // Q, K, V are [T, C] with head h in columns [h * d, (h + 1) * d), d = 32 * Dt.
 //
+// Split variant (`split`, attention_split_compute.cpp): also, once, the Float32 tiles of CB 8
+// (tile 0 all ones, tile 1 + r ones at the columns c = r mod 8, zero elsewhere); RelK^T and RelV
+// are 2 Dt tiles each (hi and lo halves split on the host); per item the V tiles are streamed
+// one at a time after the bias tiles (the compute splits V into the CBs K^T used before).
+//
 // Compile-time args: TensorAccessorArgs of Q, K, V, RelK^T, RelV (2 words each), then Ct, Dt,
-//   Tk, T, has_rel, w, causal, elem_bytes.
+//   Tk, T, has_rel, w, causal, elem_bytes, split.
 // Runtime args: q_addr, k_addr, v_addr, relkt_addr, relv_addr, valid_len, num_items, then
 //   (h, qi) per item.
 #include <cstdint>
@@ -27,6 +32,7 @@ constexpr uint32_t cb_bias = 3;
 constexpr uint32_t cb_relkt = 4;
 constexpr uint32_t cb_relv = 5;
 constexpr uint32_t cb_scaler = 6;
+constexpr uint32_t cb_mask = 8;
 constexpr uint32_t cb_r = 26;
 
 inline uint32_t face_index(uint32_t r, uint32_t c) {
@@ -57,6 +63,8 @@ void kernel_main() {
     constexpr uint32_t w = get_compile_time_arg_val(c + 5);
     constexpr uint32_t causal = get_compile_time_arg_val(c + 6);
     constexpr uint32_t elem_bytes = get_compile_time_arg_val(c + 7);
+    constexpr uint32_t split = get_compile_time_arg_val(c + 8);
+    constexpr uint32_t rel_tiles = split != 0 ? 2 * Dt : Dt;
 
     const uint32_t in_tile = get_tile_size(cb_q);
     const uint32_t rel_tile = get_tile_size(cb_relkt);
@@ -75,16 +83,29 @@ void kernel_main() {
         }
     }
     cb_push_back(cb_scaler, 1);
+    if constexpr (split != 0) {
+        cb_reserve_back(cb_mask, 9);
+        volatile tt_l1_ptr uint32_t* m = reinterpret_cast<volatile tt_l1_ptr uint32_t*>(get_write_ptr(cb_mask));
+        for (uint32_t t = 0; t < 9; ++t) {
+            for (uint32_t r = 0; r < 32; ++r) {
+                for (uint32_t cc = 0; cc < 32; ++cc) {
+                    const bool one = t == 0 || cc % 8 == t - 1;
+                    m[t * 1024 + face_index(r, cc)] = one ? 0x3F800000u : 0u;
+                }
+            }
+        }
+        cb_push_back(cb_mask, 9);
+    }
     if constexpr (has_rel != 0) {
-        cb_reserve_back(cb_relkt, Dt);
-        cb_reserve_back(cb_relv, Dt);
-        for (uint32_t dt = 0; dt < Dt; ++dt) {
-            noc_async_read_tile(dt, relkt, get_write_ptr(cb_relkt) + dt * rel_tile);
-            noc_async_read_tile(dt, relv, get_write_ptr(cb_relv) + dt * rel_tile);
+        cb_reserve_back(cb_relkt, rel_tiles);
+        cb_reserve_back(cb_relv, rel_tiles);
+        for (uint32_t i = 0; i < rel_tiles; ++i) {
+            noc_async_read_tile(i, relkt, get_write_ptr(cb_relkt) + i * rel_tile);
+            noc_async_read_tile(i, relv, get_write_ptr(cb_relv) + i * rel_tile);
         }
         noc_async_read_barrier();
-        cb_push_back(cb_relkt, Dt);
-        cb_push_back(cb_relv, Dt);
+        cb_push_back(cb_relkt, rel_tiles);
+        cb_push_back(cb_relv, rel_tiles);
     }
 
     for (uint32_t item = 0; item < num_items; ++item) {
@@ -107,14 +128,16 @@ void kernel_main() {
             }
         }
 
-        cb_reserve_back(cb_v, Tk * Dt);
-        for (uint32_t kj = 0; kj < Tk; ++kj) {
-            for (uint32_t dt = 0; dt < Dt; ++dt) {
-                noc_async_read_tile(kj * Ct + h * Dt + dt, v, get_write_ptr(cb_v) + (kj * Dt + dt) * in_tile);
+        if constexpr (split == 0) {
+            cb_reserve_back(cb_v, Tk * Dt);
+            for (uint32_t kj = 0; kj < Tk; ++kj) {
+                for (uint32_t dt = 0; dt < Dt; ++dt) {
+                    noc_async_read_tile(kj * Ct + h * Dt + dt, v, get_write_ptr(cb_v) + (kj * Dt + dt) * in_tile);
+                }
             }
+            noc_async_read_barrier();
+            cb_push_back(cb_v, Tk * Dt);
         }
-        noc_async_read_barrier();
-        cb_push_back(cb_v, Tk * Dt);
 
         uint32_t r_l1 = 0;
         if constexpr (has_rel != 0) {
@@ -149,6 +172,16 @@ void kernel_main() {
         }
         if constexpr (has_rel != 0) {
             cb_pop_front(cb_r, 1);
+        }
+        if constexpr (split != 0) {
+            for (uint32_t kj = 0; kj < Tk; ++kj) {
+                for (uint32_t dt = 0; dt < Dt; ++dt) {
+                    cb_reserve_back(cb_v, 1);
+                    noc_async_read_tile(kj * Ct + h * Dt + dt, v, get_write_ptr(cb_v));
+                    noc_async_read_barrier();
+                    cb_push_back(cb_v, 1);
+                }
+            }
         }
     }
 }
