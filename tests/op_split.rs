@@ -303,3 +303,58 @@ fn split_operand_rejects_bad_arguments() {
     let e = split_operand(&dev, &foreign, Activation::None, &parts).unwrap_err();
     assert!(matches!(e, OpError::ForeignDevice { .. }), "{e}");
 }
+
+/// The premise, through the real matmul path: a Float32 matmul of the split `[Full, Lo]` input
+/// against weights that select, for each output column `c`, both parts of input column `c`
+/// (weight 1.0 on the Full and the Lo row of `c`, 0 elsewhere) computes `TF32(a) + TF32(lo)` in
+/// the fp32 DEST. Each group of eight K products holds one non-zero product (no alignment loss)
+/// and the two-term sum needs at most 22 significant bits (exact in fp32), so the result is
+/// within the split's `2^-21 |a|` of `a`, against up to `2^-10 |a|` for the unsplit input.
+#[test]
+fn split_parts_reconstruct_through_the_fpu_matmul() {
+    use tt_kernels::ops::common::Precision;
+    use tt_kernels::ops::matmul::Matmul;
+    let dev = device();
+    let mut rng = Rng::new(0x0dd_ba11);
+    let (rows, cols) = (45usize, 70usize);
+    let ct = cols.div_ceil(TILE);
+    let data: Vec<f32> = (0..rows * cols).map(|_| rng.octaves(-20, 20)).collect();
+    let x = DeviceTensor::from_host(&dev, rows, cols, &data, DataFormat::Float32).unwrap();
+    let parts = [Part::Full, Part::Lo];
+    let (split, _) = split_operand(&dev, &x, Activation::None, &parts).unwrap();
+    let k = split.cols();
+    let mut w = vec![0f32; k * cols];
+    for c in 0..cols {
+        for s in 0..parts.len() {
+            let row = ((c / TILE) * parts.len() + s) * TILE + c % TILE;
+            w[row * cols + c] = 1.0;
+        }
+    }
+    assert_eq!(k, 2 * ct * TILE);
+    let weights = tt_safe::Tensor2d::new(k, cols, w).unwrap();
+    let mm = Matmul::new(
+        &dev,
+        &weights,
+        None,
+        Precision::hifi_fp32(),
+        Activation::None,
+    )
+    .unwrap();
+    let y = mm.run(&split).unwrap().to_host().unwrap();
+    let (mut worst, mut worst_tf32) = (0f64, 0f64);
+    for (i, (&a, &v)) in data.iter().zip(&y).enumerate() {
+        let (a, v) = (f64::from(a), f64::from(v));
+        let err = (v - a).abs();
+        assert!(
+            err <= 2f64.powi(-21) * a.abs(),
+            "element {i}: a = {a:e}, matmul of the parts = {v:e}, error {err:e}"
+        );
+        worst = worst.max(err / a.abs());
+        worst_tf32 = worst_tf32.max((a - f64::from(tf32(a as f32))).abs() / a.abs());
+    }
+    eprintln!("worst relative error: split {worst:.3e}, TF32 alone {worst_tf32:.3e}");
+    assert!(
+        worst_tf32 > 2f64.powi(-12),
+        "the data must exercise the TF32 loss"
+    );
+}
