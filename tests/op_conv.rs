@@ -1030,6 +1030,37 @@ fn conv1d_errors_name_the_problem() {
     )
     .unwrap_err();
     assert!(matches!(e, OpError::FormatUnsupported { .. }), "{e}");
+    // Split operands: weights_lo needs bf16 weights, and the conv's split needs fp32_acc.
+    let e = Conv1d::new(
+        &device,
+        p8,
+        &w8,
+        None,
+        Precision {
+            weights_lo: true,
+            ..Precision::bfp8_hifi2()
+        },
+        Activation::None,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("weights_lo"), "{e}");
+    let e = Conv1d::new(
+        &device,
+        p8,
+        &w8,
+        None,
+        Precision {
+            weights_lo: true,
+            fp32_acc: false,
+            ..Precision::hifi()
+        },
+        Activation::None,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, OpError::InvalidArgument { .. }) && e.to_string().contains("fp32_acc"),
+        "{e}"
+    );
     // Weights that cannot fit L1 for even one output tile: the limit is named.
     let p = params(4096, 32, 15, 1, (7, 7), 1, 1);
     let w = vec![0.25f32; 32 * 4096 * 15];
@@ -1159,8 +1190,8 @@ fn piper_decoder_convs() {
     }
 }
 
-/// One split-operand conv (`weights_lo` / `activations_lo` in `precision`) with a Float32
-/// input, an optional input activation, bias, output activation and Float32 residual, checked
+/// One split-operand conv (`weights_lo` / `activations_lo` in `precision`) with an `input`
+/// (Float32 or bf16) tensor, an optional input activation, bias, output activation and Float32 residual, checked
 /// per element against f64 on the ORIGINAL f32 inputs and weights (the reference never sees the
 /// split parts) with `conv_error_bound_formats` (which derives the split's terms from the
 /// precision: `2^-20` activation and `2^-16` weight error, `P` x the tile matmuls). The same conv
@@ -1172,6 +1203,7 @@ fn check_split(
     p: Conv1dParams,
     t_in: usize,
     precision: Precision,
+    input: DataFormat,
     pre: Activation,
     act: Activation,
     residual: bool,
@@ -1184,7 +1216,7 @@ fn check_split(
     let b = rng.vec(p.cout);
     let t_out = p.output_len(t_in).expect("t_out");
     let r = rng.vec(t_out * p.cout);
-    let xin = DeviceTensor::from_host(device, t_in, p.cin, &x, DataFormat::Float32).unwrap();
+    let xin = DeviceTensor::from_host(device, t_in, p.cin, &x, input).unwrap();
     let rin = DeviceTensor::from_host(device, t_out, p.cout, &r, DataFormat::Float32).unwrap();
     let unsplit = Precision {
         weights_lo: false,
@@ -1211,7 +1243,7 @@ fn check_split(
         let xa: Vec<f32> = x.iter().map(|&v| pre.apply(f64::from(v)) as f32).collect();
         let (ypost, s_abs, q) = reference(&p, &xa, t_in, &w, &e_w, Some(&b), act);
         let formats = ConvFormats {
-            input: DataFormat::Float32,
+            input,
             output: prec.activations,
             residual: DataFormat::Float32,
         };
@@ -1297,6 +1329,7 @@ fn split_operand_convs() {
             Activation::LeakyRelu(0.1),
             Activation::Tanh,
             false,
+            DataFormat::Float32,
         ),
         (
             "70->50 k3 s2 pad(2,1) groups 5 T 45",
@@ -1305,6 +1338,7 @@ fn split_operand_convs() {
             Activation::None,
             Activation::None,
             false,
+            DataFormat::Float32,
         ),
         (
             "depthwise 70 k7 d3 pad 9 T 45",
@@ -1313,6 +1347,7 @@ fn split_operand_convs() {
             Activation::None,
             Activation::None,
             false,
+            DataFormat::Float32,
         ),
         (
             "resblock 70 k3 leaky-in + residual T 45",
@@ -1321,9 +1356,19 @@ fn split_operand_convs() {
             Activation::LeakyRelu(0.1),
             Activation::None,
             true,
+            DataFormat::Float32,
+        ),
+        (
+            "bf16 input 70->50 k3 relu-in T 45",
+            params(70, 50, 3, 1, (1, 1), 1, 1),
+            45,
+            Activation::Relu,
+            Activation::None,
+            false,
+            DataFormat::Float16_b,
         ),
     ];
-    for (i, (name, p, t, pre, act, res)) in cases.into_iter().enumerate() {
+    for (i, (name, p, t, pre, act, res, input)) in cases.into_iter().enumerate() {
         for (pname, precision) in split_precisions() {
             let what = format!("{name} [{pname}]");
             let ((split, unsplit), _) = check_split(
@@ -1331,6 +1376,7 @@ fn split_operand_convs() {
                 p,
                 t,
                 precision,
+                input,
                 pre,
                 act,
                 res,
@@ -1341,8 +1387,9 @@ fn split_operand_convs() {
                 "{what}: max |err| split {split:.3e}, unsplit {unsplit:.3e} (ratio {:.1})",
                 unsplit / split
             );
-            if precision.weights_lo {
-                // The bf16 weight rounding (2^-9 relative) dominates the unsplit error.
+            if precision.weights_lo && input == DataFormat::Float32 {
+                // The bf16 weight rounding (2^-9 relative) dominates the unsplit error (with a
+                // bf16 input, the input's own rounding stays in both).
                 assert!(
                     split * 2.0 < unsplit,
                     "{what}: split error {split:.3e} not 2x below unsplit {unsplit:.3e}"
@@ -1453,5 +1500,93 @@ fn split_operands_reach_the_fpu_floor() {
             one * 2.0 < none && one < 1.5 * floor,
             "{name}: split {one:.3e}, unsplit {none:.3e}, floor {floor:.3e}"
         );
+    }
+}
+
+/// Which Piper (en_US medium) conv shapes plan within L1 with split operands (both flags: 3
+/// Float32 in0 tiles and 3 bf16 weight tiles per original tile; the reader builds every phase,
+/// tap and part of a 32-row block at once). Plans only. Every conv1d fits; of the three
+/// upsamplers only the first (256->128 k16 s8) does not, and is refused with
+/// `ShapeUnsupported` naming L1.
+#[test]
+fn split_piper_shapes_plan() {
+    use tt_kernels::ops::conv_transpose::{ConvTranspose1d, ConvTranspose1dParams};
+    let device = sim();
+    let both = Precision {
+        weights_lo: true,
+        activations_lo: true,
+        ..Precision::hifi_fp32()
+    };
+    let mut convs = vec![
+        ("conv_pre", params(192, 256, 7, 1, (3, 3), 1, 1), 345),
+        (
+            "flow WN in_layer",
+            params(192, 384, 5, 1, (2, 2), 1, 1),
+            345,
+        ),
+        ("dp conv", params(192, 256, 3, 1, (1, 1), 1, 1), 345),
+        ("conv_post", params(32, 1, 7, 1, (3, 3), 1, 1), 88_320),
+    ];
+    for (c, t) in [(128usize, 2760usize), (64, 22_080), (32, 88_320)] {
+        for (k, d) in [(3usize, 1usize), (5, 2), (7, 12)] {
+            let pad = (k * d - d) / 2;
+            convs.push(("resblock", params(c, c, k, 1, (pad, pad), d, 1), t));
+        }
+    }
+    for (name, p, t) in convs {
+        let w = vec![0.25f32; p.cout * p.cin / p.groups * p.kernel];
+        let conv = Conv1d::new(&device, p, &w, None, both, Activation::None).unwrap();
+        match conv.plan(t) {
+            Ok(plan) => eprintln!("{name} {p:?}: fits, {plan:?}"),
+            Err(e) => panic!("{name} {p:?} T {t} with split operands: {e}"),
+        }
+    }
+    for (cin, cout, k, s, pad, t) in [
+        (256, 128, 16, 8, 4, 345),
+        (128, 64, 16, 8, 4, 2760),
+        (64, 32, 8, 4, 2, 22_080),
+    ] {
+        let p = ConvTranspose1dParams {
+            cin,
+            cout,
+            kernel: k,
+            stride: s,
+            padding: pad,
+            output_padding: 0,
+        };
+        let w = vec![0.25f32; cin * cout * k];
+        for (pname, prec) in [
+            ("both", both),
+            (
+                "weights_lo",
+                Precision {
+                    activations_lo: false,
+                    ..both
+                },
+            ),
+        ] {
+            let op = ConvTranspose1d::new(&device, p, &w, None, prec, Activation::None).unwrap();
+            match op.plan(t) {
+                Ok(plan) => {
+                    eprintln!("conv_transpose {p:?} [{pname}]: fits, {plan:?}");
+                    assert!(
+                        cin < 256,
+                        "{p:?} [{pname}] was not expected to fit: {plan:?}"
+                    );
+                }
+                // The first upsampler: 8 phases x 2 taps x 8 Cin tiles x P parts of Float32
+                // in0 tiles per block (1.0 MB for P = 2, 1.5 MB for P = 3) plus the resident
+                // weights exceed the 1.36 MB of L1 (see docs/ops.md, "Split operands").
+                Err(e) => {
+                    eprintln!("conv_transpose {p:?} [{pname}]: does not fit: {e}");
+                    assert!(
+                        cin == 256
+                            && matches!(e, OpError::ShapeUnsupported { .. })
+                            && e.to_string().contains("L1"),
+                        "{p:?} [{pname}]: {e}"
+                    );
+                }
+            }
+        }
     }
 }
