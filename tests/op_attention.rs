@@ -590,21 +590,22 @@ fn split_precision() -> Precision {
 /// With `u = 2^-24` (fp32 rounding: DEST accumulation, SFPU add / sub / mul / exp / recip as the
 /// simulator's SFPU rounds them once; hardware's exp / recip approximations are not modelled)
 /// and every matmul operand split into `hi = x` with the low 14 mantissa bits cleared and
-/// `lo = x - hi` (`|lo| < 2^-9 |x|`), one product `a b` of split operands is computed with error
-/// at most `e_p |a b|` up to the alignment term below:
-/// - `2^-18` the dropped `lo lo` term; `2^-18` `b_lo` read by SrcA's 10 bits (`2^-9` of it),
+/// `lo = x - hi` (`|lo| < 2^-9 |x|`), a split matmul `sum_k a_k b_k` is computed with error at
+/// most `e_p S + n u S`, `S = sum_k |a_k b_k|`, where `e_p` adds up:
+/// - `2^-18` the dropped `lo lo` term; `2^-18` `b_lo` read by SrcA's 10 bits (`2^-9` of it);
 ///   `2^-19` `a_lo` read as TF32 through SrcB (`2^-10` of it);
-/// - the `hi hi` products are exact and alone in their MVMUL group (masked in0), so they are not
-///   aligned; the two `lo` matmuls are aligned like any MVMUL: `16 * 2^-12` of their absolute
-///   sums (`tolerance::matmul_compute_bound`), each at most `2^-9` of `S = sum |a b|`: `2^-16 S`;
-/// - DEST rounds once per MVMUL (8 per tile matmul, 10 tile matmuls per split operand tile): `u`
-///   of the running absolute sum each.
-/// Then (module doc steps 1-6 with these terms): qs has `2u` (scale and product rounding); the
-/// score `s_j` error `ds_j <= (e_p + 2^-16 + (2u + n_s u)) S_j + u |s_j|` (bias add), the shift
-/// `u |s_j - m|`, exp `u`: with `X = max_j (ds_j + u (|s_j| + |m| + ds_j))` the normalised weights
-/// are within `eps_w = e^{2X} (1 + u)^2 / (1 - u)^2 - 1` relative; the row sum (split matmul with
-/// ones) `sigma = 2^-19 + 2^-16 + n_r u`, its reciprocal `u`; `P V` (+ band) `e_p + 2^-16 + n_v u`;
-/// the final multiply `u`; the Float32 output is not rounded.
+/// - `2^-16`: the `hi hi` products are exact and alone in their MVMUL group (masked in0), so
+///   they are never aligned; the two `lo` matmuls are aligned like any MVMUL, `16 * 2^-12` of
+///   their absolute sums (`tolerance::matmul_compute_bound`), each at most `2^-9 S`;
+///
+/// and DEST rounds once per MVMUL (8 per tile matmul, 10 tile matmuls per split operand tile,
+/// `n` in all), `u` of the running absolute sum each. Then (module doc steps 1-6 with these
+/// terms): qs has `2u` (scale and product rounding); the score error is
+/// `ds_j <= (e_p + 2u + n_s u) S_j + u |s_j|` (bias add), the shift adds `u |s_j - m|`, exp `u`:
+/// with `X = max_j (ds_j + u (|s_j| + |m| + ds_j))` the normalised weights are within
+/// `eps_w = e^{2X} (1 + u)^2 / (1 - u)^2 - 1` relative; the row sum (split matmul with ones)
+/// `sigma = 2^-19 + 2^-16 + n_r u`, its reciprocal `u`; `P V` (+ band) `e_p + n_v u`; the final
+/// multiply `u`; the Float32 output is not rounded.
 fn split_bound_row(
     x: &Data,
     rel: bool,
@@ -633,14 +634,14 @@ fn split_bound_row(
             continue;
         }
         let (mut val, mut sabs) = (0f64, 0f64);
-        for e in 0..d {
-            let p = qs[e] * f64::from(x.k[j * c + h * d + e]);
+        for (qe, ke) in qs.iter().zip(&x.k[j * c + h * d..j * c + h * d + d]) {
+            let p = qe * f64::from(*ke);
             val += p;
             sabs += p.abs();
         }
         if in_band(j) {
-            for e in 0..d {
-                let p = qs[e] * f64::from(x.rk[(j + w - i) * d + e]);
+            for (qe, re) in qs.iter().zip(&x.rk[(j + w - i) * d..(j + w - i + 1) * d]) {
+                let p = qe * f64::from(*re);
                 val += p;
                 sabs += p.abs();
             }
