@@ -819,3 +819,25 @@ fn split_flags() {
         );
     }
 }
+
+/// The Piper encoder's size with split operands (T = 300, 2 heads of 96, window 4, 10 padded
+/// keys): within the bound and 100x below the unsplit error. About 5 s of simulation.
+#[test]
+#[ignore = "expensive: cargo test -p tt-kernels --test op_attention -- --ignored split_piper_t300"]
+fn split_piper_t300() {
+    let device = sim(Arch::WormholeB0);
+    let x = data_f32(300, 2, 96, 4, 32);
+    let valid = 290;
+    let (got_u, want, su) = run_f32(&device, &x, 2, Some(valid), &Precision::hifi_fp32());
+    let (got, _, ss) = run_f32(&device, &x, 2, Some(valid), &split_precision());
+    let unsplit = got_u
+        .iter()
+        .zip(&want)
+        .fold(0f64, |a, (g, w)| a.max((f64::from(*g) - w).abs()));
+    let (split, ratio) = split_errors(&x, &got, &want, 2, valid);
+    eprintln!(
+        "T=300 d=96: split max err {split:.3e} ({ratio:.3} of the bound), unsplit {unsplit:.3e}; \
+         split {ss}; unsplit {su}"
+    );
+    assert!(split * 100.0 <= unsplit, "{split:e} vs {unsplit:e}");
+}

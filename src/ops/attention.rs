@@ -31,6 +31,23 @@
 //! the output is packed from the fp32 DEST unrounded; every FPU matmul / reduce still reads its
 //! operands as TF32 (2^-10), so the result is TF32-accurate, not fp32-exact.
 //!
+//! Split operands ([`Precision::activations_lo`]; Float32 q, k, v, `fp32_acc`, HiFi4, else
+//! [`OpError::InvalidArgument`]): a second compute kernel (`attention_split_compute.cpp`) makes
+//! every step fp32-grade. Each matmul operand x (scaled q, K^T, v, the softmax weights P, the
+//! band of P) is split on the device into `hi` = x with its low 14 mantissa bits cleared (x times
+//! 1.0 by the FPU with x in SrcA: TF32 less the SrcA bit the multiplier never reads) and
+//! `lo = x - hi` (SFPU, exact); rel_k / rel_v are split on the host. A B is formed as
+//! `Ah Bh + Al Bh + Ah Bl`, and `Ah Bh` as `sum_r (Ah M_r) Bh` over eight column masks
+//! (`k = r mod 8`) so that every MVMUL group of eight products holds one non-zero product and
+//! is never aligned (the FPU's alignment costs 2^-12 of the group's largest product otherwise).
+//! The score bias, `S - max`, exp and the normalisation run on the SFPU in fp32 on operands
+//! unpacked straight to DEST; the row sum is a split matmul with an all-ones tile. Measured on
+//! random f32 data (tests/op_attention.rs): about 2^-19 of the output scale against f64, vs
+//! 2^-7 without the split; the simulator's device-time estimate grows 2.6x (T = 150, 2 heads of
+//! 96). L1: resident K^T / V halves, ten tiles per key tile for P ([`AttentionPlan::l1_bytes`]).
+//! [`Precision::weights_lo`] is ignored (there are no prepared weights, as `precision.weights`
+//! is unused).
+//!
 //! Limits ([`OpError::ShapeUnsupported`] names each): `d` a multiple of 32 (heads on tile
 //! boundaries), `w <= 15` (2w + 1 offsets in one tile), the L1 plan of one core (K^T and V of a
 //! head and a row of scores resident: [`AttentionPlan::l1_bytes`]), at most
@@ -197,10 +214,11 @@ pub fn plan(
     })
 }
 
-/// Runs attention over `[q, k, v]` (`[T, heads * d]`, bf16 or bfp8_b tiles). `valid_len`
-/// masks keys `j >= valid_len` (None: all T). `precision.fidelity` and `fp32_acc` apply (there
-/// are no weights here, so `precision.weights` is unused). Returns `[T, heads * d]` bf16, or
-/// Float32 when `precision.activations` is Float32.
+/// Runs attention over `[q, k, v]` (`[T, heads * d]`, bf16, bfp8_b or, with `fp32_acc`, Float32
+/// tiles). `valid_len` masks keys `j >= valid_len` (None: all T). `precision.fidelity`,
+/// `fp32_acc` and `activations_lo` (module doc) apply (there are no weights here, so
+/// `precision.weights` and `weights_lo` are unused). Returns `[T, heads * d]` bf16, or Float32
+/// when `precision.activations` is Float32.
 pub fn attention(
     device: &Device,
     qkv: [&DeviceTensor; 3],
