@@ -484,3 +484,61 @@ fn espeak_missing_says_how_to_install_it() {
     );
     assert_eq!(names(dir.path()), ["v.onnx", "v.onnx.json"]);
 }
+
+/// Plan errors of the split formats (`bf16x2` weights, `fp32x2` activations) on `--backend sim`:
+/// they say what is wrong and what to set, before the voice is touched (a fake voice suffices),
+/// and leave no output behind.
+#[test]
+fn split_format_plan_errors_say_what_to_set() {
+    let (dir, v) = fake_voice(b"x");
+    let out = dir.path().join("o.wav");
+    let plan = dir.path().join("plan.toml");
+    let keep = &["plan.toml", "v.onnx", "v.onnx.json"];
+    let args = [
+        "synth",
+        "--voice",
+        s(&v),
+        "--backend",
+        "sim",
+        "--precision",
+        s(&plan),
+        "--ids",
+        "1,2,3",
+        "--out",
+        s(&out),
+    ];
+    let head = "name = 'p'\n[default]\nfidelity = 'HiFi4'\n";
+    for (body, needle) in [
+        (
+            "weights = 'bf16'\nfp32_acc = false\nactivations = 'fp32x2'\n",
+            "has activations = \"fp32x2\" but fp32_acc = false",
+        ),
+        (
+            "weights = 'bf16x2'\nfp32_acc = false\n",
+            "has weights = \"bf16x2\" but fp32_acc = false",
+        ),
+        (
+            "weights = 'bf16x3'\nfp32_acc = true\n",
+            "weights: bf16x2, bf16, bfp8_b, bfp4_b",
+        ),
+        (
+            "weights = 'bf16'\nfp32_acc = true\nactivations = 'fp32x3'\n",
+            "activations: bf16, fp32, fp32x2",
+        ),
+    ] {
+        std::fs::write(&plan, format!("{head}{body}")).unwrap();
+        expect_failure(&args, None, needle, dir.path(), keep);
+    }
+    // The fix the accumulation errors name is accepted by the parser (the run then fails later,
+    // on the fake voice, not on the plan).
+    std::fs::write(
+        &plan,
+        format!("{head}weights = 'bf16x2'\nfp32_acc = true\nactivations = 'fp32x2'\n"),
+    )
+    .unwrap();
+    let o = run(&args, None);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(!err.contains("precision plan"), "{err}");
+    assert_eq!(names(dir.path()), keep);
+}

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use tts_model::Voice;
-use tts_model::precision::{self, Fidelity, LayerKind, Plan, Rate, WeightFormat};
+use tts_model::precision::{self, ActivationFormat, Fidelity, LayerKind, Plan, Rate, WeightFormat};
 
 fn voice() -> Option<Voice> {
     let p = std::env::var_os("TTS_VOICE")
@@ -88,6 +88,49 @@ fn presets_on_the_voice() {
     let r = hifi.report(40, 200, vec_params);
     assert_eq!(r.layer_share(Fidelity::HiFi4), 1.0);
     assert_eq!(r.bfp8_or_smaller_byte_share(), 0.0);
+    // hifi: every layer's weights in bf16x2 (4 bytes per parameter), the bias/norm vectors in
+    // bf16 (2 bytes); every compute layer with fp32x2 activations.
+    let layer_params: usize = layers.iter().map(|l| l.params).sum();
+    let fmt = |r: &precision::PlanReport, w: WeightFormat| {
+        r.by_format.iter().find(|e| e.0 == w).map(|e| (e.1, e.2))
+    };
+    assert_eq!(
+        fmt(&r, WeightFormat::Bf16x2),
+        Some((layer_params, 4.0 * layer_params as f64))
+    );
+    assert_eq!(
+        fmt(&r, WeightFormat::Bf16),
+        Some((vec_params, 2.0 * vec_params as f64))
+    );
+    let x2 = 4.0 * layer_params as f64;
+    let share = r.byte_share(WeightFormat::Bf16x2);
+    assert!(
+        (share - x2 / (x2 + 2.0 * vec_params as f64)).abs() < 1e-12,
+        "{share}"
+    );
+    assert_eq!(
+        r.activation_layers(ActivationFormat::Fp32x2),
+        r.compute_layers
+    );
+    // hifi-bf16 (the previous hifi): the same layers in bf16 with fp32 activations.
+    let r = Plan::preset("hifi-bf16")
+        .expect("preset")
+        .resolve(&layers)
+        .expect("resolves")
+        .report(40, 200, vec_params);
+    assert_eq!(r.layer_share(Fidelity::HiFi4), 1.0);
+    assert_eq!(
+        fmt(&r, WeightFormat::Bf16),
+        Some((
+            layer_params + vec_params,
+            2.0 * (layer_params + vec_params) as f64
+        ))
+    );
+    assert_eq!(fmt(&r, WeightFormat::Bf16x2), Some((0, 0.0)));
+    assert_eq!(
+        r.activation_layers(ActivationFormat::Fp32),
+        r.compute_layers
+    );
     let lofi = Plan::preset("bfp8-lofi")
         .expect("preset")
         .resolve(&layers)
@@ -150,4 +193,43 @@ fn auto_preset_resolves_and_its_header_shares_are_current() {
         text.contains("# GATES "),
         "the header states whether the gates were met"
     );
+}
+
+/// `tts plan --layers` prints every layer's setting in the plan-file spelling: `hifi` is
+/// bf16x2 / fp32x2 on every layer, `hifi-bf16` bf16 / fp32, and the shares list bf16x2 as its
+/// own weight format.
+#[test]
+fn tts_plan_layers_prints_the_split_formats() {
+    let Some(v) = voice() else { return };
+    let path = std::env::var_os("TTS_VOICE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../voices/en_US-joe-medium.onnx")
+        });
+    let n_layers = precision::layers(&v).len();
+    for (preset, setting) in [
+        ("hifi", "bf16x2/HiFi4/fp32acc/fp32x2act"),
+        ("hifi-bf16", "bf16/HiFi4/fp32acc/fp32act"),
+    ] {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_tts"))
+            .args(["plan", "--voice"])
+            .arg(&path)
+            .args(["--precision", preset, "--layers"])
+            .output()
+            .expect("run tts");
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{out}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        // One line per layer, `name setting` (the report's exception lines are indented).
+        let listed = out
+            .lines()
+            .filter(|l| !l.starts_with(' ') && l.split_whitespace().nth(1) == Some(setting))
+            .count();
+        assert_eq!(listed, n_layers, "{preset}: {out}");
+        assert!(out.contains("  bf16x2 "), "{out}");
+        assert!(out.contains("activations (compute layers): "), "{out}");
+    }
 }

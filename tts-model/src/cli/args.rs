@@ -103,7 +103,8 @@ pub struct VoiceArgs {
     /// Worker threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
-    /// Precision plan of the sim/metal backends: a preset (hifi, bfp8-lofi, auto) or a TOML file.
+    /// Precision plan of the sim/metal backends: a preset (hifi, bfp8-lofi, hifi-bf16, auto) or
+    /// a TOML file.
     #[arg(long, default_value = "hifi")]
     pub precision: String,
     /// Chip simulated by `--backend sim` (wormhole = n150, blackhole = p150).
@@ -190,7 +191,7 @@ pub struct PlanArgs {
     /// Piper voice model (`<name>.onnx`).
     #[arg(long)]
     pub voice: PathBuf,
-    /// A preset (hifi, bfp8-lofi, auto) or a TOML plan file.
+    /// A preset (hifi, bfp8-lofi, hifi-bf16, auto) or a TOML plan file.
     #[arg(long, default_value = "hifi")]
     pub precision: String,
     /// Print every layer's setting.

@@ -366,11 +366,13 @@ pub fn run(a: &PlanArgs) -> Result<()> {
         ));
     }
     header.push(format!(
-        "shares: {:.1}% of compute layers in LoFi ({} exceptions), {:.1}% of weight bytes in BFP8 or smaller, {} layers with fp32 activations",
+        "shares: {:.1}% of compute layers in LoFi ({} exceptions), {:.1}% of weight bytes in BFP8 or smaller, {:.1}% in bf16x2, {} layers with fp32 activations, {} with fp32x2",
         100.0 * lofi,
         report.exceptions.len(),
         100.0 * bfp8,
-        report.fp32_activation_layers
+        100.0 * report.byte_share(precision::WeightFormat::Bf16x2),
+        report.activation_layers(precision::ActivationFormat::Fp32),
+        report.activation_layers(precision::ActivationFormat::Fp32x2)
     ));
     if !report.exceptions.is_empty() {
         // One line per setting, at most 16 names each.

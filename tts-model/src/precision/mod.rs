@@ -1,12 +1,25 @@
-//! Precision plans: per-layer weight format (bf16, bfp8_b, bfp4_b), math fidelity (LoFi..HiFi4),
-//! fp32 accumulation and activation format (bf16, fp32; fp32 needs fp32 accumulation; a plan
-//! without the `activations` key means bf16) for a voice, and the report of what share of the
-//! model runs how. [`search`] finds a plan automatically under quality gates (the `auto` plan).
+//! Precision plans: per-layer weight format (bf16x2, bf16, bfp8_b, bfp4_b), math fidelity
+//! (LoFi..HiFi4), fp32 accumulation and activation format (bf16, fp32, fp32x2; fp32 and fp32x2
+//! need fp32 accumulation; a plan without the `activations` key means bf16) for a voice, and the
+//! report of what share of the model runs how. [`search`] finds a plan automatically under
+//! quality gates (the `auto` plan).
+//!
+//! The split formats trade a second matmul pass for precision (tt-kernels' `Precision::weights_lo`
+//! and `Precision::activations_lo`; ops that do not implement them run without the split, see
+//! `tt::without_split`):
+//! - `bf16x2` weights: each weight stored as a bf16 pair `hi + lo` (`hi = bf16(w)`,
+//!   `lo = bf16(w - hi)`: 16 significant bits), both multiplied; 4 bytes per parameter.
+//! - `fp32x2` activations: Float32 tensors whose matmul input is split on the device into the TF32
+//!   part the FPU reads and the rest, both multiplied (about 21 significant bits instead of 11).
 //!
 //! A plan is a small TOML file (see `tts-model/plans/`): a `[default]` setting and an ordered list
 //! of `[[layer]]` rules whose `match` glob selects layers by name; later rules override earlier ones
-//! field by field. The presets `hifi`, `bfp8-lofi` and `auto` are embedded ([`Plan::preset`]); any other
-//! file is loaded with [`Plan::load`]. [`Plan::resolve`] applies a plan to a voice's layers.
+//! field by field. The presets are embedded ([`PRESETS`], [`Plan::preset`]): `hifi` (bf16x2
+//! weights, HiFi4, fp32 accumulation, fp32x2 activations: the reference configuration),
+//! `bfp8-lofi`, `hifi-bf16` (plain bf16 weights and fp32 activations with HiFi4 and fp32
+//! accumulation: one matmul pass, the previous `hifi`) and `auto` (the auto planner's output);
+//! any other file is loaded with [`Plan::load`]. [`Plan::resolve`] applies a plan to a voice's
+//! layers.
 //!
 //! Layers are the voice's weight tensors that multiply activations, named by module path without
 //! `.weight` (`dec.ups.0`, `flow.flows.6.enc.in_layers.2`, `enc_p.emb`), plus the attention
@@ -27,6 +40,10 @@ use crate::voice::{Hparams, Voice};
 /// Weight storage format on the device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
 pub enum WeightFormat {
+    /// A bfloat16 pair `hi + lo` per weight (`hi = bf16(w)`, `lo = bf16(w - hi)`: 16 significant
+    /// bits), both multiplied (a second matmul pass; tt-kernels `Precision::weights_lo`).
+    #[serde(rename = "bf16x2")]
+    Bf16x2,
     /// bfloat16.
     #[serde(rename = "bf16")]
     Bf16,
@@ -40,12 +57,18 @@ pub enum WeightFormat {
 
 impl WeightFormat {
     /// All formats, widest first.
-    pub const ALL: [WeightFormat; 3] = [WeightFormat::Bf16, WeightFormat::Bfp8, WeightFormat::Bfp4];
+    pub const ALL: [WeightFormat; 4] = [
+        WeightFormat::Bf16x2,
+        WeightFormat::Bf16,
+        WeightFormat::Bfp8,
+        WeightFormat::Bfp4,
+    ];
 
-    /// Bytes per element in tiles (bfp: one exponent byte per 16 elements: 1088 / 576 bytes per
-    /// 32x32 tile).
+    /// Bytes per element in tiles (bf16x2: two bf16 tiles; bfp: one exponent byte per 16
+    /// elements: 1088 / 576 bytes per 32x32 tile).
     pub fn bytes_per_element(self) -> f64 {
         match self {
+            WeightFormat::Bf16x2 => 4.0,
             WeightFormat::Bf16 => 2.0,
             WeightFormat::Bfp8 => 1088.0 / 1024.0,
             WeightFormat::Bfp4 => 576.0 / 1024.0,
@@ -54,13 +77,19 @@ impl WeightFormat {
 
     /// Whether the format is BFP8 or smaller.
     pub fn is_bfp8_or_smaller(self) -> bool {
-        !matches!(self, WeightFormat::Bf16)
+        !matches!(self, WeightFormat::Bf16 | WeightFormat::Bf16x2)
+    }
+
+    /// Whether the weights are stored as a hi + lo pair (a second matmul pass).
+    pub fn is_split(self) -> bool {
+        self == WeightFormat::Bf16x2
     }
 }
 
 impl fmt::Display for WeightFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            WeightFormat::Bf16x2 => "bf16x2",
             WeightFormat::Bf16 => "bf16",
             WeightFormat::Bfp8 => "bfp8_b",
             WeightFormat::Bfp4 => "bfp4_b",
@@ -104,14 +133,34 @@ pub enum ActivationFormat {
     #[default]
     #[serde(rename = "bf16")]
     Bf16,
-    /// IEEE float32 (needs `fp32_acc = true`: a bf16 DEST would round the result anyway).
+    /// IEEE float32 (needs `fp32_acc = true`: a bf16 DEST would round the result anyway). The
+    /// matmul reads it as TF32 (11 significant bits).
     #[serde(rename = "fp32")]
     Fp32,
+    /// IEEE float32 tensors whose matmul input is split on the device into the TF32 part and the
+    /// rest, both multiplied (a second matmul pass: about 21 significant bits; tt-kernels
+    /// `Precision::activations_lo`). Needs `fp32_acc = true` like `fp32`.
+    #[serde(rename = "fp32x2")]
+    Fp32x2,
 }
 
 impl ActivationFormat {
-    /// Both formats, narrowest first.
-    pub const ALL: [ActivationFormat; 2] = [ActivationFormat::Bf16, ActivationFormat::Fp32];
+    /// All formats, narrowest first.
+    pub const ALL: [ActivationFormat; 3] = [
+        ActivationFormat::Bf16,
+        ActivationFormat::Fp32,
+        ActivationFormat::Fp32x2,
+    ];
+
+    /// Whether the tensors are Float32 (`fp32` or `fp32x2`), which needs fp32 accumulation.
+    pub fn is_fp32(self) -> bool {
+        matches!(self, ActivationFormat::Fp32 | ActivationFormat::Fp32x2)
+    }
+
+    /// Whether the matmul input is split into hi + lo (a second matmul pass).
+    pub fn is_split(self) -> bool {
+        self == ActivationFormat::Fp32x2
+    }
 }
 
 impl fmt::Display for ActivationFormat {
@@ -119,6 +168,7 @@ impl fmt::Display for ActivationFormat {
         f.write_str(match self {
             ActivationFormat::Bf16 => "bf16",
             ActivationFormat::Fp32 => "fp32",
+            ActivationFormat::Fp32x2 => "fp32x2",
         })
     }
 }
@@ -132,7 +182,7 @@ pub struct LayerPrecision {
     pub fidelity: Fidelity,
     /// FP32 accumulation in DEST.
     pub fp32_acc: bool,
-    /// Activation (input/output tensor) format; `Fp32` requires `fp32_acc`.
+    /// Activation (input/output tensor) format; `Fp32` and `Fp32x2` require `fp32_acc`.
     pub activations: ActivationFormat,
 }
 
@@ -155,9 +205,11 @@ impl LayerPrecision {
         }
     }
 
-    /// Whether the combination is allowed: fp32 activations need fp32 accumulation.
+    /// Whether the combination is allowed: fp32 / fp32x2 activations and bf16x2 weights need
+    /// fp32 accumulation (see [`PlanError::Fp32ActivationsNeedFp32Acc`],
+    /// [`PlanError::SplitWeightsNeedFp32Acc`]).
     pub fn is_valid(&self) -> bool {
-        self.activations == ActivationFormat::Bf16 || self.fp32_acc
+        self.fp32_acc || !(self.activations.is_fp32() || self.weights.is_split())
     }
 }
 
@@ -169,10 +221,10 @@ impl fmt::Display for LayerPrecision {
             self.weights,
             self.fidelity,
             if self.fp32_acc { "/fp32acc" } else { "" },
-            if self.activations == ActivationFormat::Fp32 {
-                "/fp32act"
-            } else {
-                ""
+            match self.activations {
+                ActivationFormat::Bf16 => "",
+                ActivationFormat::Fp32 => "/fp32act",
+                ActivationFormat::Fp32x2 => "/fp32x2act",
             }
         )
     }
@@ -196,7 +248,7 @@ pub enum PlanError {
     },
     /// The TOML is malformed or has unknown fields/values.
     #[error(
-        "invalid precision plan {origin}: {detail} (weights: bf16, bfp8_b, bfp4_b; fidelities: LoFi, HiFi2, HiFi3, HiFi4; activations: bf16, fp32)"
+        "invalid precision plan {origin}: {detail} (weights: bf16x2, bf16, bfp8_b, bfp4_b; fidelities: LoFi, HiFi2, HiFi3, HiFi4; activations: bf16, fp32, fp32x2)"
     )]
     Parse {
         /// Preset name or path.
@@ -214,11 +266,27 @@ pub enum PlanError {
         /// The glob.
         pattern: String,
     },
-    /// A layer ends up with fp32 activations but bf16 accumulation.
+    /// A layer ends up with fp32 / fp32x2 activations but bf16 accumulation.
     #[error(
-        "precision plan {plan}: layer `{layer}` has activations = \"fp32\" but fp32_acc = false ({origin}); fp32 activations need fp32 accumulation in DEST: set fp32_acc = true there or use activations = \"bf16\""
+        "precision plan {plan}: layer `{layer}` has activations = \"{format}\" but fp32_acc = false ({origin}); fp32 and fp32x2 activations need fp32 accumulation in DEST: set fp32_acc = true there or use activations = \"bf16\""
     )]
     Fp32ActivationsNeedFp32Acc {
+        /// Plan name.
+        plan: String,
+        /// The layer (or `[default]`).
+        layer: String,
+        /// The activation format (`fp32` or `fp32x2`).
+        format: ActivationFormat,
+        /// Where the conflicting setting comes from.
+        origin: String,
+    },
+    /// A layer ends up with bf16x2 weights but bf16 accumulation (the split conv's input is
+    /// Float32, and a bf16 DEST would round each partial sum to 8 bits, losing what the second
+    /// weight term adds; tt-kernels refuses it).
+    #[error(
+        "precision plan {plan}: layer `{layer}` has weights = \"bf16x2\" but fp32_acc = false ({origin}); bf16x2 weights need fp32 accumulation in DEST (a bf16 DEST would round away the lo term): set fp32_acc = true there or use weights = \"bf16\""
+    )]
+    SplitWeightsNeedFp32Acc {
         /// Plan name.
         plan: String,
         /// The layer (or `[default]`).
@@ -226,6 +294,37 @@ pub enum PlanError {
         /// Where the conflicting setting comes from.
         origin: String,
     },
+}
+
+/// The error of a setting whose fields (those given) need fp32 accumulation but set
+/// `fp32_acc = false`.
+fn check_fp32_acc(
+    plan: &str,
+    layer: &str,
+    origin: &str,
+    weights: Option<WeightFormat>,
+    activations: Option<ActivationFormat>,
+    fp32_acc: Option<bool>,
+) -> Result<(), PlanError> {
+    if fp32_acc != Some(false) {
+        return Ok(());
+    }
+    if let Some(a) = activations.filter(|a| a.is_fp32()) {
+        return Err(PlanError::Fp32ActivationsNeedFp32Acc {
+            plan: plan.into(),
+            layer: layer.into(),
+            format: a,
+            origin: origin.into(),
+        });
+    }
+    if weights.is_some_and(|w| w.is_split()) {
+        return Err(PlanError::SplitWeightsNeedFp32Acc {
+            plan: plan.into(),
+            layer: layer.into(),
+            origin: origin.into(),
+        });
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -283,9 +382,10 @@ pub struct Plan {
 /// Embedded preset plans: (name, TOML). `auto` is the output of the auto planner
 /// (`tts plan --search auto --out tts-model/plans/auto.toml`; its header says whether it met the
 /// quality gates).
-pub const PRESETS: [(&str, &str); 3] = [
+pub const PRESETS: [(&str, &str); 4] = [
     ("hifi", include_str!("../../plans/hifi.toml")),
     ("bfp8-lofi", include_str!("../../plans/bfp8-lofi.toml")),
+    ("hifi-bf16", include_str!("../../plans/hifi-bf16.toml")),
     ("auto", include_str!("../../plans/auto.toml")),
 ];
 
@@ -311,24 +411,28 @@ impl Plan {
         Ok(plan)
     }
 
-    /// Checks what can be checked without a voice: the default setting, and rules that set both
-    /// `activations = "fp32"` and `fp32_acc = false`. [`Plan::resolve`] checks every layer.
+    /// Checks what can be checked without a voice: the default setting, and rules that set
+    /// `fp32_acc = false` together with `activations = "fp32"` / `"fp32x2"` or
+    /// `weights = "bf16x2"`. [`Plan::resolve`] checks every layer.
     pub fn validate(&self, origin: &str) -> Result<(), PlanError> {
-        if !self.default.is_valid() {
-            return Err(PlanError::Fp32ActivationsNeedFp32Acc {
-                plan: self.name.clone(),
-                layer: "[default]".into(),
-                origin: origin.into(),
-            });
-        }
+        let d = &self.default;
+        check_fp32_acc(
+            &self.name,
+            "[default]",
+            origin,
+            Some(d.weights),
+            Some(d.activations),
+            Some(d.fp32_acc),
+        )?;
         for r in &self.rules {
-            if r.activations == Some(ActivationFormat::Fp32) && r.fp32_acc == Some(false) {
-                return Err(PlanError::Fp32ActivationsNeedFp32Acc {
-                    plan: self.name.clone(),
-                    layer: r.pattern.clone(),
-                    origin: format!("rule `{}` in {origin}", r.pattern),
-                });
-            }
+            check_fp32_acc(
+                &self.name,
+                &r.pattern,
+                &format!("rule `{}` in {origin}", r.pattern),
+                r.weights,
+                r.activations,
+                r.fp32_acc,
+            )?;
         }
         Ok(())
     }
@@ -436,12 +540,15 @@ impl Plan {
             .iter()
             .map(|l| (l.clone(), self.setting_for(&l.name)))
             .collect();
-        if let Some((l, _)) = resolved.iter().find(|(_, s)| !s.is_valid()) {
-            return Err(PlanError::Fp32ActivationsNeedFp32Acc {
-                plan: self.name.clone(),
-                layer: l.name.clone(),
-                origin: "after applying the rules in order".into(),
-            });
+        for (l, s) in &resolved {
+            check_fp32_acc(
+                &self.name,
+                &l.name,
+                "after applying the rules in order",
+                Some(s.weights),
+                Some(s.activations),
+                Some(s.fp32_acc),
+            )?;
         }
         Ok(ResolvedPlan {
             name: self.name.clone(),
@@ -652,7 +759,8 @@ pub struct PlanReport {
     pub compute_layers: usize,
     /// Per fidelity: (layers, FLOPs) over compute layers.
     pub by_fidelity: Vec<(Fidelity, usize, f64)>,
-    /// Per weight format: (parameters, bytes) over all weights; bias/norm vectors as bf16.
+    /// Per weight format ([`WeightFormat::ALL`] order): (parameters, bytes) over all weights
+    /// (`bf16x2` at 4 bytes per parameter); bias/norm vectors as bf16.
     pub by_format: Vec<(WeightFormat, usize, f64)>,
     /// Total FLOPs of the utterance.
     pub total_flops: f64,
@@ -660,8 +768,8 @@ pub struct PlanReport {
     pub vector_params: usize,
     /// Compute layers not in LoFi, with their setting.
     pub exceptions: Vec<(String, LayerPrecision)>,
-    /// Compute layers with fp32 activations.
-    pub fp32_activation_layers: usize,
+    /// Per activation format ([`ActivationFormat::ALL`] order): compute layers.
+    pub by_activations: Vec<(ActivationFormat, usize)>,
 }
 
 impl ResolvedPlan {
@@ -718,10 +826,15 @@ impl ResolvedPlan {
                 .filter(|(_, s)| s.fidelity != Fidelity::LoFi)
                 .map(|(l, s)| (l.name.clone(), *s))
                 .collect(),
-            fp32_activation_layers: compute
+            by_activations: ActivationFormat::ALL
                 .iter()
-                .filter(|(_, s)| s.activations == ActivationFormat::Fp32)
-                .count(),
+                .map(|&a| {
+                    (
+                        a,
+                        compute.iter().filter(|(_, s)| s.activations == a).count(),
+                    )
+                })
+                .collect(),
         }
     }
 }
@@ -748,7 +861,28 @@ impl PlanReport {
         n as f64 / self.compute_layers.max(1) as f64
     }
 
-    /// Share of weight bytes in BFP8 or smaller.
+    /// Compute layers with activations `a`.
+    pub fn activation_layers(&self, a: ActivationFormat) -> usize {
+        self.by_activations
+            .iter()
+            .find(|e| e.0 == a)
+            .map_or(0, |e| e.1)
+    }
+
+    /// Share of weight bytes in format `w` (bias/norm vectors count as bf16).
+    pub fn byte_share(&self, w: WeightFormat) -> f64 {
+        let total: f64 = self.by_format.iter().map(|e| e.2).sum();
+        let part: f64 = self
+            .by_format
+            .iter()
+            .filter(|e| e.0 == w)
+            .map(|e| e.2)
+            .sum();
+        if total > 0.0 { part / total } else { 0.0 }
+    }
+
+    /// Share of weight bytes in BFP8 or smaller (`bf16x2` counts 4 bytes per parameter in the
+    /// total).
     pub fn bfp8_or_smaller_byte_share(&self) -> f64 {
         let total: f64 = self.by_format.iter().map(|e| e.2).sum();
         let small: f64 = self
@@ -790,12 +924,13 @@ impl fmt::Display for PlanReport {
             "  ({} bias/norm parameters are kept in bf16; included above)",
             self.vector_params
         )?;
-        writeln!(
-            f,
-            "  activations: {} compute layers fp32, {} bf16",
-            self.fp32_activation_layers,
-            self.compute_layers - self.fp32_activation_layers.min(self.compute_layers)
-        )?;
+        let acts: Vec<String> = self
+            .by_activations
+            .iter()
+            .rev()
+            .map(|(a, n)| format!("{n} {a}"))
+            .collect();
+        writeln!(f, "  activations (compute layers): {}", acts.join(", "))?;
         if self.exceptions.is_empty() {
             writeln!(f, "  exceptions (compute layers not in LoFi): none")
         } else {
@@ -890,9 +1025,29 @@ mod tests {
 
     #[test]
     fn presets_parse_and_say_what_the_issue_says() {
+        let names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["hifi", "bfp8-lofi", "hifi-bf16", "auto"]);
+        assert_eq!(preset_names(), "hifi, bfp8-lofi, hifi-bf16, auto");
+        for (n, text) in PRESETS {
+            let p = Plan::from_toml(text, n).expect("every embedded preset parses");
+            assert_eq!(p.name, n, "a preset's name is its key");
+        }
+        // hifi: the split formats (bf16 weights alone cost 2.2-2.4 dB MCD on the cpu).
         let hifi = Plan::preset("hifi").expect("embedded preset hifi parses");
         assert_eq!(
             hifi.default,
+            LayerPrecision {
+                weights: WeightFormat::Bf16x2,
+                fidelity: Fidelity::HiFi4,
+                fp32_acc: true,
+                activations: ActivationFormat::Fp32x2,
+            }
+        );
+        assert!(hifi.rules.is_empty());
+        // hifi-bf16: the issue's literal definition, bf16 + HiFi4 + fp32 accumulation.
+        let bf16 = Plan::preset("hifi-bf16").expect("embedded preset hifi-bf16 parses");
+        assert_eq!(
+            bf16.default,
             LayerPrecision {
                 weights: WeightFormat::Bf16,
                 fidelity: Fidelity::HiFi4,
@@ -900,18 +1055,157 @@ mod tests {
                 activations: ActivationFormat::Fp32,
             }
         );
+        assert!(bf16.rules.is_empty());
         let lofi = Plan::preset("bfp8-lofi").expect("embedded preset bfp8-lofi parses");
         assert_eq!(lofi.default.weights, WeightFormat::Bfp8);
         assert_eq!(lofi.default.fidelity, Fidelity::LoFi);
         assert!(Plan::preset("nope").is_none());
-        assert_eq!(PRESETS.len(), 3);
         let auto = Plan::preset("auto").expect("embedded plans/auto.toml parses");
         assert_eq!(auto.name, "auto");
         // The planner writes its verdict into the header: a reader can tell without running it.
+        let auto_text = PRESETS
+            .iter()
+            .find(|(n, _)| *n == "auto")
+            .map_or("", |(_, t)| *t);
         assert!(
-            PRESETS[2].1.contains("# GATES "),
+            auto_text.contains("# GATES "),
             "auto.toml lacks its gate verdict"
         );
+        // Plan arguments resolve preset names before paths.
+        assert_eq!(Plan::from_arg("hifi-bf16").ok(), Some(bf16));
+    }
+
+    #[test]
+    fn split_formats_parse_print_and_read_back() {
+        let text = format!(
+            "{BASE}[[layer]]\nmatch='dec.*'\nweights='bf16x2'\nfidelity='HiFi4'\nfp32_acc=true\nactivations='fp32x2'\n[[layer]]\nmatch='dec.ups.?'\nactivations='fp32'"
+        );
+        let p = Plan::from_toml(&text, "t").expect("valid");
+        let r = p.resolve(&toy()).expect("rules match");
+        let pre = r.get("dec.conv_pre").expect("layer");
+        assert_eq!(
+            pre,
+            LayerPrecision::new(WeightFormat::Bf16x2, Fidelity::HiFi4, true)
+                .with_activations(ActivationFormat::Fp32x2)
+        );
+        assert_eq!(pre.to_string(), "bf16x2/HiFi4/fp32acc/fp32x2act");
+        let ups = r.get("dec.ups.0").expect("layer");
+        assert_eq!(ups.to_string(), "bf16x2/HiFi4/fp32acc/fp32act");
+        assert_eq!(
+            r.get("enc_p.proj").map(|s| s.to_string()).as_deref(),
+            Some("bfp8_b/LoFi")
+        );
+        // Written by the planner's serializer, read back equal, with the formats spelled out.
+        let back = p.to_toml(&[]);
+        assert!(
+            back.contains("weights = \"bf16x2\"") && back.contains("activations = \"fp32x2\""),
+            "{back}"
+        );
+        assert_eq!(Plan::from_toml(&back, "back").expect("reads back"), p);
+        // A default of the split formats round-trips too.
+        let hifi = Plan::preset("hifi").expect("preset");
+        let back = hifi.to_toml(&["hifi".into()]);
+        assert_eq!(Plan::from_toml(&back, "back").expect("reads back"), hifi);
+        // Display and the serialized spelling agree for every format (what `tts plan --layers`
+        // prints is what a plan file accepts).
+        for w in WeightFormat::ALL {
+            let t = format!("name='x'\n[default]\nweights='{w}'\nfidelity='HiFi4'\nfp32_acc=true");
+            assert_eq!(
+                Plan::from_toml(&t, "t").map(|p| p.default.weights).ok(),
+                Some(w)
+            );
+        }
+        for a in ActivationFormat::ALL {
+            let t = format!(
+                "name='x'\n[default]\nweights='bf16'\nfidelity='HiFi4'\nfp32_acc=true\nactivations='{a}'"
+            );
+            assert_eq!(
+                Plan::from_toml(&t, "t").map(|p| p.default.activations).ok(),
+                Some(a)
+            );
+        }
+    }
+
+    #[test]
+    fn fp32x2_activations_need_fp32_acc_like_fp32() {
+        let e = Plan::from_toml(&format!("{BASE}activations='fp32x2'"), "t")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[default]") && e.contains("\"fp32x2\"") && e.contains("fp32_acc = true"),
+            "{e}"
+        );
+        let e = Plan::from_toml(
+            &format!("{BASE}[[layer]]\nmatch='dec.*'\nactivations='fp32x2'\nfp32_acc=false"),
+            "t",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("dec.*") && e.contains("fp32x2"), "{e}");
+        // After resolution: fp32x2 on every dec layer, fp32 acc on conv_pre only.
+        let p = Plan::from_toml(
+            &format!(
+                "{BASE}[[layer]]\nmatch='dec.*'\nactivations='fp32x2'\n[[layer]]\nmatch='dec.conv_pre'\nfp32_acc=true"
+            ),
+            "t",
+        )
+        .expect("parses: the conflict needs the layers");
+        match p.resolve(&toy()) {
+            Err(PlanError::Fp32ActivationsNeedFp32Acc { layer, format, .. }) => {
+                assert_eq!(
+                    (layer.as_str(), format),
+                    ("dec.ups.0", ActivationFormat::Fp32x2)
+                )
+            }
+            other => panic!("expected the fp32x2 activation error, got {other:?}"),
+        }
+        // bf16x2 weights need fp32 accumulation too (any fidelity): in [default], in a rule, or
+        // only after resolution.
+        let e = Plan::from_toml(&BASE.replace("'bfp8_b'", "'bf16x2'"), "t")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[default]") && e.contains("\"bf16x2\"") && e.contains("fp32_acc = true"),
+            "{e}"
+        );
+        let e = Plan::from_toml(
+            &format!("{BASE}[[layer]]\nmatch='dec.*'\nweights='bf16x2'\nfp32_acc=false"),
+            "t",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("rule `dec.*`") && e.contains("bf16x2"), "{e}");
+        let p = Plan::from_toml(
+            &format!("{BASE}[[layer]]\nmatch='dec.*'\nweights='bf16x2'"),
+            "t",
+        )
+        .expect("parses: the conflict needs the layers");
+        match p.resolve(&toy()) {
+            Err(PlanError::SplitWeightsNeedFp32Acc { layer, .. }) => {
+                assert_eq!(layer, "dec.conv_pre")
+            }
+            other => panic!("expected the bf16x2 accumulation error, got {other:?}"),
+        }
+        let ok = format!(
+            "{BASE}[[layer]]\nmatch='dec.*'\nweights='bf16x2'\nfidelity='LoFi'\nfp32_acc=true"
+        );
+        assert!(
+            Plan::from_toml(&ok, "t")
+                .and_then(|p| p.resolve(&toy()))
+                .is_ok()
+        );
+        // Misspellings name the accepted values.
+        let e = Plan::from_toml(&format!("{BASE}activations='fp64'"), "t")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("activations: bf16, fp32, fp32x2"), "{e}");
+        let e = Plan::from_toml(
+            "name='x'\n[default]\nweights='bf16x3'\nfidelity='LoFi'\nfp32_acc=false",
+            "t",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("weights: bf16x2, bf16"), "{e}");
     }
 
     #[test]
@@ -996,7 +1290,7 @@ mod tests {
         assert_eq!(p.default.activations, ActivationFormat::Fp32);
         let bad = format!("{BASE}activations='fp16'");
         let e = Plan::from_toml(&bad, "t").unwrap_err().to_string();
-        assert!(e.contains("activations: bf16, fp32"), "{e}");
+        assert!(e.contains("activations: bf16, fp32, fp32x2"), "{e}");
     }
 
     #[test]
@@ -1071,7 +1365,9 @@ mod tests {
             .map(|e| e.2);
         assert_eq!(hifi4, Some(20_971_520.0));
         assert_eq!(rep.exceptions.len(), 1);
-        assert_eq!(rep.fp32_activation_layers, 0);
+        assert_eq!(rep.activation_layers(ActivationFormat::Bf16), 5);
+        assert_eq!(rep.activation_layers(ActivationFormat::Fp32), 0);
+        assert_eq!(rep.activation_layers(ActivationFormat::Fp32x2), 0);
         // Bytes: bf16 = (524288 + 1000 vectors) * 2; bfp8 = the rest * 1088/1024.
         let bf16 = (256 * 128 * 16 + 1000) as f64 * 2.0;
         let bfp8 = (256 * 192 + 384 * 192 + 256 * 192 * 7 + 128 * 128 * 3 + 32 * 32 * 5) as f64
@@ -1080,5 +1376,45 @@ mod tests {
         assert!((rep.bfp8_or_smaller_byte_share() - bfp8 / (bf16 + bfp8)).abs() < 1e-12);
         let shown = rep.to_string();
         assert!(shown.contains("dec.ups.0: bf16/HiFi4"), "{shown}");
+    }
+    #[test]
+    fn report_counts_bf16x2_at_4_bytes_as_its_own_format() {
+        // dec.ups.0 in bf16x2 with fp32x2 activations, dec.conv_pre in bf16 with fp32, the rest
+        // bfp8_b with bf16 activations; 1000 vector parameters (bf16). By hand:
+        //   bf16x2: 256*128*16 = 524_288 params * 4 bytes
+        //   bf16:   256*192*7 + 1000 = 345_064 params * 2 bytes
+        //   bfp8_b: 256*192 + 384*192 + 128*128*3 + 32*32*5 = 177_152 params * 1088/1024 bytes
+        let text = "name='t'\n[default]\nweights='bfp8_b'\nfidelity='LoFi'\nfp32_acc=true\n[[layer]]\nmatch='dec.ups.*'\nweights='bf16x2'\nfidelity='HiFi4'\nactivations='fp32x2'\n[[layer]]\nmatch='dec.conv_pre'\nweights='bf16'\nactivations='fp32'";
+        let r = Plan::from_toml(text, "t")
+            .and_then(|p| p.resolve(&toy()))
+            .expect("valid");
+        let rep = r.report(10, 20, 1000);
+        let params = |w: WeightFormat| rep.by_format.iter().find(|e| e.0 == w).map(|e| (e.1, e.2));
+        let (x2, bf, b8) = (
+            524_288.0 * 4.0,
+            345_064.0 * 2.0,
+            177_152.0 * 1088.0 / 1024.0,
+        );
+        assert_eq!(params(WeightFormat::Bf16x2), Some((524_288, x2)));
+        assert_eq!(params(WeightFormat::Bf16), Some((345_064, bf)));
+        assert_eq!(params(WeightFormat::Bfp8), Some((177_152, b8)));
+        assert_eq!(params(WeightFormat::Bfp4), Some((0, 0.0)));
+        let total = x2 + bf + b8;
+        assert!((rep.byte_share(WeightFormat::Bf16x2) - x2 / total).abs() < 1e-12);
+        // bf16x2 is not "BFP8 or smaller".
+        assert!((rep.bfp8_or_smaller_byte_share() - b8 / total).abs() < 1e-12);
+        assert_eq!(rep.activation_layers(ActivationFormat::Fp32x2), 1);
+        assert_eq!(rep.activation_layers(ActivationFormat::Fp32), 1);
+        assert_eq!(rep.activation_layers(ActivationFormat::Bf16), 3);
+        let shown = rep.to_string();
+        assert!(shown.contains("  bf16x2 "), "{shown}");
+        assert!(
+            shown.contains("dec.ups.0: bf16x2/HiFi4/fp32acc/fp32x2act"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("activations (compute layers): 1 fp32x2, 1 fp32, 3 bf16"),
+            "{shown}"
+        );
     }
 }

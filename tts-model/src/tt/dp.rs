@@ -165,9 +165,15 @@ fn dev_err(e: OpError) -> TtsError {
     TtsError::Unsupported(format!("tt device op failed (duration predictor): {e}"))
 }
 
-/// The tt-kernels precision of a plan setting with `acts` activations.
+/// The tt-kernels precision of a conv's plan setting with `acts` activations: its `bf16x2`
+/// weights and `fp32x2` activations set `weights_lo` / `activations_lo` (conv1d implements
+/// both); the activation split only where the input is Float32 (a bf16 input has no low part).
 fn precision_of(s: LayerPrecision, acts: DataFormat) -> Precision {
-    super::to_precision(s).with_activations(acts)
+    let p = super::to_precision(s).with_activations(acts);
+    Precision {
+        activations_lo: p.activations_lo && acts == DataFormat::Float32,
+        ..p
+    }
 }
 
 impl DevDurationPredictor {
@@ -183,7 +189,7 @@ impl DevDurationPredictor {
     ) -> Result<Self> {
         let acts = match default.activations {
             ActivationFormat::Bf16 => DataFormat::Float16_b,
-            ActivationFormat::Fp32 => DataFormat::Float32,
+            ActivationFormat::Fp32 | ActivationFormat::Fp32x2 => DataFormat::Float32,
         };
         Self::new_with_activations(device, voice, plan, default, acts)
     }
@@ -252,7 +258,8 @@ impl DevDurationPredictor {
                 flops_per_row: 2.0 * (cout * (cin / params.groups) * k) as f64,
             })
         };
-        let ln_prec = precision_of(default, acts);
+        // Layer norms and eltwise ops have no matmul operands to split.
+        let ln_prec = super::without_split(precision_of(default, acts));
         let ln = |name: &str| -> Result<LayerNorm> {
             let g = w.get(&format!("{name}.gamma"))?.to_f32();
             let b = w.get(&format!("{name}.beta"))?.to_f32();

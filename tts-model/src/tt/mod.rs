@@ -32,6 +32,14 @@
 //!
 //! Activation formats: each device op writes the activation format its layer's plan setting
 //! gives ([`act_format`]); the glue ops write the format of the stage.
+//!
+//! Split operands ([`to_precision`]): a layer's `bf16x2` weights and `fp32x2` activations set
+//! tt-kernels' `Precision::weights_lo` / `activations_lo` on every [`Conv1d`] and
+//! [`ConvTranspose1d`] (encoder, flow, decoder and, in [`dp`], the duration predictor's convs
+//! including the depthwise DDSConv ones). Ops that do not implement the split get the precision
+//! through [`without_split`] (both flags cleared): the attention cores, layer norms, eltwise
+//! glue; the embedding gather takes no precision (with Float32 encoder activations its table is
+//! already a bf16 hi + lo pair).
 #![deny(unsafe_code)]
 
 pub mod dp;
@@ -82,9 +90,12 @@ pub struct TtOptions {
     pub plan: Plan,
     /// Threads of the cpu backend used for the host stages (0 = all cores).
     pub host_threads: usize,
-    /// Run every device op as its host emulation instead (f64 reference on bf16-rounded inputs,
-    /// weights and bias, output activation then bf16 rounding): the expected device result under
-    /// the `hifi` plan up to accumulation order, for tests. Only bf16-weight plans.
+    /// Run every device op as its host emulation instead (f64 reference on the stored inputs,
+    /// a Float32 input as the matmul reads it (TF32, or TF32 hi + lo with `fp32x2`), weights
+    /// rounded to bf16 (or to a bf16 hi + lo pair with `bf16x2`), bias in the output format,
+    /// output activation then one rounding to the output format): the expected device result
+    /// under the `hifi` / `hifi-bf16` plans up to accumulation order, for tests. Only bf16 /
+    /// bf16x2-weight plans.
     pub emulate: bool,
 }
 
@@ -148,6 +159,10 @@ struct DevLayer {
     cout: usize,
     /// Output activation format.
     out_fmt: DataFormat,
+    /// Weights as a bf16 hi + lo pair (`bf16x2`; the emulation rounds to the pair).
+    weights_lo: bool,
+    /// Float32 inputs split into TF32 hi + lo (`fp32x2`; the emulation reads both parts).
+    activations_lo: bool,
     /// Real FLOPs per output row (conv) or per input row (conv-transpose), without the zero
     /// rows/columns that folding adds.
     flops_per_row: f64,
@@ -243,19 +258,22 @@ fn dev_err(e: OpError) -> TtsError {
     TtsError::Unsupported(format!("tt device op failed: {e}"))
 }
 
-/// The activation format a plan setting asks for (what the layer's op writes).
+/// The activation format a plan setting asks for (what the layer's op writes): Float32 for
+/// `fp32` and `fp32x2` (the split is how the matmul reads it, not a storage format).
 pub fn act_format(s: LayerPrecision) -> DataFormat {
     match s.activations {
         ActivationFormat::Bf16 => DataFormat::Float16_b,
-        ActivationFormat::Fp32 => DataFormat::Float32,
+        ActivationFormat::Fp32 | ActivationFormat::Fp32x2 => DataFormat::Float32,
     }
 }
 
-/// Converts a plan setting to a tt-kernels precision.
+/// Converts a plan setting to a tt-kernels precision: `bf16x2` weights are `Float16_b` with
+/// `weights_lo`, `fp32x2` activations `Float32` with `activations_lo`. For conv1d /
+/// conv_transpose1d; other ops take [`without_split`] of it.
 pub fn to_precision(s: LayerPrecision) -> Precision {
     Precision {
         weights: match s.weights {
-            WeightFormat::Bf16 => DataFormat::Float16_b,
+            WeightFormat::Bf16x2 | WeightFormat::Bf16 => DataFormat::Float16_b,
             WeightFormat::Bfp8 => DataFormat::Bfp8_b,
             WeightFormat::Bfp4 => DataFormat::Bfp4_b,
         },
@@ -267,8 +285,20 @@ pub fn to_precision(s: LayerPrecision) -> Precision {
             Fidelity::HiFi4 => MathFidelity::HiFi4,
         },
         fp32_acc: s.fp32_acc,
+        weights_lo: s.weights.is_split(),
+        activations_lo: s.activations.is_split(),
+    }
+}
+
+/// `p` with `weights_lo` and `activations_lo` cleared: the precision of ops that do not
+/// implement split operands (tt-kernels' attention, matmul and gru reject them; layer norm,
+/// eltwise and the embedding gather have no matmul operands to split). The one place where a
+/// plan's `bf16x2` / `fp32x2` is dropped: those ops then run as `bf16` / `fp32`.
+pub fn without_split(p: Precision) -> Precision {
+    Precision {
         weights_lo: false,
         activations_lo: false,
+        ..p
     }
 }
 
@@ -382,6 +412,8 @@ impl TtBackend {
                     pre: spec.pre,
                     cout: spec.params.cout,
                     out_fmt: prec.activations,
+                    weights_lo: prec.weights_lo,
+                    activations_lo: prec.activations_lo,
                     flops_per_row: spec.flops_per_row,
                     transpose: false,
                 },
@@ -571,6 +603,8 @@ impl TtBackend {
                     pre: Activation::None,
                     cout,
                     out_fmt: prec.activations,
+                    weights_lo: prec.weights_lo,
+                    activations_lo: prec.activations_lo,
                     flops_per_row: 2.0 * (cin * cout * k) as f64,
                     transpose: true,
                 },
@@ -602,13 +636,16 @@ impl TtBackend {
             } else {
                 None
             };
-            let ln_prec = to_precision(opts.plan.default);
+            let ln_prec = without_split(to_precision(opts.plan.default));
             let mut el = Vec::new();
             for i in 0..hp.n_layers {
                 let a = format!("enc_p.encoder.attn_layers.{i}");
                 let rk = w.get(&format!("{a}.emb_rel_k"))?.to_f32();
                 let rv = w.get(&format!("{a}.emb_rel_v"))?.to_f32();
-                let ap = to_precision(setting(&format!("{a}.emb_rel_k")));
+                // The attention cores run without the split until tt-kernels' attention
+                // implements weights_lo / activations_lo (it rejects them today): a `hifi` plan's
+                // cores compute with TF32 q/k/v and bf16 relative embeddings.
+                let ap = without_split(to_precision(setting(&format!("{a}.emb_rel_k"))));
                 let ln = |n: usize| -> Result<LayerNorm> {
                     let g = w
                         .get(&format!("enc_p.encoder.norm_layers_{n}.{i}.gamma"))?
@@ -1058,6 +1095,13 @@ fn bf16(v: f32) -> f32 {
     f32::from_bits(b.wrapping_add(0x7fff + ((b >> 16) & 1)) & 0xffff_0000)
 }
 
+/// The bf16 pair `hi + lo` of `v` (`hi = bf16(v)`, `lo = bf16(v - hi)`), summed: what `bf16x2`
+/// weights represent (16 significant bits).
+fn bf16x2(v: f32) -> f32 {
+    let hi = bf16(v);
+    hi + bf16(v - hi)
+}
+
 /// What storing `v` in `fmt` keeps (the emulation's rounding): bf16 for `Float16_b`, exact for
 /// `Float32`; other formats (block floats) are not emulated and round like bf16.
 fn round_to(fmt: DataFormat, v: f32) -> f32 {
@@ -1090,8 +1134,10 @@ fn check_shape(name: &str, p: &Conv1dParams, cin: usize, cout: usize, k: usize) 
 
 /// Host emulation of one device layer: f64 reference on the stored inputs (the fused input
 /// activation stored in the input's format; a Float32 input truncated to TF32 as the unpacker
-/// does), bf16-rounded weights and bias (Float32 bias with Float32 activations), the output
-/// activation and residual in f64, then one rounding to the output format.
+/// does, or with `activations_lo` its TF32 part plus the TF32 of the rest), bf16-rounded weights
+/// (with `weights_lo` the bf16 pair `hi + bf16(w - hi)`) and bias (Float32 bias with Float32
+/// activations), the output activation and residual in f64, then one rounding to the output
+/// format.
 fn emulate(
     l: &DevLayer,
     x: &[f32],
@@ -1109,17 +1155,21 @@ fn emulate(
             } else {
                 round_to(in_fmt, l.pre.apply(f64::from(v)) as f32)
             };
-            if in_fmt == DataFormat::Float32 && er.tf32_inputs {
-                tf32(a)
-            } else {
-                a
+            match (
+                in_fmt == DataFormat::Float32 && er.tf32_inputs,
+                l.activations_lo,
+            ) {
+                (false, _) => a,
+                (true, false) => tf32(a),
+                // `a - tf32(a)` is exact (the low mantissa bits of `a`).
+                (true, true) => tf32(a) + tf32(a - tf32(a)),
             }
         })
         .collect();
-    let wr: Vec<f32> = if er.weights {
-        l.weight.iter().map(|&v| bf16(v)).collect()
-    } else {
-        l.weight.clone()
+    let wr: Vec<f32> = match (er.weights, l.weights_lo) {
+        (false, _) => l.weight.clone(),
+        (true, false) => l.weight.iter().map(|&v| bf16(v)).collect(),
+        (true, true) => l.weight.iter().map(|&v| bf16x2(v)).collect(),
     };
     let br: Option<Vec<f32>> = l
         .bias
