@@ -1652,6 +1652,17 @@ fn piper_split_convs() {
         let b = rng.vec(p.cout);
         let (y, _) = tt_kernels::ops::conv::conv1d_reference(&p, &x, t, &w, Some(&b));
         let xin = DeviceTensor::from_host(&device, t, p.cin, &x, DataFormat::Float32).unwrap();
+        // The split launch alone (the part of the split rows' device time that is not the conv).
+        {
+            use tt_kernels::ops::split::{Part, split_operand};
+            for parts in [
+                &[Part::Full, Part::Full][..],
+                &[Part::Full, Part::Lo, Part::Full],
+            ] {
+                let (_, st) = split_operand(&device, &xin, Activation::None, parts).unwrap();
+                println!("{name}: split_operand {parts:?}: {st}");
+            }
+        }
         let mut base_ns = None;
         for (pname, prec) in variants {
             let conv = Conv1d::new(&device, p, &w, Some(&b), prec, Activation::None).unwrap();
