@@ -494,3 +494,21 @@ impl DevDurationPredictor {
         Ok((z0.0, st))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::precision::Plan;
+
+    #[test]
+    fn conv_precision_keeps_the_split_and_splits_activations_only_when_float32() {
+        let hifi = Plan::preset("hifi").expect("preset").default;
+        let p = precision_of(hifi, DataFormat::Float32);
+        assert!(p.weights_lo && p.activations_lo);
+        assert_eq!(p.activations, DataFormat::Float32);
+        // bf16 activations have no low part to split; the weight pair stays.
+        let p = precision_of(hifi, DataFormat::Float16_b);
+        assert!(p.weights_lo && !p.activations_lo);
+        assert_eq!(p.activations, DataFormat::Float16_b);
+    }
+}

@@ -36,10 +36,12 @@
 //! Split operands ([`to_precision`]): a layer's `bf16x2` weights and `fp32x2` activations set
 //! tt-kernels' `Precision::weights_lo` / `activations_lo` on every [`Conv1d`] and
 //! [`ConvTranspose1d`] (encoder, flow, decoder and, in [`dp`], the duration predictor's convs
-//! including the depthwise DDSConv ones). Ops that do not implement the split get the precision
-//! through [`without_split`] (both flags cleared): the attention cores, layer norms, eltwise
-//! glue; the embedding gather takes no precision (with Float32 encoder activations its table is
-//! already a bf16 hi + lo pair).
+//! including the depthwise DDSConv ones). The attention cores take `fp32x2` as tt-kernels'
+//! attention `activations_lo` (q, k, v, P and the relative embeddings split; HiFi4 and Float32
+//! q/k/v needed, checked when the backend is prepared) through [`attention_precision`]. Ops that
+//! do not implement the split get the precision through [`without_split`] (both flags
+//! cleared): layer norms and eltwise glue; the embedding gather takes no precision (with
+//! Float32 encoder activations its table is already a bf16 hi + lo pair).
 #![deny(unsafe_code)]
 
 pub mod dp;
@@ -291,14 +293,25 @@ pub fn to_precision(s: LayerPrecision) -> Precision {
 }
 
 /// `p` with `weights_lo` and `activations_lo` cleared: the precision of ops that do not
-/// implement split operands (tt-kernels' attention, matmul and gru reject them; layer norm,
-/// eltwise and the embedding gather have no matmul operands to split). The one place where a
-/// plan's `bf16x2` / `fp32x2` is dropped: those ops then run as `bf16` / `fp32`.
+/// implement split operands (tt-kernels' matmul and gru reject them; layer norm, eltwise and
+/// the embedding gather have no matmul operands to split). The one place where a plan's
+/// `bf16x2` / `fp32x2` is dropped: those ops then run as `bf16` / `fp32`.
 pub fn without_split(p: Precision) -> Precision {
     Precision {
         weights_lo: false,
         activations_lo: false,
         ..p
+    }
+}
+
+/// The precision of an attention core (`...emb_rel_k` setting): `fp32x2` becomes tt-kernels'
+/// attention `activations_lo` (it splits q, k, v, the probabilities and the relative
+/// embeddings); `weights_lo` is cleared (the core has no prepared weights; the relative
+/// embeddings are split with the activations).
+pub fn attention_precision(s: LayerPrecision) -> Precision {
+    Precision {
+        weights_lo: false,
+        ..to_precision(s)
     }
 }
 
@@ -642,10 +655,25 @@ impl TtBackend {
                 let a = format!("enc_p.encoder.attn_layers.{i}");
                 let rk = w.get(&format!("{a}.emb_rel_k"))?.to_f32();
                 let rv = w.get(&format!("{a}.emb_rel_v"))?.to_f32();
-                // The attention cores run without the split until tt-kernels' attention
-                // implements weights_lo / activations_lo (it rejects them today): a `hifi` plan's
-                // cores compute with TF32 q/k/v and bf16 relative embeddings.
-                let ap = without_split(to_precision(setting(&format!("{a}.emb_rel_k"))));
+                let core = format!("{a}.emb_rel_k");
+                let ap = attention_precision(setting(&core));
+                if ap.activations_lo {
+                    // What tt-kernels' split attention needs, checked here rather than at the
+                    // first synthesis.
+                    let qkv_fmt: Vec<Option<DataFormat>> = ["q", "k", "v"]
+                        .iter()
+                        .map(|x| layers.get(&format!("{a}.conv_{x}")).map(|l| l.out_fmt))
+                        .collect();
+                    if ap.fidelity != MathFidelity::HiFi4
+                        || qkv_fmt.iter().any(|f| *f != Some(DataFormat::Float32))
+                    {
+                        return Err(TtsError::Input(format!(
+                            "precision plan {}: {core} has activations = \"fp32x2\" (the split attention core), which needs fidelity = \"HiFi4\" (it has {}) and Float32 q/k/v, i.e. activations = \"fp32\" or \"fp32x2\" on {a}.conv_q/k/v (they write {qkv_fmt:?}); set those or use activations = \"fp32\" on {core}",
+                            opts.plan.name,
+                            setting(&core).fidelity
+                        )));
+                    }
+                }
                 let ln = |n: usize| -> Result<LayerNorm> {
                     let g = w
                         .get(&format!("enc_p.encoder.norm_layers_{n}.{i}.gamma"))?
@@ -1423,5 +1451,73 @@ impl Backend for std::sync::Arc<TtBackend> {
 
     fn decode(&self, z: &[f32], frames: usize, speaker: Option<usize>) -> Result<Vec<f32>> {
         self.as_ref().decode(z, frames, speaker)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_formats_map_to_the_split_flags_and_are_valid_for_the_convs() {
+        let hifi = Plan::preset("hifi").expect("preset").default;
+        let p = to_precision(hifi);
+        assert_eq!(
+            (p.weights, p.activations, p.fidelity, p.fp32_acc),
+            (
+                DataFormat::Float16_b,
+                DataFormat::Float32,
+                MathFidelity::HiFi4,
+                true
+            )
+        );
+        assert!(p.weights_lo && p.activations_lo);
+        // tt-kernels accepts it for the ops that take Float32 (conv1d, conv_transpose1d).
+        assert!(p.validate_fp32("conv1d").is_ok());
+        // The previous hifi: no split.
+        let plain = to_precision(Plan::preset("hifi-bf16").expect("preset").default);
+        assert_eq!(plain, Precision::hifi_fp32());
+        // Each flag follows its own format.
+        let w_only = hifi.with_activations(ActivationFormat::Fp32);
+        assert_eq!(
+            (
+                to_precision(w_only).weights_lo,
+                to_precision(w_only).activations_lo
+            ),
+            (true, false)
+        );
+        let a_only = LayerPrecision {
+            weights: WeightFormat::Bf16,
+            ..hifi
+        };
+        assert_eq!(
+            (
+                to_precision(a_only).weights_lo,
+                to_precision(a_only).activations_lo
+            ),
+            (false, true)
+        );
+        assert_eq!(act_format(hifi), DataFormat::Float32);
+    }
+
+    #[test]
+    fn ops_without_the_split_get_both_flags_cleared() {
+        let p = to_precision(Plan::preset("hifi").expect("preset").default);
+        let q = without_split(p);
+        assert!(!q.weights_lo && !q.activations_lo);
+        assert_eq!(
+            q,
+            Precision {
+                weights_lo: false,
+                activations_lo: false,
+                ..p
+            }
+        );
+        // What matmul / gru demand of a precision they do not split.
+        assert!(q.check_no_split("matmul").is_ok());
+        assert!(p.check_no_split("matmul").is_err());
+        // The attention core keeps the activation split and drops the (unused) weight split.
+        let a = attention_precision(Plan::preset("hifi").expect("preset").default);
+        assert!(a.activations_lo && !a.weights_lo);
     }
 }
