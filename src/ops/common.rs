@@ -51,12 +51,17 @@ pub struct Precision {
     pub fp32_acc: bool,
     /// Weights prepared as a bf16 hi + bf16 lo pair (`w = hi + lo`, 16 significant bits) and
     /// both terms multiplied (a second matmul pass). `Float16_b` weights only; the ops that
-    /// support it document it, the others return [`OpError::InvalidArgument`].
+    /// support it document it (conv1d and conv_transpose1d, which also need `fp32_acc`; see
+    /// `docs/ops.md`, "Split operands"), the others return [`OpError::InvalidArgument`].
     pub weights_lo: bool,
     /// A Float32 input is split on the device into the TF32 part the FPU reads and the rest
     /// (`x - TF32(x)`), and both are multiplied (a second matmul pass): about 21 significant
-    /// bits of the activation instead of 11. Float32 activations with `fp32_acc` only; the ops
-    /// that support it document it, the others return [`OpError::InvalidArgument`].
+    /// bits of the activation instead of 11. Needs `fp32_acc`; the ops that support it document
+    /// it (conv1d and conv_transpose1d: any input format goes through the split, Float32
+    /// output activations keep what it gains), the others return [`OpError::InvalidArgument`].
+    ///
+    /// The matmul engine itself rounds each product of a group of 8 at about `2^-12` of the
+    /// group's largest product (MVMUL alignment), so splitting reaches that floor and no further.
     pub activations_lo: bool,
 }
 

@@ -7,6 +7,32 @@
 //! loaded into DEST first, the residual is added on the SFPU in fp32, and a Float32 output is
 //! packed unrounded ([`conv_error_bound_formats`] bounds it).
 //!
+//! # Split operands ([`Precision::weights_lo`], [`Precision::activations_lo`])
+//! Both ops (conv1d and conv_transpose1d) implement them by **K concatenation**: the input is
+//! first split on the device by [`super::split::split_operand`] (one launch; Float32
+//! `[T, P * 32 * tiles(cin)]`, part `s` of input-channel tile `t` in tile column `t P + s`; a
+//! fused input activation is applied there, in fp32), and the gather conv then contracts over
+//! `P` parts per input-channel tile against weight rows stacked the same way
+//! (`SplitLayout`):
+//! - `weights_lo`: parts `[Full, Full]` x rows `[w_hi, w_lo]`;
+//! - `activations_lo`: parts `[Full, Lo]` x rows `[w, w]`;
+//! - both: parts `[Full, Lo, Full]` x rows `[w_hi, w_hi, w_lo]`, i.e.
+//!   `a_hi w_hi + a_lo w_hi + a_hi w_lo` (the dropped `a_lo w_lo` is below `2^-18 |a w|`),
+//!
+//! with `w_hi = bf16(w)` (round to nearest even) and `w_lo = bf16(w - w_hi)`, both exact in
+//! bf16, and `a_hi` / `a_lo` what the unpacker delivers of `a` / `a - TF32(a)`. All terms of an
+//! output tile accumulate in one fp32 DEST (the bias is loaded once, the activation and the
+//! residual applied once). The internal gather sees `cin' = P * 32 * tiles(cin)`; grouped and
+//! depthwise output tiles keep contiguous input-tile ranges (`(lo, hi) -> (P lo, P hi)`), so the
+//! kernels are unchanged. Any input format (bf16 or Float32) goes through the split, so the
+//! weight layout is fixed at construction. Both flags need `fp32_acc` (the split input is
+//! Float32) and are meant for Float32 outputs (a bf16 output rounds to `2^-9` again). The
+//! returned [`RunStats`] are those of the split and the conv launch together
+//! ([`combine_stats`]). Cost: `P` times the FPU work and in0 / weight L1 (`P` Float32 in0 tiles
+//! per original tile). The gain is bounded by the MVMUL alignment (each product of a group of
+//! 8 is rounded at about `2^-12` of the group's largest product): with both flags a dense conv
+//! reaches that floor, see `docs/ops.md` ("Split operands") for measured errors.
+//!
 //! # How it runs (kernels in `kernels/ops/conv/`)
 //! A dense conv is `y[t] = sum_j x[t s + j d - pad_left] W_j` with `W_j = weight[:, :, j]^T`
 //! (`[Cin, Cout]`), i.e. a sum over taps of shifted, strided `[T_out, Cin] x [Cin, Cout]` matmuls.
@@ -878,7 +904,8 @@ impl Conv1d {
     }
 
     /// The device plan for an input of `t_in` steps (input and output in
-    /// `precision.activations`).
+    /// `precision.activations`; with split operands the gather's input is the Float32 split
+    /// tensor, `P` parts per input-channel tile).
     pub fn plan(&self, t_in: usize) -> Result<ConvPlan, OpError> {
         let g = self.gather(t_in)?;
         plan(
@@ -911,7 +938,9 @@ impl Conv1d {
         Ok(self)
     }
 
-    /// Runs on `input` (`[T_in, cin]` bf16, time-major); returns `[T_out, cout]` bf16.
+    /// Runs on `input` (`[T_in, cin]`, time-major, bf16 or with `fp32_acc` Float32); returns
+    /// `[T_out, cout]` in `precision.activations`. With split operands the stats cover the split
+    /// launch and the conv launch.
     pub fn run(&self, input: &DeviceTensor) -> Result<(DeviceTensor, RunStats), OpError> {
         self.run_inner(input, None)
     }

@@ -13,6 +13,13 @@
 //! `q = 32 B + a + [r < b] + i`. So the shared gather-conv engine ([`super::conv`]) runs with
 //! `P = s` phases, `M` taps, `block_stride = 32`, `row_step = 1`, `tap_step = -1`, phase offsets
 //! `a + [r < b]`; its writer interleaves the phases' rows into the output tiles.
+//!
+//! # Split operands
+//! [`Precision::weights_lo`] / [`Precision::activations_lo`] work as in [`super::conv`] (K
+//! concatenation over `P` parts per input-channel tile; the dense rows are ordered (phase `r`,
+//! tap `m`, input tile, part)). The in0 tiles of a block hold every phase, tap and part, so
+//! large strides need much L1: Piper's first upsampler (256->128 k16 s8) does not fit with a
+//! split and returns [`OpError::ShapeUnsupported`] naming L1.
 
 use tt_safe::{DataFormat, Device, RunStats};
 
@@ -222,7 +229,9 @@ impl ConvTranspose1d {
         )
     }
 
-    /// Runs on `input` (`[T_in, cin]` bf16, time-major); returns `[T_out, cout]` bf16.
+    /// Runs on `input` (`[T_in, cin]`, time-major, bf16 or with `fp32_acc` Float32); returns
+    /// `[T_out, cout]` in `precision.activations`. With split operands the stats cover the split
+    /// launch and the conv launch.
     pub fn run(&self, input: &DeviceTensor) -> Result<(DeviceTensor, RunStats), OpError> {
         check_input(OP, &self.device, input, self.params.cin, &self.precision)?;
         let mut g = self.gather(input.rows())?;
