@@ -1518,6 +1518,79 @@ mod tests {
     }
 
     #[test]
+    fn split_layout_orders_rows_by_block_tile_part() {
+        let both = Precision {
+            weights_lo: true,
+            activations_lo: true,
+            ..Precision::hifi_fp32()
+        };
+        let l = SplitLayout::of(&both).unwrap();
+        assert_eq!(l.factor(), 3);
+        assert_eq!(SplitLayout::of(&Precision::hifi_fp32()), None);
+        // 2 blocks (taps) x 2 input tiles x 32 rows, 3 columns; w = 1 + row / 3000 + col / 7
+        // (not bf16-exact, distinct per row and column).
+        let (blocks, cin_t, cout) = (2, 2, 3);
+        let w = |r: usize, c: usize| 1.0 + r as f32 / 3000.0 + c as f32 / 7.0;
+        let dense: Vec<f32> = (0..blocks * cin_t * TILE * cout)
+            .map(|i| w(i / cout, i % cout))
+            .collect();
+        let out = l.expand(&dense, blocks, cin_t, cout);
+        assert_eq!(out.len(), 3 * dense.len());
+        let bf16 = |x: f32| tt_formats::bf16_to_f32(tt_formats::f32_to_bf16_host(x));
+        for b in 0..blocks {
+            for t in 0..cin_t {
+                for i in 0..TILE {
+                    let src = (b * cin_t + t) * TILE + i;
+                    for c in 0..cout {
+                        let v = w(src, c);
+                        let at = |s: usize| out[(((b * cin_t + t) * 3 + s) * TILE + i) * cout + c];
+                        let (hi, hi2, lo) = (at(0), at(1), at(2));
+                        assert_eq!(hi, bf16(v), "row {src} col {c}");
+                        assert_eq!(hi2, hi);
+                        assert_eq!(lo, bf16(lo), "lo must be bf16-exact");
+                        let e = (f64::from(hi) + f64::from(lo) - f64::from(v)).abs();
+                        assert!(e <= 2f64.powi(-16) * f64::from(v), "{v}: hi {hi} lo {lo}");
+                        assert!(lo != 0.0 || hi == v);
+                    }
+                }
+            }
+        }
+        // activations_lo alone repeats w unchanged.
+        let a = SplitLayout::of(&Precision {
+            activations_lo: true,
+            ..Precision::hifi_fp32()
+        })
+        .unwrap();
+        let out = a.expand(&dense, blocks, cin_t, cout);
+        assert_eq!(&out[TILE * cout..2 * TILE * cout], &dense[..TILE * cout]);
+    }
+
+    #[test]
+    fn split_gather_scales_cin_and_group_ranges() {
+        let p = Precision {
+            weights_lo: true,
+            ..Precision::hifi_fp32()
+        };
+        let mut g = gather(45, 70, 70, 3, 1);
+        g.cin_ranges = group_cin_ranges(70, 70, 70);
+        let s = split_gather(g, SplitLayout::of(&p).as_ref(), &p);
+        assert_eq!(s.cin, 2 * 3 * 32);
+        assert_eq!(s.cin_ranges, vec![(0, 2), (2, 4), (4, 6)]);
+        assert_eq!(s.formats.input, DataFormat::Float32);
+        assert!(s.exact);
+        assert!(
+            check_split(
+                OP,
+                &Precision {
+                    fp32_acc: false,
+                    ..p
+                }
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
     fn reference_small_case_by_hand() {
         // cin 1, cout 1, k 2, pad 1: y[t] = w0 x[t-1] + w1 x[t] + b.
         let p = Conv1dParams::new(1, 1, 2, 1);
