@@ -1309,15 +1309,16 @@ fn split_precisions() -> [(&'static str, Precision); 3] {
 }
 
 /// Split operands on shapes that are not tile multiples (T 45, Cin 70, Cout 50), kernel 3/5/7,
-/// stride, dilation, groups and depthwise, fused input leaky ReLU, bias, tanh and a Float32
-/// residual, each flag alone and both: every element within the derived bound against f64 on
-/// the original f32 weights, and the split's max error below the unsplit conv's on the same
-/// data. With both flags the remaining error is the MVMUL alignment (each product of a group of
-/// 8 rounded to about 2^-12 of the group's largest, unbiased) plus fp32 DEST roundings, while
-/// the unsplit conv adds the bf16 weight rounding (2^-9 relative, RNE) and the TF32 input
-/// truncation (below 2^-10, biased toward zero): summed over K = taps x Cin random terms the
-/// unsplit error is several times larger (measured: see the printed ratios and docs/ops.md),
-/// asserted here as at least 3x.
+/// stride, dilation, groups and depthwise, fused input leaky / ReLU, bias, tanh, a Float32
+/// residual and a bf16 input, each flag alone and both: every element within the derived bound
+/// against f64 on the original f32 weights, and the split compared with the unsplit conv on the
+/// same data. With `weights_lo` (Float32 input) the unsplit error's main part, the bf16 weight
+/// rounding (2^-9 relative, RNE), is gone: asserted at least 2x smaller (measured 2.8-8x). What
+/// stays is the MVMUL alignment (each product of a group of 8 rounded to about 2^-12 of the
+/// group's largest, unbiased; `split_operands_reach_the_fpu_floor` shows it is the floor), so a
+/// larger factor is asserted only where the alignment loses nothing: depthwise, 50x (below).
+/// `activations_lo` alone removes the TF32 truncation (below 2^-10), which the bf16 weight
+/// error hides here; it is checked against the bound only.
 #[test]
 fn split_operand_convs() {
     let device = sim();
@@ -1387,6 +1388,22 @@ fn split_operand_convs() {
                 "{what}: max |err| split {split:.3e}, unsplit {unsplit:.3e} (ratio {:.1})",
                 unsplit / split
             );
+            if precision.weights_lo
+                && precision.activations_lo
+                && p.groups == p.cin
+                && p.groups == p.cout
+            {
+                // Depthwise: the weight tiles are diagonal, so each group of 8 products of an
+                // MVMUL holds one non-zero product and the alignment rounds nothing. What is
+                // left is 2^-16 |w| (weights), 2^-20 |a| (activations) and fp32 DEST roundings,
+                // against the unsplit conv's bf16 weight rounding (up to 2^-9 |w|) and TF32
+                // input truncation (up to 2^-10 |a|): about 2^7 = 128x in the worst case of
+                // each; measured 630x. Asserted 50x.
+                assert!(
+                    split * 50.0 < unsplit,
+                    "{what}: depthwise split error {split:.3e} not 50x below unsplit {unsplit:.3e}"
+                );
+            }
             if precision.weights_lo && input == DataFormat::Float32 {
                 // The bf16 weight rounding (2^-9 relative) dominates the unsplit error (with a
                 // bf16 input, the input's own rounding stays in both).
