@@ -907,7 +907,11 @@ impl Conv1d {
     /// `precision.activations`; with split operands the gather's input is the Float32 split
     /// tensor, `P` parts per input-channel tile).
     pub fn plan(&self, t_in: usize) -> Result<ConvPlan, OpError> {
-        let g = self.gather(t_in)?;
+        let mut g = self.gather(t_in)?;
+        if self.split.is_some() {
+            // The split applies the input activation; the gather then runs without it.
+            g.pre = Activation::None;
+        }
         plan(
             &g,
             &self.precision,
