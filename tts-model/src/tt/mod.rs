@@ -241,6 +241,9 @@ pub struct TtBackend {
     dec_in_fmt: DataFormat,
     /// Whether the flow's final channel order is reversed (an odd number of flips).
     flow_final_reversed: bool,
+    /// Input-channel ranges `dec.ups.0` is split into (1: not split; else the layers
+    /// `dec.conv_pre#j` and `dec.ups.0#j`, see [`TtBackend::new`]).
+    ups0_parts: usize,
 }
 
 /// rel_k, rel_v (`[2w+1, d]`), attention precision, LN1, LN2 of one encoder layer.
@@ -316,6 +319,7 @@ pub fn attention_precision(s: LayerPrecision) -> Precision {
 }
 
 /// A conv layer as loaded, before it is prepared on the device.
+#[derive(Clone)]
 struct ConvSpec {
     params: Conv1dParams,
     weight: Vec<f32>,
@@ -341,6 +345,12 @@ impl ConvSpec {
             flops_per_row: self.flops_per_row * (hi - lo) as f64 / self.params.cout as f64,
         }
     }
+}
+
+/// Whether a conv-transpose plans within L1 for short and long inputs (the per-core need of
+/// one output-channel tile does not depend on the length; a few lengths guard the rest).
+fn up_fits(op: &ConvTranspose1d) -> bool {
+    [1usize, 64, 4096].iter().all(|&t| op.plan(t).is_ok())
 }
 
 /// Physical channel of logical channel `c` of the flow's `z` (`inter` channels) when the
@@ -399,7 +409,11 @@ impl TtBackend {
         let flow_final_reversed = reversed;
 
         let mut layers = HashMap::new();
-        let mut prepare = |name: String, base: &str, spec: ConvSpec| -> Result<()> {
+        let prepare = |layers: &mut HashMap<String, DevLayer>,
+                       name: String,
+                       base: &str,
+                       spec: ConvSpec|
+         -> Result<()> {
             let s = setting(base);
             let prec = to_precision(s);
             let mut op = Conv1d::new(
@@ -434,6 +448,7 @@ impl TtBackend {
             Ok(())
         };
         let mut ups = Vec::new();
+        let mut conv_pre: Option<ConvSpec> = None;
         for l in &all_layers {
             if !(l.name.starts_with("flow.")
                 || l.name.starts_with("dec.")
@@ -540,7 +555,7 @@ impl TtBackend {
                         weight: w2,
                         ..spec
                     };
-                    prepare(n.clone(), n, spec)?;
+                    prepare(&mut layers, n.clone(), n, spec)?;
                 } else if n.ends_with(".post") {
                     // -post(..) written to the stored positions of x1, zero elsewhere, so that
                     // `z + (-post)` as a fused residual is `x1 -= post(..)`.
@@ -565,26 +580,35 @@ impl TtBackend {
                         bias: Some(b2),
                         ..spec
                     };
-                    prepare(n.clone(), n, spec)?;
+                    prepare(&mut layers, n.clone(), n, spec)?;
                 } else if n.contains(".enc.in_layers.") {
                     check_shape(n, &spec.params, fh, 2 * fh, spec.params.kernel)?;
-                    prepare(format!("{n}#tanh"), n, spec.rows(0, fh))?;
-                    prepare(format!("{n}#sigmoid"), n, spec.rows(fh, 2 * fh))?;
+                    prepare(&mut layers, format!("{n}#tanh"), n, spec.rows(0, fh))?;
+                    prepare(
+                        &mut layers,
+                        format!("{n}#sigmoid"),
+                        n,
+                        spec.rows(fh, 2 * fh),
+                    )?;
                 } else if n.contains(".enc.res_skip_layers.") && cout == 2 * fh {
-                    prepare(format!("{n}#res"), n, spec.rows(0, fh))?;
-                    prepare(format!("{n}#skip"), n, spec.rows(fh, 2 * fh))?;
+                    prepare(&mut layers, format!("{n}#res"), n, spec.rows(0, fh))?;
+                    prepare(&mut layers, format!("{n}#skip"), n, spec.rows(fh, 2 * fh))?;
                 } else if n.contains(".enc.res_skip_layers.") {
                     check_shape(n, &spec.params, fh, fh, 1)?;
-                    prepare(format!("{n}#skip"), n, spec)?;
+                    prepare(&mut layers, format!("{n}#skip"), n, spec)?;
                 } else {
                     return Err(TtsError::Unsupported(format!(
                         "unexpected flow layer {n} on the tt backend"
                     )));
                 }
             } else {
-                prepare(n.clone(), n, spec)?;
+                if n == "dec.conv_pre" {
+                    conv_pre = Some(spec.clone());
+                }
+                prepare(&mut layers, n.clone(), n, spec)?;
             }
         }
+        let mut ups0_parts = 1;
         for (name, cin, cout, k, w, bias) in ups {
             let idx: usize = name
                 .trim_start_matches("dec.ups.")
@@ -605,6 +629,80 @@ impl TtBackend {
             let op =
                 ConvTranspose1d::new(&device, params, &w, bias.as_deref(), prec, Activation::None)
                     .map_err(dev_err)?;
+            if idx == 0
+                && !up_fits(&op)
+                && let Some(pre) = &conv_pre
+            {
+                // Too large for L1 with this precision (e.g. split operands on Piper's
+                // 256 -> 128 k16 s8 upsampler): split the input channels into `parts` ranges,
+                // each fed by the matching output channels of conv_pre (its only producer) and
+                // the partial outputs summed on the device (exact: a sum over input channels;
+                // the bias in part 0 only).
+                let parts = [2usize, 4]
+                    .into_iter()
+                    .find(|&p| {
+                        cin % (p * 32) == 0 && {
+                            let c = cin / p;
+                            ConvTranspose1d::new(
+                                &device,
+                                ConvTranspose1dParams { cin: c, ..params },
+                                &w[..c * cout * k],
+                                None,
+                                prec,
+                                Activation::None,
+                            )
+                            .is_ok_and(|o| up_fits(&o))
+                        }
+                    })
+                    .ok_or_else(|| {
+                        TtsError::Unsupported(format!(
+                            "{name} ({cin} -> {cout}, k {k}, stride {}) does not fit L1 with precision {} even split into 4 input-channel ranges; use a plan without bf16x2 / fp32x2 on {name}",
+                            u.stride,
+                            setting(&name)
+                        ))
+                    })?;
+                let c = cin / parts;
+                layers.remove("dec.conv_pre");
+                for j in 0..parts {
+                    prepare(
+                        &mut layers,
+                        format!("dec.conv_pre#{j}"),
+                        "dec.conv_pre",
+                        pre.rows(j * c, (j + 1) * c),
+                    )?;
+                    let pp = ConvTranspose1dParams { cin: c, ..params };
+                    let wj = w[j * c * cout * k..(j + 1) * c * cout * k].to_vec();
+                    let bj = if j == 0 { bias.clone() } else { None };
+                    let op = ConvTranspose1d::new(
+                        &device,
+                        pp,
+                        &wj,
+                        bj.as_deref(),
+                        prec,
+                        Activation::None,
+                    )
+                    .map_err(dev_err)?;
+                    layers.insert(
+                        format!("{name}#{j}"),
+                        DevLayer {
+                            op: Op::Up(op),
+                            emu: Emu::Up(pp),
+                            weight: wj,
+                            bias: bj,
+                            act: Activation::None,
+                            pre: Activation::None,
+                            cout,
+                            out_fmt: prec.activations,
+                            weights_lo: prec.weights_lo,
+                            activations_lo: prec.activations_lo,
+                            flops_per_row: 2.0 * (c * cout * k) as f64,
+                            transpose: true,
+                        },
+                    );
+                }
+                ups0_parts = parts;
+                continue;
+            }
             layers.insert(
                 name,
                 DevLayer {
@@ -726,6 +824,7 @@ impl TtBackend {
             dec_fmt,
             dec_in_fmt,
             flow_final_reversed,
+            ups0_parts,
         })
     }
 
@@ -1337,12 +1436,29 @@ impl Backend for TtBackend {
             )));
         }
         let zin = self.upload(z, frames, inter, self.dec_in_fmt)?;
-        // leaky_relu(conv_pre(z), 0.1), fused.
-        let mut x = self.conv("decoder", "dec.conv_pre", &zin, None)?;
+        let parts = self.ups0_parts;
+        // leaky_relu(conv_pre(z), 0.1), fused (per input-channel range of ups.0 when split).
+        let mut x = if parts > 1 {
+            None
+        } else {
+            Some(self.conv("decoder", "dec.conv_pre", &zin, None)?)
+        };
         let nk = self.hp.resblock_kernels.len();
         let n_ups = self.hp.ups.len();
         for s in 0..n_ups {
-            let y = self.conv("decoder", &format!("dec.ups.{s}"), &x, None)?;
+            let y = match &x {
+                Some(x) => self.conv("decoder", &format!("dec.ups.{s}"), x, None)?,
+                None => {
+                    let mut ys = Vec::with_capacity(parts);
+                    for j in 0..parts {
+                        let xj = self.conv("decoder", &format!("dec.conv_pre#{j}"), &zin, None)?;
+                        ys.push(self.conv("decoder", &format!("dec.ups.0#{j}"), &xj, None)?);
+                    }
+                    let fmt = self.layer("dec.ups.0#0")?.out_fmt;
+                    let refs: Vec<&Act> = ys.iter().collect();
+                    self.eltwise("decoder", EltwiseOp::Sum(1.0), &refs, fmt)?
+                }
+            };
             let mut rbs = Vec::with_capacity(nk);
             for j in 0..nk {
                 let rb = s * nk + j;
@@ -1363,7 +1479,7 @@ impl Backend for TtBackend {
                 })?);
             }
             let mean = self.mean("decoder", &rbs)?;
-            x = if s + 1 < n_ups {
+            x = Some(if s + 1 < n_ups {
                 self.eltwise(
                     "decoder",
                     EltwiseOp::Unary(UnaryOp::LeakyRelu(0.1)),
@@ -1372,8 +1488,9 @@ impl Backend for TtBackend {
                 )?
             } else {
                 mean
-            };
+            });
         }
+        let x = x.ok_or_else(|| TtsError::Unsupported("a decoder without upsampling".into()))?;
         // tanh(conv_post(leaky_relu(x, 0.01))), both fused.
         let y = self.conv("decoder", "dec.conv_post", &x, None)?;
         self.download(y)
