@@ -500,6 +500,7 @@ fn split_operand_conv_transposes() {
             "activations_lo",
             Precision {
                 activations_lo: true,
+                isolate_products: false,
                 ..f
             },
         ),
@@ -508,6 +509,7 @@ fn split_operand_conv_transposes() {
             Precision {
                 weights_lo: true,
                 activations_lo: true,
+                isolate_products: false,
                 ..f
             },
         ),

@@ -61,8 +61,23 @@ pub struct Precision {
     /// output activations keep what it gains), the others return [`OpError::InvalidArgument`].
     ///
     /// The matmul engine itself rounds each product of a group of 8 at about `2^-12` of the
-    /// group's largest product (MVMUL alignment), so splitting reaches that floor and no further.
+    /// group's largest product (MVMUL alignment), so splitting reaches that floor and no further
+    /// unless [`Precision::isolate_products`] is set as well.
     pub activations_lo: bool,
+    /// Isolates the products of the main term from the MVMUL alignment (conv1d and
+    /// conv_transpose1d; needs `fp32_acc`). The FPU sums the products of each output datum in
+    /// groups of 8 consecutive K and rounds every product of a group at about `2^-12` of the
+    /// group's largest one. With this flag the main term (`a x w_hi` with
+    /// [`Precision::weights_lo`], `a x w` without) is computed as 8 passes whose weights keep only
+    /// the K rows with `k mod 8 == r` (`r = 0..7`), so every MVMUL group of 8 holds one non-zero
+    /// product and the alignment rounds nothing; the small correction terms (`a_lo w_hi`,
+    /// `a w_lo`) keep their own tiles and groups. Costs 8x the FPU work and in0 / weight L1 of the
+    /// main term; a conv whose operands no longer fit L1 in one launch runs as several launches
+    /// over input-channel chunks, chained exactly in fp32 (see `docs/ops.md`, "Split operands").
+    /// It is applied whenever set, also to grouped / depthwise convs, where it is correct but
+    /// gains nothing when a group of 8 K rows already holds at most one non-zero weight per output
+    /// column (depthwise). Other ops return [`OpError::InvalidArgument`].
+    pub isolate_products: bool,
 }
 
 impl Precision {
@@ -76,6 +91,7 @@ impl Precision {
             fp32_acc: true,
             weights_lo: false,
             activations_lo: false,
+            isolate_products: false,
         }
     }
 
@@ -89,6 +105,7 @@ impl Precision {
             fp32_acc: true,
             weights_lo: false,
             activations_lo: false,
+            isolate_products: false,
         }
     }
 
@@ -101,6 +118,7 @@ impl Precision {
             fp32_acc: false,
             weights_lo: false,
             activations_lo: false,
+            isolate_products: false,
         }
     }
 
@@ -113,6 +131,7 @@ impl Precision {
             fp32_acc: false,
             weights_lo: false,
             activations_lo: false,
+            isolate_products: false,
         }
     }
 
@@ -125,6 +144,7 @@ impl Precision {
             fp32_acc: false,
             weights_lo: false,
             activations_lo: false,
+            isolate_products: false,
         }
     }
 
@@ -190,11 +210,11 @@ impl Precision {
     /// For matmul-based ops that do not implement [`Precision::weights_lo`] /
     /// [`Precision::activations_lo`]: an error naming the op instead of silently ignoring them.
     pub fn check_no_split(&self, op: &'static str) -> Result<(), OpError> {
-        if self.weights_lo || self.activations_lo {
+        if self.weights_lo || self.activations_lo || self.isolate_products {
             return Err(OpError::InvalidArgument {
                 op,
-                what: "weights_lo / activations_lo (split matmul operands) are not implemented \
-                       by this op; use conv1d / conv_transpose1d or clear them"
+                what: "weights_lo / activations_lo / isolate_products (split matmul operands) \
+                       are not implemented by this op; use conv1d / conv_transpose1d or clear them"
                     .into(),
             });
         }

@@ -69,7 +69,8 @@ use tt_safe::{
 };
 
 use super::common::{Activation, DeviceTensor, OpError, Precision, TILE, combine_stats, tiles};
-use super::split::{Part, split_operand};
+use super::eltwise::{BinaryOp, Broadcast, Eltwise, EltwiseOp, UnaryOp};
+use super::split::{Part, split_operand_range};
 
 const OP: &str = "conv1d";
 
@@ -93,12 +94,59 @@ pub(crate) enum WeightPart {
     Hi,
     /// `bf16(w - bf16(w))`.
     Lo,
+    /// [`WeightPart::Full`] on the rows `i` of each 32-row tile with `i mod 8 == r`, zero
+    /// elsewhere ([`Precision::isolate_products`]).
+    FullMasked(u8),
+    /// [`WeightPart::Hi`] on the rows with `i mod 8 == r`, zero elsewhere.
+    HiMasked(u8),
 }
+
+use Part::{Full as PF, Lo as PL};
+use WeightPart::{FullMasked as FM, HiMasked as HM};
+/// The 8 masked passes of the main term (`Full x 8`).
+const ISO_PARTS: [Part; 8] = [PF; 8];
+const ISO_FULL: [WeightPart; 8] = [FM(0), FM(1), FM(2), FM(3), FM(4), FM(5), FM(6), FM(7)];
+const ISO_HI: [WeightPart; 8] = [HM(0), HM(1), HM(2), HM(3), HM(4), HM(5), HM(6), HM(7)];
+const fn cat<T: Copy, const A: usize, const B: usize, const C: usize>(
+    a: [T; A],
+    b: [T; B],
+) -> [T; C] {
+    let mut out = [a[0]; C];
+    let mut i = 0;
+    while i < A {
+        out[i] = a[i];
+        i += 1;
+    }
+    while i < C {
+        out[i] = b[i - A];
+        i += 1;
+    }
+    out
+}
+static ISO_BOTH_PARTS: [Part; 10] = cat(ISO_PARTS, [PL, PF]);
+static ISO_BOTH_W: [WeightPart; 10] = cat(ISO_HI, [WeightPart::Hi, WeightPart::Lo]);
+static ISO_WLO_PARTS: [Part; 9] = cat(ISO_PARTS, [PF]);
+static ISO_WLO_W: [WeightPart; 9] = cat(ISO_HI, [WeightPart::Lo]);
+static ISO_ALO_PARTS: [Part; 9] = cat(ISO_PARTS, [PL]);
+static ISO_ALO_W: [WeightPart; 9] = cat(ISO_FULL, [WeightPart::Full]);
+static ISO_ONLY_W: [WeightPart; 8] = ISO_FULL;
+static ISO_ONLY_PARTS: [Part; 8] = ISO_PARTS;
 
 impl SplitLayout {
     /// The layout of `precision`, or `None` without a split.
     pub fn of(precision: &Precision) -> Option<SplitLayout> {
         use Part::{Full, Lo};
+        if precision.isolate_products {
+            // The main term as 8 masked passes, then the correction terms as above.
+            let (parts, weights): (&'static [Part], &'static [WeightPart]) =
+                match (precision.weights_lo, precision.activations_lo) {
+                    (false, false) => (&ISO_ONLY_PARTS, &ISO_ONLY_W),
+                    (true, false) => (&ISO_WLO_PARTS, &ISO_WLO_W),
+                    (false, true) => (&ISO_ALO_PARTS, &ISO_ALO_W),
+                    (true, true) => (&ISO_BOTH_PARTS, &ISO_BOTH_W),
+                };
+            return Some(SplitLayout { parts, weights });
+        }
         match (precision.weights_lo, precision.activations_lo) {
             (false, false) => None,
             // a_hi w_hi + a_hi w_lo
@@ -140,10 +188,13 @@ impl SplitLayout {
                     let row = (bt * p + s) * TILE + i;
                     let dst = &mut out[row * cout..(row + 1) * cout];
                     for (d, &w) in dst.iter_mut().zip(src) {
-                        *d = match part {
+                        *d = match *part {
                             WeightPart::Full => w,
                             WeightPart::Hi => hi(w),
                             WeightPart::Lo => hi(w - hi(w)),
+                            WeightPart::FullMasked(r) if i % 8 == r as usize => w,
+                            WeightPart::HiMasked(r) if i % 8 == r as usize => hi(w),
+                            WeightPart::FullMasked(_) | WeightPart::HiMasked(_) => 0.0,
                         };
                     }
                 }
@@ -774,8 +825,11 @@ pub struct Conv1d {
     params: Conv1dParams,
     precision: Precision,
     activation: Activation,
-    weights: GatherWeights,
+    /// The input activation (fused into the gather, or into the split with split operands).
+    pre: Activation,
+    /// The unchunked, unsplit gather (t_in / t_out filled per run).
     template: Gather,
+    chunks: Vec<Chunk>,
     split: Option<SplitLayout>,
 }
 
@@ -830,30 +884,26 @@ impl Conv1d {
             check_finite(OP, "bias", b)?;
         }
         // Shape-independent description; t_in/t_out are filled per run.
-        let template = split_gather(
-            Gather {
-                op: OP,
-                t_in: 1,
-                t_out: 1,
-                cin: params.cin,
-                cout: params.cout,
-                phases: 1,
-                taps: k,
-                block_stride: (TILE * params.stride) as i64,
-                row_step: params.stride as i64,
-                tap_step: params.dilation as i64,
-                offsets: vec![-(params.pad_left as i64)],
-                out_rows: vec![0],
-                cin_ranges: group_cin_ranges(params.cin, params.cout, params.groups),
-                pre: Activation::None,
-                residual: false,
-                // Per run the input's and residual's formats replace these (see run_inner).
-                formats: ConvFormats::uniform(precision.activations),
-                exact: ConvFormats::uniform(precision.activations).exact(&precision, false),
-            },
-            split.as_ref(),
-            &precision,
-        );
+        let template = Gather {
+            op: OP,
+            t_in: 1,
+            t_out: 1,
+            cin: params.cin,
+            cout: params.cout,
+            phases: 1,
+            taps: k,
+            block_stride: (TILE * params.stride) as i64,
+            row_step: params.stride as i64,
+            tap_step: params.dilation as i64,
+            offsets: vec![-(params.pad_left as i64)],
+            out_rows: vec![0],
+            cin_ranges: group_cin_ranges(params.cin, params.cout, params.groups),
+            pre: Activation::None,
+            residual: false,
+            // Per run the input's and residual's formats replace these (see run_inner).
+            formats: ConvFormats::uniform(precision.activations),
+            exact: ConvFormats::uniform(precision.activations).exact(&precision, false),
+        };
         let cin_p = tiles(params.cin) * TILE;
         let mut dense = vec![0f32; k * cin_p * params.cout];
         for co in 0..params.cout {
@@ -865,15 +915,24 @@ impl Conv1d {
                 }
             }
         }
-        let dense = split_weights(OP, split.as_ref(), dense, k, tiles(params.cin), params.cout)?;
-        let weights = upload_weights(device, &template, &precision, dense, bias)?;
+        let chunks = prepare_chunks(
+            device,
+            &template,
+            split.as_ref(),
+            &precision,
+            dense,
+            k,
+            bias,
+            true,
+        )?;
         Ok(Conv1d {
             device: device.clone(),
             params,
             precision,
             activation,
-            weights,
+            pre: Activation::None,
             template,
+            chunks,
             split,
         })
     }
@@ -903,14 +962,34 @@ impl Conv1d {
         })
     }
 
+    /// Input-channel chunks the conv runs as (one gather launch each; see [`run_chunks`]): 1
+    /// unless split operands (e.g. [`Precision::isolate_products`]) do not fit L1 in one launch.
+    pub fn chunks(&self) -> usize {
+        self.chunks.len()
+    }
+
     /// The device plan for an input of `t_in` steps (input and output in
     /// `precision.activations`; with split operands the gather's input is the Float32 split
-    /// tensor, `P` parts per input-channel tile).
+    /// tensor, `P` parts per input-channel tile). With several input-channel chunks, the plan
+    /// of the first (largest) chunk.
     pub fn plan(&self, t_in: usize) -> Result<ConvPlan, OpError> {
-        let mut g = self.gather(t_in)?;
-        if self.split.is_some() {
+        let g = self.gather(t_in)?;
+        let mut g = Gather {
+            t_in: g.t_in,
+            t_out: g.t_out,
             // The split applies the input activation; the gather then runs without it.
-            g.pre = Activation::None;
+            pre: if self.split.is_some() {
+                Activation::None
+            } else {
+                self.pre
+            },
+            ..self.chunks[0].template.clone()
+        };
+        if self.chunks.len() > 1 {
+            g.formats.output = DataFormat::Float32;
+            g.residual = true;
+            g.formats.residual = DataFormat::Float32;
+            g.exact = true;
         }
         plan(
             &g,
@@ -938,7 +1017,7 @@ impl Conv1d {
                 });
             }
         }
-        self.template.pre = activation;
+        self.pre = activation;
         Ok(self)
     }
 
@@ -993,38 +1072,19 @@ impl Conv1d {
             }
             g.residual = true;
         }
-        let split = split_input(&self.device, input, &mut g, self.split.as_ref())?;
-        g.formats = ConvFormats {
-            input: split.as_ref().map_or(input.format(), |(t, _)| t.format()),
-            output: self.precision.activations,
-            residual: residual.map_or(DataFormat::Float16_b, |r| r.format()),
-        };
-        g.exact = g.formats.exact(&self.precision, g.residual);
-        let p = plan(
-            &g,
-            &self.precision,
-            self.device.grid().num_cores(),
-            self.device.info().l1_user_bytes(),
-            self.device.info().max_runtime_args as usize,
-        )?;
-        let (mut out, stats) = run(
+        run_chunks(
             &self.device,
-            &g,
+            &self.chunks,
+            g.t_in,
+            g.t_out,
+            self.pre,
+            self.split.as_ref(),
             &self.precision,
             self.activation,
-            &self.weights,
-            &p,
-            split.as_ref().map_or(input, |(t, _)| t),
+            input,
             residual,
-        )?;
-        let stats = match &split {
-            Some((_, s)) => combine_stats(s, &stats),
-            None => stats,
-        };
-        if let Some(r) = residual {
-            out.set_pad_is_zero(out.pad_is_zero() && r.pad_is_zero());
-        }
-        Ok((out, stats))
+            true,
+        )
     }
 }
 
@@ -1104,18 +1164,288 @@ pub(crate) fn split_weights(
     Ok(out)
 }
 
-/// Runs the split of `input` when the conv has one: the Float32 split tensor and the split's
-/// run statistics. The gather's input activation moves into the split (applied in fp32 before
-/// splitting), so `g.pre` becomes `None`.
-pub(crate) fn split_input(
-    device: &Device,
-    input: &DeviceTensor,
-    g: &mut Gather,
+/// One input-channel chunk of a gather conv: the original input-channel tiles it reduces over,
+/// its gather (split applied: `cin' = P * 32 * tiles.len()`, output-tile ranges clipped to the
+/// chunk) and its device weights (the bias only in the first chunk).
+pub(crate) struct Chunk {
+    pub tiles: std::ops::Range<usize>,
+    pub template: Gather,
+    pub weights: GatherWeights,
+}
+
+/// The gather of the input-channel tiles `tiles` of `base` (unsplit; `cin_ranges` in original
+/// tiles), with the split layout applied. An output tile whose range misses the chunk reduces
+/// over the chunk's first tile, where its weights are zero (keeps every DEST tile written by a
+/// matmul).
+fn chunk_gather(
+    base: &Gather,
+    tiles: &std::ops::Range<usize>,
     split: Option<&SplitLayout>,
-) -> Result<Option<(DeviceTensor, RunStats)>, OpError> {
-    let Some(s) = split else { return Ok(None) };
-    let pre = std::mem::take(&mut g.pre);
-    Ok(Some(split_operand(device, input, pre, s.parts)?))
+    precision: &Precision,
+) -> Gather {
+    let (c0, c1) = (tiles.start as u32, tiles.end as u32);
+    let whole = tiles.start == 0 && tiles.end == super::common::tiles(base.cin);
+    let g = Gather {
+        // The whole range keeps the conv's own cin (the unchunked gather, bit for bit).
+        cin: if whole { base.cin } else { tiles.len() * TILE },
+        cin_ranges: base
+            .cin_ranges
+            .iter()
+            .map(|&(lo, hi)| {
+                let (lo, hi) = (lo.max(c0), hi.min(c1));
+                if lo < hi { (lo - c0, hi - c0) } else { (0, 1) }
+            })
+            .collect(),
+        ..base.clone()
+    };
+    split_gather(g, split, precision)
+}
+
+/// Splits the input channels of a split conv into chunks that each plan within L1, uploads each
+/// chunk's weights, and returns the chunks (one chunk covering every input tile when it fits).
+///
+/// `dense` is the unsplit weight matrix (`[blocks * 32 cin_t, cout]`, rows by (block, input
+/// channel)). Without a split layout, and without [`Precision::isolate_products`] when the
+/// whole conv plans as it did before chunking existed (shortest input, no residual), there is
+/// one chunk with exactly the weights of the unchunked conv. Otherwise the chunk size is the
+/// largest number of input tiles whose gather plans with the worst case of a run (a long input,
+/// Float32 input, output and residual, a residual when `chain_residual`), and the input tiles
+/// are shared out evenly.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn prepare_chunks(
+    device: &Device,
+    base: &Gather,
+    split: Option<&SplitLayout>,
+    precision: &Precision,
+    dense: Vec<f32>,
+    blocks: usize,
+    bias: Option<&[f32]>,
+    chain_residual: bool,
+) -> Result<Vec<Chunk>, OpError> {
+    let cin_t = tiles(base.cin);
+    let (cores, l1, args) = (
+        device.grid().num_cores(),
+        device.info().l1_user_bytes(),
+        device.info().max_runtime_args as usize,
+    );
+    let fits = |c: usize, worst: bool| -> Result<ConvPlan, OpError> {
+        let mut g = chunk_gather(base, &(0..c), split, precision);
+        if worst {
+            g.t_in = 1 << 22;
+            g.t_out = 1 << 22;
+            g.residual = chain_residual;
+            g.formats = ConvFormats::uniform(DataFormat::Float32);
+            g.exact = true;
+        }
+        if split.is_some() {
+            g.pre = Activation::None;
+        }
+        plan(&g, precision, cores, l1, args)
+    };
+    let whole = split.is_none() || (!precision.isolate_products && fits(cin_t, false).is_ok());
+    let size = if whole {
+        cin_t
+    } else {
+        match (1..=cin_t).rev().find(|&c| fits(c, true).is_ok()) {
+            Some(c) => c,
+            None => {
+                return Err(fits(1, true).err().unwrap_or(OpError::ShapeUnsupported {
+                    op: base.op,
+                    what: "one input-channel tile per chunk".into(),
+                    limit: "L1 per core".into(),
+                }));
+            }
+        }
+    };
+    let n = cin_t.div_ceil(size);
+    let cin_p = cin_t * TILE;
+    let cout = base.cout;
+    (0..n)
+        .map(|i| {
+            let range = cin_t * i / n..cin_t * (i + 1) / n;
+            let template = chunk_gather(base, &range, split, precision);
+            let rows = range.len() * TILE;
+            let mut part = Vec::with_capacity(blocks * rows * cout);
+            for b in 0..blocks {
+                let r0 = b * cin_p + range.start * TILE;
+                part.extend_from_slice(&dense[r0 * cout..(r0 + rows) * cout]);
+            }
+            let part = split_weights(base.op, split, part, blocks, range.len(), cout)?;
+            let weights =
+                upload_weights(device, &template, precision, part, bias.filter(|_| i == 0))?;
+            Ok(Chunk {
+                tiles: range,
+                template,
+                weights,
+            })
+        })
+        .collect()
+}
+
+/// The eltwise function of a fused output activation (for a chunked conv, which applies it
+/// after summing the chunks).
+fn unary_of(a: Activation) -> Option<UnaryOp> {
+    match a {
+        Activation::None => None,
+        Activation::Relu => Some(UnaryOp::Relu),
+        Activation::LeakyRelu(s) => Some(UnaryOp::LeakyRelu(s)),
+        Activation::Gelu => Some(UnaryOp::Gelu),
+        Activation::Tanh => Some(UnaryOp::Tanh),
+        Activation::Sigmoid => Some(UnaryOp::Sigmoid),
+    }
+}
+
+/// Runs the chunks of a gather conv on `input` and returns `residual + act(conv(pre(input)) +
+/// bias)` in `precision.activations` with the statistics of every launch.
+///
+/// One chunk: the split (when there is one) and one gather launch, as without chunking. Several
+/// chunks (always split convs, so `fp32_acc` and the exact path): per chunk a split of its input
+/// tiles ([`split_operand_range`]) and a gather launch writing a Float32 partial sum; the bias
+/// is in the first chunk's weights. With `fused_chain` (conv1d, one phase) chunk `i > 0` adds
+/// the previous partial sum as its fused residual (exact fp32 SFPU add after its matmuls) and
+/// the first chunk takes the caller's residual when there is no output activation; otherwise
+/// (conv_transpose1d, whose reader has no phase-interleaved residual) the partial sums are
+/// added by eltwise launches (exact fp32). An output activation then runs as an eltwise unary
+/// on the Float32 sum, followed by the caller's residual as an eltwise add (the fused order
+/// `residual + act(...)` cannot be chained through the residual input).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_chunks(
+    device: &Device,
+    chunks: &[Chunk],
+    t_in: usize,
+    t_out: usize,
+    pre: Activation,
+    split: Option<&SplitLayout>,
+    precision: &Precision,
+    activation: Activation,
+    input: &DeviceTensor,
+    residual: Option<&DeviceTensor>,
+    fused_chain: bool,
+) -> Result<(DeviceTensor, RunStats), OpError> {
+    let f32f = DataFormat::Float32;
+    let n = chunks.len();
+    let post_act = if n > 1 { unary_of(activation) } else { None };
+    // The caller's residual goes into the first chunk when the chain keeps the fused order.
+    let fuse_residual = n == 1 || (fused_chain && post_act.is_none());
+    let mut stats: Option<RunStats> = None;
+    let mut add_stats = |s: &RunStats| {
+        stats = Some(match &stats {
+            Some(a) => combine_stats(a, s),
+            None => s.clone(),
+        });
+    };
+    let eltwise = |fmt: DataFormat| {
+        Eltwise::new(
+            device,
+            Precision {
+                activations: fmt,
+                ..*precision
+            },
+        )
+    };
+    let mut acc: Option<DeviceTensor> = None;
+    for (i, chunk) in chunks.iter().enumerate() {
+        let last = i + 1 == n;
+        let mut g = Gather {
+            t_in,
+            t_out,
+            pre,
+            ..chunk.template.clone()
+        };
+        let split_in = match split {
+            Some(s) => {
+                let (t, st) =
+                    split_operand_range(device, input, pre, s.parts, chunk.tiles.clone())?;
+                add_stats(&st);
+                g.pre = Activation::None;
+                Some(t)
+            }
+            None => None,
+        };
+        let chunk_res = if n == 1 || (i == 0 && fuse_residual) {
+            residual
+        } else if fused_chain {
+            acc.as_ref()
+        } else {
+            None
+        };
+        // Intermediate sums stay Float32; the last launch writes the output format unless an
+        // eltwise step follows.
+        let direct_out = last && (n == 1 || (fused_chain && post_act.is_none()));
+        g.residual = chunk_res.is_some();
+        g.formats = ConvFormats {
+            input: split_in.as_ref().map_or(input.format(), |t| t.format()),
+            output: if direct_out {
+                precision.activations
+            } else {
+                f32f
+            },
+            residual: chunk_res.map_or(DataFormat::Float16_b, |r| r.format()),
+        };
+        g.exact = g.formats.exact(precision, g.residual);
+        let p = plan(
+            &g,
+            precision,
+            device.grid().num_cores(),
+            device.info().l1_user_bytes(),
+            device.info().max_runtime_args as usize,
+        )?;
+        let (mut out, st) = run(
+            device,
+            &g,
+            precision,
+            if n == 1 { activation } else { Activation::None },
+            &chunk.weights,
+            &p,
+            split_in.as_ref().unwrap_or(input),
+            chunk_res,
+        )?;
+        add_stats(&st);
+        if let Some(r) = chunk_res {
+            out.set_pad_is_zero(out.pad_is_zero() && r.pad_is_zero());
+        }
+        acc = Some(match acc {
+            Some(prev) if !fused_chain => {
+                let fmt = if last && post_act.is_none() && residual.is_none() {
+                    precision.activations
+                } else {
+                    f32f
+                };
+                let (sum, st) = eltwise(fmt)?.run_op(
+                    EltwiseOp::Binary(BinaryOp::Add, Broadcast::None),
+                    &[&prev, &out],
+                )?;
+                add_stats(&st);
+                sum
+            }
+            _ => out,
+        });
+    }
+    let mut y = acc.ok_or_else(|| OpError::InvalidArgument {
+        op: OP,
+        what: "a conv without input-channel chunks".into(),
+    })?;
+    if let Some(op) = post_act {
+        let fmt = if residual.is_some() {
+            f32f
+        } else {
+            precision.activations
+        };
+        let (t, st) = eltwise(fmt)?.run_op(EltwiseOp::Unary(op), &[&y])?;
+        add_stats(&st);
+        y = t;
+    }
+    if let (Some(r), false) = (residual, fuse_residual) {
+        let (t, st) = eltwise(precision.activations)?
+            .run_op(EltwiseOp::Binary(BinaryOp::Add, Broadcast::None), &[&y, r])?;
+        add_stats(&st);
+        y = t;
+    }
+    let stats = stats.ok_or_else(|| OpError::InvalidArgument {
+        op: OP,
+        what: "a conv without launches".into(),
+    })?;
+    Ok((y, stats))
 }
 
 /// The gather kernels read and write bf16 activations.
@@ -1526,6 +1856,7 @@ mod tests {
         let both = Precision {
             weights_lo: true,
             activations_lo: true,
+            isolate_products: false,
             ..Precision::hifi_fp32()
         };
         let l = SplitLayout::of(&both).unwrap();
@@ -1562,6 +1893,7 @@ mod tests {
         // activations_lo alone repeats w unchanged.
         let a = SplitLayout::of(&Precision {
             activations_lo: true,
+            isolate_products: false,
             ..Precision::hifi_fp32()
         })
         .unwrap();

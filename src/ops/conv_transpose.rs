@@ -23,11 +23,10 @@
 
 use tt_safe::{DataFormat, Device, RunStats};
 
-use super::common::{Activation, DeviceTensor, OpError, Precision, TILE, combine_stats, tiles};
+use super::common::{Activation, DeviceTensor, OpError, Precision, TILE, tiles};
 use super::conv::{
-    ConvFormats, ConvPlan, Gather, GatherWeights, SplitLayout, check_activation,
-    check_bf16_activations, check_finite, check_input, check_split, plan, run, split_gather,
-    split_input, split_weights, upload_weights,
+    Chunk, ConvFormats, ConvPlan, Gather, SplitLayout, check_activation, check_bf16_activations,
+    check_finite, check_input, check_split, plan, prepare_chunks, run_chunks,
 };
 
 const OP: &str = "conv_transpose1d";
@@ -85,8 +84,9 @@ pub struct ConvTranspose1d {
     params: ConvTranspose1dParams,
     precision: Precision,
     activation: Activation,
-    weights: GatherWeights,
+    /// The unchunked, unsplit gather (t_in / t_out filled per run).
     template: Gather,
+    chunks: Vec<Chunk>,
     split: Option<SplitLayout>,
 }
 
@@ -138,30 +138,26 @@ impl ConvTranspose1d {
         }
         let m_taps = params.taps_per_phase();
         let (a, b) = ((params.padding / s) as i64, params.padding % s);
-        let template = split_gather(
-            Gather {
-                op: OP,
-                t_in: 1,
-                t_out: 1,
-                cin,
-                cout,
-                phases: s,
-                taps: m_taps,
-                block_stride: TILE as i64,
-                row_step: 1,
-                tap_step: -1,
-                offsets: (0..s).map(|r| a + i64::from(r < b)).collect(),
-                out_rows: (0..s).map(|r| ((r + s - b) % s) as u32).collect(),
-                cin_ranges: vec![(0, tiles(cin) as u32); tiles(cout)],
-                pre: Activation::None,
-                residual: false,
-                // Per run the input's format replaces this (see run).
-                formats: ConvFormats::uniform(precision.activations),
-                exact: ConvFormats::uniform(precision.activations).exact(&precision, false),
-            },
-            split.as_ref(),
-            &precision,
-        );
+        let template = Gather {
+            op: OP,
+            t_in: 1,
+            t_out: 1,
+            cin,
+            cout,
+            phases: s,
+            taps: m_taps,
+            block_stride: TILE as i64,
+            row_step: 1,
+            tap_step: -1,
+            offsets: (0..s).map(|r| a + i64::from(r < b)).collect(),
+            out_rows: (0..s).map(|r| ((r + s - b) % s) as u32).collect(),
+            cin_ranges: vec![(0, tiles(cin) as u32); tiles(cout)],
+            pre: Activation::None,
+            residual: false,
+            // Per run the input's format replaces this (see run).
+            formats: ConvFormats::uniform(precision.activations),
+            exact: ConvFormats::uniform(precision.activations).exact(&precision, false),
+        };
         // Dense rows ((r * M + m) * cin_p + ci), columns co: W[ci, co, r + m s].
         let cin_p = tiles(cin) * TILE;
         let mut dense = vec![0f32; s * m_taps * cin_p * cout];
@@ -180,15 +176,23 @@ impl ConvTranspose1d {
             }
         }
         // With a split: row blocks (r * M + m, input tile, part), see SplitLayout::expand.
-        let dense = split_weights(OP, split.as_ref(), dense, s * m_taps, tiles(cin), cout)?;
-        let weights = upload_weights(device, &template, &precision, dense, bias)?;
+        let chunks = prepare_chunks(
+            device,
+            &template,
+            split.as_ref(),
+            &precision,
+            dense,
+            s * m_taps,
+            bias,
+            false,
+        )?;
         Ok(ConvTranspose1d {
             device: device.clone(),
             params,
             precision,
             activation,
-            weights,
             template,
+            chunks,
             split,
         })
     }
@@ -220,6 +224,15 @@ impl ConvTranspose1d {
     /// `precision.activations`).
     pub fn plan(&self, t_in: usize) -> Result<ConvPlan, OpError> {
         let g = self.gather(t_in)?;
+        let mut g = Gather {
+            t_in: g.t_in,
+            t_out: g.t_out,
+            ..self.chunks[0].template.clone()
+        };
+        if self.chunks.len() > 1 {
+            g.formats.output = DataFormat::Float32;
+            g.exact = true;
+        }
         plan(
             &g,
             &self.precision,
@@ -234,35 +247,26 @@ impl ConvTranspose1d {
     /// launch and the conv launch.
     pub fn run(&self, input: &DeviceTensor) -> Result<(DeviceTensor, RunStats), OpError> {
         check_input(OP, &self.device, input, self.params.cin, &self.precision)?;
-        let mut g = self.gather(input.rows())?;
-        let split = split_input(&self.device, input, &mut g, self.split.as_ref())?;
-        g.formats = ConvFormats {
-            input: split.as_ref().map_or(input.format(), |(t, _)| t.format()),
-            output: self.precision.activations,
-            residual: DataFormat::Float16_b,
-        };
-        g.exact = g.formats.exact(&self.precision, false);
-        let p = plan(
-            &g,
-            &self.precision,
-            self.device.grid().num_cores(),
-            self.device.info().l1_user_bytes(),
-            self.device.info().max_runtime_args as usize,
-        )?;
-        let (out, stats) = run(
+        let g = self.gather(input.rows())?;
+        run_chunks(
             &self.device,
-            &g,
+            &self.chunks,
+            g.t_in,
+            g.t_out,
+            Activation::None,
+            self.split.as_ref(),
             &self.precision,
             self.activation,
-            &self.weights,
-            &p,
-            split.as_ref().map_or(input, |(t, _)| t),
+            input,
             None,
-        )?;
-        Ok(match &split {
-            Some((_, st)) => (out, combine_stats(st, &stats)),
-            None => (out, stats),
-        })
+            false,
+        )
+    }
+
+    /// Input-channel chunks the op runs as (one gather launch each, partial sums added by
+    /// exact fp32 eltwise launches): 1 unless split operands do not fit L1 in one launch.
+    pub fn chunks(&self) -> usize {
+        self.chunks.len()
     }
 }
 

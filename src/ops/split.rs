@@ -80,12 +80,37 @@ pub fn split_operand(
     pre: Activation,
     parts: &[Part],
 ) -> Result<(DeviceTensor, RunStats), OpError> {
+    split_operand_range(device, input, pre, parts, 0..input.tile_cols())
+}
+
+/// [`split_operand`] of the input tile columns `tiles` only (channels `32 tiles.start ..
+/// min(32 tiles.end, C)`): output Float32 `[rows, P * tiles.len() * 32]`, tile column `u * P + s`
+/// holding part `s` of input tile column `tiles.start + u`. Used by the convs to split one
+/// input-channel chunk at a time. Errors as [`split_operand`], plus
+/// [`OpError::InvalidArgument`] for an empty range or one past the input's tile columns.
+pub fn split_operand_range(
+    device: &Device,
+    input: &DeviceTensor,
+    pre: Activation,
+    parts: &[Part],
+    tiles: std::ops::Range<usize>,
+) -> Result<(DeviceTensor, RunStats), OpError> {
     let pre_code = validate(device, input, pre, parts)?;
+    let in_ct = input.tile_cols();
+    if tiles.is_empty() || tiles.end > in_ct {
+        return Err(OpError::InvalidArgument {
+            op: OP,
+            what: format!(
+                "tile-column range {tiles:?} is empty or past the input's {in_ct} tile columns"
+            ),
+        });
+    }
     let (full_mask, lo_mask) = masks(parts);
     let p = parts.len();
-    let ct = input.tile_cols();
+    // The kernels work in "range space": `ct` tile columns per tile row.
+    let ct = tiles.len();
     let mt = input.tile_rows();
-    let n_tiles = input.num_tiles();
+    let n_tiles = mt * ct;
     let f32f = DataFormat::Float32;
     let mut out = DeviceTensor::alloc(device, input.rows(), p * ct * TILE, f32f)?;
 
@@ -156,7 +181,7 @@ pub fn split_operand(
     let per = n_tiles.div_ceil(n_cores);
     let in_addr = input.buffer().address_u32()?;
     let out_addr = out.buffer().address_u32()?;
-    let valid_cols = (input.cols() - (ct - 1) * TILE) as u32;
+    let valid_cols = (input.cols() - (in_ct - 1) * TILE) as u32;
     let valid_rows = (input.rows() - (mt - 1) * TILE) as u32;
     for (i, &c) in cores.iter().enumerate() {
         let start = (i * per).min(n_tiles) as u32;
@@ -165,7 +190,15 @@ pub fn split_operand(
             reader,
             c,
             &[
-                in_addr, start, count, ct as u32, mt as u32, valid_cols, valid_rows,
+                in_addr,
+                start,
+                count,
+                in_ct as u32,
+                mt as u32,
+                valid_cols,
+                valid_rows,
+                tiles.start as u32,
+                ct as u32,
             ],
         )?;
         program.set_runtime_args(

@@ -292,6 +292,7 @@ pub fn to_precision(s: LayerPrecision) -> Precision {
         fp32_acc: s.fp32_acc,
         weights_lo: s.weights.is_split(),
         activations_lo: s.activations.is_split(),
+        isolate_products: false,
     }
 }
 
@@ -1087,6 +1088,7 @@ impl TtBackend {
                     fp32_acc: true,
                     weights_lo: false,
                     activations_lo: false,
+                    isolate_products: false,
                 },
             )
             .map_err(dev_err)?;
