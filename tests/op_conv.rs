@@ -1704,3 +1704,124 @@ fn piper_split_convs() {
         }
     }
 }
+
+fn all_flags() -> Precision {
+    Precision {
+        weights_lo: true,
+        activations_lo: true,
+        isolate_products: true,
+        ..Precision::hifi_fp32()
+    }
+}
+
+/// `Precision::isolate_products` on a dense 192->192 k5 conv (T 70, Float32 in / out): with
+/// both split flags the error sits on the MVMUL alignment floor (each product of a group of 8
+/// consecutive K rounded at about 2^-12 of the group's largest product); isolating the main
+/// term's products (one non-zero per group) removes that rounding, leaving the dropped
+/// `a_lo w_lo` (< 2^-18 |a w|), the bf16 pair's `2^-16 |w|` and fp32 DEST accumulation. So the
+/// isolated error must be far below the floor: at least 30x (measured: see the eprintln; the
+/// margin is ~2.5x even at that ratio).
+#[test]
+fn isolated_products_pass_the_mvmul_floor() {
+    let device = sim();
+    let p = params(192, 192, 5, 1, (2, 2), 1, 1);
+    let t_in = 70;
+    let mut rng = Rng::new(1234);
+    let x = rng.vec(t_in * p.cin);
+    let w = rng.vec(p.cout * p.cin * p.kernel);
+    let b = rng.vec(p.cout);
+    let (y, s) = tt_kernels::ops::conv::conv1d_reference(&p, &x, t_in, &w, Some(&b));
+    let xin = DeviceTensor::from_host(&device, t_in, p.cin, &x, DataFormat::Float32).unwrap();
+    let run = |prec: Precision| -> (f64, f64, RunStats, usize) {
+        let conv = Conv1d::new(&device, p, &w, Some(&b), prec, Activation::None).unwrap();
+        let (out, st) = conv.run(&xin).unwrap();
+        let got = out.to_host().unwrap();
+        let (mut max, mut rel) = (0f64, 0f64);
+        for ((&g, &r), &sa) in got.iter().zip(&y).zip(&s) {
+            let e = (f64::from(g) - r).abs();
+            max = max.max(e);
+            rel = rel.max(e / sa);
+        }
+        (max, rel, st, conv.chunks())
+    };
+    let both = Precision {
+        isolate_products: false,
+        ..all_flags()
+    };
+    let (e_both, r_both, st_both, _) = run(both);
+    let (e_iso, r_iso, st_iso, chunks) = run(all_flags());
+    let (e_fp32, _, st_fp32, _) = run(Precision::hifi_fp32());
+    eprintln!(
+        "192->192 k5 T 70: max |err| unsplit {e_fp32:.3e}, both flags {e_both:.3e} (rel to \
+         sum|a w| {r_both:.2e}), all three {e_iso:.3e} (rel {r_iso:.2e}, {chunks} chunk(s)); \
+         both/isolated {:.0}x; device time unsplit {st_fp32}, both {st_both}, isolated {st_iso}",
+        e_both / e_iso
+    );
+    assert!(
+        e_iso * 30.0 <= e_both,
+        "isolated error {e_iso:.3e} not 30x below the two-flag floor {e_both:.3e}"
+    );
+    // What is left, relative to sum |a w| of the element: the bf16 pair's 2^-16 |w| and the
+    // dropped a_lo w_lo (2^-18) dominate; 2^-15 leaves room for the fp32 accumulations.
+    assert!(r_iso < 2f64.powi(-15), "relative error {r_iso:.3e}");
+}
+
+/// A conv whose isolated split operands need several input-channel chunks (cin 256, cout 64,
+/// k 7, T 45: 7 taps x 8 input tiles x 10 Float32 parts per block do not fit L1), with every
+/// fused op: bias, input leaky ReLU, a Float32 residual and an output leaky ReLU (which the
+/// chain applies as an eltwise op on the fp32 sum, then adds the residual), and the same
+/// without the output activation (the residual is then fused into the first chunk). Reference:
+/// f64 `r + act(conv(leaky(x)) + b)` on the original f32 values. Bound per element: the
+/// isolated split's `2^-15 sum |a w|` (see `isolated_products_pass_the_mvmul_floor`), the input
+/// leaky ReLU's fp32 rounding (`2^-24 |x|` per input, inside that), the fp32 chain adds
+/// (`2^-24` of the partial sums, one per chunk), the output activation's one rounding and the
+/// residual add (`2^-24 |y|` each): `2^-15 sum|a w| + 2^-20 (|y| + |r| + |b| + sum|a w|)`.
+#[test]
+fn chunked_isolated_conv_with_fused_ops() {
+    let device = sim();
+    let p = params(256, 64, 7, 1, (3, 3), 1, 1);
+    let t_in = 45;
+    let mut rng = Rng::new(77);
+    let x = rng.vec(t_in * p.cin);
+    let w = rng.vec(p.cout * p.cin * p.kernel);
+    let b = rng.vec(p.cout);
+    let res = rng.vec(t_in * p.cout);
+    let (slope_in, slope_out) = (0.1f32, 0.2f32);
+    let xa: Vec<f32> = x
+        .iter()
+        .map(|&v| if v >= 0.0 { v } else { v * slope_in })
+        .collect();
+    let (conv_ref, s) = tt_kernels::ops::conv::conv1d_reference(&p, &xa, t_in, &w, Some(&b));
+    let xin = DeviceTensor::from_host(&device, t_in, p.cin, &x, DataFormat::Float32).unwrap();
+    let rin = DeviceTensor::from_host(&device, t_in, p.cout, &res, DataFormat::Float32).unwrap();
+    for act in [Activation::LeakyRelu(slope_out), Activation::None] {
+        let conv = Conv1d::new(&device, p, &w, Some(&b), all_flags(), act)
+            .unwrap()
+            .with_input_activation(Activation::LeakyRelu(slope_in))
+            .unwrap();
+        assert!(conv.chunks() > 1, "expected a chunked conv");
+        let (out, st) = conv.run_with_residual(&xin, &rin).unwrap();
+        assert_eq!(out.shape(), [t_in, p.cout]);
+        assert_eq!(out.format(), DataFormat::Float32);
+        let got = out.to_host().unwrap();
+        let mut worst = 0f64;
+        for (i, &g) in got.iter().enumerate() {
+            let yc = conv_ref[i];
+            let y = f64::from(res[i]) + act.apply(yc);
+            let bound = 2f64.powi(-15) * s[i]
+                + 2f64.powi(-20)
+                    * (y.abs() + f64::from(res[i]).abs() + f64::from(b[i % p.cout]).abs() + s[i]);
+            let e = (f64::from(g) - y).abs();
+            assert!(
+                e <= bound,
+                "{act:?} element {i}: got {g}, want {y}, |err| {e:.3e} > {bound:.3e}"
+            );
+            worst = worst.max(e / bound);
+        }
+        eprintln!(
+            "cin 256 cout 64 k7 T 45, all flags, {} chunks, output {act:?}: worst err/bound \
+             {worst:.3}, {st}",
+            conv.chunks()
+        );
+    }
+}
