@@ -589,3 +589,79 @@ fn split_operand_conv_transposes() {
         }
     }
 }
+
+/// Piper's first upsampler (dec.ups.0: 256->128, k 16, s 8, p 4) with all three precision
+/// flags (`weights_lo`, `activations_lo`, `isolate_products`): 8 phases x 2 taps x 8 input
+/// tiles x 10 Float32 parts per block do not fit L1 in one launch, so the op runs as
+/// input-channel chunks whose Float32 partial sums are added by exact fp32 eltwise launches,
+/// then the output activation (a leaky ReLU here) runs on the sum. Random Float32 input (T 13,
+/// 104 output rows), bias; reference f64 on the original f32 values. Bound per element:
+/// `2^-15 sum|a w|` (the isolated split: bf16 weight pair `2^-16 |w|`, dropped `a_lo w_lo`
+/// `2^-18`, fp32 accumulation) plus `2^-20 (|y| + |b| + sum|a w|)` for the fp32 adds of the
+/// chunk sums and the activation's rounding. The same op with both flags but no isolation
+/// (also chunked now) sits on the MVMUL alignment floor; the isolated error must be at least
+/// 30x below it (measured 73x on this data).
+#[test]
+fn piper_first_upsampler_all_flags_runs_chunked() {
+    let device = sim();
+    let p = params(256, 128, 16, 8, 4, 0);
+    let t_in = 13;
+    let mut rng = Rng::new(4242);
+    let x = rng.vec(t_in * p.cin);
+    let w = rng.vec(p.cin * p.cout * p.kernel);
+    let b = rng.vec(p.cout);
+    let act = Activation::LeakyRelu(0.1);
+    let (yc, s) =
+        tt_kernels::ops::conv_transpose::conv_transpose1d_reference(&p, &x, t_in, &w, Some(&b));
+    let xin = DeviceTensor::from_host(&device, t_in, p.cin, &x, DataFormat::Float32).unwrap();
+    let all = Precision {
+        weights_lo: true,
+        activations_lo: true,
+        isolate_products: true,
+        ..Precision::hifi_fp32()
+    };
+    let mut errs = Vec::new();
+    for prec in [
+        all,
+        Precision {
+            isolate_products: false,
+            ..all
+        },
+    ] {
+        let op = ConvTranspose1d::new(&device, p, &w, Some(&b), prec, act).unwrap();
+        assert!(op.chunks() > 1, "dec.ups.0 was expected to need chunks");
+        let (out, st) = op.run(&xin).unwrap();
+        assert_eq!(out.shape(), [p.output_len(t_in).unwrap(), p.cout]);
+        let got = out.to_host().unwrap();
+        let mut max = 0f64;
+        for (i, &g) in got.iter().enumerate() {
+            let y = act.apply(yc[i]);
+            let e = (f64::from(g) - y).abs();
+            if prec.isolate_products {
+                let bound = 2f64.powi(-15) * s[i]
+                    + 2f64.powi(-20) * (y.abs() + f64::from(b[i % p.cout]).abs() + s[i]);
+                assert!(
+                    e <= bound,
+                    "y[{i}] = {g}, f64 {y}: |err| {e:.3e} > {bound:.3e}"
+                );
+            }
+            max = max.max(e);
+        }
+        eprintln!(
+            "dec.ups.0 T {t_in} isolate {}: {} chunks, max |err| {max:.3e}, {st}",
+            prec.isolate_products,
+            op.chunks()
+        );
+        errs.push(max);
+    }
+    eprintln!(
+        "dec.ups.0: both flags / all three = {:.0}x",
+        errs[1] / errs[0]
+    );
+    assert!(
+        errs[0] * 30.0 <= errs[1],
+        "isolated {:.3e} not 30x below the two-flag floor {:.3e}",
+        errs[0],
+        errs[1]
+    );
+}
