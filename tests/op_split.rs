@@ -19,7 +19,7 @@
 //! flushes them, see the op's docs), full random f32 mantissas.
 
 use tt_kernels::ops::common::{Activation, DeviceTensor, OpError, TILE};
-use tt_kernels::ops::split::{Part, split_operand};
+use tt_kernels::ops::split::{Part, split_operand, split_operand_range};
 use tt_safe::{Arch, Buffer, DataFormat, Device};
 
 #[path = "support/common.rs"]
@@ -84,6 +84,8 @@ struct Case {
     pre: Activation,
     parts: &'static [Part],
     garbage_pad: bool,
+    /// Input tile columns to split (`split_operand_range`); `None`: all (`split_operand`).
+    range: Option<(usize, usize)>,
 }
 
 fn run_case(dev: &Device, rng: &mut Rng, case: &Case) {
@@ -94,9 +96,11 @@ fn run_case(dev: &Device, rng: &mut Rng, case: &Case) {
         pre,
         parts,
         garbage_pad,
+        range,
     } = *case;
     let what = format!(
-        "[{rows}, {cols}] {format:?} pre {pre:?} parts {parts:?} garbage pad {garbage_pad}"
+        "[{rows}, {cols}] {format:?} pre {pre:?} parts {parts:?} garbage pad {garbage_pad} \
+         tile range {range:?}"
     );
     let (mt, ct) = (rows.div_ceil(TILE), cols.div_ceil(TILE));
     let (pr, pc) = (mt * TILE, ct * TILE);
@@ -105,24 +109,29 @@ fn run_case(dev: &Device, rng: &mut Rng, case: &Case) {
     // The values the device holds (bf16: host rounding, decoded back).
     let x = quantise(&full, pr, pc, format);
 
-    let (out, _stats) = split_operand(dev, &input, pre, parts)
-        .unwrap_or_else(|e| panic!("{what}: split_operand failed: {e}"));
+    let (c0, c1) = range.unwrap_or((0, ct));
+    let (out, _stats) = match range {
+        None => split_operand(dev, &input, pre, parts),
+        Some(_) => split_operand_range(dev, &input, pre, parts, c0..c1),
+    }
+    .unwrap_or_else(|e| panic!("{what}: split_operand failed: {e}"));
     let p = parts.len();
-    assert_eq!(out.shape(), [rows, p * ct * TILE], "{what}: output shape");
+    let rt = c1 - c0;
+    assert_eq!(out.shape(), [rows, p * rt * TILE], "{what}: output shape");
     assert_eq!(out.format(), DataFormat::Float32, "{what}: output format");
     assert!(out.pad_is_zero(), "{what}: output padding marked zero");
-    let oc = p * pc;
+    let oc = p * rt * TILE;
     let got =
         tt_safe::tiles::from_tiles(&out.buffer().read().unwrap(), pr, oc, out.format()).unwrap();
 
     let (mut lo_nonzero, mut lo_count, mut worst) = (0usize, 0usize, 0f64);
     for r in 0..pr {
-        for c in 0..pc {
+        for c in c0 * TILE..c1 * TILE {
             let a = pre_ref(x[r * pc + c], pre);
             let valid = r < rows && c < cols;
             let hi_col = parts.iter().position(|&q| q == Part::Full);
             let lo_col = parts.iter().position(|&q| q == Part::Lo);
-            let at = |s: usize| got[r * oc + ((c / TILE) * p + s) * TILE + c % TILE];
+            let at = |s: usize| got[r * oc + ((c / TILE - c0) * p + s) * TILE + c % TILE];
             for (s, part) in parts.iter().enumerate() {
                 let v = at(s);
                 if !valid {
@@ -169,6 +178,20 @@ fn run_case(dev: &Device, rng: &mut Rng, case: &Case) {
         "{what}: ok; {lo_nonzero}/{lo_count} Lo non-zero, worst relative reconstruction error {worst:.3e}"
     );
 }
+
+/// The parts of `isolate_products` with both split flags (conv.rs `SplitLayout`).
+const ISO: [Part; 10] = [
+    Part::Full,
+    Part::Full,
+    Part::Full,
+    Part::Full,
+    Part::Full,
+    Part::Full,
+    Part::Full,
+    Part::Full,
+    Part::Lo,
+    Part::Full,
+];
 
 #[test]
 fn split_operand_matches_host_reference() {
@@ -224,7 +247,23 @@ fn split_operand_matches_host_reference() {
         // More tiles than most grids have cores, uneven split; Lo alone.
         (300, 250, f32f, Activation::LeakyRelu(0.01), &[Lo][..], true),
     ];
-    for (rows, cols, format, pre, parts, garbage_pad) in cases {
+    let cases = cases.into_iter().map(|c| (c, None)).chain([
+        // isolate_products with both flags: [Full x 8, Lo, Full] of input-channel chunks (a
+        // middle range, and one holding the last, partial tile column with garbage padding).
+        (
+            (45, 200, f32f, Activation::LeakyRelu(0.1), &ISO[..], true),
+            Some((2, 5)),
+        ),
+        (
+            (45, 200, f32f, Activation::None, &ISO[..], true),
+            Some((5, 7)),
+        ),
+        (
+            (33, 70, bf, Activation::Relu, &[Full, Lo][..], false),
+            Some((1, 3)),
+        ),
+    ]);
+    for ((rows, cols, format, pre, parts, garbage_pad), range) in cases {
         run_case(
             &dev,
             &mut rng,
@@ -235,6 +274,7 @@ fn split_operand_matches_host_reference() {
                 pre,
                 parts,
                 garbage_pad,
+                range,
             },
         );
     }
@@ -279,6 +319,14 @@ fn split_operand_rejects_bad_arguments() {
         assert!(
             matches!(e, OpError::InvalidArgument { .. }) && e.to_string().contains("not finite"),
             "{e}"
+        );
+    }
+    // x has one tile column: empty ranges and ranges past it are refused.
+    for range in [0..0, 1..1, 0..2, 1..2] {
+        let e = split_operand_range(&dev, &x, Activation::None, &parts, range.clone()).unwrap_err();
+        assert!(
+            matches!(e, OpError::InvalidArgument { .. }) && e.to_string().contains("tile-column"),
+            "{range:?}: {e}"
         );
     }
     let b8 = DeviceTensor::from_host(&dev, 40, 3, &data, DataFormat::Bfp8_b).unwrap();
