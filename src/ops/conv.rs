@@ -1331,7 +1331,7 @@ pub(crate) fn run_chunks(
     let mut add_stats = |s: &RunStats| {
         stats = Some(match &stats {
             Some(a) => combine_stats(a, s),
-            None => s.clone(),
+            None => *s,
         });
     };
     let eltwise = |fmt: DataFormat| {
@@ -1899,6 +1899,65 @@ mod tests {
         .unwrap();
         let out = a.expand(&dense, blocks, cin_t, cout);
         assert_eq!(&out[TILE * cout..2 * TILE * cout], &dense[..TILE * cout]);
+    }
+
+    #[test]
+    fn isolated_layout_masks_the_main_term_rows() {
+        let all = Precision {
+            weights_lo: true,
+            activations_lo: true,
+            isolate_products: true,
+            ..Precision::hifi_fp32()
+        };
+        let l = SplitLayout::of(&all).unwrap();
+        assert_eq!(l.factor(), 10);
+        assert_eq!(&l.parts[8..], &[Part::Lo, Part::Full]);
+        assert!(l.parts[..8].iter().all(|&p| p == Part::Full));
+        for (flags, factor) in [((false, false), 8), ((true, false), 9), ((false, true), 9)] {
+            let p = Precision {
+                weights_lo: flags.0,
+                activations_lo: flags.1,
+                ..all
+            };
+            let l = SplitLayout::of(&p).unwrap();
+            assert_eq!((l.factor(), l.weights.len()), (factor, factor), "{flags:?}");
+        }
+        // One tile, 2 columns, values not bf16-exact.
+        let (cin_t, cout) = (1, 2);
+        let dense: Vec<f32> = (0..TILE * cout).map(|i| 1.0 + i as f32 / 777.0).collect();
+        let out = l.expand(&dense, 1, cin_t, cout);
+        let bf16 = |x: f32| tt_formats::bf16_to_f32(tt_formats::f32_to_bf16_host(x));
+        for i in 0..TILE {
+            for c in 0..cout {
+                let v = dense[i * cout + c];
+                let at = |s: usize| out[(s * TILE + i) * cout + c];
+                // Exactly one masked pass holds bf16(w) on row i: the one with r = i mod 8.
+                for r in 0..8 {
+                    let want = if i % 8 == r { bf16(v) } else { 0.0 };
+                    assert_eq!(at(r), want, "row {i} col {c} pass {r}");
+                }
+                assert_eq!(at(8), bf16(v));
+                assert_eq!(at(9), bf16(v - bf16(v)));
+            }
+        }
+    }
+
+    #[test]
+    fn chunk_gather_clips_group_ranges() {
+        let mut g = gather(45, 256, 256, 3, 1);
+        // Depthwise-like: output tile n reads input tile n.
+        g.cin_ranges = group_cin_ranges(256, 256, 256);
+        let p = Precision::hifi_fp32();
+        let c = chunk_gather(&g, &(2..5), None, &p);
+        assert_eq!(c.cin, 3 * TILE);
+        assert_eq!(c.cin_ranges[2], (0, 1));
+        assert_eq!(c.cin_ranges[4], (2, 3));
+        // Tiles outside the chunk reduce over its first tile (zero weights there).
+        assert_eq!(c.cin_ranges[0], (0, 1));
+        assert_eq!(c.cin_ranges[7], (0, 1));
+        // The whole range is the unchunked gather.
+        let whole = chunk_gather(&g, &(0..8), None, &p);
+        assert_eq!((whole.cin, &whole.cin_ranges), (g.cin, &g.cin_ranges));
     }
 
     #[test]
