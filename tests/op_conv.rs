@@ -1606,7 +1606,8 @@ fn split_piper_shapes_plan() {
 
 /// Split operands on realistic shapes: a 192->192 k5 conv at T 300 and the Piper flow WN
 /// in_layer / conv_pre at T 345, Float32 in / out, each unsplit (`hifi_fp32`), with
-/// `weights_lo`, with `activations_lo` and with both. Prints docs/ops.md rows: max / mean error
+/// `weights_lo`, with `activations_lo`, with both and with both plus `isolate_products`
+/// (input-channel chunks: the number of gather launches is printed). Prints docs/ops.md rows: max / mean error
 /// against f64 on the original f32 weights and inputs, the number of outliers (error above
 /// 0.5: on Wormhole an fp32 DEST accumulation that cancels to exactly -1 unit in the last place
 /// is renormalised 27 binary places too high, ttsim's model of a hardware quirk; conv_pre with
@@ -1640,6 +1641,15 @@ fn piper_split_convs() {
                 weights_lo: true,
                 activations_lo: true,
                 isolate_products: false,
+                ..fp32
+            },
+        ),
+        (
+            "both + isolate_products",
+            Precision {
+                weights_lo: true,
+                activations_lo: true,
+                isolate_products: true,
                 ..fp32
             },
         ),
@@ -1695,8 +1705,9 @@ fn piper_split_convs() {
             let ns = stats.device_ns.map(|n| n as f64);
             base_ns = base_ns.or(ns);
             println!(
-                "| {name} | {} | {pname} | {max:.3e} | {mean:.3e} | {outliers} | {ref_max:.3e} | {} | {} |",
+                "| {name} | {} | {pname} ({} launch(es)) | {max:.3e} | {mean:.3e} | {outliers} | {ref_max:.3e} | {} | {} |",
                 device.arch().name(),
+                conv.chunks(),
                 ns.map_or("-".to_string(), |n| format!("{:.1}", n / 1000.0)),
                 ns.zip(base_ns)
                     .map_or("-".to_string(), |(n, b)| format!("{:.2}", n / b))
