@@ -33,6 +33,21 @@
 //! 8 is rounded at about `2^-12` of the group's largest product): with both flags a dense conv
 //! reaches that floor, see `docs/ops.md` ("Split operands") for measured errors.
 //!
+//! # Isolated products ([`Precision::isolate_products`]) and input-channel chunks
+//! With `isolate_products` the main term is 8 parts `Full` against weight rows
+//! `mask_r(w_hi)` (or `mask_r(w)` without `weights_lo`), `r = 0..7`, keeping only the rows `i`
+//! of each 32-row tile with `i mod 8 == r`: every MVMUL group of 8 K holds one non-zero product
+//! and the alignment rounds nothing; the correction parts follow (both flags: parts
+//! `[Full x 8, Lo, Full]`, rows `[mask_0(w_hi) .. mask_7(w_hi), w_hi, w_lo]`, `P = 10`).
+//! When a split conv does not plan within L1 in one launch it is prepared as input-channel
+//! chunks (`prepare_chunks`: the largest chunk that plans in the worst case of a run, shared
+//! evenly), each with its own weights (bias in the first), run as a split of its input tile
+//! columns ([`super::split::split_operand_range`]) plus one gather launch writing a Float32
+//! partial sum, chained exactly in fp32 (`run_chunks`: conv1d through the fused residual input,
+//! conv_transpose1d by eltwise adds; an output activation then runs as an eltwise op on the sum,
+//! followed by the caller's residual). A conv that planned in one launch before chunking existed
+//! (no `isolate_products`) keeps exactly its single launch and weights.
+//!
 //! # How it runs (kernels in `kernels/ops/conv/`)
 //! A dense conv is `y[t] = sum_j x[t s + j d - pad_left] W_j` with `W_j = weight[:, :, j]^T`
 //! (`[Cin, Cout]`), i.e. a sum over taps of shifted, strided `[T_out, Cin] x [Cin, Cout]` matmuls.
@@ -962,7 +977,7 @@ impl Conv1d {
         })
     }
 
-    /// Input-channel chunks the conv runs as (one gather launch each; see [`run_chunks`]): 1
+    /// Input-channel chunks the conv runs as (one gather launch each; see the module doc): 1
     /// unless split operands (e.g. [`Precision::isolate_products`]) do not fit L1 in one launch.
     pub fn chunks(&self) -> usize {
         self.chunks.len()

@@ -34,7 +34,10 @@
 //!   (`pre(0) = 0`, `lo(0) = 0`), whatever the input's padding held; the output has
 //!   [`DeviceTensor::pad_is_zero`] set.
 //! - One launch, multi-core over the input tiles (each core a contiguous range in row-major tile
-//!   order, like [`crate::ops::eltwise`]). Kernels: `kernels/ops/split/{reader,compute,writer}.cpp`.
+//!   order, like [`crate::ops::eltwise`]). [`split_operand_range`] splits only the input tile
+//!   columns of a range (the convs' input-channel chunks): the output then has
+//!   `P * range.len()` tile columns, and the padding rule applies to the input's own last tile
+//!   column when the range holds it. Kernels: `kernels/ops/split/{reader,compute,writer}.cpp`.
 //!   The compute makes at most one Full and one Lo tile per input tile; the writer writes each
 //!   to every output column that asks for it.
 //!
