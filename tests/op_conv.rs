@@ -1836,3 +1836,64 @@ fn chunked_isolated_conv_with_fused_ops() {
         );
     }
 }
+
+/// Device time (simulator ESTIMATE) and max error of Piper decoder resblock convs (Float32 in /
+/// out, bias) with both split flags, with and without `isolate_products`. Prints one line per
+/// shape; asserts only that the isolated conv is the more accurate one.
+#[test]
+#[ignore = "expensive: cargo test -p tt-kernels --test op_conv piper_decoder_isolated -- --ignored --nocapture"]
+fn piper_decoder_isolated_convs() {
+    let device = piper_device();
+    let both = Precision {
+        isolate_products: false,
+        ..all_flags()
+    };
+    for (name, p, t) in [
+        (
+            "resblock 128 k3 d1 (T 2760)",
+            params(128, 128, 3, 1, (1, 1), 1, 1),
+            2760,
+        ),
+        (
+            "resblock 128 k7 d5 (T 2760)",
+            params(128, 128, 7, 1, (15, 15), 5, 1),
+            2760,
+        ),
+        (
+            "resblock 64 k11 d1 (T 5000 of 22080)",
+            params(64, 64, 11, 1, (5, 5), 1, 1),
+            5000,
+        ),
+    ] {
+        let mut rng = Rng::new(5);
+        let x = rng.vec(t * p.cin);
+        let w = rng.vec(p.cout * p.cin * p.kernel);
+        let b = rng.vec(p.cout);
+        let (y, _) = tt_kernels::ops::conv::conv1d_reference(&p, &x, t, &w, Some(&b));
+        let xin = DeviceTensor::from_host(&device, t, p.cin, &x, DataFormat::Float32).unwrap();
+        let mut res = Vec::new();
+        for prec in [both, all_flags()] {
+            let conv = Conv1d::new(&device, p, &w, Some(&b), prec, Activation::None).unwrap();
+            let (out, st) = conv.run(&xin).unwrap();
+            let got = out.to_host().unwrap();
+            let max = got
+                .iter()
+                .zip(&y)
+                .map(|(&g, &r)| (f64::from(g) - r).abs())
+                .fold(0f64, f64::max);
+            let us = st.device_ns.map_or(f64::NAN, |n| n as f64 / 1000.0);
+            res.push((max, us));
+            println!(
+                "{name}: isolate {} ({} launches): max |err| {max:.3e}, device {us:.1} us",
+                prec.isolate_products,
+                conv.chunks()
+            );
+        }
+        println!(
+            "{name}: isolated / both: error {:.3}, device time {:.2}",
+            res[1].0 / res[0].0,
+            res[1].1 / res[0].1
+        );
+        assert!(res[1].0 < res[0].0, "{name}: isolation did not help");
+    }
+}
