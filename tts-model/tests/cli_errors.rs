@@ -485,7 +485,8 @@ fn espeak_missing_says_how_to_install_it() {
     assert_eq!(names(dir.path()), ["v.onnx", "v.onnx.json"]);
 }
 
-/// Plan errors of the split formats (`bf16x2` weights, `fp32x2` activations) on `--backend sim`:
+/// Plan errors of the split formats (`bf16x2` weights, `fp32x2` activations) and of
+/// `isolate_products` on `--backend sim`:
 /// they say what is wrong and what to set, before the voice is touched (a fake voice suffices),
 /// and leave no output behind.
 #[test]
@@ -525,6 +526,14 @@ fn split_format_plan_errors_say_what_to_set() {
             "weights = 'bf16'\nfp32_acc = true\nactivations = 'fp32x3'\n",
             "activations: bf16, fp32, fp32x2",
         ),
+        (
+            "weights = 'bfp8_b'\nfp32_acc = false\nisolate_products = true\n",
+            "has isolate_products = true but fp32_acc = false",
+        ),
+        (
+            "weights = 'bf16'\nfp32_acc = true\nisolate_products = 'yes'\n",
+            "isolate_products: true, false",
+        ),
     ] {
         std::fs::write(&plan, format!("{head}{body}")).unwrap();
         expect_failure(&args, None, needle, dir.path(), keep);
@@ -533,7 +542,9 @@ fn split_format_plan_errors_say_what_to_set() {
     // on the fake voice, not on the plan).
     std::fs::write(
         &plan,
-        format!("{head}weights = 'bf16x2'\nfp32_acc = true\nactivations = 'fp32x2'\n"),
+        format!(
+            "{head}weights = 'bf16x2'\nfp32_acc = true\nactivations = 'fp32x2'\nisolate_products = true\n"
+        ),
     )
     .unwrap();
     let o = run(&args, None);

@@ -81,6 +81,22 @@ fn groups_partition_the_voice_and_every_searched_plan_resolves() {
                 assert_eq!(r.get(name), Some(ladder[l]), "{name} in {}", grp.name);
             }
         }
+        // The top plan (the `hifi` preset's setting everywhere) isolates every compute layer;
+        // the isolated groups of the mixed plan are exactly those at the top rung.
+        let top = vec![ladder.len() - 1; cfg.groups.len()];
+        let rep = plan_of(&cfg, &top, &HashMap::new(), "test")
+            .resolve(&layers)
+            .expect("resolves")
+            .report(40, 200, 0);
+        assert_eq!(rep.isolated_products, compute);
+        let isolated: usize = cfg
+            .groups
+            .iter()
+            .zip(&levels)
+            .filter(|(_, l)| ladder[**l].isolate_products)
+            .map(|(g, _)| g.compute_layers)
+            .sum();
+        assert_eq!(r.report(40, 200, 0).isolated_products, isolated);
     }
 }
 

@@ -112,6 +112,8 @@ fn presets_on_the_voice() {
         r.activation_layers(ActivationFormat::Fp32x2),
         r.compute_layers
     );
+    // ... and isolated products on every compute layer.
+    assert_eq!(r.isolated_products, r.compute_layers);
     // hifi-bf16 (the previous hifi): the same layers in bf16 with fp32 activations.
     let r = Plan::preset("hifi-bf16")
         .expect("preset")
@@ -131,6 +133,7 @@ fn presets_on_the_voice() {
         r.activation_layers(ActivationFormat::Fp32),
         r.compute_layers
     );
+    assert_eq!(r.isolated_products, 0);
     let lofi = Plan::preset("bfp8-lofi")
         .expect("preset")
         .resolve(&layers)
@@ -196,8 +199,8 @@ fn auto_preset_resolves_and_its_header_shares_are_current() {
 }
 
 /// `tts plan --layers` prints every layer's setting in the plan-file spelling: `hifi` is
-/// bf16x2 / fp32x2 on every layer, `hifi-bf16` bf16 / fp32, and the shares list bf16x2 as its
-/// own weight format.
+/// bf16x2 / fp32x2 with isolated products (`/iso`) on every layer, `hifi-bf16` bf16 / fp32
+/// without, and the shares list bf16x2 as its own weight format and count the isolated layers.
 #[test]
 fn tts_plan_layers_prints_the_split_formats() {
     let Some(v) = voice() else { return };
@@ -207,9 +210,13 @@ fn tts_plan_layers_prints_the_split_formats() {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../voices/en_US-joe-medium.onnx")
         });
     let n_layers = precision::layers(&v).len();
-    for (preset, setting) in [
-        ("hifi", "bf16x2/HiFi4/fp32acc/fp32x2act"),
-        ("hifi-bf16", "bf16/HiFi4/fp32acc/fp32act"),
+    let compute = precision::layers(&v)
+        .iter()
+        .filter(|l| l.is_compute())
+        .count();
+    for (preset, setting, isolated) in [
+        ("hifi", "bf16x2/HiFi4/fp32acc/fp32x2act/iso", compute),
+        ("hifi-bf16", "bf16/HiFi4/fp32acc/fp32act", 0),
     ] {
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_tts"))
             .args(["plan", "--voice"])
@@ -231,5 +238,11 @@ fn tts_plan_layers_prints_the_split_formats() {
         assert_eq!(listed, n_layers, "{preset}: {out}");
         assert!(out.contains("  bf16x2 "), "{out}");
         assert!(out.contains("activations (compute layers): "), "{out}");
+        assert!(
+            out.contains(&format!(
+                "isolated products (8 masked passes of the main term, ~8x its FPU work): {isolated}/{compute} compute layers"
+            )),
+            "{out}"
+        );
     }
 }

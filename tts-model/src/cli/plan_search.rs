@@ -245,6 +245,7 @@ pub fn run(a: &PlanArgs) -> Result<()> {
                 fidelity: None,
                 fp32_acc: None,
                 activations: Some(precision::ActivationFormat::Bf16),
+                isolate_products: None,
                 reason: Some(
                     "fixed by --bf16-activations: this backend's op takes no fp32 activations"
                         .into(),
@@ -366,13 +367,14 @@ pub fn run(a: &PlanArgs) -> Result<()> {
         ));
     }
     header.push(format!(
-        "shares: {:.1}% of compute layers in LoFi ({} exceptions), {:.1}% of weight bytes in BFP8 or smaller, {:.1}% in bf16x2, {} layers with fp32 activations, {} with fp32x2",
+        "shares: {:.1}% of compute layers in LoFi ({} exceptions), {:.1}% of weight bytes in BFP8 or smaller, {:.1}% in bf16x2, {} layers with fp32 activations, {} with fp32x2, {} with isolated products",
         100.0 * lofi,
         report.exceptions.len(),
         100.0 * bfp8,
         100.0 * report.byte_share(precision::WeightFormat::Bf16x2),
         report.activation_layers(precision::ActivationFormat::Fp32),
-        report.activation_layers(precision::ActivationFormat::Fp32x2)
+        report.activation_layers(precision::ActivationFormat::Fp32x2),
+        report.isolated_products
     ));
     if !report.exceptions.is_empty() {
         // One line per setting, at most 16 names each.

@@ -12,6 +12,15 @@
 //! - `fp32x2` activations: Float32 tensors whose matmul input is split on the device into the TF32
 //!   part the FPU reads and the rest, both multiplied (about 21 significant bits instead of 11).
 //!
+//! `isolate_products = true` (a separate key, default false; needs fp32 accumulation) sets
+//! tt-kernels' `Precision::isolate_products` on the layer's convs: the FPU sums the products of
+//! each output in groups of 8 consecutive K and rounds every product of a group at about `2^-12`
+//! of the group's largest one (MVMUL alignment), a floor no operand split lowers. With the key
+//! the main term is computed as 8 weight-masked passes so each group holds one non-zero product;
+//! it costs about 8x the main term's FPU work (and its in0 / weight L1). The attention cores
+//! ignore it (`tt::attention_precision`), ops without split operands drop it
+//! (`tt::without_split`).
+//!
 //! A plan is a small TOML file (see `tts-model/plans/`): a `[default]` setting and an ordered list
 //! of `[[layer]]` rules whose `match` glob selects layers by name; later rules override earlier ones
 //! field by field. The presets are embedded ([`PRESETS`], [`Plan::preset`]): `hifi` (bf16x2
@@ -184,6 +193,10 @@ pub struct LayerPrecision {
     pub fp32_acc: bool,
     /// Activation (input/output tensor) format; `Fp32` and `Fp32x2` require `fp32_acc`.
     pub activations: ActivationFormat,
+    /// The main matmul term as 8 weight-masked passes, one non-zero product per MVMUL group of 8
+    /// (tt-kernels `Precision::isolate_products`; about 8x the main term's FPU work). Requires
+    /// `fp32_acc`. Plan key `isolate_products` (absent: false).
+    pub isolate_products: bool,
 }
 
 impl LayerPrecision {
@@ -194,6 +207,7 @@ impl LayerPrecision {
             fidelity,
             fp32_acc,
             activations: ActivationFormat::Bf16,
+            isolate_products: false,
         }
     }
 
@@ -205,11 +219,20 @@ impl LayerPrecision {
         }
     }
 
-    /// Whether the combination is allowed: fp32 / fp32x2 activations and bf16x2 weights need
-    /// fp32 accumulation (see [`PlanError::Fp32ActivationsNeedFp32Acc`],
-    /// [`PlanError::SplitWeightsNeedFp32Acc`]).
+    /// The same setting with `isolate_products` set to `on`.
+    pub const fn with_isolated_products(self, on: bool) -> Self {
+        Self {
+            isolate_products: on,
+            ..self
+        }
+    }
+
+    /// Whether the combination is allowed: fp32 / fp32x2 activations, bf16x2 weights and
+    /// isolated products need fp32 accumulation (see [`PlanError::Fp32ActivationsNeedFp32Acc`],
+    /// [`PlanError::SplitWeightsNeedFp32Acc`], [`PlanError::IsolatedProductsNeedFp32Acc`]).
     pub fn is_valid(&self) -> bool {
-        self.fp32_acc || !(self.activations.is_fp32() || self.weights.is_split())
+        self.fp32_acc
+            || !(self.activations.is_fp32() || self.weights.is_split() || self.isolate_products)
     }
 }
 
@@ -217,7 +240,7 @@ impl fmt::Display for LayerPrecision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}/{}{}{}",
+            "{}/{}{}{}{}",
             self.weights,
             self.fidelity,
             if self.fp32_acc { "/fp32acc" } else { "" },
@@ -225,7 +248,8 @@ impl fmt::Display for LayerPrecision {
                 ActivationFormat::Bf16 => "",
                 ActivationFormat::Fp32 => "/fp32act",
                 ActivationFormat::Fp32x2 => "/fp32x2act",
-            }
+            },
+            if self.isolate_products { "/iso" } else { "" }
         )
     }
 }
@@ -248,7 +272,7 @@ pub enum PlanError {
     },
     /// The TOML is malformed or has unknown fields/values.
     #[error(
-        "invalid precision plan {origin}: {detail} (weights: bf16x2, bf16, bfp8_b, bfp4_b; fidelities: LoFi, HiFi2, HiFi3, HiFi4; activations: bf16, fp32, fp32x2)"
+        "invalid precision plan {origin}: {detail} (weights: bf16x2, bf16, bfp8_b, bfp4_b; fidelities: LoFi, HiFi2, HiFi3, HiFi4; activations: bf16, fp32, fp32x2; isolate_products: true, false)"
     )]
     Parse {
         /// Preset name or path.
@@ -294,6 +318,38 @@ pub enum PlanError {
         /// Where the conflicting setting comes from.
         origin: String,
     },
+    /// A layer ends up with `isolate_products = true` but bf16 accumulation (the 8 masked passes
+    /// are summed in DEST: a bf16 DEST would round each partial sum to 8 bits, far above the
+    /// alignment error the passes remove; tt-kernels refuses it).
+    #[error(
+        "precision plan {plan}: layer `{layer}` has isolate_products = true but fp32_acc = false ({origin}); isolated products need fp32 accumulation in DEST (a bf16 DEST would round each of the 8 partial sums to 8 bits): set fp32_acc = true there or isolate_products = false"
+    )]
+    IsolatedProductsNeedFp32Acc {
+        /// Plan name.
+        plan: String,
+        /// The layer (or `[default]`).
+        layer: String,
+        /// Where the conflicting setting comes from.
+        origin: String,
+    },
+}
+
+/// The fields of a setting that need fp32 accumulation (`None`: not given).
+#[derive(Debug, Clone, Copy, Default)]
+struct Fp32Needs {
+    weights: Option<WeightFormat>,
+    activations: Option<ActivationFormat>,
+    isolate_products: Option<bool>,
+}
+
+impl Fp32Needs {
+    fn of(s: &LayerPrecision) -> Self {
+        Self {
+            weights: Some(s.weights),
+            activations: Some(s.activations),
+            isolate_products: Some(s.isolate_products),
+        }
+    }
 }
 
 /// The error of a setting whose fields (those given) need fp32 accumulation but set
@@ -302,13 +358,17 @@ fn check_fp32_acc(
     plan: &str,
     layer: &str,
     origin: &str,
-    weights: Option<WeightFormat>,
-    activations: Option<ActivationFormat>,
+    needs: Fp32Needs,
     fp32_acc: Option<bool>,
 ) -> Result<(), PlanError> {
     if fp32_acc != Some(false) {
         return Ok(());
     }
+    let Fp32Needs {
+        weights,
+        activations,
+        isolate_products,
+    } = needs;
     if let Some(a) = activations.filter(|a| a.is_fp32()) {
         return Err(PlanError::Fp32ActivationsNeedFp32Acc {
             plan: plan.into(),
@@ -319,6 +379,13 @@ fn check_fp32_acc(
     }
     if weights.is_some_and(|w| w.is_split()) {
         return Err(PlanError::SplitWeightsNeedFp32Acc {
+            plan: plan.into(),
+            layer: layer.into(),
+            origin: origin.into(),
+        });
+    }
+    if isolate_products == Some(true) {
+        return Err(PlanError::IsolatedProductsNeedFp32Acc {
             plan: plan.into(),
             layer: layer.into(),
             origin: origin.into(),
@@ -335,6 +402,8 @@ struct RawSetting {
     fp32_acc: bool,
     #[serde(default)]
     activations: ActivationFormat,
+    #[serde(default)]
+    isolate_products: bool,
 }
 
 /// One `[[layer]]` rule: a glob and the fields it overrides.
@@ -352,6 +421,8 @@ pub struct Rule {
     pub fp32_acc: Option<bool>,
     /// Activation format override.
     pub activations: Option<ActivationFormat>,
+    /// Isolated-products override (plan key `isolate_products`).
+    pub isolate_products: Option<bool>,
     /// Why this exception exists (shown in the report).
     pub reason: Option<String>,
 }
@@ -404,6 +475,7 @@ impl Plan {
                 fidelity: raw.default.fidelity,
                 fp32_acc: raw.default.fp32_acc,
                 activations: raw.default.activations,
+                isolate_products: raw.default.isolate_products,
             },
             rules: raw.layer,
         };
@@ -412,16 +484,15 @@ impl Plan {
     }
 
     /// Checks what can be checked without a voice: the default setting, and rules that set
-    /// `fp32_acc = false` together with `activations = "fp32"` / `"fp32x2"` or
-    /// `weights = "bf16x2"`. [`Plan::resolve`] checks every layer.
+    /// `fp32_acc = false` together with `activations = "fp32"` / `"fp32x2"`,
+    /// `weights = "bf16x2"` or `isolate_products = true`. [`Plan::resolve`] checks every layer.
     pub fn validate(&self, origin: &str) -> Result<(), PlanError> {
         let d = &self.default;
         check_fp32_acc(
             &self.name,
             "[default]",
             origin,
-            Some(d.weights),
-            Some(d.activations),
+            Fp32Needs::of(d),
             Some(d.fp32_acc),
         )?;
         for r in &self.rules {
@@ -429,8 +500,11 @@ impl Plan {
                 &self.name,
                 &r.pattern,
                 &format!("rule `{}` in {origin}", r.pattern),
-                r.weights,
-                r.activations,
+                Fp32Needs {
+                    weights: r.weights,
+                    activations: r.activations,
+                    isolate_products: r.isolate_products,
+                },
                 r.fp32_acc,
             )?;
         }
@@ -456,8 +530,8 @@ impl Plan {
         ));
         let d = &self.default;
         out.push_str(&format!(
-            "weights = \"{}\"\nfidelity = \"{}\"\nfp32_acc = {}\nactivations = \"{}\"\n",
-            d.weights, d.fidelity, d.fp32_acc, d.activations
+            "weights = \"{}\"\nfidelity = \"{}\"\nfp32_acc = {}\nactivations = \"{}\"\nisolate_products = {}\n",
+            d.weights, d.fidelity, d.fp32_acc, d.activations, d.isolate_products
         ));
         for r in &self.rules {
             out.push_str(&format!("\n[[layer]]\nmatch = {}\n", q(&r.pattern)));
@@ -472,6 +546,9 @@ impl Plan {
             }
             if let Some(a) = r.activations {
                 out.push_str(&format!("activations = \"{a}\"\n"));
+            }
+            if let Some(i) = r.isolate_products {
+                out.push_str(&format!("isolate_products = {i}\n"));
             }
             if let Some(why) = &r.reason {
                 out.push_str(&format!("reason = {}\n", q(why)));
@@ -522,6 +599,9 @@ impl Plan {
             if let Some(a) = r.activations {
                 s.activations = a;
             }
+            if let Some(i) = r.isolate_products {
+                s.isolate_products = i;
+            }
         }
         s
     }
@@ -545,8 +625,7 @@ impl Plan {
                 &self.name,
                 &l.name,
                 "after applying the rules in order",
-                Some(s.weights),
-                Some(s.activations),
+                Fp32Needs::of(s),
                 Some(s.fp32_acc),
             )?;
         }
@@ -770,6 +849,8 @@ pub struct PlanReport {
     pub exceptions: Vec<(String, LayerPrecision)>,
     /// Per activation format ([`ActivationFormat::ALL`] order): compute layers.
     pub by_activations: Vec<(ActivationFormat, usize)>,
+    /// Compute layers with `isolate_products` (the main term as 8 masked passes).
+    pub isolated_products: usize,
 }
 
 impl ResolvedPlan {
@@ -835,6 +916,7 @@ impl ResolvedPlan {
                     )
                 })
                 .collect(),
+            isolated_products: compute.iter().filter(|(_, s)| s.isolate_products).count(),
         }
     }
 }
@@ -931,6 +1013,11 @@ impl fmt::Display for PlanReport {
             .map(|(a, n)| format!("{n} {a}"))
             .collect();
         writeln!(f, "  activations (compute layers): {}", acts.join(", "))?;
+        writeln!(
+            f,
+            "  isolated products (8 masked passes of the main term, ~8x its FPU work): {}/{} compute layers",
+            self.isolated_products, self.compute_layers
+        )?;
         if self.exceptions.is_empty() {
             writeln!(f, "  exceptions (compute layers not in LoFi): none")
         } else {
@@ -1032,7 +1119,8 @@ mod tests {
             let p = Plan::from_toml(text, n).expect("every embedded preset parses");
             assert_eq!(p.name, n, "a preset's name is its key");
         }
-        // hifi: the split formats (bf16 weights alone cost 2.2-2.4 dB MCD on the cpu).
+        // hifi: the split formats (bf16 weights alone cost 2.2-2.4 dB MCD on the cpu) and the
+        // isolated products (the MVMUL alignment floor).
         let hifi = Plan::preset("hifi").expect("embedded preset hifi parses");
         assert_eq!(
             hifi.default,
@@ -1041,6 +1129,7 @@ mod tests {
                 fidelity: Fidelity::HiFi4,
                 fp32_acc: true,
                 activations: ActivationFormat::Fp32x2,
+                isolate_products: true,
             }
         );
         assert!(hifi.rules.is_empty());
@@ -1053,6 +1142,7 @@ mod tests {
                 fidelity: Fidelity::HiFi4,
                 fp32_acc: true,
                 activations: ActivationFormat::Fp32,
+                isolate_products: false,
             }
         );
         assert!(bf16.rules.is_empty());
@@ -1206,6 +1296,119 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("weights: bf16x2, bf16"), "{e}");
+    }
+
+    #[test]
+    fn isolate_products_parses_overrides_prints_and_reads_back() {
+        // Absent means false, in [default] and in every rule.
+        let p = Plan::from_toml(BASE, "t").expect("valid");
+        assert!(!p.default.isolate_products);
+        // In [default] (with fp32 accumulation) and overridden per rule, field by field.
+        let text = "name='x'\n[default]\nweights='bf16'\nfidelity='HiFi4'\nfp32_acc=true\nisolate_products=true\n[[layer]]\nmatch='dec.ups.?'\nisolate_products=false\n[[layer]]\nmatch='dec.ups.0'\nweights='bfp8_b'";
+        let p = Plan::from_toml(text, "t").expect("valid");
+        assert!(p.default.isolate_products);
+        assert_eq!(p.rules[0].isolate_products, Some(false));
+        assert_eq!(p.rules[1].isolate_products, None);
+        let r = p.resolve(&toy()).expect("rules match");
+        let pre = r.get("dec.conv_pre").expect("layer");
+        assert_eq!(
+            pre,
+            LayerPrecision::new(WeightFormat::Bf16, Fidelity::HiFi4, true)
+                .with_isolated_products(true)
+        );
+        // `tts plan --layers` prints the setting's Display: `/iso` last.
+        assert_eq!(pre.to_string(), "bf16/HiFi4/fp32acc/iso");
+        let ups = r.get("dec.ups.0").expect("layer");
+        assert!(!ups.isolate_products && ups.weights == WeightFormat::Bfp8);
+        assert_eq!(ups.to_string(), "bfp8_b/HiFi4/fp32acc");
+        // With the split formats: after the activation suffix.
+        let hifi = Plan::preset("hifi").expect("preset").default;
+        assert_eq!(hifi.to_string(), "bf16x2/HiFi4/fp32acc/fp32x2act/iso");
+        // Written and read back equal, the key spelled out in [default] and in the rule.
+        let back = p.to_toml(&[]);
+        assert!(
+            back.contains("[default]\nweights = \"bf16\"\nfidelity = \"HiFi4\"\nfp32_acc = true\nactivations = \"bf16\"\nisolate_products = true\n"),
+            "{back}"
+        );
+        assert!(
+            back.contains("match = \"dec.ups.?\"\nisolate_products = false\n"),
+            "{back}"
+        );
+        assert_eq!(Plan::from_toml(&back, "back").expect("reads back"), p);
+        // The report counts the compute layers with isolated products (5 of 5 compute layers
+        // of the toy but dec.ups.0).
+        let rep = r.report(10, 20, 0);
+        assert_eq!(rep.isolated_products, 4);
+        assert!(
+            rep.to_string()
+                .contains("isolated products (8 masked passes of the main term, ~8x its FPU work): 4/5 compute layers"),
+            "{rep}"
+        );
+        // Not a bool: the parser says so and lists the values.
+        let e = Plan::from_toml(&format!("{BASE}isolate_products='yes'"), "t")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("isolate_products: true, false"), "{e}");
+        // Misspelled key: unknown field.
+        assert!(Plan::from_toml(&format!("{BASE}isolated_products=true"), "t").is_err());
+    }
+
+    #[test]
+    fn isolate_products_needs_fp32_acc() {
+        // In [default].
+        let e = Plan::from_toml(&format!("{BASE}isolate_products=true"), "t")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[default]")
+                && e.contains("isolate_products = true but fp32_acc = false")
+                && e.contains("set fp32_acc = true there or isolate_products = false"),
+            "{e}"
+        );
+        // In one rule that sets both.
+        let e = Plan::from_toml(
+            &format!("{BASE}[[layer]]\nmatch='dec.*'\nisolate_products=true\nfp32_acc=false"),
+            "t",
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, PlanError::IsolatedProductsNeedFp32Acc { layer, .. } if layer == "dec.*"),
+            "{e}"
+        );
+        // Only after resolution: isolation on every dec layer, fp32 acc on conv_pre only.
+        let p = Plan::from_toml(
+            &format!(
+                "{BASE}[[layer]]\nmatch='dec.*'\nisolate_products=true\n[[layer]]\nmatch='dec.conv_pre'\nfp32_acc=true"
+            ),
+            "t",
+        )
+        .expect("parses: the conflict needs the layers");
+        match p.resolve(&toy()) {
+            Err(PlanError::IsolatedProductsNeedFp32Acc { layer, origin, .. }) => {
+                assert_eq!(layer, "dec.ups.0");
+                assert!(origin.contains("after applying the rules"), "{origin}");
+            }
+            other => panic!("expected the isolated-products error, got {other:?}"),
+        }
+        // Any weight format and fidelity with fp32 accumulation is accepted.
+        let ok = format!("{BASE}[[layer]]\nmatch='dec.*'\nisolate_products=true\nfp32_acc=true");
+        let r = Plan::from_toml(&ok, "t")
+            .and_then(|p| p.resolve(&toy()))
+            .expect("valid");
+        assert_eq!(
+            r.get("dec.ups.0").map(|s| s.to_string()).as_deref(),
+            Some("bfp8_b/LoFi/fp32acc/iso")
+        );
+        assert!(
+            !LayerPrecision::new(WeightFormat::Bfp8, Fidelity::LoFi, false)
+                .with_isolated_products(true)
+                .is_valid()
+        );
+        assert!(
+            LayerPrecision::new(WeightFormat::Bfp8, Fidelity::LoFi, true)
+                .with_isolated_products(true)
+                .is_valid()
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! `conv_pre`, each `ups.i`, the resblocks of each upsampling stage, `conv_post`; see [`groups`]),
 //! each expressed by glob patterns, so every plan the search visits is an ordinary [`Plan`]. A group
 //! takes one level of a ladder of settings, cheapest first ([`default_ladder`]: bfp4_b/LoFi up to
-//! bf16x2/HiFi4 with fp32x2 activations, all with fp32 accumulation).
+//! bf16x2/HiFi4 with fp32x2 activations and isolated products, all with fp32 accumulation).
 //!
 //! The search ([`search`]), with an [`Evaluator`] that measures a plan against the reference on
 //! calibration sentences:
@@ -348,11 +348,21 @@ fn group_key(name: &str, per_stage: usize, fine: bool) -> (String, String) {
 }
 
 /// The default ladder, cheapest first: LoFi levels (bfp4_b, bfp8_b, + fp32 activations, bf16
-/// weights), then HiFi2 and HiFi4 with bf16 weights, and at the top bf16x2 weights with fp32x2
-/// activations at HiFi4 (the `hifi` preset: each operand a hi + lo pair, a second matmul pass
-/// each; bf16 weights alone cost MCD 2.2-2.4 dB even on the f32 cpu backend). Every level
-/// accumulates in fp32: a layer that reads another layer's fp32 activations needs fp32
-/// accumulation itself (tt ops), so a bf16-accumulation level next to an fp32-activation one
+/// weights), then HiFi2 and HiFi4 with bf16 weights (the `hifi-bf16` preset), then bf16x2
+/// weights with fp32x2 activations at HiFi4 (each operand a hi + lo pair, a second matmul pass
+/// each; bf16 weights alone cost MCD 2.2-2.4 dB even on the f32 cpu backend), and at the top the
+/// same with isolated products (the `hifi` preset: the main term as 8 masked passes, about 8x its
+/// FPU work, removing the MVMUL alignment floor that no split lowers).
+///
+/// The isolated rung is an 8th rung above the split one rather than a replacement: the split
+/// without isolation stays available to the demotion (8x cheaper in FPU work for the main term,
+/// and enough for groups whose error the alignment floor does not dominate), the top plan is
+/// still the best the ladder can do, and quality stays monotone in the level (isolation only
+/// removes a rounding), which the bisection assumes. It costs at most one more demotion
+/// evaluation per promoted group.
+///
+/// Every level accumulates in fp32: a layer that reads another layer's fp32 activations needs
+/// fp32 accumulation itself (tt ops), so a bf16-accumulation level next to an fp32-activation one
 /// would be an invalid combination.
 pub fn default_ladder() -> Vec<LayerPrecision> {
     use ActivationFormat::{Fp32, Fp32x2};
@@ -366,6 +376,9 @@ pub fn default_ladder() -> Vec<LayerPrecision> {
         LayerPrecision::new(Bf16, HiFi2, true).with_activations(Fp32),
         LayerPrecision::new(Bf16, HiFi4, true).with_activations(Fp32),
         LayerPrecision::new(Bf16x2, HiFi4, true).with_activations(Fp32x2),
+        LayerPrecision::new(Bf16x2, HiFi4, true)
+            .with_activations(Fp32x2)
+            .with_isolated_products(true),
     ]
 }
 
@@ -536,30 +549,43 @@ impl<E: Evaluator, F: FnMut(&Step)> Runner<'_, E, F> {
     }
 }
 
-/// Cost of an assignment, compared lexicographically: compute layers not in LoFi, weight
-/// parameters in bf16 (bf16x2 counts twice: two tiles and two matmul passes), fp32-activation
-/// layers (fp32x2 counts twice: two passes), fp32-accumulation layers, sum of levels.
-fn cost(cfg: &SearchConfig, levels: &[usize]) -> (usize, usize, usize, usize, usize) {
-    let mut c = (0, 0, 0, 0, 0);
+/// FPU passes of a layer's main matmul term with isolated products: the 8 weight-masked passes
+/// (tt-kernels `Precision::isolate_products`, measured by its tests at about 8x the main term's
+/// FPU work).
+const ISOLATED_MAIN_TERM_PASSES: usize = 8;
+
+/// Cost of an assignment, compared lexicographically: compute layers not in LoFi, main-term FPU
+/// passes added by isolated products (7 more per isolated compute layer, 8 instead of 1: the costliest
+/// switch of the ladder, so it ranks right after fidelity), weight parameters in bf16 (bf16x2
+/// counts twice: two tiles and two matmul passes), fp32-activation layers (fp32x2 counts twice:
+/// two passes), fp32-accumulation layers, sum of levels.
+/// The cost tuple of [`cost`] (see there for the order).
+type Cost = (usize, usize, usize, usize, usize, usize);
+
+fn cost(cfg: &SearchConfig, levels: &[usize]) -> Cost {
+    let mut c = (0, 0, 0, 0, 0, 0);
     for (g, &l) in cfg.groups.iter().zip(levels) {
         let s = cfg.ladder[l];
         if s.fidelity != Fidelity::LoFi {
             c.0 += g.compute_layers;
         }
+        if s.isolate_products {
+            c.1 += (ISOLATED_MAIN_TERM_PASSES - 1) * g.compute_layers;
+        }
         match s.weights {
-            WeightFormat::Bf16x2 => c.1 += 2 * g.params,
-            WeightFormat::Bf16 => c.1 += g.params,
+            WeightFormat::Bf16x2 => c.2 += 2 * g.params,
+            WeightFormat::Bf16 => c.2 += g.params,
             WeightFormat::Bfp8 | WeightFormat::Bfp4 => {}
         }
         match s.activations {
-            ActivationFormat::Fp32x2 => c.2 += 2 * g.compute_layers,
-            ActivationFormat::Fp32 => c.2 += g.compute_layers,
+            ActivationFormat::Fp32x2 => c.3 += 2 * g.compute_layers,
+            ActivationFormat::Fp32 => c.3 += g.compute_layers,
             ActivationFormat::Bf16 => {}
         }
         if s.fp32_acc {
-            c.3 += g.compute_layers;
+            c.4 += g.compute_layers;
         }
-        c.4 += l;
+        c.5 += l;
     }
     c
 }
@@ -610,6 +636,7 @@ pub fn plan_of(
                 fidelity: Some(s.fidelity),
                 fp32_acc: Some(s.fp32_acc),
                 activations: Some(s.activations),
+                isolate_products: Some(s.isolate_products),
                 reason: Some(
                     reasons
                         .get(&gi)
@@ -645,7 +672,7 @@ pub fn search<E: Evaluator>(
     }
     if let Some(s) = cfg.ladder.iter().find(|s| !s.is_valid()) {
         return Err(SearchError::Config(format!(
-            "ladder setting {s} is invalid: fp32 / fp32x2 activations and bf16x2 weights need fp32 accumulation"
+            "ladder setting {s} is invalid: fp32 / fp32x2 activations, bf16x2 weights and isolate_products need fp32 accumulation"
         )));
     }
     if cfg.groups.is_empty() {
@@ -654,10 +681,11 @@ pub fn search<E: Evaluator>(
     if let Some(r) = cfg.fixed.iter().find(|r| {
         r.activations.is_some_and(|a| a.is_fp32())
             || r.weights.is_some_and(|w| w.is_split())
+            || r.isolate_products == Some(true)
             || r.fp32_acc == Some(false)
     }) {
         return Err(SearchError::Config(format!(
-            "fixed rule `{}` could make a ladder setting invalid (fp32 / fp32x2 activations and bf16x2 weights need fp32 accumulation): fixed rules may only lower activations to bf16 or raise settings",
+            "fixed rule `{}` could make a ladder setting invalid (fp32 / fp32x2 activations, bf16x2 weights and isolate_products need fp32 accumulation): fixed rules may only lower activations to bf16, clear isolate_products or raise settings",
             r.pattern
         )));
     }
@@ -1101,7 +1129,7 @@ mod tests {
             (Phase::Promote, Some("dec.ups.0"))
         );
         assert!(seen.last().is_some_and(|s| s.0 == Phase::Demote));
-        // Bisection over 7 levels: at most 3 demotion evaluations.
+        // Bisection over 8 levels: at most 3 demotion evaluations.
         let demotions = seen.iter().filter(|s| s.0 == Phase::Demote).count();
         assert!(demotions <= 3, "{demotions}");
         assert_eq!(fake.calls, out.evaluations);
@@ -1147,7 +1175,7 @@ mod tests {
 
     #[test]
     fn unreachable_gates_are_reported_never_claimed() {
-        // Even at the top (0.5^6) the error is 64 / 64 = 1.0 > 0.3.
+        // Even at the top (0.5^7) the error is 64 / 128 = 0.5 > 0.3.
         let (cfg, mut fake) = setup(&[("dec.conv_pre", 64.0), ("dec.conv_post", 0.01)], 1000);
         let out = search(&cfg, &mut fake, |_| {}).expect("search runs");
         assert!(!out.passed);
@@ -1158,11 +1186,14 @@ mod tests {
             out.misses
         );
         // The best plan found is the top plan (smallest violation), with reasons.
-        assert_eq!(out.levels, vec![6, 6]);
+        assert_eq!(out.levels, vec![7, 7]);
         assert_eq!(
-            out.plan.rules[0].weights,
-            Some(WeightFormat::Bf16x2),
-            "the top rung is bf16x2"
+            (
+                out.plan.rules[0].weights,
+                out.plan.rules[0].isolate_products
+            ),
+            (Some(WeightFormat::Bf16x2), Some(true)),
+            "the top rung is bf16x2 with isolated products"
         );
         assert_eq!(out.evaluations, 2);
         assert!(out.relaxed_gates.is_none() && !out.fallback_met);
@@ -1170,9 +1201,9 @@ mod tests {
 
     #[test]
     fn fallback_finds_the_cheapest_plan_near_the_top_quality_without_claiming_the_gates() {
-        // Top: 64/64 + 0.01/64 = 1.00016 dB (misses 0.3); relaxed gate 1.25 x 1.00016 = 1.2502.
-        // conv_post alone can stay at the floor (1.0 + 0.01 = 1.01 passes the relaxed gate);
-        // conv_pre needs the top level (level 5: 2.01 fails).
+        // Top: 64/128 + 0.01/128 = 0.50008 dB (misses 0.3); relaxed gate 1.25 x 0.50008 = 0.6251.
+        // conv_post alone can stay at the floor (0.5 + 0.01 = 0.51 passes the relaxed gate);
+        // conv_pre needs the top level (level 6: 1.0 + 0.01 = 1.01 fails).
         let (mut cfg, mut fake) = setup(&[("dec.conv_pre", 64.0), ("dec.conv_post", 0.01)], 1000);
         cfg.fallback_slack = Some(0.25);
         let out = search(&cfg, &mut fake, |_| {}).expect("search runs");
@@ -1183,12 +1214,12 @@ mod tests {
             out.misses
         );
         let relaxed = out.relaxed_gates.expect("fallback ran");
-        assert!((relaxed.max_mcd_db - 1.25 * (1.0 + 0.01 / 64.0)).abs() < 1e-12);
+        assert!((relaxed.max_mcd_db - 1.25 * (0.5 + 0.01 / 128.0)).abs() < 1e-12);
         assert!(out.fallback_met);
-        assert_eq!(out.levels, vec![6, 0]);
+        assert_eq!(out.levels, vec![7, 0]);
         assert!(out.note.contains("fallback"), "{}", out.note);
-        // No fallback when the top plan changes a frame count (encoder error 128 / 64 = 2 > 1).
-        let (mut cfg, mut fake) = setup(&[("enc_p.proj", 128.0)], 1000);
+        // No fallback when the top plan changes a frame count (encoder error 256 / 128 = 2 > 1).
+        let (mut cfg, mut fake) = setup(&[("enc_p.proj", 256.0)], 1000);
         cfg.fallback_slack = Some(0.25);
         let out = search(&cfg, &mut fake, |_| {}).expect("search runs");
         assert!(out.relaxed_gates.is_none() && !out.passed);
@@ -1210,8 +1241,8 @@ mod tests {
         assert_eq!(out.evaluations, 5);
         assert!(out.passed);
         // Cheapest passing measured plan: top with conv_pre or conv_post at the floor (both
-        // pass: 0.01 + 2/64 + 0.01/64); the tie is broken by group order.
-        assert_eq!(out.levels, vec![0, 6, 6]);
+        // pass: 0.01 + 2/128 + 0.01/128); the tie is broken by group order.
+        assert_eq!(out.levels, vec![0, 7, 7]);
     }
 
     #[test]
@@ -1245,6 +1276,7 @@ mod tests {
             fidelity: None,
             fp32_acc: None,
             activations: Some(ActivationFormat::Bf16),
+            isolate_products: None,
             reason: Some("no fp32 activations on this op".into()),
         }];
         let out = search(&cfg, &mut fake, |_| {}).expect("search runs");
@@ -1270,26 +1302,74 @@ mod tests {
     }
 
     #[test]
-    fn the_top_rung_is_the_split_hifi_and_costs_the_most() {
+    fn the_top_rung_is_the_isolated_split_hifi_and_costs_the_most() {
         let ladder = default_ladder();
-        assert_eq!(ladder.len(), 7);
-        let top = ladder[6];
+        assert_eq!(ladder.len(), 8);
+        let split = LayerPrecision::new(WeightFormat::Bf16x2, Fidelity::HiFi4, true)
+            .with_activations(ActivationFormat::Fp32x2);
+        let top = ladder[7];
+        assert_eq!(top, split.with_isolated_products(true));
+        assert_eq!(top.to_string(), "bf16x2/HiFi4/fp32acc/fp32x2act/iso");
+        // Below it the same split without isolation, then plain bf16 (`hifi-bf16`); only the top
+        // rung isolates.
+        assert_eq!(ladder[6], split);
         assert_eq!(
-            top,
-            LayerPrecision::new(WeightFormat::Bf16x2, Fidelity::HiFi4, true)
-                .with_activations(ActivationFormat::Fp32x2)
+            ladder.iter().filter(|s| s.isolate_products).count(),
+            1,
+            "{ladder:?}"
         );
-        assert_eq!(top.to_string(), "bf16x2/HiFi4/fp32acc/fp32x2act");
-        // The top rung is the `hifi` preset; the rung below it is `hifi-bf16`.
+        // The top rung is the `hifi` preset; the rung two below it is `hifi-bf16`.
         let preset = |n: &str| Plan::preset(n).map(|p| p.default);
         assert_eq!(preset("hifi"), Some(top));
         assert_eq!(preset("hifi-bf16"), Some(ladder[5]));
         assert!(ladder.iter().all(|s| s.is_valid()));
-        // One group: the cost rises strictly with the level (the split rung above plain bf16).
+        // One group: the cost rises strictly with the level (the split rung above plain bf16,
+        // the isolated rung above the split).
         let (mut cfg, _) = setup(&[("dec.ups.0", 1.0)], 1);
         cfg.ladder = ladder.clone();
         let costs: Vec<_> = (0..ladder.len()).map(|l| cost(&cfg, &[l])).collect();
         assert!(costs.windows(2).all(|w| w[0] < w[1]), "{costs:?}");
+        // Isolation outranks parameter bytes: isolating a small group costs more than the split
+        // (without isolation) on a group 100x larger.
+        let layers = [conv("dec.ups.0", 1000), conv("dec.conv_pre", 10)];
+        cfg.groups = groups(&layers, 3, Granularity::Fine).expect("partition");
+        let small_isolated = cost(&cfg, &[5, 7]);
+        let large_split = cost(&cfg, &[6, 6]);
+        assert!(
+            large_split < small_isolated,
+            "{large_split:?} {small_isolated:?}"
+        );
+        // 7 extra main-term passes per isolated compute layer.
+        assert_eq!(small_isolated.1, 7);
+        assert_eq!(cost(&cfg, &[7, 7]).1, 14);
+    }
+
+    #[test]
+    fn fixed_rules_may_clear_isolation_but_not_set_it() {
+        let (mut cfg, mut fake) = setup(&[("dec.ups.0", 2.0), ("dec.conv_pre", 0.01)], 1000);
+        let rule = |iso: bool| Rule {
+            pattern: "dec.conv_pre".into(),
+            weights: None,
+            fidelity: None,
+            fp32_acc: None,
+            activations: None,
+            isolate_products: Some(iso),
+            reason: Some("test".into()),
+        };
+        cfg.fixed = vec![rule(true)];
+        match search(&cfg, &mut fake, |_| {}) {
+            Err(SearchError::Config(m)) => assert!(m.contains("isolate_products"), "{m}"),
+            other => panic!("expected a config error, got {:?}", other.map(|o| o.levels)),
+        }
+        assert_eq!(fake.calls, 0);
+        // Clearing it is allowed (conv_pre at the top then runs the split without isolation,
+        // the rung below; ups.0 alone decides the search as without the rule).
+        cfg.fixed = vec![rule(false)];
+        let out = search(&cfg, &mut fake, |_| {}).expect("search runs");
+        assert!(out.passed, "{:?}", out.misses);
+        let plan = plan_of(&cfg, &[7, 7], &HashMap::new(), "t");
+        assert!(!plan.setting_for("dec.conv_pre").isolate_products);
+        assert!(plan.setting_for("dec.ups.0").isolate_products);
     }
 
     #[test]

@@ -168,6 +168,10 @@ fn dev_err(e: OpError) -> TtsError {
 /// The tt-kernels precision of a conv's plan setting with `acts` activations: its `bf16x2`
 /// weights and `fp32x2` activations set `weights_lo` / `activations_lo` (conv1d implements
 /// both); the activation split only where the input is Float32 (a bf16 input has no low part).
+/// `isolate_products` is passed through on every conv, the depthwise DDSConv ones included:
+/// tt-kernels applies it whenever set and decides what it is worth (correct there but a gain of
+/// nothing, a group of 8 K rows of a depthwise conv holding at most one non-zero weight per
+/// output column).
 fn precision_of(s: LayerPrecision, acts: DataFormat) -> Precision {
     let p = super::to_precision(s).with_activations(acts);
     Precision {
@@ -504,11 +508,18 @@ mod tests {
     fn conv_precision_keeps_the_split_and_splits_activations_only_when_float32() {
         let hifi = Plan::preset("hifi").expect("preset").default;
         let p = precision_of(hifi, DataFormat::Float32);
-        assert!(p.weights_lo && p.activations_lo);
+        assert!(p.weights_lo && p.activations_lo && p.isolate_products);
         assert_eq!(p.activations, DataFormat::Float32);
-        // bf16 activations have no low part to split; the weight pair stays.
+        // bf16 activations have no low part to split; the weight pair and the isolation stay.
         let p = precision_of(hifi, DataFormat::Float16_b);
-        assert!(p.weights_lo && !p.activations_lo);
+        assert!(p.weights_lo && !p.activations_lo && p.isolate_products);
         assert_eq!(p.activations, DataFormat::Float16_b);
+        // The plan's key, not the split formats, decides the isolation.
+        let p = precision_of(hifi.with_isolated_products(false), DataFormat::Float32);
+        assert!(p.weights_lo && p.activations_lo && !p.isolate_products);
+        // Layer norms get none of it.
+        assert!(
+            !super::super::without_split(precision_of(hifi, DataFormat::Float32)).isolate_products
+        );
     }
 }

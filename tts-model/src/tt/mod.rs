@@ -42,6 +42,12 @@
 //! do not implement the split get the precision through [`without_split`] (both flags
 //! cleared): layer norms and eltwise glue; the embedding gather takes no precision (with
 //! Float32 encoder activations its table is already a bf16 hi + lo pair).
+//!
+//! A plan's `isolate_products` becomes tt-kernels' `Precision::isolate_products` on the same
+//! convs and conv-transposes (the main term as 8 weight-masked passes, so the FPU's MVMUL
+//! alignment rounds nothing; tt-kernels chunks input channels across launches when that does not
+//! fit L1). [`without_split`] clears it with the split flags; [`attention_precision`] clears it
+//! (the attention core's `fp32x2` split path isolates its products already; see there).
 #![deny(unsafe_code)]
 
 pub mod dp;
@@ -273,8 +279,8 @@ pub fn act_format(s: LayerPrecision) -> DataFormat {
 }
 
 /// Converts a plan setting to a tt-kernels precision: `bf16x2` weights are `Float16_b` with
-/// `weights_lo`, `fp32x2` activations `Float32` with `activations_lo`. For conv1d /
-/// conv_transpose1d; other ops take [`without_split`] of it.
+/// `weights_lo`, `fp32x2` activations `Float32` with `activations_lo`, `isolate_products` is
+/// passed through. For conv1d / conv_transpose1d; other ops take [`without_split`] of it.
 pub fn to_precision(s: LayerPrecision) -> Precision {
     Precision {
         weights: match s.weights {
@@ -292,18 +298,20 @@ pub fn to_precision(s: LayerPrecision) -> Precision {
         fp32_acc: s.fp32_acc,
         weights_lo: s.weights.is_split(),
         activations_lo: s.activations.is_split(),
-        isolate_products: false,
+        isolate_products: s.isolate_products,
     }
 }
 
-/// `p` with `weights_lo` and `activations_lo` cleared: the precision of ops that do not
-/// implement split operands (tt-kernels' matmul and gru reject them; layer norm, eltwise and
-/// the embedding gather have no matmul operands to split). The one place where a plan's
-/// `bf16x2` / `fp32x2` is dropped: those ops then run as `bf16` / `fp32`.
+/// `p` with `weights_lo`, `activations_lo` and `isolate_products` cleared: the precision of ops
+/// that do not implement split operands (tt-kernels' matmul and gru reject them; layer norm,
+/// eltwise and the embedding gather have no matmul operands to split). The one place where a
+/// plan's `bf16x2` / `fp32x2` / `isolate_products` is dropped: those ops then run as `bf16` /
+/// `fp32` with the FPU's usual MVMUL grouping.
 pub fn without_split(p: Precision) -> Precision {
     Precision {
         weights_lo: false,
         activations_lo: false,
+        isolate_products: false,
         ..p
     }
 }
@@ -311,10 +319,15 @@ pub fn without_split(p: Precision) -> Precision {
 /// The precision of an attention core (`...emb_rel_k` setting): `fp32x2` becomes tt-kernels'
 /// attention `activations_lo` (it splits q, k, v, the probabilities and the relative
 /// embeddings); `weights_lo` is cleared (the core has no prepared weights; the relative
-/// embeddings are split with the activations).
+/// embeddings are split with the activations). `isolate_products` is cleared: tt-kernels'
+/// attention has no such switch because its split path (`activations_lo`) already isolates,
+/// computing `Ah Bh` as eight column-masked passes so no MVMUL group of 8 is aligned; without
+/// the split nothing is isolated. A plan's `isolate_products` on an attention core therefore has
+/// no effect; `fp32x2` there is what removes the alignment floor.
 pub fn attention_precision(s: LayerPrecision) -> Precision {
     Precision {
         weights_lo: false,
+        isolate_products: false,
         ..to_precision(s)
     }
 }
@@ -1594,9 +1607,16 @@ mod tests {
                 true
             )
         );
-        assert!(p.weights_lo && p.activations_lo);
+        assert!(p.weights_lo && p.activations_lo && p.isolate_products);
         // tt-kernels accepts it for the ops that take Float32 (conv1d, conv_transpose1d).
         assert!(p.validate_fp32("conv1d").is_ok());
+        // isolate_products follows the plan key alone, with or without the split formats.
+        assert!(!to_precision(hifi.with_isolated_products(false)).isolate_products);
+        let bfp8_iso = LayerPrecision::new(WeightFormat::Bfp8, Fidelity::LoFi, true)
+            .with_isolated_products(true);
+        let q = to_precision(bfp8_iso);
+        assert!(q.isolate_products && !q.weights_lo && !q.activations_lo);
+        assert_eq!(q.weights, DataFormat::Bfp8_b);
         // The previous hifi: no split.
         let plain = to_precision(Plan::preset("hifi-bf16").expect("preset").default);
         assert_eq!(plain, Precision::hifi_fp32());
@@ -1626,21 +1646,31 @@ mod tests {
     #[test]
     fn ops_without_the_split_get_both_flags_cleared() {
         let p = to_precision(Plan::preset("hifi").expect("preset").default);
+        assert!(p.isolate_products);
         let q = without_split(p);
-        assert!(!q.weights_lo && !q.activations_lo);
+        assert!(!q.weights_lo && !q.activations_lo && !q.isolate_products);
         assert_eq!(
             q,
             Precision {
                 weights_lo: false,
                 activations_lo: false,
+                isolate_products: false,
                 ..p
             }
         );
+        // An isolated-only precision is refused by the ops without the split as well.
+        let iso_only = Precision {
+            isolate_products: true,
+            ..Precision::hifi()
+        };
+        assert!(iso_only.check_no_split("matmul").is_err());
+        assert!(without_split(iso_only).check_no_split("matmul").is_ok());
         // What matmul / gru demand of a precision they do not split.
         assert!(q.check_no_split("matmul").is_ok());
         assert!(p.check_no_split("matmul").is_err());
         // The attention core keeps the activation split and drops the (unused) weight split.
+        // `isolate_products` is cleared: the split attention path isolates its products itself.
         let a = attention_precision(Plan::preset("hifi").expect("preset").default);
-        assert!(a.activations_lo && !a.weights_lo);
+        assert!(a.activations_lo && !a.weights_lo && !a.isolate_products);
     }
 }
