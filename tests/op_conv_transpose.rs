@@ -665,3 +665,74 @@ fn piper_first_upsampler_all_flags_runs_chunked() {
         errs[1]
     );
 }
+
+/// Device time (simulator ESTIMATE) and max error of Piper's upsamplers (Float32 in / out,
+/// bias) with both split flags, with and without `isolate_products`. Prints one line per
+/// shape; asserts only that the isolated op is the more accurate one.
+#[test]
+#[ignore = "expensive: cargo test -p tt-kernels --test op_conv_transpose piper_upsamplers_isolated -- --ignored --nocapture"]
+fn piper_upsamplers_isolated() {
+    let device = conv_common::piper_device();
+    let all = Precision {
+        weights_lo: true,
+        activations_lo: true,
+        isolate_products: true,
+        ..Precision::hifi_fp32()
+    };
+    for (name, p, t_in) in [
+        (
+            "ups.0 256->128 k16 s8 (T 345)",
+            params(256, 128, 16, 8, 4, 0),
+            345,
+        ),
+        (
+            "ups.1 128->64 k16 s8 (T 2760)",
+            params(128, 64, 16, 8, 4, 0),
+            2760,
+        ),
+        (
+            "ups.2 64->32 k8 s4 (T 5000 of 22080)",
+            params(64, 32, 8, 4, 2, 0),
+            5000,
+        ),
+    ] {
+        let mut rng = Rng::new(9);
+        let x = rng.vec(t_in * p.cin);
+        let w = rng.vec(p.cin * p.cout * p.kernel);
+        let b = rng.vec(p.cout);
+        let (y, _) =
+            tt_kernels::ops::conv_transpose::conv_transpose1d_reference(&p, &x, t_in, &w, Some(&b));
+        let xin = DeviceTensor::from_host(&device, t_in, p.cin, &x, DataFormat::Float32).unwrap();
+        let mut res = Vec::new();
+        for prec in [
+            Precision {
+                isolate_products: false,
+                ..all
+            },
+            all,
+        ] {
+            let op =
+                ConvTranspose1d::new(&device, p, &w, Some(&b), prec, Activation::None).unwrap();
+            let (out, st) = op.run(&xin).unwrap();
+            let got = out.to_host().unwrap();
+            let max = got
+                .iter()
+                .zip(&y)
+                .map(|(&g, &r)| (f64::from(g) - r).abs())
+                .fold(0f64, f64::max);
+            let us = st.device_ns.map_or(f64::NAN, |n| n as f64 / 1000.0);
+            res.push((max, us));
+            println!(
+                "{name}: isolate {} ({} chunks): max |err| {max:.3e}, device {us:.1} us",
+                prec.isolate_products,
+                op.chunks()
+            );
+        }
+        println!(
+            "{name}: isolated / both: error {:.3}, device time {:.2}",
+            res[1].0 / res[0].0,
+            res[1].1 / res[0].1
+        );
+        assert!(res[1].0 < res[0].0, "{name}: isolation did not help");
+    }
+}

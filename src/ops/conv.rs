@@ -1127,9 +1127,9 @@ pub(crate) fn check_split(
     if split.is_some() && !precision.fp32_acc {
         return Err(OpError::InvalidArgument {
             op,
-            what: "weights_lo / activations_lo need fp32_acc = true: the split input is Float32 \
-                   and a bf16 DEST would round each partial sum to 8 bits, losing what the \
-                   split adds"
+            what: "weights_lo / activations_lo / isolate_products need fp32_acc = true: the \
+                   split input is Float32 and a bf16 DEST would round each partial sum to 8 \
+                   bits, losing what the split adds"
                 .into(),
         });
     }
@@ -1998,6 +1998,13 @@ mod tests {
             )
             .is_err()
         );
+        let iso = Precision {
+            isolate_products: true,
+            fp32_acc: false,
+            ..Precision::hifi()
+        };
+        let e = check_split(OP, &iso).unwrap_err();
+        assert!(e.to_string().contains("isolate_products"), "{e}");
     }
 
     #[test]
