@@ -849,7 +849,9 @@ pub struct PlanReport {
     pub exceptions: Vec<(String, LayerPrecision)>,
     /// Per activation format ([`ActivationFormat::ALL`] order): compute layers.
     pub by_activations: Vec<(ActivationFormat, usize)>,
-    /// Compute layers with `isolate_products` (the main term as 8 masked passes).
+    /// Compute layers whose setting has `isolate_products` (the main term as 8 masked passes),
+    /// as the plan sets it: the attention cores count when set although the backend ignores the
+    /// key there (their `fp32x2` split path isolates its products itself).
     pub isolated_products: usize,
 }
 
