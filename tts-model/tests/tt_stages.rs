@@ -100,7 +100,8 @@ fn stages(plan: &str) -> Vec<(&'static str, f64, f64, f64)> {
     let Some((cpu, tt)) = backends(plan, false) else {
         return Vec::new();
     };
-    let emu = (plan == "hifi")
+    let emu = plan
+        .starts_with("hifi")
         .then(|| backends(plan, true))
         .flatten()
         .map(|b| b.1);
@@ -153,23 +154,40 @@ fn stages(plan: &str) -> Vec<(&'static str, f64, f64, f64)> {
     out
 }
 
-/// The device's error against cpu is at most twice (6 dB) the amplitude of the error that bf16
-/// inputs/weights/bias/outputs alone cause (the emulation's), per stage; the emulation (same
-/// op graph: folded flip/split, fused residuals, device glue) is within 25 dB of cpu.
+/// `hifi-bf16` (bf16 weights, TF32 matmul operands): the device's error against cpu is at most
+/// twice (6 dB) the amplitude of the error that the plan's roundings alone cause (the
+/// emulation's: bf16 weights, TF32 operands, same op graph with folded flip/split, fused
+/// residuals, device glue); the emulation is within 25 dB of cpu.
 #[test]
-fn flow_and_decoder_on_device_within_2x_of_bf16_activation_error() {
-    for (stage, s, e_cpu, _) in stages("hifi") {
+fn flow_and_decoder_on_device_within_2x_of_emulated_rounding_error() {
+    for (stage, s, e_cpu, _) in stages("hifi-bf16") {
         assert!(
             e_cpu >= 25.0,
             "{stage}: emulation vs cpu {e_cpu:.1} dB: the op graph itself is wrong"
         );
         assert!(
             s >= e_cpu - 6.0,
-            "{stage}: tt vs cpu {s:.1} dB, bf16 emulation vs cpu {e_cpu:.1} dB"
+            "{stage}: tt vs cpu {s:.1} dB, emulation vs cpu {e_cpu:.1} dB"
         );
     }
 }
 
+/// `hifi` (bf16 hi+lo weights, TF32 hi+lo activations, isolated MVMUL products): the bounds
+/// issue #6's MCD < 0.1 dB needs, from the cpu-only sensitivity table (`mcd_sensitivity`,
+/// docs: white noise on the flow input `z_p` at 62.5 dB leaves MCD 0.13 dB, so the flow's own
+/// error must sit above that: 63 dB at its output; noise on the decoder input at 60 dB gives
+/// audio SNR 61.2 dB and MCD 0.043 dB: the decoder's audio must reach 61 dB). Each stage is fed
+/// the cpu's input, so errors do not compound here.
+#[test]
+fn flow_and_decoder_on_device_meet_the_hifi_error_budget() {
+    for (stage, s, e_cpu, _) in stages("hifi") {
+        let need = if stage == "flow" { 63.0 } else { 61.0 };
+        assert!(
+            s >= need,
+            "{stage}: tt vs cpu {s:.1} dB < {need} dB (emulation vs cpu {e_cpu:.1} dB)"
+        );
+    }
+}
 #[test]
 fn flow_and_decoder_run_under_bfp8_lofi() {
     for (stage, s, _, _) in stages("bfp8-lofi") {
@@ -178,14 +196,12 @@ fn flow_and_decoder_run_under_bfp8_lofi() {
     }
 }
 
-/// Encoder on the device (`hifi`): ~12 device ops per layer x 6 layers, each rounding its input
-/// and output to bf16 (2^-9 relative, >= 54 dB per tensor); with errors adding in power and no
-/// gain the floor is 54 - 10 log10(2 x 72) = 32.4 dB for the encoder output and the prior
-/// statistics. The durations the cpu duration predictor derives from the device encoder's output
-/// may differ from the cpu encoder's only by `ceil` flips (one frame per id, at most 2 of 31 ids
-/// here); exact equality is issue #6's acceptance, checked by the known-failing test below (under
-/// `hifi` with Float32 activations one id of "Hello world." flips). The device duration
-/// predictor itself is checked in tests/tt_dp.rs.
+/// Encoder on the device (`hifi`: split and isolated conv products, split attention, exact-fp32
+/// layer norms): the prior statistics are the flow's input, whose budget for issue #6's
+/// MCD < 0.1 dB is about 63 dB (`mcd_sensitivity`: white noise at 62.5 dB on `z_p` leaves MCD
+/// 0.13 dB); the encoder output `x` feeds the duration predictor. The durations the cpu duration
+/// predictor derives from the device encoder's output must equal the cpu encoder's. The device
+/// duration predictor itself is checked in tests/tt_dp.rs.
 #[test]
 fn encoder_on_device_matches_cpu_hifi() {
     let Some((cpu, tt)) = backends("hifi", false) else {
@@ -198,14 +214,14 @@ fn encoder_on_device_matches_cpu_hifi() {
         snr_db(&a.stats, &b.stats).expect("len"),
     );
     eprintln!("encoder hifi: x SNR {sx:.1} dB, stats SNR {ss:.1} dB");
-    assert!(sx >= 32.4 && ss >= 32.4, "x {sx:.1} dB, stats {ss:.1} dB");
+    assert!(sx >= 63.0 && ss >= 63.0, "x {sx:.1} dB, stats {ss:.1} dB");
     let zero = vec![0.0; 2 * a.t];
     let da = durations(&cpu.log_durations(&a, &zero, None).expect("dp"), 1.0);
     let db = durations(&cpu.log_durations(&b, &zero, None).expect("dp"), 1.0);
     let flips = da.iter().zip(&db).filter(|(a, b)| a != b).count();
     assert!(
-        da.len() == db.len() && da.iter().zip(&db).all(|(a, b)| a.abs_diff(*b) <= 1) && flips <= 2,
-        "durations from the device encoder's output: cpu {da:?}, tt {db:?}"
+        da.len() == db.len() && flips == 0,
+        "durations from the device encoder's output ({flips} differ): cpu {da:?}, tt {db:?}"
     );
     assert!(
         !tt.ledger().host_flops.contains_key("encoder"),
@@ -214,10 +230,8 @@ fn encoder_on_device_matches_cpu_hifi() {
 }
 
 /// Issue #6 acceptance, end to end on the device (encoder, duration predictor, alignment):
-/// identical durations on "Hello world." under `hifi`. Known failing: the device encoder and
-/// duration predictor (bf16 weights, TF32 matmul operands) move one `ceil` (72 vs 71 frames).
+/// identical durations on "Hello world." under `hifi`.
 #[test]
-#[ignore = "known failing (issue #6): run with cargo test -p tts-model --test tt_stages -- --ignored device_durations_match_cpu_hifi"]
 fn device_durations_match_cpu_hifi() {
     let Some((cpu, tt)) = backends("hifi", false) else {
         return;
@@ -324,6 +338,52 @@ fn stage_breakdown() {
         let t_dec = t0.elapsed().as_secs_f64();
         let chain = tt.decode(&zt, frames, None).expect("tt decoder on tt flow");
         let changed = d.iter().zip(&dt).filter(|(a, b)| a != b).count();
+        // The encoder's error alone, through the cpu flow and decoder (cpu durations).
+        let mut zp_tt = Vec::with_capacity(z_p.len());
+        for (i, &n) in d.iter().enumerate() {
+            for _ in 0..n {
+                zp_tt.extend_from_slice(&e.stats[i * 2 * inter..i * 2 * inter + inter]);
+            }
+        }
+        let z_enc = cpu.flow_reverse(&zp_tt, frames, None).expect("cpu flow");
+        let a_enc = cpu.decode(&z_enc, frames, None).expect("cpu decoder");
+        let mut worst: Vec<(f64, usize)> = (0..d.len())
+            .map(|i| {
+                let r = i * 2 * inter..i * 2 * inter + inter;
+                (snr_db(&enc.stats[r.clone()], &e.stats[r]).expect("len"), i)
+            })
+            .collect();
+        worst.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let worst_frames = |a: &[f32], b: &[f32], width: usize| {
+            let mut w: Vec<(f64, usize)> = a
+                .chunks(width)
+                .zip(b.chunks(width))
+                .enumerate()
+                .map(|(f, (x, y))| (snr_db(x, y).unwrap_or(f64::NAN), f))
+                .collect();
+            w.sort_by(|a, b| a.0.total_cmp(&b.0));
+            w.iter()
+                .take(6)
+                .map(|&(s, f)| format!("{f}:{s:.1}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let hop = cpu.hparams().hop();
+        eprintln!(
+            "{plan}: worst frames (frame:SNR dB): flow output {}; decoder audio {}; flow+decoder audio {}",
+            worst_frames(&z, &zt, inter),
+            worst_frames(&audio, &at, hop),
+            worst_frames(&audio, &chain, hop)
+        );
+        eprintln!(
+            "{plan}: device encoder through the cpu flow + decoder: audio {:.1} dB; worst m_p per id (SNR dB, id index, frames): {:?}",
+            snr_db(&audio, &a_enc).expect("len"),
+            worst
+                .iter()
+                .take(4)
+                .map(|&(s, i)| (format!("{s:.1}"), i, d[i]))
+                .collect::<Vec<_>>()
+        );
         eprintln!(
             "{plan}: encoder x {:.1} dB, stats {:.1} dB, durations changed {changed}/{} (frames {} vs {}) [{t_enc:.1} s]; \
              flow {:.1} dB [{t_flow:.1} s]; decoder {:.1} dB [{t_dec:.1} s]; flow+decoder {:.1} dB",
