@@ -60,6 +60,23 @@ fn masked_format(input: DataFormat) -> DataFormat {
     }
 }
 
+/// Tiles of the exact path's ones tensor: tile 0 all ones, tile 1 + r ones in the rows
+/// `k = r mod 8` (in1's K index: each MVMUL group of eight consecutive K then holds one
+/// non-zero product).
+const ONES_TILES: usize = 9;
+
+/// The exact path's ones tensor, `[32, 32 ONES_TILES]` row-major.
+fn ones_tiles() -> Vec<f32> {
+    let w = ONES_TILES * TILE;
+    (0..TILE * w)
+        .map(|i| {
+            let (k, col) = (i / w, i % w);
+            let t = col / TILE;
+            if t == 0 || k % 8 == t - 1 { 1.0 } else { 0.0 }
+        })
+        .collect()
+}
+
 /// Fraction of a core's free L1 the layernorm's circular buffers may use.
 pub const L1_BUDGET_FRACTION: f64 = 0.75;
 
@@ -73,9 +90,11 @@ pub struct LayerNorm {
     beta: DeviceTensor,
     ones: DeviceTensor,
     mask: Option<DeviceTensor>,
-    /// Ones and mask as Float32 (the exact path's scaler and mask).
+    /// The exact path's constants as Float32: [`ONES_TILES`] ones tiles (all ones, then the
+    /// eight masked ones tiles of the isolation) and the mask.
     ones32: Option<(DeviceTensor, Option<DeviceTensor>)>,
     tf32_fpu: bool,
+    isolate: bool,
     max_cores: usize,
 }
 
@@ -139,7 +158,7 @@ impl LayerNorm {
         };
         let ones32 = if fp32 {
             let f = DataFormat::Float32;
-            let o = DeviceTensor::from_host(device, TILE, TILE, &[1.0; TILE * TILE], f)?;
+            let o = DeviceTensor::from_host(device, TILE, ONES_TILES * TILE, &ones_tiles(), f)?;
             let m = if rem == 0 {
                 None
             } else {
@@ -160,6 +179,7 @@ impl LayerNorm {
             mask,
             ones32,
             tf32_fpu: false,
+            isolate: true,
             max_cores: device.grid().num_cores(),
         })
     }
@@ -169,6 +189,14 @@ impl LayerNorm {
     /// path gains. No effect on other precisions.
     pub fn with_tf32_fpu_path(mut self) -> LayerNorm {
         self.tf32_fpu = true;
+        self
+    }
+
+    /// Diagnostic: on the exact-fp32 path, sums the refinements' TF32 parts with one all-ones
+    /// matmul per tile instead of eight isolating ones (see the module docs), to measure what
+    /// the isolation gains. No effect on other paths.
+    pub fn without_isolated_sums(mut self) -> LayerNorm {
+        self.isolate = false;
         self
     }
 
@@ -188,10 +216,11 @@ impl LayerNorm {
         let ct = tiles(self.c) as u64;
         let b = |f: DataFormat| f.tile_size_bytes() as u64;
         if self.exact_fp32() {
-            // x, ones, mask, gamma, beta, A, Ar, B, Br, lo parts, 3 statistics, output.
+            // x, ones (ONES_TILES), mask, gamma, beta, A, Ar, B, Br, lo parts, 3 statistics,
+            // output.
             let f = b(DataFormat::Float32);
             return 2 * ct * b(input)
-                + 2 * f
+                + (ONES_TILES as u64 + 1) * f
                 + 2 * ct * f
                 + 5 * ct * f
                 + 3 * f
@@ -274,7 +303,7 @@ impl LayerNorm {
         let mut program = Program::new(&self.device)?;
         let cbs_exact: [(u32, DataFormat, u32); 14] = [
             (0, x.format(), 2 * ct32),
-            (1, f32f, 1),
+            (1, f32f, ONES_TILES as u32),
             (2, f32f, 1),
             (3, f32f, ct32),
             (4, f32f, ct32),
@@ -363,6 +392,9 @@ impl LayerNorm {
         if self.mask.is_some() {
             spec = spec.define("HAS_MASK", "1");
         }
+        if exact && self.isolate {
+            spec = spec.define("ISOLATE", "1");
+        }
         let compute = program.add_kernel(spec)?;
 
         let per = mt.div_ceil(n_cores);
@@ -372,6 +404,7 @@ impl LayerNorm {
             (Some((o, m)), true) => (o, m.as_ref()),
             _ => (&self.ones, self.mask.as_ref()),
         };
+        let n_ones = if exact { ONES_TILES as u32 } else { 1 };
         let mask_addr = match mask {
             Some(m) => m.buffer().address_u32()?,
             None => 0,
@@ -392,6 +425,7 @@ impl LayerNorm {
                     self.gamma.buffer().address_u32()?,
                     self.beta.buffer().address_u32()?,
                     u32::from(self.mask.is_some()),
+                    n_ones,
                 ],
             )?;
             program.set_runtime_args(

@@ -7,7 +7,13 @@
 // with an all-ones Float32 tile accumulated in the fp32 DEST (`row_mean`; operands read as TF32,
 // MVMUL alignment within groups of eight products). Each statistic is refined once so that the FPU
 // only sums centred residuals, and the refining sums add the TF32 part and the lost low part
-// (`split_lo`, CB 12) of each value, so operand truncation drops from 2^-10 to 2^-20:
+// (`split_lo`, CB 12) of each value, so operand truncation drops from 2^-10 to 2^-20. With
+// ISOLATE the refining sums of the TF32 parts also isolate their products (`row_sums`): eight
+// matmuls per tile against masked ones tiles (CB 1 tiles 1..8, ones in K rows k = r mod 8), each
+// MVMUL group of eight K then holding one non-zero product, so a large value (an outlier channel)
+// no longer rounds its group's other products at 2^-12 of itself; every partial sum is rounded
+// only by the fp32 DEST. The first estimates need no isolation: their error is what the
+// refinement measures. CB 1 tile 0 is all ones.
 //   1. A = x (the last tile times the column mask when C % 32 != 0)        -> CB 5 (exact), CB 6;
 //   2. m1 = rowsum(A) / C (FPU)                                            -> CB 9;
 //   3. B = A - m1 (m1 read through SrcA as TF32, used consistently)        -> CB 7 (exact), CB 8;
@@ -22,7 +28,8 @@
 //  10. y = d * rstd * gamma + beta (gamma, beta: full Float32 tiles, every row the same) -> CB 16.
 // The mask is re-applied after every step that could make the padding columns non-zero.
 //
-// Compile-time args: 0 ct, 1 inv_c (f32 bits), 2 eps (f32 bits). Define HAS_MASK when C % 32 != 0.
+// Compile-time args: 0 ct, 1 inv_c (f32 bits), 2 eps (f32 bits). Define HAS_MASK when C % 32 != 0,
+// ISOLATE to isolate the refining sums' products (CB 1 then holds 9 tiles).
 // Runtime args: 0 num_rows.
 #include <cstdint>
 
@@ -43,6 +50,11 @@ constexpr uint32_t cb_a = 5, cb_ar = 6, cb_b = 7, cb_br = 8, cb_s1 = 9, cb_s2 = 
 constexpr uint32_t cb_part = 12;
 constexpr uint32_t cb_lo = 12, cb_out = 16;
 constexpr uint32_t minus_half = 0xBF000000u, three_halves = 0x3FC00000u;
+#ifdef ISOLATE
+constexpr bool kIsolate = true;
+#else
+constexpr bool kIsolate = false;
+#endif
 
 // DEST tile d <- tile t of cb, exactly.
 inline void load(uint32_t cb, uint32_t t, uint32_t d) {
@@ -101,12 +113,22 @@ inline void pack_to(uint32_t d, uint32_t cb) {
     cb_push_back(cb, 1);
 }
 
-inline void row_sums(uint32_t cb, uint32_t n) {
+// DEST tile 0 += the row sums of the n tiles of cb (every column), popped. With `isolate`, each
+// tile is multiplied by the eight masked ones tiles (CB 1 tiles 1 + r: ones in the rows
+// k = r mod 8, i.e. in1's K rows) instead of the all-ones tile 0, so every MVMUL group of eight
+// consecutive K holds one non-zero product and none is rounded by the group's alignment.
+inline void row_sums(uint32_t cb, uint32_t n, bool isolate) {
     cb_wait_front(cb, n);
     reconfig_data_format(cb_ones, cb);
     mm_init_short(cb, cb_ones);
     for (uint32_t c = 0; c < n; ++c) {
-        matmul_tiles(cb, cb_ones, c, 0, 0);
+        if (isolate) {
+            for (uint32_t r = 1; r <= 8; ++r) {
+                matmul_tiles(cb, cb_ones, c, r, 0);
+            }
+        } else {
+            matmul_tiles(cb, cb_ones, c, 0, 0);
+        }
     }
     cb_pop_front(cb, n);
 }
@@ -119,9 +141,12 @@ inline void row_sums(uint32_t cb, uint32_t n) {
 // to TF32).
 inline void row_mean(uint32_t cb, uint32_t n, uint32_t inv_c, uint32_t cb_stat, bool lo) {
     tile_regs_acquire();
-    row_sums(cb, n);
+    // The refining sums (those with a lo part) isolate the products of the hi part; the lo
+    // parts (<= 2^-11 of each value) and the first estimates (whose error the refinement
+    // removes) use the all-ones tile.
+    row_sums(cb, n, lo && kIsolate);
     if (lo) {
-        row_sums(cb_lo, n);
+        row_sums(cb_lo, n, false);
     }
     binop_with_scalar_tile_init();
     mul_unary_tile(0, inv_c);
@@ -168,7 +193,7 @@ void kernel_main() {
     const uint32_t num_rows = get_arg_val<uint32_t>(0);
 
     compute_kernel_hw_startup(cb_x, cb_ones, cb_out);
-    cb_wait_front(cb_ones, 1);
+    cb_wait_front(cb_ones, kIsolate ? 9 : 1);
 #ifdef HAS_MASK
     cb_wait_front(cb_mask, 1);
 #endif
