@@ -25,11 +25,23 @@
 //! each value's TF32 part and its lost low part `v - TF32(v)` (operand truncation 2^-20 instead
 //! of 2^-10). The mean's error is thus relative to `|x - m|`, not `|x|` (it no longer grows with
 //! the mean), and nothing is biased by truncation. `rsqrt` is followed by two fp32 Newton steps
-//! (hardware's SFPU rsqrt is a few bf16 ulp). What is left is the MVMUL alignment rounding of the
-//! centred sums: measured max error 2.3e-5 to 4.5e-5 (|y| up to 3.6; about 2^-16 relative),
-//! mean 4e-6, against 3.8e-2 / 2.1e-1 (mean 10x the spread) for the old all-FPU path, at about
-//! 2x its device time (`tests/op_norm.rs`, docs/ops.md); on real Piper duration-predictor data
-//! 5.2e-5 of the largest output against 5.2e-3.
+//! (hardware's SFPU rsqrt is a few bf16 ulp).
+//!
+//! **Isolated products.** The MVMUL sums its products in groups of eight consecutive K, aligned
+//! to the group's largest product and rounded at about 2^-12 of it, so one large channel (an
+//! outlier, or the square of one in the variance) would round its seven neighbours' products
+//! at 2^-12 of itself. The refining sums (`c`, `c2`) of the TF32 parts therefore always run as
+//! eight matmuls per tile against masked ones tiles (ones only in the K rows `k = r mod 8`, the
+//! rows of in1, the all-ones operand), accumulated in the same fp32 DEST: every MVMUL group holds
+//! one non-zero product, nothing is aligned, and only fp32 DEST roundings remain. The first
+//! estimates (`m1`, `v1`) and the lo parts keep one all-ones matmul per tile: the refinement
+//! measures the first estimates' error, and the lo parts are 2^-10 of the values. Rows of N(0, 1)
+//! with one channel at +-200 (T 45): max error 8.9e-6 (C 192) / 8.4e-6 (C 70) against 2.3e-2 /
+//! 6.4e-3 without isolation ([`LayerNorm::without_isolated_sums`], a diagnostic), for 20 tile
+//! matmuls per input tile and row instead of 6: device time +31% / +22% (25.7 / 16.9 us against
+//! 19.7 / 13.9 us, simulator ESTIMATE, `tests/op_norm.rs` `layernorm_float32_outlier_channels`).
+//! On data without outliers the max error is ~1e-6 to 9e-6 (|y| up to 3.6), against
+//! 3.8e-2 / 2.1e-1 (mean 10x the spread) for the old all-FPU path.
 //! [`LayerNorm::with_tf32_fpu_path`] keeps the old all-FPU arithmetic for comparisons.
 
 use tt_safe::{
