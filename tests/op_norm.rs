@@ -237,11 +237,14 @@ struct Opts {
     offset: f32,
     /// Force the old all-FPU (TF32) arithmetic with Float32 activations.
     tf32_fpu: bool,
+    /// Exact-fp32 path without the isolated refining sums (`without_isolated_sums`).
+    unisolated: bool,
 }
 
 const DEFAULT: Opts = Opts {
     offset: 0.75,
     tf32_fpu: false,
+    unisolated: false,
 };
 
 #[allow(clippy::too_many_arguments)]
@@ -279,6 +282,9 @@ fn run_opts(
     let mut ln = LayerNorm::new(dev, &gamma, &beta, eps, p).unwrap();
     if opts.tf32_fpu {
         ln = ln.with_tf32_fpu_path();
+    }
+    if opts.unisolated {
+        ln = ln.without_isolated_sums();
     }
     let exact = ln.exact_fp32();
     assert_eq!(
@@ -328,7 +334,7 @@ fn run_opts(
     for r in 0..t {
         let row = &xq[r * c..(r + 1) * c];
         let b = if exact {
-            bound_exact(row, &gq, &bq, f64::from(eps), c, true)
+            bound_exact(row, &gq, &bq, f64::from(eps), c, !opts.unisolated)
         } else {
             bound(&p, row, &gq, &bq, f64::from(eps), c)
         };
@@ -506,6 +512,7 @@ fn layernorm_float32_large_mean() {
             Opts {
                 offset: 10.0,
                 tf32_fpu,
+                unisolated: false,
             },
         );
         eprintln!(
@@ -590,12 +597,20 @@ fn piper_shapes() {
         .map(|(n, p)| (n.to_string(), p, DataFormat::Float16_b, DEFAULT))
         .collect();
     for (offset, data) in [(0.75, ""), (10.0, ", mean 10x spread")] {
-        for (tf32_fpu, path) in [(false, "exact fp32"), (true, "old TF32 FPU")] {
+        for (tf32_fpu, unisolated, path) in [
+            (false, false, "exact fp32"),
+            (false, true, "exact fp32, unisolated sums"),
+            (true, false, "old TF32 FPU"),
+        ] {
             cases.push((
                 format!("Float32 in/out, {path}{data}"),
                 Precision::hifi_fp32(),
                 DataFormat::Float32,
-                Opts { offset, tf32_fpu },
+                Opts {
+                    offset,
+                    tf32_fpu,
+                    unisolated,
+                },
             ));
         }
     }
