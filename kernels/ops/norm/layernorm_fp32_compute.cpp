@@ -13,7 +13,8 @@
 // MVMUL group of eight K then holding one non-zero product, so a large value (an outlier channel)
 // no longer rounds its group's other products at 2^-12 of itself; every partial sum is rounded
 // only by the fp32 DEST. The first estimates need no isolation: their error is what the
-// refinement measures. CB 1 tile 0 is all ones.
+// refinement measures. CB 1 tile 0 is all ones. The host compiles this kernel at HiFi3: every FPU
+// product has a ones tile in SrcA, whose odd-phase mantissa slice is zero (phase 3 adds nothing).
 //   1. A = x (the last tile times the column mask when C % 32 != 0)        -> CB 5 (exact), CB 6;
 //   2. m1 = rowsum(A) / C (FPU)                                            -> CB 9;
 //   3. B = A - m1 (m1 read through SrcA as TF32, used consistently)        -> CB 7 (exact), CB 8;
