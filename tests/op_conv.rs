@@ -1222,6 +1222,7 @@ fn check_split(
         weights_lo: false,
         activations_lo: false,
         isolate_products: false,
+        guard_dest_quirk: false,
         ..precision
     };
     let mut max = [0f64; 2];
@@ -1296,6 +1297,7 @@ fn split_precisions() -> [(&'static str, Precision); 3] {
             Precision {
                 activations_lo: true,
                 isolate_products: false,
+                guard_dest_quirk: false,
                 ..f
             },
         ),
@@ -1305,6 +1307,7 @@ fn split_precisions() -> [(&'static str, Precision); 3] {
                 weights_lo: true,
                 activations_lo: true,
                 isolate_products: false,
+                guard_dest_quirk: false,
                 ..f
             },
         ),
@@ -1463,6 +1466,7 @@ fn split_operands_reach_the_fpu_floor() {
         weights_lo: true,
         activations_lo: true,
         isolate_products: false,
+        guard_dest_quirk: false,
         ..fp32
     };
     let (unsplit, st_unsplit) = max_err(fp32, &x, &w);
@@ -1496,6 +1500,7 @@ fn split_operands_reach_the_fpu_floor() {
             Precision {
                 activations_lo: true,
                 isolate_products: false,
+                guard_dest_quirk: false,
                 ..fp32
             },
             &x,
@@ -1537,6 +1542,7 @@ fn split_piper_shapes_plan() {
         weights_lo: true,
         activations_lo: true,
         isolate_products: false,
+        guard_dest_quirk: false,
         ..Precision::hifi_fp32()
     };
     let mut convs = vec![
@@ -1584,6 +1590,7 @@ fn split_piper_shapes_plan() {
                 Precision {
                     activations_lo: false,
                     isolate_products: false,
+                    guard_dest_quirk: false,
                     ..both
                 },
             ),
@@ -1632,6 +1639,7 @@ fn piper_split_convs() {
             Precision {
                 activations_lo: true,
                 isolate_products: false,
+                guard_dest_quirk: false,
                 ..fp32
             },
         ),
@@ -1641,6 +1649,7 @@ fn piper_split_convs() {
                 weights_lo: true,
                 activations_lo: true,
                 isolate_products: false,
+                guard_dest_quirk: false,
                 ..fp32
             },
         ),
@@ -1650,6 +1659,7 @@ fn piper_split_convs() {
                 weights_lo: true,
                 activations_lo: true,
                 isolate_products: true,
+                guard_dest_quirk: false,
                 ..fp32
             },
         ),
@@ -1721,6 +1731,7 @@ fn all_flags() -> Precision {
         weights_lo: true,
         activations_lo: true,
         isolate_products: true,
+        guard_dest_quirk: false,
         ..Precision::hifi_fp32()
     }
 }
@@ -1757,6 +1768,7 @@ fn isolated_products_pass_the_mvmul_floor() {
     };
     let both = Precision {
         isolate_products: false,
+        guard_dest_quirk: false,
         ..all_flags()
     };
     let (e_both, r_both, st_both, _) = run(both);
@@ -1846,6 +1858,7 @@ fn piper_decoder_isolated_convs() {
     let device = piper_device();
     let both = Precision {
         isolate_products: false,
+        guard_dest_quirk: false,
         ..all_flags()
     };
     for (name, p, t) in [

@@ -501,6 +501,7 @@ fn split_operand_conv_transposes() {
             Precision {
                 activations_lo: true,
                 isolate_products: false,
+                guard_dest_quirk: false,
                 ..f
             },
         ),
@@ -510,6 +511,7 @@ fn split_operand_conv_transposes() {
                 weights_lo: true,
                 activations_lo: true,
                 isolate_products: false,
+                guard_dest_quirk: false,
                 ..f
             },
         ),
@@ -618,6 +620,7 @@ fn piper_first_upsampler_all_flags_runs_chunked() {
         weights_lo: true,
         activations_lo: true,
         isolate_products: true,
+        guard_dest_quirk: false,
         ..Precision::hifi_fp32()
     };
     let mut errs = Vec::new();
@@ -625,6 +628,7 @@ fn piper_first_upsampler_all_flags_runs_chunked() {
         all,
         Precision {
             isolate_products: false,
+            guard_dest_quirk: false,
             ..all
         },
     ] {
@@ -677,6 +681,7 @@ fn piper_upsamplers_isolated() {
         weights_lo: true,
         activations_lo: true,
         isolate_products: true,
+        guard_dest_quirk: false,
         ..Precision::hifi_fp32()
     };
     for (name, p, t_in) in [
@@ -707,6 +712,7 @@ fn piper_upsamplers_isolated() {
         for prec in [
             Precision {
                 isolate_products: false,
+                guard_dest_quirk: false,
                 ..all
             },
             all,

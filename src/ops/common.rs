@@ -78,6 +78,20 @@ pub struct Precision {
     /// gains nothing when a group of 8 K rows already holds at most one non-zero weight per output
     /// column (depthwise). Other ops return [`OpError::InvalidArgument`].
     pub isolate_products: bool,
+    /// Guards conv1d / conv_transpose1d against the Wormhole fp32-DEST renormalisation quirk
+    /// (an accumulation step whose aligned integer sum is exactly -1 unit leaves the exponent 27
+    /// too high: the DEST value becomes a large *negative* power of two, 8-32x the operands'
+    /// scale; rare, but with [`Precision::isolate_products`] it is the whole remaining error).
+    /// The conv is computed twice with different accumulation orders (the 8 masked passes of
+    /// the main term in order `r = 0..7`, then `7..0`: the same split input, a second weight
+    /// buffer) and the result is the elementwise max. An event only ever moves a value down and
+    /// the output activation and residual add are non-decreasing, so the max keeps the
+    /// uncorrupted computation wherever only one was hit; without events both agree to fp32
+    /// rounding. Needs `fp32_acc` and `isolate_products` (else [`OpError::InvalidArgument`]);
+    /// other ops reject it. Cost: 2x the conv's launches (split and gather), FPU work and weight
+    /// DRAM, plus 3 exact-fp32 eltwise launches (`b + relu(a - b)`). See `docs/ops.md`, "Split
+    /// operands".
+    pub guard_dest_quirk: bool,
 }
 
 impl Precision {
@@ -92,6 +106,7 @@ impl Precision {
             weights_lo: false,
             activations_lo: false,
             isolate_products: false,
+            guard_dest_quirk: false,
         }
     }
 
@@ -106,6 +121,7 @@ impl Precision {
             weights_lo: false,
             activations_lo: false,
             isolate_products: false,
+            guard_dest_quirk: false,
         }
     }
 
@@ -119,6 +135,7 @@ impl Precision {
             weights_lo: false,
             activations_lo: false,
             isolate_products: false,
+            guard_dest_quirk: false,
         }
     }
 
@@ -132,6 +149,7 @@ impl Precision {
             weights_lo: false,
             activations_lo: false,
             isolate_products: false,
+            guard_dest_quirk: false,
         }
     }
 
@@ -145,6 +163,7 @@ impl Precision {
             weights_lo: false,
             activations_lo: false,
             isolate_products: false,
+            guard_dest_quirk: false,
         }
     }
 
@@ -210,10 +229,12 @@ impl Precision {
     /// For matmul-based ops that do not implement [`Precision::weights_lo`] /
     /// [`Precision::activations_lo`]: an error naming the op instead of silently ignoring them.
     pub fn check_no_split(&self, op: &'static str) -> Result<(), OpError> {
-        if self.weights_lo || self.activations_lo || self.isolate_products {
+        if self.weights_lo || self.activations_lo || self.isolate_products || self.guard_dest_quirk
+        {
             return Err(OpError::InvalidArgument {
                 op,
-                what: "weights_lo / activations_lo / isolate_products (split matmul operands) \
+                what: "weights_lo / activations_lo / isolate_products / guard_dest_quirk (split \
+                       matmul operands) \
                        are not implemented by this op; use conv1d / conv_transpose1d or clear them"
                     .into(),
             });

@@ -146,6 +146,14 @@ static ISO_ALO_PARTS: [Part; 9] = cat(ISO_PARTS, [PL]);
 static ISO_ALO_W: [WeightPart; 9] = cat(ISO_FULL, [WeightPart::Full]);
 static ISO_ONLY_W: [WeightPart; 8] = ISO_FULL;
 static ISO_ONLY_PARTS: [Part; 8] = ISO_PARTS;
+// The guard's second accumulation order ([`Precision::guard_dest_quirk`]): the masked passes
+// reversed (`r = 7..0`), the same input parts.
+const ISO_FULL_REV: [WeightPart; 8] = [FM(7), FM(6), FM(5), FM(4), FM(3), FM(2), FM(1), FM(0)];
+const ISO_HI_REV: [WeightPart; 8] = [HM(7), HM(6), HM(5), HM(4), HM(3), HM(2), HM(1), HM(0)];
+static ISO_BOTH_W_REV: [WeightPart; 10] = cat(ISO_HI_REV, [WeightPart::Hi, WeightPart::Lo]);
+static ISO_WLO_W_REV: [WeightPart; 9] = cat(ISO_HI_REV, [WeightPart::Lo]);
+static ISO_ALO_W_REV: [WeightPart; 9] = cat(ISO_FULL_REV, [WeightPart::Full]);
+static ISO_ONLY_W_REV: [WeightPart; 8] = ISO_FULL_REV;
 
 impl SplitLayout {
     /// The layout of `precision`, or `None` without a split.
@@ -180,6 +188,24 @@ impl SplitLayout {
                 weights: &[WeightPart::Hi, WeightPart::Hi, WeightPart::Lo],
             }),
         }
+    }
+
+    /// The layout of the guard's second computation ([`Precision::guard_dest_quirk`]): with
+    /// `isolate_products`, the same input parts against the masked weight passes in reverse
+    /// order (`mask_7 .. mask_0`), so every partial sum of the main term differs from the first
+    /// order; `None` without `isolate_products`.
+    pub fn reversed_of(precision: &Precision) -> Option<SplitLayout> {
+        if !precision.isolate_products {
+            return None;
+        }
+        let (parts, weights): (&'static [Part], &'static [WeightPart]) =
+            match (precision.weights_lo, precision.activations_lo) {
+                (false, false) => (&ISO_ONLY_PARTS, &ISO_ONLY_W_REV),
+                (true, false) => (&ISO_WLO_PARTS, &ISO_WLO_W_REV),
+                (false, true) => (&ISO_ALO_PARTS, &ISO_ALO_W_REV),
+                (true, true) => (&ISO_BOTH_PARTS, &ISO_BOTH_W_REV),
+            };
+        Some(SplitLayout { parts, weights })
     }
 
     /// Parts per input-channel tile.
@@ -846,6 +872,8 @@ pub struct Conv1d {
     template: Gather,
     chunks: Vec<Chunk>,
     split: Option<SplitLayout>,
+    /// The second computation with [`Precision::guard_dest_quirk`].
+    guard: Option<Guard>,
 }
 
 impl std::fmt::Debug for Conv1d {
@@ -930,6 +958,7 @@ impl Conv1d {
                 }
             }
         }
+        let guard = prepare_guard(device, &template, &precision, &dense, k, bias, true)?;
         let chunks = prepare_chunks(
             device,
             &template,
@@ -949,6 +978,7 @@ impl Conv1d {
             template,
             chunks,
             split,
+            guard,
         })
     }
 
@@ -1087,9 +1117,10 @@ impl Conv1d {
             }
             g.residual = true;
         }
-        run_chunks(
+        run_guarded(
             &self.device,
             &self.chunks,
+            self.guard.as_ref(),
             g.t_in,
             g.t_out,
             self.pre,
@@ -1124,6 +1155,15 @@ pub(crate) fn check_split(
     precision: &Precision,
 ) -> Result<Option<SplitLayout>, OpError> {
     let split = SplitLayout::of(precision);
+    if precision.guard_dest_quirk && !precision.isolate_products {
+        return Err(OpError::InvalidArgument {
+            op,
+            what: "guard_dest_quirk needs isolate_products = true (and fp32_acc = true): its \
+                   second accumulation order permutes the 8 masked weight passes of the \
+                   isolated main term; set isolate_products or clear guard_dest_quirk"
+                .into(),
+        });
+    }
     if split.is_some() && !precision.fp32_acc {
         return Err(OpError::InvalidArgument {
             op,
@@ -1460,6 +1500,129 @@ pub(crate) fn run_chunks(
         op: OP,
         what: "a conv without launches".into(),
     })?;
+    Ok((y, stats))
+}
+
+/// The second computation of a guarded conv ([`Precision::guard_dest_quirk`]): the reversed
+/// layout ([`SplitLayout::reversed_of`]) and its chunks (weights uploaded a second time).
+pub(crate) struct Guard {
+    pub split: SplitLayout,
+    pub chunks: Vec<Chunk>,
+}
+
+/// Prepares the guard of a conv with `precision.guard_dest_quirk` (`None` otherwise): the same
+/// chunking as [`prepare_chunks`] with the reversed masked weight passes.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn prepare_guard(
+    device: &Device,
+    base: &Gather,
+    precision: &Precision,
+    dense: &[f32],
+    blocks: usize,
+    bias: Option<&[f32]>,
+    chain_residual: bool,
+) -> Result<Option<Guard>, OpError> {
+    if !precision.guard_dest_quirk {
+        return Ok(None);
+    }
+    let Some(split) = SplitLayout::reversed_of(precision) else {
+        return Err(OpError::InvalidArgument {
+            op: base.op,
+            what: "guard_dest_quirk needs isolate_products = true".into(),
+        });
+    };
+    let chunks = prepare_chunks(
+        device,
+        base,
+        Some(&split),
+        precision,
+        dense.to_vec(),
+        blocks,
+        bias,
+        chain_residual,
+    )?;
+    Ok(Some(Guard { split, chunks }))
+}
+
+/// [`run_chunks`], guarded when `guard` is set: both computations (the conv's chunks and the
+/// guard's, each writing Float32 with the bias, activation and residual applied), then
+/// `max(a, b) = b + relu(a - b)` in exact fp32 eltwise launches, the last writing
+/// `precision.activations`.
+///
+/// Rounding of the max (fp32, `u = 2^-24`): `relu(a - b)` is `0` when `a <= b` and the sum is
+/// `b` exactly. When `b < a <= 2b` or both are within a factor 2 (no quirk event: they agree to
+/// fp32 rounding) `a - b` is exact (Sterbenz) and `b + (a - b) = a` exactly. Otherwise (one side
+/// hit by an event, `|b|` up to ~32x the scale) the two roundings give at most
+/// `u (|a - b| + |a|) <= u (2 |a| + |b|)` absolute, i.e. a few times `2^-24 * 32` of the
+/// operands' scale, far below the conv's own error bound.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_guarded(
+    device: &Device,
+    chunks: &[Chunk],
+    guard: Option<&Guard>,
+    t_in: usize,
+    t_out: usize,
+    pre: Activation,
+    split: Option<&SplitLayout>,
+    precision: &Precision,
+    activation: Activation,
+    input: &DeviceTensor,
+    residual: Option<&DeviceTensor>,
+    fused_chain: bool,
+) -> Result<(DeviceTensor, RunStats), OpError> {
+    let Some(guard) = guard else {
+        return run_chunks(
+            device,
+            chunks,
+            t_in,
+            t_out,
+            pre,
+            split,
+            precision,
+            activation,
+            input,
+            residual,
+            fused_chain,
+        );
+    };
+    let p32 = Precision {
+        activations: DataFormat::Float32,
+        ..*precision
+    };
+    let (a, sa) = run_chunks(
+        device,
+        chunks,
+        t_in,
+        t_out,
+        pre,
+        split,
+        &p32,
+        activation,
+        input,
+        residual,
+        fused_chain,
+    )?;
+    let (b, sb) = run_chunks(
+        device,
+        &guard.chunks,
+        t_in,
+        t_out,
+        pre,
+        Some(&guard.split),
+        &p32,
+        activation,
+        input,
+        residual,
+        fused_chain,
+    )?;
+    let e32 = Eltwise::new(device, p32)?;
+    let (d, s1) = e32.run_op(EltwiseOp::Binary(BinaryOp::Sub, Broadcast::None), &[&a, &b])?;
+    let (r, s2) = e32.run_op(EltwiseOp::Unary(UnaryOp::Relu), &[&d])?;
+    let (y, s3) = Eltwise::new(device, *precision)?
+        .run_op(EltwiseOp::Binary(BinaryOp::Add, Broadcast::None), &[&b, &r])?;
+    let stats = [sb, s1, s2, s3]
+        .iter()
+        .fold(sa, |acc, s| combine_stats(&acc, s));
     Ok((y, stats))
 }
 
@@ -1872,6 +2035,7 @@ mod tests {
             weights_lo: true,
             activations_lo: true,
             isolate_products: false,
+            guard_dest_quirk: false,
             ..Precision::hifi_fp32()
         };
         let l = SplitLayout::of(&both).unwrap();
@@ -1909,6 +2073,7 @@ mod tests {
         let a = SplitLayout::of(&Precision {
             activations_lo: true,
             isolate_products: false,
+            guard_dest_quirk: false,
             ..Precision::hifi_fp32()
         })
         .unwrap();
@@ -1922,6 +2087,7 @@ mod tests {
             weights_lo: true,
             activations_lo: true,
             isolate_products: true,
+            guard_dest_quirk: false,
             ..Precision::hifi_fp32()
         };
         let l = SplitLayout::of(&all).unwrap();
@@ -2000,6 +2166,7 @@ mod tests {
         );
         let iso = Precision {
             isolate_products: true,
+            guard_dest_quirk: false,
             fp32_acc: false,
             ..Precision::hifi()
         };

@@ -25,8 +25,9 @@ use tt_safe::{DataFormat, Device, RunStats};
 
 use super::common::{Activation, DeviceTensor, OpError, Precision, TILE, tiles};
 use super::conv::{
-    Chunk, ConvFormats, ConvPlan, Gather, SplitLayout, check_activation, check_bf16_activations,
-    check_finite, check_input, check_split, plan, prepare_chunks, run_chunks,
+    Chunk, ConvFormats, ConvPlan, Gather, Guard, SplitLayout, check_activation,
+    check_bf16_activations, check_finite, check_input, check_split, plan, prepare_chunks,
+    prepare_guard, run_guarded,
 };
 
 const OP: &str = "conv_transpose1d";
@@ -88,6 +89,8 @@ pub struct ConvTranspose1d {
     template: Gather,
     chunks: Vec<Chunk>,
     split: Option<SplitLayout>,
+    /// The second computation with [`Precision::guard_dest_quirk`].
+    guard: Option<Guard>,
 }
 
 impl std::fmt::Debug for ConvTranspose1d {
@@ -176,6 +179,15 @@ impl ConvTranspose1d {
             }
         }
         // With a split: row blocks (r * M + m, input tile, part), see SplitLayout::expand.
+        let guard = prepare_guard(
+            device,
+            &template,
+            &precision,
+            &dense,
+            s * m_taps,
+            bias,
+            false,
+        )?;
         let chunks = prepare_chunks(
             device,
             &template,
@@ -194,6 +206,7 @@ impl ConvTranspose1d {
             template,
             chunks,
             split,
+            guard,
         })
     }
 
@@ -248,9 +261,10 @@ impl ConvTranspose1d {
     pub fn run(&self, input: &DeviceTensor) -> Result<(DeviceTensor, RunStats), OpError> {
         check_input(OP, &self.device, input, self.params.cin, &self.precision)?;
         let g = self.gather(input.rows())?;
-        run_chunks(
+        run_guarded(
             &self.device,
             &self.chunks,
+            self.guard.as_ref(),
             g.t_in,
             g.t_out,
             Activation::None,

@@ -299,6 +299,7 @@ pub fn to_precision(s: LayerPrecision) -> Precision {
         weights_lo: s.weights.is_split(),
         activations_lo: s.activations.is_split(),
         isolate_products: s.isolate_products,
+        guard_dest_quirk: false,
     }
 }
 
@@ -1102,6 +1103,7 @@ impl TtBackend {
                     weights_lo: false,
                     activations_lo: false,
                     isolate_products: false,
+                    guard_dest_quirk: false,
                 },
             )
             .map_err(dev_err)?;
