@@ -1910,3 +1910,72 @@ fn piper_decoder_isolated_convs() {
         assert!(res[1].0 < res[0].0, "{name}: isolation did not help");
     }
 }
+
+/// Runs a `k = 1`, `cin 8`, `cout 32` conv under `prec` on data built to hit the fp32-DEST
+/// renormalisation quirk (an accumulation step whose aligned sum is exactly -1 unit: the
+/// exponent comes out 27 too high, see `tt-sim` `accum_step`): every output channel's Float32
+/// bias is `1 - 2^-23` (exponent -1, mantissa all ones but the last), loaded into DEST first,
+/// and the first non-zero product of the isolated passes `r = 0..7` is `x[t, 0] w[., 0] =
+/// 1 x -1` (mask 0), which aligns to exactly one unit below `-bias`. The only other product,
+/// `x[t, 7] w[., 7] = 2^-10 x 1` (mask 7), comes first in the guard's reversed order, so that
+/// order never sums to -1 unit. Channels 1..6 carry random inputs with zero weights (they add
+/// exact zeros). Returns (output, exact f64 result `1 - 2^-23 - 1 + 2^-10`).
+fn quirk_case(device: &Device, prec: Precision) -> (Vec<f32>, f64) {
+    let p = params(8, 32, 1, 1, (0, 0), 1, 1);
+    let t_in = 40;
+    let mut rng = Rng::new(99);
+    let mut x = rng.vec(t_in * p.cin);
+    for t in 0..t_in {
+        x[t * p.cin] = 1.0;
+        x[t * p.cin + 7] = 2f32.powi(-10);
+    }
+    let mut w = vec![0f32; p.cout * p.cin];
+    for co in 0..p.cout {
+        w[co * p.cin] = -1.0;
+        w[co * p.cin + 7] = 1.0;
+    }
+    let b = vec![1.0 - 2f32.powi(-23); p.cout];
+    let xin = DeviceTensor::from_host(device, t_in, p.cin, &x, DataFormat::Float32).unwrap();
+    let conv = Conv1d::new(device, p, &w, Some(&b), prec, Activation::None).unwrap();
+    let (out, _) = conv.run(&xin).unwrap();
+    let want = f64::from(1.0 - 2f32.powi(-23)) - 1.0 + 2f64.powi(-10);
+    (out.to_host().unwrap(), want)
+}
+
+/// `Precision::guard_dest_quirk` removes a quirk event: on `quirk_case`'s data the unguarded
+/// isolated conv is off by far more than its bound (the event makes the DEST value a large
+/// negative power of two), the guarded one is within the isolated bound (`2^-15 sum |a w| +
+/// 2^-20 (|y| + |b|)`, see `chunked_isolated_conv_with_fused_ops`; `sum |a w| = 1 + 2^-10`).
+#[test]
+fn guard_removes_a_dest_quirk_event() {
+    let device = sim();
+    let bound = 2f64.powi(-15) * (1.0 + 2f64.powi(-10)) + 2f64.powi(-20) * 2.0;
+    let (plain, want) = quirk_case(&device, all_flags());
+    let worst_plain = plain
+        .iter()
+        .map(|&g| (f64::from(g) - want).abs())
+        .fold(0f64, f64::max);
+    let guarded = Precision {
+        guard_dest_quirk: true,
+        ..all_flags()
+    };
+    let (got, _) = quirk_case(&device, guarded);
+    let worst = got
+        .iter()
+        .map(|&g| (f64::from(g) - want).abs())
+        .fold(0f64, f64::max);
+    eprintln!(
+        "quirk case: want {want:e}, unguarded y[0] {} (max |err| {worst_plain:.3e}), guarded y[0] \
+         {} (max |err| {worst:.3e}), bound {bound:.3e}",
+        plain[0], got[0]
+    );
+    assert!(
+        worst_plain > 100.0 * bound,
+        "the constructed data no longer triggers the quirk (unguarded max |err| \
+         {worst_plain:.3e}, bound {bound:.3e})"
+    );
+    assert!(
+        worst <= bound,
+        "guarded max |err| {worst:.3e} > bound {bound:.3e}"
+    );
+}
