@@ -1799,6 +1799,8 @@ fn isolated_products_pass_the_mvmul_floor() {
 /// leaky ReLU's fp32 rounding (`2^-24 |x|` per input, inside that), the fp32 chain adds
 /// (`2^-24` of the partial sums, one per chunk), the output activation's one rounding and the
 /// residual add (`2^-24 |y|` each): `2^-15 sum|a w| + 2^-20 (|y| + |r| + |b| + sum|a w|)`.
+/// Also with `guard_dest_quirk` (output leaky ReLU): the max of the two orders, each within
+/// that bound, plus the max's rounding (exact when both agree within a factor 2), is too.
 #[test]
 fn chunked_isolated_conv_with_fused_ops() {
     let device = sim();
@@ -1817,8 +1819,17 @@ fn chunked_isolated_conv_with_fused_ops() {
     let (conv_ref, s) = tt_kernels::ops::conv::conv1d_reference(&p, &xa, t_in, &w, Some(&b));
     let xin = DeviceTensor::from_host(&device, t_in, p.cin, &x, DataFormat::Float32).unwrap();
     let rin = DeviceTensor::from_host(&device, t_in, p.cout, &res, DataFormat::Float32).unwrap();
-    for act in [Activation::LeakyRelu(slope_out), Activation::None] {
-        let conv = Conv1d::new(&device, p, &w, Some(&b), all_flags(), act)
+    let guarded = Precision {
+        guard_dest_quirk: true,
+        ..all_flags()
+    };
+    let cases = [
+        (Activation::LeakyRelu(slope_out), all_flags()),
+        (Activation::None, all_flags()),
+        (Activation::LeakyRelu(slope_out), guarded),
+    ];
+    for (act, prec) in cases {
+        let conv = Conv1d::new(&device, p, &w, Some(&b), prec, act)
             .unwrap()
             .with_input_activation(Activation::LeakyRelu(slope_in))
             .unwrap();
@@ -1842,8 +1853,9 @@ fn chunked_isolated_conv_with_fused_ops() {
             worst = worst.max(e / bound);
         }
         eprintln!(
-            "cin 256 cout 64 k7 T 45, all flags, {} chunks, output {act:?}: worst err/bound \
-             {worst:.3}, {st}",
+            "cin 256 cout 64 k7 T 45, all flags (guard {}), {} chunks, output {act:?}: worst \
+             err/bound {worst:.3}, {st}",
+            prec.guard_dest_quirk,
             conv.chunks()
         );
     }
@@ -1978,4 +1990,76 @@ fn guard_removes_a_dest_quirk_event() {
         worst <= bound,
         "guarded max |err| {worst:.3e} > bound {bound:.3e}"
     );
+}
+
+/// `guard_dest_quirk` on shapes that are not tile multiples (T 45, Cin 70, Cout 50, k 5,
+/// dilation 2), bias, input leaky ReLU, output tanh and a Float32 residual; and with a bf16
+/// input and output (the max is taken in fp32, then rounded once). Each element within the
+/// derived split bound (`check_split`: the same bound as the unguarded split conv; the guard
+/// returns one of two results that each satisfy it, up to the max's fp32 rounding, which is
+/// exact when they agree within a factor 2).
+#[test]
+fn guarded_isolated_conv_matches_the_bound() {
+    let device = sim();
+    let p = params(70, 50, 5, 1, (4, 4), 2, 1);
+    let guarded = Precision {
+        guard_dest_quirk: true,
+        ..all_flags()
+    };
+    let ((e, _), (st, st_plain)) = check_split(
+        &device,
+        p,
+        45,
+        guarded,
+        DataFormat::Float32,
+        Activation::LeakyRelu(0.1),
+        Activation::Tanh,
+        true,
+        31,
+        "guarded fp32",
+    );
+    eprintln!("guarded 70->50 k5 d2 T 45: max |err| {e:.3e}, {st} (unsplit conv {st_plain})");
+    let bf16 = guarded.with_activations(DataFormat::Float16_b);
+    check_split(
+        &device,
+        p,
+        45,
+        bf16,
+        DataFormat::Float16_b,
+        Activation::None,
+        Activation::None,
+        false,
+        32,
+        "guarded bf16",
+    );
+}
+
+/// The guard's validation: it needs `isolate_products` (its second order permutes the masked
+/// passes) and `fp32_acc`; ops without split operands reject it.
+#[test]
+fn guard_needs_isolate_products_and_fp32_acc() {
+    let device = sim();
+    let p = params(16, 16, 3, 1, (1, 1), 1, 1);
+    let w = vec![0.5f32; 16 * 16 * 3];
+    let no_iso = Precision {
+        guard_dest_quirk: true,
+        isolate_products: false,
+        ..all_flags()
+    };
+    let e = Conv1d::new(&device, p, &w, None, no_iso, Activation::None).unwrap_err();
+    assert!(e.to_string().contains("isolate_products"), "{e}");
+    let no_acc = Precision {
+        guard_dest_quirk: true,
+        isolate_products: true,
+        ..Precision::bfp8_hifi2()
+    };
+    let e = Conv1d::new(&device, p, &w, None, no_acc, Activation::None).unwrap_err();
+    assert!(e.to_string().contains("fp32_acc"), "{e}");
+    let e = Precision {
+        guard_dest_quirk: true,
+        ..Precision::hifi()
+    }
+    .check_no_split("matmul")
+    .unwrap_err();
+    assert!(e.to_string().contains("guard_dest_quirk"), "{e}");
 }

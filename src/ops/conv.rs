@@ -1351,7 +1351,9 @@ fn unary_of(a: Activation) -> Option<UnaryOp> {
 }
 
 /// Runs the chunks of a gather conv on `input` and returns `residual + act(conv(pre(input)) +
-/// bias)` in `precision.activations` with the statistics of every launch.
+/// bias)` in `out_format` (`precision.activations`, or Float32 for a guarded conv's two
+/// computations; the bias format still follows `precision`) with the statistics of every
+/// launch.
 ///
 /// One chunk: the split (when there is one) and one gather launch, as without chunking. Several
 /// chunks (always split convs, so `fp32_acc` and the exact path): per chunk a split of its input
@@ -1376,6 +1378,7 @@ pub(crate) fn run_chunks(
     input: &DeviceTensor,
     residual: Option<&DeviceTensor>,
     fused_chain: bool,
+    out_format: DataFormat,
 ) -> Result<(DeviceTensor, RunStats), OpError> {
     let f32f = DataFormat::Float32;
     let n = chunks.len();
@@ -1430,11 +1433,7 @@ pub(crate) fn run_chunks(
         g.residual = chunk_res.is_some();
         g.formats = ConvFormats {
             input: split_in.as_ref().map_or(input.format(), |t| t.format()),
-            output: if direct_out {
-                precision.activations
-            } else {
-                f32f
-            },
+            output: if direct_out { out_format } else { f32f },
             residual: chunk_res.map_or(DataFormat::Float16_b, |r| r.format()),
         };
         g.exact = g.formats.exact(precision, g.residual);
@@ -1462,7 +1461,7 @@ pub(crate) fn run_chunks(
         acc = Some(match acc {
             Some(prev) if !fused_chain => {
                 let fmt = if last && post_act.is_none() && residual.is_none() {
-                    precision.activations
+                    out_format
                 } else {
                     f32f
                 };
@@ -1481,17 +1480,13 @@ pub(crate) fn run_chunks(
         what: "a conv without input-channel chunks".into(),
     })?;
     if let Some(op) = post_act {
-        let fmt = if residual.is_some() {
-            f32f
-        } else {
-            precision.activations
-        };
+        let fmt = if residual.is_some() { f32f } else { out_format };
         let (t, st) = eltwise(fmt)?.run_op(EltwiseOp::Unary(op), &[&y])?;
         add_stats(&st);
         y = t;
     }
     if let (Some(r), false) = (residual, fuse_residual) {
-        let (t, st) = eltwise(precision.activations)?
+        let (t, st) = eltwise(out_format)?
             .run_op(EltwiseOp::Binary(BinaryOp::Add, Broadcast::None), &[&y, r])?;
         add_stats(&st);
         y = t;
@@ -1583,6 +1578,7 @@ pub(crate) fn run_guarded(
             input,
             residual,
             fused_chain,
+            precision.activations,
         );
     };
     let p32 = Precision {
@@ -1596,11 +1592,12 @@ pub(crate) fn run_guarded(
         t_out,
         pre,
         split,
-        &p32,
+        precision,
         activation,
         input,
         residual,
         fused_chain,
+        DataFormat::Float32,
     )?;
     let (b, sb) = run_chunks(
         device,
@@ -1609,11 +1606,12 @@ pub(crate) fn run_guarded(
         t_out,
         pre,
         Some(&guard.split),
-        &p32,
+        precision,
         activation,
         input,
         residual,
         fused_chain,
+        DataFormat::Float32,
     )?;
     let e32 = Eltwise::new(device, p32)?;
     let (d, s1) = e32.run_op(EltwiseOp::Binary(BinaryOp::Sub, Broadcast::None), &[&a, &b])?;
