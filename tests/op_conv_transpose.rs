@@ -742,3 +742,61 @@ fn piper_upsamplers_isolated() {
         assert!(res[1].0 < res[0].0, "{name}: isolation did not help");
     }
 }
+
+/// `Precision::guard_dest_quirk` on a conv-transpose whose shape is not tile multiples (70->50,
+/// k 8, s 4, p 2, T 13), bias, output leaky ReLU, Float32 in / out, against f64 on the original
+/// values: every element within the isolated bound of `piper_first_upsampler_all_flags_runs_chunked`
+/// (`2^-15 sum|a w| + 2^-20 (|y| + |b| + sum|a w|)`; the guard returns, per element, the max of
+/// two computations that each meet it, and the max's fp32 rounding is exact when they agree
+/// within a factor 2). Also compares the device time with the unguarded isolated op.
+#[test]
+fn guarded_conv_transpose_matches_the_bound() {
+    let device = sim();
+    let p = params(70, 50, 8, 4, 2, 0);
+    let t_in = 13;
+    let mut rng = Rng::new(808);
+    let x = rng.vec(t_in * p.cin);
+    let w = rng.vec(p.cin * p.cout * p.kernel);
+    let b = rng.vec(p.cout);
+    let act = Activation::LeakyRelu(0.1);
+    let (yc, s) =
+        tt_kernels::ops::conv_transpose::conv_transpose1d_reference(&p, &x, t_in, &w, Some(&b));
+    let xin = DeviceTensor::from_host(&device, t_in, p.cin, &x, DataFormat::Float32).unwrap();
+    let iso = Precision {
+        weights_lo: true,
+        activations_lo: true,
+        isolate_products: true,
+        guard_dest_quirk: false,
+        ..Precision::hifi_fp32()
+    };
+    for prec in [
+        Precision {
+            guard_dest_quirk: true,
+            ..iso
+        },
+        iso,
+    ] {
+        let op = ConvTranspose1d::new(&device, p, &w, Some(&b), prec, act).unwrap();
+        let (out, st) = op.run(&xin).unwrap();
+        assert_eq!(out.shape(), [p.output_len(t_in).unwrap(), p.cout]);
+        assert_eq!(out.format(), DataFormat::Float32);
+        let got = out.to_host().unwrap();
+        let mut worst = 0f64;
+        for (i, &g) in got.iter().enumerate() {
+            let y = act.apply(yc[i]);
+            let e = (f64::from(g) - y).abs();
+            let bound = 2f64.powi(-15) * s[i]
+                + 2f64.powi(-20) * (y.abs() + f64::from(b[i % p.cout]).abs() + s[i]);
+            assert!(
+                e <= bound,
+                "guard {}: y[{i}] = {g}, f64 {y}: |err| {e:.3e} > {bound:.3e}",
+                prec.guard_dest_quirk
+            );
+            worst = worst.max(e / bound);
+        }
+        eprintln!(
+            "conv_transpose 70->50 k8 s4 T {t_in} guard {}: worst err/bound {worst:.3}, {st}",
+            prec.guard_dest_quirk
+        );
+    }
+}
