@@ -48,6 +48,16 @@
 //! followed by the caller's residual). A conv that planned in one launch before chunking existed
 //! (no `isolate_products`) keeps exactly its single launch and weights.
 //!
+//! # Guarding against the fp32-DEST -1 quirk ([`Precision::guard_dest_quirk`])
+//! An accumulation step whose aligned sum is exactly -1 unit leaves the fp32 DEST exponent 27 too
+//! high (Wormhole; modelled by tt-sim): the value becomes a large negative power of two. Events
+//! only move values down and the fused output steps are non-decreasing, so a guarded conv runs
+//! two computations (`run_guarded`): its chunks as usual and a second set with the masked passes
+//! in reverse order (`SplitLayout::reversed_of`, same split input, second weight buffer), both
+//! writing Float32, then `max(a, b) = b + relu(a - b)` in exact fp32 eltwise launches. Needs
+//! `isolate_products` (and `fp32_acc`). Cost: 2x the conv's launches and FPU work, 2x weight
+//! memory, plus 3 eltwise launches; see `docs/ops.md`, "Split operands".
+//!
 //! # How it runs (kernels in `kernels/ops/conv/`)
 //! A dense conv is `y[t] = sum_j x[t s + j d - pad_left] W_j` with `W_j = weight[:, :, j]^T`
 //! (`[Cin, Cout]`), i.e. a sum over taps of shifted, strided `[T_out, Cin] x [Cin, Cout]` matmuls.
