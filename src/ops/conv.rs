@@ -2090,6 +2090,33 @@ mod tests {
     }
 
     #[test]
+    fn guard_layout_reverses_the_masked_passes_only() {
+        for (wlo, alo) in [(false, false), (true, false), (false, true), (true, true)] {
+            let p = Precision {
+                weights_lo: wlo,
+                activations_lo: alo,
+                isolate_products: true,
+                guard_dest_quirk: true,
+                ..Precision::hifi_fp32()
+            };
+            let fwd = SplitLayout::of(&p).unwrap();
+            let rev = SplitLayout::reversed_of(&p).unwrap();
+            // The same input parts: the guard reuses the split tensor.
+            assert_eq!(fwd.parts, rev.parts);
+            assert_eq!(fwd.weights.len(), rev.weights.len());
+            for r in 0..8 {
+                assert_eq!(fwd.weights[r], rev.weights[7 - r], "{wlo} {alo} pass {r}");
+            }
+            assert_eq!(fwd.weights[8..], rev.weights[8..]);
+        }
+        let no_iso = Precision {
+            guard_dest_quirk: true,
+            ..Precision::hifi_fp32()
+        };
+        assert_eq!(SplitLayout::reversed_of(&no_iso), None);
+    }
+
+    #[test]
     fn isolated_layout_masks_the_main_term_rows() {
         let all = Precision {
             weights_lo: true,
