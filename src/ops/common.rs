@@ -87,7 +87,8 @@ pub struct Precision {
     /// buffer) and the result is the elementwise max. An event only ever moves a value down and
     /// the output activation and residual add are non-decreasing, so the max keeps the
     /// uncorrupted computation wherever only one was hit; without events both agree to fp32
-    /// rounding. Needs `fp32_acc` and `isolate_products` (else [`OpError::InvalidArgument`]);
+    /// rounding. Needs `fp32_acc`, `isolate_products` and a non-decreasing output activation
+    /// (not GELU, not a negative leaky slope) (else [`OpError::InvalidArgument`]);
     /// other ops reject it. Cost: 2x the conv's launches (split and gather), FPU work and weight
     /// DRAM, plus 3 exact-fp32 eltwise launches (`b + relu(a - b)`). See `docs/ops.md`, "Split
     /// operands".

@@ -911,6 +911,7 @@ impl Conv1d {
         precision.validate_fp32(OP)?;
         check_bf16_activations(OP, &precision)?;
         check_activation(OP, activation)?;
+        check_guard_activation(OP, &precision, activation)?;
         let cin_g = params.cin / params.groups;
         let cout_g = params.cout / params.groups;
         let k = params.kernel;
@@ -1673,6 +1674,32 @@ pub(crate) fn check_activation(op: &'static str, a: Activation) -> Result<(), Op
         }),
         _ => Ok(()),
     }
+}
+
+/// With [`Precision::guard_dest_quirk`] the output activation must be non-decreasing (the max
+/// of the two computations keeps the uncorrupted one only then): GELU and a leaky ReLU with a
+/// negative slope are refused.
+pub(crate) fn check_guard_activation(
+    op: &'static str,
+    precision: &Precision,
+    a: Activation,
+) -> Result<(), OpError> {
+    let monotonic = match a {
+        Activation::Gelu => false,
+        Activation::LeakyRelu(s) => s >= 0.0,
+        Activation::None | Activation::Relu | Activation::Tanh | Activation::Sigmoid => true,
+    };
+    if precision.guard_dest_quirk && !monotonic {
+        return Err(OpError::InvalidArgument {
+            op,
+            what: format!(
+                "guard_dest_quirk needs a non-decreasing output activation (None, ReLU, leaky \
+                 ReLU with slope >= 0, tanh, sigmoid), not {a:?}: it keeps the larger of two \
+                 computations; apply {a:?} as an eltwise op after the conv"
+            ),
+        });
+    }
+    Ok(())
 }
 
 pub(crate) fn check_finite(op: &'static str, what: &str, v: &[f32]) -> Result<(), OpError> {

@@ -26,8 +26,8 @@ use tt_safe::{DataFormat, Device, RunStats};
 use super::common::{Activation, DeviceTensor, OpError, Precision, TILE, tiles};
 use super::conv::{
     Chunk, ConvFormats, ConvPlan, Gather, Guard, SplitLayout, check_activation,
-    check_bf16_activations, check_finite, check_input, check_split, plan, prepare_chunks,
-    prepare_guard, run_guarded,
+    check_bf16_activations, check_finite, check_guard_activation, check_input, check_split, plan,
+    prepare_chunks, prepare_guard, run_guarded,
 };
 
 const OP: &str = "conv_transpose1d";
@@ -117,6 +117,7 @@ impl ConvTranspose1d {
         precision.validate_fp32(OP)?;
         check_bf16_activations(OP, &precision)?;
         check_activation(OP, activation)?;
+        check_guard_activation(OP, &precision, activation)?;
         let (cin, cout, k, s) = (params.cin, params.cout, params.kernel, params.stride);
         if weight.len() != cin * cout * k {
             return Err(OpError::ShapeMismatch {
