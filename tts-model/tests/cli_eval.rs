@@ -1,5 +1,5 @@
 //! `tts plan` and `tts eval` from the command line, and their error paths. The sim backend is
-//! exercised on a short id sequence only by the ignored test (it takes ~40 s on 2 cores).
+//! exercised on a short id sequence only by the ignored tests (~1-2 min each on 2 cores).
 //! Needs the voice (env `TTS_VOICE` or `<workspace>/voices/en_US-joe-medium.onnx`); skipped
 //! without it.
 
@@ -143,16 +143,17 @@ fn eval_sim(v: &str, plan: &str) -> String {
     t
 }
 
-/// The sim backend end to end on "Hello world." under `hifi`: every matmul/conv FLOP on the
-/// device (encoder, duration predictor, flow, decoder), no host elementwise step, the only host
-/// step listed is the prior noise of noisy synthesis (none here: noise off), durations within one
-/// frame per id of cpu's (the exact frame count is the known-failing acceptance test below),
-/// ESTIMATE-labelled device times including the duration predictor and the alignment.
+/// The sim backend end to end on "Hello world." under `hifi-bf16` (one pass per conv, so the
+/// test stays short; `hifi` is checked by the acceptance test below): every matmul/conv FLOP on
+/// the device (encoder, duration predictor, flow, decoder), no host elementwise step, the only
+/// host step listed is the prior noise of noisy synthesis (none here: noise off), durations
+/// within one frame per id of cpu's, ESTIMATE-labelled device times including the duration
+/// predictor and the alignment.
 #[test]
 #[ignore = "expensive: ~1 min on 2 cores; run with `cargo test -p tts-model --test cli_eval -- --ignored`"]
 fn eval_sim_reports_quality_shares_and_estimates() {
     let Some(v) = voice() else { return };
-    let t = eval_sim(&v, "hifi");
+    let t = eval_sim(&v, "hifi-bf16");
     assert!(
         t.contains("on-device share of matmul/conv FLOPs: 100.0%"),
         "{t}"
@@ -189,19 +190,28 @@ fn eval_sim_reports_quality_shares_and_estimates() {
     assert!((a - b).abs() <= 2, "frames {frames}\n{t}");
 }
 
-/// The acceptance bounds of issue #6 on "Hello world.": `hifi` MCD < 0.1 dB; `bfp8-lofi`
-/// MCD <= 0.3 dB and log-mel L1 <= 0.02; identical frame counts.
+/// Issue #6's first acceptance bound on "Hello world.": `hifi` gives the same frame count as
+/// cpu (free-running, everything on the device) and MCD < 0.1 dB.
 #[test]
-#[ignore = "known failing (docs/pipeline-on-tensix.md: frame counts hifi 72/71, bfp8-lofi 72/70 with the device duration predictor; hifi MCD 5.5 dB with matching durations); run with `cargo test -p tts-model --test cli_eval -- --ignored acceptance`"]
-fn eval_sim_meets_the_acceptance_bounds() {
+#[ignore = "expensive: ~1-2 min on 2 cores (hifi runs each conv as 2 x 10 passes); run with `cargo test --release -p tts-model --test cli_eval -- --ignored hifi_meets`"]
+fn eval_sim_hifi_meets_the_acceptance_bounds() {
     let Some(v) = voice() else { return };
-    for (plan, mcd_max, l1_max) in [("hifi", 0.1, f64::INFINITY), ("bfp8-lofi", 0.3, 0.02)] {
-        let t = eval_sim(&v, plan);
-        let (frames, mcd, l1, _, _) = eval_row(&t).unwrap_or_else(|| panic!("{plan}: no row\n{t}"));
-        assert_eq!(frames, "72/72", "{plan}");
-        assert!(
-            mcd < mcd_max && l1 <= l1_max,
-            "{plan}: MCD {mcd} dB, L1 {l1}"
-        );
-    }
+    let t = eval_sim(&v, "hifi");
+    let (frames, mcd, _, _, _) = eval_row(&t).unwrap_or_else(|| panic!("hifi: no row\n{t}"));
+    assert_eq!(frames, "72/72", "hifi\n{t}");
+    assert!(mcd < 0.1, "hifi: MCD {mcd} dB\n{t}");
+}
+
+/// Issue #6's second acceptance bound on "Hello world.": `bfp8-lofi` with MCD <= 0.3 dB,
+/// log-mel L1 <= 0.02 and the same frame count. Known failing and out of reach for this voice:
+/// bfp8_b decoder weights alone, on the f32 cpu backend, give log-mel L1 0.071 and MCD 8.8 dB
+/// (tests/precision_floor.rs; docs/pipeline-on-tensix.md "Floors").
+#[test]
+#[ignore = "known failing (bfp8_b weights alone exceed the gates on the cpu: tests/precision_floor.rs); run with `cargo test --release -p tts-model --test cli_eval -- --ignored bfp8_lofi_meets`"]
+fn eval_sim_bfp8_lofi_meets_the_acceptance_bounds() {
+    let Some(v) = voice() else { return };
+    let t = eval_sim(&v, "bfp8-lofi");
+    let (frames, mcd, l1, _, _) = eval_row(&t).unwrap_or_else(|| panic!("bfp8-lofi: no row\n{t}"));
+    assert_eq!(frames, "72/72", "bfp8-lofi\n{t}");
+    assert!(mcd <= 0.3 && l1 <= 0.02, "bfp8-lofi: MCD {mcd} dB, L1 {l1}");
 }

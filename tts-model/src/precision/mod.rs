@@ -1005,7 +1005,8 @@ impl fmt::Display for PlanReport {
         }
         writeln!(
             f,
-            "  ({} bias/norm parameters are kept in bf16; included above)",
+            "  ({} bias/norm parameters, counted above as bf16; the device keeps them in Float32 \
+             where a layer's activations are fp32 or fp32x2)",
             self.vector_params
         )?;
         let acts: Vec<String> = self

@@ -48,6 +48,10 @@
 //! alignment rounds nothing; tt-kernels chunks input channels across launches when that does not
 //! fit L1). [`without_split`] clears it with the split flags; [`attention_precision`] clears it
 //! (the attention core's `fp32x2` split path isolates its products already; see there).
+//! `isolate_products` also turns on tt-kernels' `Precision::guard_dest_quirk` on those convs:
+//! each conv runs twice with the masked passes in opposite orders and keeps the elementwise
+//! max, which removes the rare fp32-DEST "-1" renormalisation events the simulator models
+//! (an event only ever lowers the accumulated value; 2x the conv's device time).
 #![deny(unsafe_code)]
 
 pub mod dp;
@@ -299,7 +303,9 @@ pub fn to_precision(s: LayerPrecision) -> Precision {
         weights_lo: s.weights.is_split(),
         activations_lo: s.activations.is_split(),
         isolate_products: s.isolate_products,
-        guard_dest_quirk: false,
+        // The guard needs isolated products (tt-kernels refuses it otherwise) and costs 2x the
+        // conv; plans turn it on with isolate_products (no separate key).
+        guard_dest_quirk: s.isolate_products,
     }
 }
 
@@ -313,6 +319,7 @@ pub fn without_split(p: Precision) -> Precision {
         weights_lo: false,
         activations_lo: false,
         isolate_products: false,
+        guard_dest_quirk: false,
         ..p
     }
 }
@@ -329,6 +336,7 @@ pub fn attention_precision(s: LayerPrecision) -> Precision {
     Precision {
         weights_lo: false,
         isolate_products: false,
+        guard_dest_quirk: false,
         ..to_precision(s)
     }
 }
@@ -1648,18 +1656,21 @@ mod tests {
     #[test]
     fn ops_without_the_split_get_both_flags_cleared() {
         let p = to_precision(Plan::preset("hifi").expect("preset").default);
-        assert!(p.isolate_products);
+        assert!(p.isolate_products && p.guard_dest_quirk);
         let q = without_split(p);
-        assert!(!q.weights_lo && !q.activations_lo && !q.isolate_products);
+        assert!(!q.weights_lo && !q.activations_lo && !q.isolate_products && !q.guard_dest_quirk);
         assert_eq!(
             q,
             Precision {
                 weights_lo: false,
                 activations_lo: false,
                 isolate_products: false,
+                guard_dest_quirk: false,
                 ..p
             }
         );
+        let a = attention_precision(Plan::preset("hifi").expect("preset").default);
+        assert!(a.activations_lo && !a.isolate_products && !a.guard_dest_quirk);
         // An isolated-only precision is refused by the ops without the split as well.
         let iso_only = Precision {
             isolate_products: true,
