@@ -369,6 +369,20 @@ fn stage_breakdown() {
                 .join(" ")
         };
         let hop = cpu.hparams().hop();
+        if let Some(dir) = std::env::var_os("TTS_DUMP") {
+            // Raw little-endian f32 dumps for offline analysis (cpu and tt per stage).
+            let dir = PathBuf::from(dir);
+            for (name, v) in [
+                ("z_cpu", &z),
+                ("z_tt", &zt),
+                ("audio_cpu", &audio),
+                ("audio_tt_dec", &at),
+                ("audio_tt_chain", &chain),
+            ] {
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                std::fs::write(dir.join(format!("{plan}.{name}.f32")), bytes).expect("dump");
+            }
+        }
         eprintln!(
             "{plan}: worst frames (frame:SNR dB): flow output {}; decoder audio {}; flow+decoder audio {}",
             worst_frames(&z, &zt, inter),
