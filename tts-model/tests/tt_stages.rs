@@ -25,6 +25,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use tts_model::backend::host_expand_means;
 use tts_model::cpu::{CpuBackend, CpuOptions};
 use tts_model::precision::Plan;
 use tts_model::quality::snr_db;
@@ -50,6 +51,18 @@ fn voice() -> Option<&'static Voice> {
     .as_ref()
 }
 
+/// Ids from env `TTS_IDS` (comma-separated), default "Hello world.".
+fn env_ids() -> Vec<i64> {
+    std::env::var("TTS_IDS")
+        .ok()
+        .map(|s| {
+            s.split(',')
+                .map(|x| x.trim().parse().expect("TTS_IDS: integers"))
+                .collect()
+        })
+        .unwrap_or_else(|| HELLO.to_vec())
+}
+
 /// z_p of "Hello world." with noise off (72 frames), from the cpu backend.
 fn z_p(cpu: &CpuBackend) -> (Vec<f32>, usize) {
     let enc = cpu.encode(HELLO).expect("encode");
@@ -58,12 +71,7 @@ fn z_p(cpu: &CpuBackend) -> (Vec<f32>, usize) {
         .expect("durations");
     let d = durations(&logw, 1.0);
     let inter = cpu.hparams().inter;
-    let mut z = Vec::new();
-    for (i, &n) in d.iter().enumerate() {
-        for _ in 0..n {
-            z.extend_from_slice(&enc.stats[i * 2 * inter..i * 2 * inter + inter]);
-        }
-    }
+    let z = host_expand_means(&enc, &d, inter);
     let frames = z.len() / inter;
     (z, frames)
 }
@@ -292,26 +300,14 @@ fn stage_breakdown() {
         eprintln!("skipped: voice not found");
         return;
     };
-    let ids: Vec<i64> = std::env::var("TTS_IDS")
-        .ok()
-        .map(|s| {
-            s.split(',')
-                .map(|x| x.trim().parse().expect("TTS_IDS: integers"))
-                .collect()
-        })
-        .unwrap_or_else(|| HELLO.to_vec());
+    let ids = env_ids();
     let plans = std::env::var("TTS_PLANS").unwrap_or_else(|_| "hifi,bfp8-lofi".into());
     let cpu = CpuBackend::new(v, CpuOptions { threads: 1 }).expect("cpu backend");
     let inter = cpu.hparams().inter;
     let enc = cpu.encode(&ids).expect("cpu encoder");
     let zero = vec![0.0; 2 * enc.t];
     let d = durations(&cpu.log_durations(&enc, &zero, None).expect("dp"), 1.0);
-    let mut z_p = Vec::new();
-    for (i, &n) in d.iter().enumerate() {
-        for _ in 0..n {
-            z_p.extend_from_slice(&enc.stats[i * 2 * inter..i * 2 * inter + inter]);
-        }
-    }
+    let z_p = host_expand_means(&enc, &d, inter);
     let frames = z_p.len() / inter;
     let z = cpu.flow_reverse(&z_p, frames, None).expect("cpu flow");
     let audio = cpu.decode(&z, frames, None).expect("cpu decoder");
@@ -339,12 +335,7 @@ fn stage_breakdown() {
         let chain = tt.decode(&zt, frames, None).expect("tt decoder on tt flow");
         let changed = d.iter().zip(&dt).filter(|(a, b)| a != b).count();
         // The encoder's error alone, through the cpu flow and decoder (cpu durations).
-        let mut zp_tt = Vec::with_capacity(z_p.len());
-        for (i, &n) in d.iter().enumerate() {
-            for _ in 0..n {
-                zp_tt.extend_from_slice(&e.stats[i * 2 * inter..i * 2 * inter + inter]);
-            }
-        }
+        let zp_tt = host_expand_means(&e, &d, inter);
         let z_enc = cpu.flow_reverse(&zp_tt, frames, None).expect("cpu flow");
         let a_enc = cpu.decode(&z_enc, frames, None).expect("cpu decoder");
         let mut worst: Vec<(f64, usize)> = (0..d.len())
@@ -424,14 +415,7 @@ fn mcd_sensitivity() {
         eprintln!("skipped: voice not found");
         return;
     };
-    let ids: Vec<i64> = std::env::var("TTS_IDS")
-        .ok()
-        .map(|s| {
-            s.split(',')
-                .map(|x| x.trim().parse().expect("TTS_IDS: integers"))
-                .collect()
-        })
-        .unwrap_or_else(|| HELLO.to_vec());
+    let ids = env_ids();
     let cpu = CpuBackend::new(v, CpuOptions { threads: 1 }).expect("cpu backend");
     let inter = cpu.hparams().inter;
     let enc = cpu.encode(&ids).expect("cpu encoder");
@@ -440,12 +424,7 @@ fn mcd_sensitivity() {
             .expect("dp"),
         1.0,
     );
-    let mut z_p = Vec::new();
-    for (i, &n) in d.iter().enumerate() {
-        for _ in 0..n {
-            z_p.extend_from_slice(&enc.stats[i * 2 * inter..i * 2 * inter + inter]);
-        }
-    }
+    let z_p = host_expand_means(&enc, &d, inter);
     let frames = z_p.len() / inter;
     let z = cpu.flow_reverse(&z_p, frames, None).expect("cpu flow");
     let audio = cpu.decode(&z, frames, None).expect("cpu decoder");
