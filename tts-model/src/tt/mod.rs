@@ -251,9 +251,6 @@ pub struct TtBackend {
     dec_in_fmt: DataFormat,
     /// Whether the flow's final channel order is reversed (an odd number of flips).
     flow_final_reversed: bool,
-    /// Input-channel ranges `dec.ups.0` is split into (1: not split; else the layers
-    /// `dec.conv_pre#j` and `dec.ups.0#j`, see [`TtBackend::new`]).
-    ups0_parts: usize,
 }
 
 /// rel_k, rel_v (`[2w+1, d]`), attention precision, LN1, LN2 of one encoder layer.
@@ -370,16 +367,6 @@ impl ConvSpec {
     }
 }
 
-/// Whether a conv-transpose's working set fits L1 (tt-kernels refuses it with
-/// [`OpError::ShapeUnsupported`] naming L1 otherwise) for short and long inputs: the per-core
-/// need of one output-channel tile does not depend on the length; a few lengths guard the rest.
-/// Other planning errors do not count (they surface when the op runs, as without a split).
-fn up_fits(op: &ConvTranspose1d) -> bool {
-    [1usize, 64, 4096].iter().all(|&t| {
-        !matches!(op.plan(t), Err(OpError::ShapeUnsupported { ref limit, .. }) if limit.contains("L1"))
-    })
-}
-
 /// Physical channel of logical channel `c` of the flow's `z` (`inter` channels) when the
 /// stored order is reversed.
 fn phys(c: usize, inter: usize, reversed: bool) -> usize {
@@ -475,7 +462,6 @@ impl TtBackend {
             Ok(())
         };
         let mut ups = Vec::new();
-        let mut conv_pre: Option<ConvSpec> = None;
         for l in &all_layers {
             if !(l.name.starts_with("flow.")
                 || l.name.starts_with("dec.")
@@ -629,13 +615,9 @@ impl TtBackend {
                     )));
                 }
             } else {
-                if n == "dec.conv_pre" {
-                    conv_pre = Some(spec.clone());
-                }
                 prepare(&mut layers, n.clone(), n, spec)?;
             }
         }
-        let mut ups0_parts = 1;
         for (name, cin, cout, k, w, bias) in ups {
             let idx: usize = name
                 .trim_start_matches("dec.ups.")
@@ -656,80 +638,6 @@ impl TtBackend {
             let op =
                 ConvTranspose1d::new(&device, params, &w, bias.as_deref(), prec, Activation::None)
                     .map_err(dev_err)?;
-            if idx == 0
-                && !up_fits(&op)
-                && let Some(pre) = &conv_pre
-            {
-                // Too large for L1 with this precision (e.g. split operands on Piper's
-                // 256 -> 128 k16 s8 upsampler): split the input channels into `parts` ranges,
-                // each fed by the matching output channels of conv_pre (its only producer) and
-                // the partial outputs summed on the device (exact: a sum over input channels;
-                // the bias in part 0 only).
-                let parts = [2usize, 4]
-                    .into_iter()
-                    .find(|&p| {
-                        cin % (p * 32) == 0 && {
-                            let c = cin / p;
-                            ConvTranspose1d::new(
-                                &device,
-                                ConvTranspose1dParams { cin: c, ..params },
-                                &w[..c * cout * k],
-                                None,
-                                prec,
-                                Activation::None,
-                            )
-                            .is_ok_and(|o| up_fits(&o))
-                        }
-                    })
-                    .ok_or_else(|| {
-                        TtsError::Unsupported(format!(
-                            "{name} ({cin} -> {cout}, k {k}, stride {}) does not fit L1 with precision {} even split into 4 input-channel ranges; use a plan without bf16x2 / fp32x2 on {name}",
-                            u.stride,
-                            setting(&name)
-                        ))
-                    })?;
-                let c = cin / parts;
-                layers.remove("dec.conv_pre");
-                for j in 0..parts {
-                    prepare(
-                        &mut layers,
-                        format!("dec.conv_pre#{j}"),
-                        "dec.conv_pre",
-                        pre.rows(j * c, (j + 1) * c),
-                    )?;
-                    let pp = ConvTranspose1dParams { cin: c, ..params };
-                    let wj = w[j * c * cout * k..(j + 1) * c * cout * k].to_vec();
-                    let bj = if j == 0 { bias.clone() } else { None };
-                    let op = ConvTranspose1d::new(
-                        &device,
-                        pp,
-                        &wj,
-                        bj.as_deref(),
-                        prec,
-                        Activation::None,
-                    )
-                    .map_err(dev_err)?;
-                    layers.insert(
-                        format!("{name}#{j}"),
-                        DevLayer {
-                            op: Op::Up(op),
-                            emu: Emu::Up(pp),
-                            weight: wj,
-                            bias: bj,
-                            act: Activation::None,
-                            pre: Activation::None,
-                            cout,
-                            out_fmt: prec.activations,
-                            weights_lo: prec.weights_lo,
-                            activations_lo: prec.activations_lo,
-                            flops_per_row: 2.0 * (c * cout * k) as f64,
-                            transpose: true,
-                        },
-                    );
-                }
-                ups0_parts = parts;
-                continue;
-            }
             layers.insert(
                 name,
                 DevLayer {
@@ -851,7 +759,6 @@ impl TtBackend {
             dec_fmt,
             dec_in_fmt,
             flow_final_reversed,
-            ups0_parts,
         })
     }
 
@@ -1465,29 +1372,12 @@ impl Backend for TtBackend {
             )));
         }
         let zin = self.upload(z, frames, inter, self.dec_in_fmt)?;
-        let parts = self.ups0_parts;
-        // leaky_relu(conv_pre(z), 0.1), fused (per input-channel range of ups.0 when split).
-        let mut x = if parts > 1 {
-            None
-        } else {
-            Some(self.conv("decoder", "dec.conv_pre", &zin, None)?)
-        };
+        // leaky_relu(conv_pre(z), 0.1), fused.
+        let mut x = self.conv("decoder", "dec.conv_pre", &zin, None)?;
         let nk = self.hp.resblock_kernels.len();
         let n_ups = self.hp.ups.len();
         for s in 0..n_ups {
-            let y = match &x {
-                Some(x) => self.conv("decoder", &format!("dec.ups.{s}"), x, None)?,
-                None => {
-                    let mut ys = Vec::with_capacity(parts);
-                    for j in 0..parts {
-                        let xj = self.conv("decoder", &format!("dec.conv_pre#{j}"), &zin, None)?;
-                        ys.push(self.conv("decoder", &format!("dec.ups.0#{j}"), &xj, None)?);
-                    }
-                    let fmt = self.layer("dec.ups.0#0")?.out_fmt;
-                    let refs: Vec<&Act> = ys.iter().collect();
-                    self.eltwise("decoder", EltwiseOp::Sum(1.0), &refs, fmt)?
-                }
-            };
+            let y = self.conv("decoder", &format!("dec.ups.{s}"), &x, None)?;
             let mut rbs = Vec::with_capacity(nk);
             for j in 0..nk {
                 let rb = s * nk + j;
@@ -1508,7 +1398,7 @@ impl Backend for TtBackend {
                 })?);
             }
             let mean = self.mean("decoder", &rbs)?;
-            x = Some(if s + 1 < n_ups {
+            x = if s + 1 < n_ups {
                 self.eltwise(
                     "decoder",
                     EltwiseOp::Unary(UnaryOp::LeakyRelu(0.1)),
@@ -1517,9 +1407,8 @@ impl Backend for TtBackend {
                 )?
             } else {
                 mean
-            });
+            };
         }
-        let x = x.ok_or_else(|| TtsError::Unsupported("a decoder without upsampling".into()))?;
         // tanh(conv_post(leaky_relu(x, 0.01))), both fused.
         let y = self.conv("decoder", "dec.conv_post", &x, None)?;
         self.download(y)
