@@ -29,31 +29,43 @@ fn bf16(x: f32) -> f32 {
     f32::from_bits(r)
 }
 
+/// Nearest value with 5 significant bits (hidden + 4 mantissa bits): all of a weight that
+/// LoFi's single phase multiplies (SrcA hidden + top 4 bits), with the host rounding the
+/// weights to nearest beforehand so that LoFi's truncation drops nothing more; the best a LoFi
+/// plan can do for its weights (its activations lose bits too: SrcB hidden + top 6).
+fn lofi5(x: f32) -> f32 {
+    let b = x.to_bits();
+    let r = b.wrapping_add(0x3_ffff + ((b >> 19) & 1)) & 0xfff8_0000;
+    f32::from_bits(r)
+}
+
 /// bf16 hi + bf16 lo (16 significant bits): what a two-term weight split represents.
 fn bf16x2(x: f32) -> f32 {
     let hi = bf16(x);
     hi + bf16(x - hi)
 }
 
-/// A conv weight rounded to a BFP format the way the device stores it: 16 consecutive output
-/// channels of one (input channel, tap) share an exponent (a tile face row of the dense
-/// `[taps x cin, cout]` matrix), `bits` mantissa bits each (host TT-Metal encoder and decoder).
-/// `out_axis` is the output-channel axis of the PyTorch tensor (0 for Conv1d, 1 for
-/// ConvTranspose1d). 1-D tensors (biases, norms) and the embedding table are left alone.
-fn bfp(dims: &[usize], vals: Vec<f32>, out_axis: usize, bits: u32) -> Vec<f32> {
+/// A conv weight rounded to a BFP format: blocks of 16 consecutive entries along `axis` of the
+/// PyTorch tensor share an exponent, `bits` mantissa bits each (host TT-Metal encoder and
+/// decoder). With `axis` = the output-channel axis (0 for Conv1d, 1 for ConvTranspose1d) this is
+/// how the device stores it (a tile face row of the dense `[taps x cin, cout]` matrix); the
+/// input-channel axis instead is what a transposed weight layout (`matmul_tiles` with
+/// `transpose`) would store: blocks within one output channel, sharing its weight-norm scale.
+/// 1-D tensors (biases, norms) and the embedding table are left alone.
+fn bfp(dims: &[usize], vals: Vec<f32>, axis: usize, bits: u32) -> Vec<f32> {
     use tt_formats::bfp::{decode_value_host, encode_row_host};
     if dims.len() < 2 {
         return vals;
     }
-    let n_out = dims[out_axis];
-    let inner: usize = dims[out_axis + 1..].iter().product();
-    let outer: usize = dims[..out_axis].iter().product();
+    let n_axis = dims[axis];
+    let inner: usize = dims[axis + 1..].iter().product();
+    let outer: usize = dims[..axis].iter().product();
     let mut out = vals.clone();
     for o in 0..outer {
         for i in 0..inner {
-            for c0 in (0..n_out).step_by(16) {
-                let idx: Vec<usize> = (c0..(c0 + 16).min(n_out))
-                    .map(|c| (o * n_out + c) * inner + i)
+            for c0 in (0..n_axis).step_by(16) {
+                let idx: Vec<usize> = (c0..(c0 + 16).min(n_axis))
+                    .map(|c| (o * n_axis + c) * inner + i)
                     .collect();
                 let mut row = [0u32; 16];
                 for (r, &j) in row.iter_mut().zip(&idx) {
@@ -107,7 +119,7 @@ fn weight_rounding_floor() {
     });
     type Round = fn(f32) -> f32;
     let id: Round = |x| x;
-    let variants: [(&str, &str, Round); 11] = [
+    let variants: [(&str, &str, Round); 15] = [
         ("all tensors", "", bf16),
         ("matrices (>= 2 dims) only", "", bf16),
         ("enc_p.* only", "enc_p.", bf16),
@@ -119,15 +131,25 @@ fn weight_rounding_floor() {
         ("conv weights bfp8_b", "", id),
         ("dec.* conv weights bfp8_b", "dec.", id),
         ("conv weights bfp4_b", "", id),
+        (
+            "matrices (>= 2 dims, not the embedding) rounded to LoFi's 5 bits",
+            "",
+            lofi5,
+        ),
+        ("dec.* matrices rounded to LoFi's 5 bits", "dec.", lofi5),
+        ("dec.* conv weights bfp8_b along cin", "dec.", id),
+        ("conv weights bfp8_b along cin", "", id),
     ];
     eprintln!(
         "weights rounded | frames free-running | changed durations | MCD dB | log-mel L1 | SNR dB (forced durations)"
     );
     for (label, prefix, round) in variants {
-        let matrices_only = label.starts_with("matrices");
-        let bfp_bits = if label.ends_with("bfp8_b") {
+        let matrices_only = label.starts_with("matrices") || label.contains("matrices rounded");
+        let along_cin = label.ends_with("along cin");
+        let label_fmt = label.trim_end_matches(" along cin");
+        let bfp_bits = if label_fmt.ends_with("bfp8_b") {
             Some(7)
-        } else if label.ends_with("bfp4_b") {
+        } else if label_fmt.ends_with("bfp4_b") {
             Some(3)
         } else {
             None
@@ -139,9 +161,15 @@ fn weight_rounding_floor() {
                     if !name.starts_with(prefix) || name.starts_with("enc_p.emb") {
                         return vals;
                     }
-                    let out_axis = usize::from(name.starts_with("dec.ups."));
-                    bfp(dims, vals, out_axis, bits)
-                } else if name.starts_with(prefix) && (!matrices_only || dims.len() >= 2) {
+                    let mut axis = usize::from(name.starts_with("dec.ups."));
+                    if along_cin && dims.len() >= 2 {
+                        axis = 1 - axis;
+                    }
+                    bfp(dims, vals, axis, bits)
+                } else if name.starts_with(prefix)
+                    && (!matrices_only || dims.len() >= 2)
+                    && !(label.contains("LoFi") && name.starts_with("enc_p.emb"))
+                {
                     vals.into_iter().map(round).collect()
                 } else {
                     vals
