@@ -84,7 +84,14 @@ fn groups_partition_the_voice_and_every_searched_plan_resolves() {
         // The top plan (the `hifi` preset's setting everywhere) isolates every compute layer;
         // the isolated groups of the mixed plan are exactly those at the top rung.
         let top = vec![ladder.len() - 1; cfg.groups.len()];
-        let rep = plan_of(&cfg, &top, &HashMap::new(), "test")
+        let top_plan = plan_of(&cfg, &top, &HashMap::new(), "test");
+        // What no group names (layer norms, eltwise glue) runs at the plan's default: the top
+        // plan must be the `hifi` preset there too, not only on the compute layers (the default
+        // was once the floor, so even the top candidate ran its norms in bf16 / LoFi).
+        let hifi = Plan::preset("hifi").expect("preset");
+        assert_eq!(top_plan.default, hifi.default);
+        assert_eq!(plan.default, hifi.default);
+        let rep = top_plan
             .resolve(&layers)
             .expect("resolves")
             .report(40, 200, 0);

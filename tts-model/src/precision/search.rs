@@ -615,8 +615,13 @@ fn describe(cfg: &SearchConfig, levels: &[usize]) -> String {
     }
 }
 
-/// The plan of an assignment: the floor as `[default]`, one full rule per pattern of every group
-/// above the floor, with `reasons[group]` (or `fallback`) as the reason.
+/// The plan of an assignment: one full rule per pattern of every group at its level, with
+/// `reasons[group]` (or `fallback`) as the reason, and the ladder's **top** setting as
+/// `[default]`. The default is what the backend gives everything no group names: the layer
+/// norms and the eltwise glue of the encoder and the duration predictor, which are not compute
+/// layers (no share counts them) but whose precision matters as much as a layer's (with the
+/// floor there, every candidate ran its layer norms in bf16 / LoFi and missed the gates even
+/// with every group at the top).
 pub fn plan_of(
     cfg: &SearchConfig,
     levels: &[usize],
@@ -625,9 +630,6 @@ pub fn plan_of(
 ) -> Plan {
     let mut rules = Vec::new();
     for (gi, (g, &l)) in cfg.groups.iter().zip(levels).enumerate() {
-        if l == 0 {
-            continue;
-        }
         let s = cfg.ladder[l];
         for p in &g.patterns {
             rules.push(Rule {
@@ -653,7 +655,7 @@ pub fn plan_of(
             "auto: searched per-group settings under gates MCD <= {} dB, log-mel L1 <= {}",
             cfg.gates.max_mcd_db, cfg.gates.max_log_mel_l1
         ),
-        default: cfg.ladder[0],
+        default: cfg.ladder[cfg.ladder.len() - 1],
         rules,
     }
 }
@@ -1133,15 +1135,31 @@ mod tests {
         let demotions = seen.iter().filter(|s| s.0 == Phase::Demote).count();
         assert!(demotions <= 3, "{demotions}");
         assert_eq!(fake.calls, out.evaluations);
-        // The plan is a real plan: the floor as default and one rule with a reason.
-        assert_eq!(out.plan.default, cfg.ladder[0]);
-        assert_eq!(out.plan.rules.len(), 1);
-        assert_eq!(out.plan.rules[0].pattern, "dec.ups.0");
+        // The plan is a real plan: the top setting as default (for what no group names) and
+        // one rule per group, each with a reason; ups.0's names its sensitivity.
+        assert_eq!(out.plan.default, cfg.ladder[cfg.ladder.len() - 1]);
+        assert_eq!(out.plan.rules.len(), cfg.groups.len());
+        let ups_rule = out
+            .plan
+            .rules
+            .iter()
+            .find(|r| r.pattern == "dec.ups.0")
+            .expect("rule for ups.0");
+        assert_eq!(ups_rule.weights, Some(cfg.ladder[4].weights));
+        assert_eq!(ups_rule.fidelity, Some(cfg.ladder[4].fidelity));
         assert!(
-            out.plan.rules[0]
+            ups_rule
                 .reason
                 .as_deref()
                 .is_some_and(|r| r.contains("sensitivity"))
+        );
+        assert!(
+            out.plan
+                .rules
+                .iter()
+                .filter(|r| r.pattern != "dec.ups.0")
+                .all(|r| r.weights == Some(cfg.ladder[0].weights)
+                    && r.fidelity == Some(cfg.ladder[0].fidelity))
         );
         let text = out.plan.to_toml(&[]);
         assert_eq!(Plan::from_toml(&text, "t").expect("reads back"), out.plan);
@@ -1170,7 +1188,14 @@ mod tests {
         assert!(out.passed);
         assert_eq!(out.evaluations, 1);
         assert_eq!(out.levels, vec![0, 0]);
-        assert!(out.plan.rules.is_empty());
+        // Both groups named at the floor; the default (the top) covers only the rest.
+        assert_eq!(out.plan.rules.len(), 2);
+        assert!(
+            out.plan
+                .rules
+                .iter()
+                .all(|r| r.weights == Some(cfg.ladder[0].weights))
+        );
     }
 
     #[test]
