@@ -525,6 +525,28 @@ fn clear_errors() {
         matches!(e, OpError::ShapeUnsupported { .. }) && e.to_string().contains("bytes of L1"),
         "{e}"
     );
+
+    // The split path keeps 3 Float32 tiles per key tile: 2 heads of 96 fit up to T = 2560 on
+    // Wormhole (80 key tiles); beyond that the error names L1 and the longest T that fits.
+    let f = DataFormat::Float32;
+    let t = 2600;
+    let long = vec![0.25f32; t * 192];
+    let ul = DeviceTensor::from_host(&device, t, 192, &long, f).unwrap();
+    let e = attention(
+        &device,
+        [&ul, &ul, &ul],
+        2,
+        AttentionKind::Plain { causal: false },
+        None,
+        &split_precision(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, OpError::ShapeUnsupported { .. })
+            && e.to_string().contains("bytes of L1")
+            && e.to_string().contains("T <= 2560 with head size 96"),
+        "{e}"
+    );
 }
 
 proptest! {
@@ -846,4 +868,50 @@ fn split_piper_t300() {
          split {ss}; unsplit {su}"
     );
     assert!(split * 100.0 <= unsplit, "{split:e} vs {unsplit:e}");
+}
+
+/// Long sequences with split operands (the golden `long` sentence has 513 phoneme ids, a Piper
+/// voice sees up to about 1000): only a row of scores and P_lo stay resident (3 Float32 tiles
+/// per key tile), K^T, V and the split P are formed one key tile at a time. T = 650 (not a
+/// multiple of 32; the former resident-K^T/V/P plan allowed T <= 640 with d = 32, 448 with
+/// d = 96), one head of 32, causal: within [`split_bound_row`] against the f64 reference.
+#[test]
+fn split_long_causal_t650() {
+    let device = sim(Arch::WormholeB0);
+    let x = data_f32(650, 1, 32, 0, 51);
+    let valid = 641;
+    let (got, want, stats) = run_f32(&device, &x, 1, Some(valid), &split_precision());
+    let (split, ratio) = split_errors(&x, &got, &want, 1, valid);
+    eprintln!("T=650 d=32 causal: split max err {split:.3e} ({ratio:.3} of the bound); {stats}");
+}
+
+/// The longest Piper sentences with split operands: T = 1100 (not a multiple of 32), 2 heads of
+/// 96, VITS window 4, 9 padded keys, on Wormhole and Blackhole: within [`split_bound_row`]
+/// against the f64 reference, and 100x below the unsplit Float32 path's error (which still keeps
+/// K^T and V resident: about 1.26 MB of L1 at this size).
+#[test]
+#[ignore = "expensive (~15 s in release, far longer in debug): cargo test --release -p tt-kernels --test op_attention -- --ignored split_piper_t1100"]
+fn split_piper_t1100() {
+    let x = data_f32(1100, 2, 96, 4, 52);
+    let valid = 1091;
+    for arch in [Arch::WormholeB0, Arch::Blackhole] {
+        let device = sim(arch);
+        let (got, want, ss) = run_f32(&device, &x, 2, Some(valid), &split_precision());
+        let (split, ratio) = split_errors(&x, &got, &want, 2, valid);
+        let scale = want.iter().fold(0f64, |a, w| a.max(w.abs()));
+        eprintln!(
+            "{arch:?} T=1100 d=96: split max err {split:.3e} (2^{:.1} of the output scale, \
+             {ratio:.3} of the bound); {ss}",
+            (split / scale).log2()
+        );
+        if arch == Arch::WormholeB0 {
+            let (got_u, _, _) = run_f32(&device, &x, 2, Some(valid), &Precision::hifi_fp32());
+            let unsplit = got_u
+                .iter()
+                .zip(&want)
+                .fold(0f64, |a, (g, w)| a.max((f64::from(*g) - w).abs()));
+            eprintln!("T=1100 unsplit max err {unsplit:.3e}");
+            assert!(split * 100.0 <= unsplit, "{split:e} vs {unsplit:e}");
+        }
+    }
 }

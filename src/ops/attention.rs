@@ -44,13 +44,30 @@
 //! unpacked straight to DEST; the row sum is a split matmul with an all-ones tile. Measured on
 //! random f32 data (tests/op_attention.rs): about 2^-19 of the output scale against f64, vs
 //! 2^-7 without the split; the simulator's device-time estimate grows 2.6x (T = 150, 2 heads of
-//! 96). L1: resident K^T / V halves, ten tiles per key tile for P ([`AttentionPlan::l1_bytes`]).
+//! 96).
+//!
+//! Split L1 plan (`split_cbs`, [`AttentionPlan::l1_bytes`]): only a row of scores and the lo
+//! halves of P stay resident, 3 Float32 tiles per key tile (S for the FPU row max, S exact, P_lo
+//! for the second half of the row sum). K and V are streamed from DRAM one tile at a time (the
+//! reader sends each key tile's K tiles followed by its bias tile, then the V tiles after the
+//! last bias) and split one key tile at a time; P = exp(S - max) is recomputed per key tile from
+//! the resident S and split (8 masked hi copies, hi, lo) right before its products with V. The
+//! running sums (P V per head tile and the masked part of the row sum) leave DEST between key
+//! tiles as Float32 and come back through `UnpackToDestFp32` unrounded, so every accumulation
+//! sees the same values in the same order as before this plan existed (the outputs are
+//! bit-identical to the former resident-K^T/V/P kernel, checked on T = 40..150). About 47
+//! Float32 tiles plus 18 per head tile are fixed: with 2 heads of 96 (the Piper encoder) T is
+//! at most 2560 on Wormhole B0 (1,362 KiB of CBs; Blackhole has more L1), against 448
+//! before.
+//!
 //! [`Precision::weights_lo`] is ignored (there are no prepared weights, as `precision.weights`
 //! is unused).
 //!
 //! Limits ([`OpError::ShapeUnsupported`] names each): `d` a multiple of 32 (heads on tile
-//! boundaries), `w <= 15` (2w + 1 offsets in one tile), the L1 plan of one core (K^T and V of a
-//! head and a row of scores resident: [`AttentionPlan::l1_bytes`]), at most
+//! boundaries), `w <= 15` (2w + 1 offsets in one tile), the L1 plan of one core
+//! ([`AttentionPlan::l1_bytes`]; the error names the longest T that fits: split, a row of scores
+//! and P_lo; otherwise K^T and V of a head and a row of scores resident, which for Float32
+//! q, k, v with 2 heads of 96 allows T <= 1248 on Wormhole B0), at most
 //! [`MAX_ITEMS_PER_CORE`] items per core (runtime args).
 
 use super::common::{DeviceTensor, OpError, Precision, TILE, tiles};
@@ -134,6 +151,37 @@ fn unsupported(what: String, limit: String) -> OpError {
     }
 }
 
+/// L1 bytes of circular buffers per core for `dt` head tiles and `tk` key tiles.
+fn cb_bytes(dt64: u64, tk64: u64, in_format: DataFormat, precision: &Precision) -> u64 {
+    let inb = in_format.tile_size_bytes() as u64;
+    let bf = DataFormat::Float16_b.tile_size_bytes() as u64;
+    let im = precision.intermediate_format().tile_size_bytes() as u64;
+    let f = formats(in_format, precision);
+    let (rel, qk, out) = (
+        f.rel.tile_size_bytes() as u64,
+        f.qk.tile_size_bytes() as u64,
+        f.out.tile_size_bytes() as u64,
+    );
+    if precision.activations_lo {
+        // Float32 tiles only (the split path needs Float32 q, k, v and an fp32 DEST): the CBs
+        // of `split_cbs`. Per key tile only S, Sx and P_lo stay resident.
+        let f = DataFormat::Float32.tile_size_bytes() as u64;
+        (dt64 + 2 + 2) * inb                            // Q, K and V streams
+            + bf + 2 * out                              // scaler, out
+            + (2 + 2 * 2 * dt64 + 1 + 9 + 2             // bias, RelK^T / RelV hi + lo, pu, masks, staging
+                + 10 * dt64 + 2 * dt64                  // Qs split, K^T / V split of one key tile
+                + 8 + 1 + tk64 + tk64                   // P split of one key tile, P_lo row, Sx
+                + 10 + dt64 + 1                         // Pband split, running O~, running Rm
+                + 1 + tk64 + 1 + 1 + 3)                 // r, S, max, rsum, pb
+                * f
+    } else {
+        (dt64 + 2 + tk64 * dt64) * inb                  // Q, K stream, V
+        + 2 * dt64 * rel + bf                           // RelK^T, RelV, scaler
+        + (dt64 + tk64 * dt64) * qk + 2 * out           // Qs, K^T, out
+        + (2 + 1 + 1 + 1 + 2 * tk64 + 1 + 1 + 3) * im // bias, pu, o1, r, S, P, max, rsum, pb
+    }
+}
+
 /// Plans `heads` heads of size `d` over `t` steps.
 pub fn plan(
     device: &Device,
@@ -151,37 +199,25 @@ pub fn plan(
     }
     let dt = d / TILE;
     let tk = tiles(t);
-    let inb = in_format.tile_size_bytes() as u64;
-    let bf = DataFormat::Float16_b.tile_size_bytes() as u64;
-    let im = precision.intermediate_format().tile_size_bytes() as u64;
-    let f = formats(in_format, precision);
-    let (rel, qk, out) = (
-        f.rel.tile_size_bytes() as u64,
-        f.qk.tile_size_bytes() as u64,
-        f.out.tile_size_bytes() as u64,
-    );
-    let (dt64, tk64) = (dt as u64, tk as u64);
-    let l1_bytes = if precision.activations_lo {
-        // Float32 tiles only (the split path needs Float32 q, k, v and an fp32 DEST).
-        let f = DataFormat::Float32.tile_size_bytes() as u64;
-        (dt64 + 2 + 2) * inb                         // Q, K and V streams
-            + bf + 2 * out                           // scaler, out
-            + (2 + 2 * 2 * dt64 + 1 + 9 + 2          // bias, RelK^T / RelV hi + lo, pu, masks, staging
-                + 10 * dt64 + 2 * tk64 * dt64 + 1    // Qs split, K^T / V split, o1
-                + 10 * tk64 + tk64 + 10              // P split, Sx, Pband split
-                + 1 + tk64 + 1 + 1 + 3)              // r, S, max, rsum, pb
-                * f
-    } else {
-        (dt64 + 2 + tk64 * dt64) * inb                  // Q, K stream, V
-        + 2 * dt64 * rel + bf                           // RelK^T, RelV, scaler
-        + (dt64 + tk64 * dt64) * qk + 2 * out           // Qs, K^T, out
-        + (2 + 1 + 1 + 1 + 2 * tk64 + 1 + 1 + 3) * im // bias, pu, o1, r, S, P, max, rsum, pb
-    };
+    let l1_bytes = cb_bytes(dt as u64, tk as u64, in_format, precision);
     let have = device.info().l1_user_bytes();
     if l1_bytes > have {
+        // The cost grows with the key tiles: the longest T that fits.
+        let max_tk = (0..tk as u64)
+            .take_while(|&n| cb_bytes(dt as u64, n, in_format, precision) <= have)
+            .last()
+            .unwrap_or(0);
+        let resident = if precision.activations_lo {
+            "split operands: a row of scores and P_lo resident, 3 Float32 tiles per key tile"
+        } else {
+            "K^T and V of a head and a score row resident"
+        };
         return Err(unsupported(
             format!("T = {t} with head size {d}: {l1_bytes} bytes of L1 per core"),
-            format!("{have} bytes of L1 per core (K^T and V of a head and a score row resident)"),
+            format!(
+                "{have} bytes of L1 per core ({resident}: T <= {} with head size {d})",
+                32 * max_tk
+            ),
         ));
     }
     let items: Vec<(u32, u32)> = (0..heads)
@@ -375,39 +411,7 @@ pub fn attention_with_stats(
     for r in &ranges {
         let core = r.start;
         if split {
-            let f = DataFormat::Float32;
-            for (idx, fmt, n) in [
-                (0, inf, dt),
-                (1, inf, 2),
-                (2, inf, 2),
-                (3, f, 2),
-                (4, f, 2 * dt),
-                (5, f, 2 * dt),
-                (6, bf, 1),
-                (7, f, 1),
-                (8, f, 9),
-                (9, f, 1),
-                (10, f, 1),
-                (11, f, 8 * dt),
-                (12, f, dt),
-                (13, f, dt),
-                (14, f, tk * dt),
-                (15, f, tk * dt),
-                (16, fm.out, 2),
-                (17, f, 1),
-                (18, f, 8 * tk),
-                (19, f, tk),
-                (20, f, tk),
-                (21, f, tk),
-                (22, f, 8),
-                (23, f, 1),
-                (24, f, 1),
-                (26, f, 1),
-                (27, f, tk),
-                (28, f, 1),
-                (30, f, 1),
-                (31, f, 3),
-            ] {
+            for (idx, fmt, n) in split_cbs(inf, fm.out, dt, tk) {
                 program.add_circular_buffer(core, CbConfig::tiles(idx, fmt, n))?;
             }
             continue;
@@ -465,7 +469,7 @@ pub fn attention_with_stats(
         (
             "attention_split_compute",
             kernels::OPS_ATTENTION_ATTENTION_SPLIT_COMPUTE,
-            vec![0, 1, 2, 3, 7, 9, 17, 21, 30],
+            vec![0, 1, 2, 3, 7, 9, 21, 25, 29, 30],
         )
     } else {
         (
@@ -526,6 +530,45 @@ pub fn attention_with_stats(
     }
     let stats = device.run(&program)?;
     Ok((out, stats))
+}
+
+/// The CBs of the split kernel (`attention_split_compute.cpp`): `(index, format, tiles)`; what
+/// [`plan`] counts.
+fn split_cbs(inf: DataFormat, out: DataFormat, dt: u32, tk: u32) -> [(u32, DataFormat, u32); 31] {
+    let f = DataFormat::Float32;
+    [
+        (0, inf, dt),   // Q
+        (1, inf, 2),    // K stream
+        (2, inf, 2),    // V stream
+        (3, f, 2),      // score bias
+        (4, f, 2 * dt), // RelK^T hi, lo
+        (5, f, 2 * dt), // RelV hi, lo
+        (6, DataFormat::Float16_b, 1),
+        (7, f, 1),       // Pband from the writer
+        (8, f, 9),       // ones, column masks
+        (9, f, 1),       // staging (exact)
+        (10, f, 1),      // staging (FPU)
+        (11, f, 8 * dt), // Qs hi masked
+        (12, f, dt),     // Qs hi
+        (13, f, dt),     // Qs lo
+        (14, f, dt),     // K^T[kj] / V[kj] hi
+        (15, f, dt),     // K^T[kj] / V[kj] lo
+        (16, out, 2),    // output
+        (18, f, 8),      // P[kj] hi masked
+        (19, f, 1),      // P[kj] hi
+        (20, f, tk),     // P lo (the row)
+        (21, f, tk),     // Sx (exact)
+        (22, f, 8),      // Pband hi masked
+        (23, f, 1),      // Pband hi
+        (24, f, 1),      // Pband lo
+        (25, f, dt),     // running O~ (exact)
+        (26, f, 1),      // R
+        (27, f, tk),     // S (FPU)
+        (28, f, 1),      // row max
+        (29, f, 1),      // running Rm (exact)
+        (30, f, 1),      // 1 / row sum (exact)
+        (31, f, 3),      // P tiles for the band
+    ]
 }
 
 /// The part of `x` the FPU multiplies when `x` sits in SrcA: TF32 (10 explicit mantissa bits)
@@ -606,6 +649,30 @@ pub fn reference(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn split_plan_counts_the_split_kernel_cbs() {
+        // The L1 formula of the plan is the sum of the CBs the split kernel is given.
+        let p = Precision {
+            activations_lo: true,
+            ..Precision::hifi_fp32()
+        };
+        let f = DataFormat::Float32;
+        for (dt, tk) in [(1u32, 1u32), (3, 35), (2, 80)] {
+            let cbs: u64 = split_cbs(f, f, dt, tk)
+                .iter()
+                .map(|&(_, fmt, n)| u64::from(n) * fmt.tile_size_bytes() as u64)
+                .sum();
+            assert_eq!(
+                cbs,
+                cb_bytes(u64::from(dt), u64::from(tk), f, &p),
+                "dt {dt} tk {tk}"
+            );
+        }
+        // Three Float32 tiles per key tile.
+        let step = cb_bytes(3, 36, f, &p) - cb_bytes(3, 35, f, &p);
+        assert_eq!(step, 3 * 4096);
+    }
 
     #[test]
     fn reference_identical_keys_average_the_values() {

@@ -13,8 +13,10 @@
 //
 // Split variant (`split`, attention_split_compute.cpp): also, once, the Float32 tiles of CB 8
 // (tile 0 all ones, tile 1 + r ones at the columns c = r mod 8, zero elsewhere); RelK^T and RelV
-// are 2 Dt tiles each (hi and lo halves split on the host); per item the V tiles are streamed
-// one at a time after the bias tiles (the compute splits V into the CBs K^T used before).
+// are 2 Dt tiles each (hi and lo halves split on the host); per item, after Q (and, for VITS,
+// once R has come back), the Dt K tiles of each key tile kj are followed by its bias tile, and
+// the V tiles are streamed one at a time after the last bias tile (the compute keeps neither
+// K^T nor V resident: it uses them one key tile at a time).
 //
 // Compile-time args: TensorAccessorArgs of Q, K, V, RelK^T, RelV (2 words each), then Ct, Dt,
 //   Tk, T, has_rel, w, causal, elem_bytes, split.
@@ -119,32 +121,17 @@ void kernel_main() {
         noc_async_read_barrier();
         cb_push_back(cb_q, Dt);
 
-        for (uint32_t kj = 0; kj < Tk; ++kj) {
+        // The K tiles of key tile kj (streamed; the compute transposes them).
+        auto send_k = [&](uint32_t kj) {
             for (uint32_t dt = 0; dt < Dt; ++dt) {
                 cb_reserve_back(cb_k, 1);
                 noc_async_read_tile(kj * Ct + h * Dt + dt, k, get_write_ptr(cb_k));
                 noc_async_read_barrier();
                 cb_push_back(cb_k, 1);
             }
-        }
-
-        if constexpr (split == 0) {
-            cb_reserve_back(cb_v, Tk * Dt);
-            for (uint32_t kj = 0; kj < Tk; ++kj) {
-                for (uint32_t dt = 0; dt < Dt; ++dt) {
-                    noc_async_read_tile(kj * Ct + h * Dt + dt, v, get_write_ptr(cb_v) + (kj * Dt + dt) * in_tile);
-                }
-            }
-            noc_async_read_barrier();
-            cb_push_back(cb_v, Tk * Dt);
-        }
-
-        uint32_t r_l1 = 0;
-        if constexpr (has_rel != 0) {
-            cb_wait_front(cb_r, 1);
-            r_l1 = get_read_ptr(cb_r);
-        }
-        for (uint32_t kj = 0; kj < Tk; ++kj) {
+        };
+        // The score-bias tile of key tile kj (R at r_l1 when has_rel).
+        auto send_bias = [&](uint32_t kj, uint32_t r_l1) {
             cb_reserve_back(cb_bias, 1);
             const uint32_t b_l1 = get_write_ptr(cb_bias);
             for (uint32_t r = 0; r < 32; ++r) {
@@ -169,6 +156,32 @@ void kernel_main() {
                 }
             }
             cb_push_back(cb_bias, 1);
+        };
+
+        if constexpr (split == 0) {
+            for (uint32_t kj = 0; kj < Tk; ++kj) {
+                send_k(kj);
+            }
+            cb_reserve_back(cb_v, Tk * Dt);
+            for (uint32_t kj = 0; kj < Tk; ++kj) {
+                for (uint32_t dt = 0; dt < Dt; ++dt) {
+                    noc_async_read_tile(kj * Ct + h * Dt + dt, v, get_write_ptr(cb_v) + (kj * Dt + dt) * in_tile);
+                }
+            }
+            noc_async_read_barrier();
+            cb_push_back(cb_v, Tk * Dt);
+        }
+
+        uint32_t r_l1 = 0;
+        if constexpr (has_rel != 0) {
+            cb_wait_front(cb_r, 1);
+            r_l1 = get_read_ptr(cb_r);
+        }
+        for (uint32_t kj = 0; kj < Tk; ++kj) {
+            if constexpr (split != 0) {
+                send_k(kj);
+            }
+            send_bias(kj, r_l1);
         }
         if constexpr (has_rel != 0) {
             cb_pop_front(cb_r, 1);

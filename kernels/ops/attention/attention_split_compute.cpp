@@ -25,15 +25,24 @@
 // A CB is either an UnpackToDestFp32 CB (copied / transposed to DEST only) or an FPU CB, never
 // both; values needed both ways are packed twice (stage()).
 //
-// Per work item (head h, query tile row qi), Dt = d / 32, Tk key tiles:
+// Per work item (head h, query tile row qi), Dt = d / 32, Tk key tiles. Only a row of scores
+// (S, Sx) and the lo halves of P stay resident (3 tiles per key tile); K^T, V and the split P
+// are formed per key tile right before they are used:
 //   Qs = Q[qi, h] * scale (SFPU fp32) -> split (masked hi, hi, lo)
-//   K^T[kj, dt] = transpose(K) (exact in DEST) -> split (hi, lo)
 //   R = Qs @ RelK^T (split; RelK^T hi / lo split on the host) -> reader (score biases)
-//   S[kj] = Qs @ K^T[kj] (split) + B[kj] (SFPU add) -> S (FPU copy), Sx (exact copy)
-//   m = rowmax S (FPU) ; P[kj] = exp(Sx[kj] - m) (SFPU) -> split (masked hi, hi, lo), band tiles
-//   rs = 1 / (P @ ones) (split matmul, SFPU reciprocal)
-//   V[kj, dt] -> split (hi, lo) (into the CBs K^T used: the reader sends V after the biases)
-//   O[dt] = (P @ V[:, dt] + Pband @ RelV[dt]) (split) * rs (SFPU)
+//   per kj: K^T[kj, dt] = transpose(K) (exact in DEST) -> split (hi, lo) for the Dt tiles;
+//           S[kj] = Qs @ K^T[kj] (split) + B[kj] (SFPU add) -> S (FPU copy), Sx (exact copy)
+//   m = rowmax S (FPU)
+//   per kj: P[kj] = exp(Sx[kj] - m) (SFPU) -> split (masked hi, hi, lo; band tiles to the
+//           writer); V[kj, dt] -> split (hi, lo) for the Dt tiles (the reader streams V after
+//           the biases);
+//           Rm += P[kj]_hi-masked @ ones; O~[dt] += P[kj] @ V[kj, dt] (split)
+//   rs = 1 / (Rm + sum_kj P[kj]_lo @ ones) (every column holds the row sum)
+//   O[dt] = (O~[dt] + Pband @ RelV[dt]) (split) * rs (SFPU)
+// The running sums Rm and O~[dt] leave DEST between key tiles: packed to Float32 CBs and copied
+// back to DEST unrounded (UnpackToDestFp32), so every DEST accumulation sees the same values in
+// the same order as one uninterrupted accumulation (the results are bit-identical to keeping
+// all of K^T, V and P resident).
 //
 // Compile-time args: 0 Dt, 1 Tk, 2 has_rel, 3 scale_bits (f32).
 // Runtime args: 0 num_items, then per item its query tile row qi.
@@ -69,20 +78,21 @@ constexpr uint32_t cb_xf = 10;  // FPU
 constexpr uint32_t cb_qm = 11;   // 8 * Dt: tile 8 dt + r = Qs_hi[dt] * M_r
 constexpr uint32_t cb_qh = 12;   // Dt
 constexpr uint32_t cb_ql = 13;   // Dt
-constexpr uint32_t cb_xh = 14;   // Tk * Dt: K^T hi, then V hi
-constexpr uint32_t cb_xl = 15;   // Tk * Dt: K^T lo, then V lo
+constexpr uint32_t cb_xh = 14;   // Dt: K^T[kj] hi, then V[kj] hi (one key tile)
+constexpr uint32_t cb_xl = 15;   // Dt: K^T[kj] lo, then V[kj] lo
 constexpr uint32_t cb_out = 16;
-constexpr uint32_t cb_o1 = 17;   // exact
-constexpr uint32_t cb_pm = 18;   // 8 * Tk
-constexpr uint32_t cb_ph = 19;   // Tk
-constexpr uint32_t cb_pl = 20;   // Tk
+constexpr uint32_t cb_pm = 18;   // 8: P[kj]_hi * M_r (one key tile)
+constexpr uint32_t cb_ph = 19;   // 1: P[kj]_hi
+constexpr uint32_t cb_pl = 20;   // Tk: P_lo of the whole row (the row sum's second pass)
 constexpr uint32_t cb_sx = 21;   // exact, Tk
 constexpr uint32_t cb_bm = 22;   // 8: Pband_hi * M_r
 constexpr uint32_t cb_bh = 23;   // 1
 constexpr uint32_t cb_bl = 24;   // 1
+constexpr uint32_t cb_oacc = 25;  // exact, Dt: the running O~[dt]
 constexpr uint32_t cb_r = 26;
 constexpr uint32_t cb_s = 27;     // FPU, Tk
 constexpr uint32_t cb_max = 28;   // FPU
+constexpr uint32_t cb_racc = 29;  // exact, 1: the running Rm
 constexpr uint32_t cb_rsum = 30;  // exact
 constexpr uint32_t cb_pb = 31;
 
@@ -142,19 +152,29 @@ inline void split_staged(uint32_t cb_h, uint32_t cb_l, uint32_t cb_hm = 0xFFFFu)
     cb_pop_front(cb_xf, 1);
 }
 
-// DEST 0 += A[ia] @ B[ib] for split A (masked hi am[iam .. iam + 8], hi ah[ia], lo al[ia]) and
-// split B (hi bh[ibh], lo bl[ibl]): sum_r (Ah M_r) Bh + Al Bh + Ah Bl.
+// DEST 0 += A @ B for split A (masked hi am[iam .. iam + 8], hi ah[iah], lo al[ial]) and split
+// B (hi bh[ibh], lo bl[ibl]): sum_r (Ah M_r) Bh + Al Bh + Ah Bl.
 inline void split_matmul(
-    uint32_t am, uint32_t iam, uint32_t ah, uint32_t al, uint32_t ia,
+    uint32_t am, uint32_t iam, uint32_t ah, uint32_t iah, uint32_t al, uint32_t ial,
     uint32_t bh, uint32_t ibh, uint32_t bl, uint32_t ibl) {
     matmul_init(am, bh);
     for (uint32_t r = 0; r < 8; ++r) {
         matmul_tiles(am, bh, iam + r, ibh, 0);
     }
     matmul_init(al, bh);
-    matmul_tiles(al, bh, ia, ibh, 0);
+    matmul_tiles(al, bh, ial, ibh, 0);
     matmul_init(ah, bl);
-    matmul_tiles(ah, bl, ia, ibl, 0);
+    matmul_tiles(ah, bl, iah, ibl, 0);
+}
+
+// DEST 0 = the running sum at the front of the exact CB `acc` (popped); nothing when `first`.
+inline void resume(uint32_t acc, bool first) {
+    if (!first) {
+        cb_wait_front(acc, 1);
+        copy_tile_init(acc);
+        copy_tile(acc, 0, 0);
+        cb_pop_front(acc, 1);
+    }
 }
 }  // namespace
 
@@ -192,34 +212,32 @@ void kernel_main() {
         cb_wait_front(cb_qh, Dt);
         cb_wait_front(cb_ql, Dt);
 
-        // K^T tiles, split: index kj * Dt + dt holds transpose(K[kj, dt]).
-        for (uint32_t i = 0; i < Tk * Dt; ++i) {
-            cb_wait_front(cb_k, 1);
-            tile_regs_acquire();
-            transpose_wh_init(cb_k, cb_xe);
-            transpose_wh_tile(cb_k, 0, 0);
-            stage();
-            cb_pop_front(cb_k, 1);
-            split_staged(cb_xh, cb_xl);
-        }
-        cb_wait_front(cb_xh, Tk * Dt);
-        cb_wait_front(cb_xl, Tk * Dt);
-
         // R = Qs @ RelK^T (to the reader, which bands it into the score biases).
         if constexpr (has_rel != 0) {
             tile_regs_acquire();
             for (uint32_t dt = 0; dt < Dt; ++dt) {
-                split_matmul(cb_qm, 8 * dt, cb_qh, cb_ql, dt, cb_relkt, 2 * dt, cb_relkt, 2 * dt + 1);
+                split_matmul(cb_qm, 8 * dt, cb_qh, dt, cb_ql, dt, cb_relkt, 2 * dt, cb_relkt, 2 * dt + 1);
             }
             pack_one(cb_r);
         }
 
-        // S[kj] = Qs @ K^T[kj] + B[kj] -> cb_s (FPU) and cb_sx (exact).
+        // Per key tile: K^T[kj, dt] = transpose(K[kj, dt]) split; S[kj] = Qs @ K^T[kj] + B[kj]
+        // -> cb_s (FPU) and cb_sx (exact).
         for (uint32_t kj = 0; kj < Tk; ++kj) {
+            for (uint32_t dt = 0; dt < Dt; ++dt) {
+                cb_wait_front(cb_k, 1);
+                tile_regs_acquire();
+                transpose_wh_init(cb_k, cb_xe);
+                transpose_wh_tile(cb_k, 0, 0);
+                stage();
+                cb_pop_front(cb_k, 1);
+                split_staged(cb_xh, cb_xl);
+            }
+            cb_wait_front(cb_xh, Dt);
+            cb_wait_front(cb_xl, Dt);
             tile_regs_acquire();
             for (uint32_t dt = 0; dt < Dt; ++dt) {
-                const uint32_t b = kj * Dt + dt;
-                split_matmul(cb_qm, 8 * dt, cb_qh, cb_ql, dt, cb_xh, b, cb_xl, b);
+                split_matmul(cb_qm, 8 * dt, cb_qh, dt, cb_ql, dt, cb_xh, dt, cb_xl, dt);
             }
             cb_wait_front(cb_bias, 1);
             copy_tile_init(cb_bias);
@@ -232,12 +250,12 @@ void kernel_main() {
             pack_to(0, cb_sx);
             tile_regs_release();
             cb_pop_front(cb_bias, 1);
+            cb_pop_front(cb_xh, Dt);
+            cb_pop_front(cb_xl, Dt);
         }
         cb_pop_front(cb_qm, 8 * Dt);
         cb_pop_front(cb_qh, Dt);
         cb_pop_front(cb_ql, Dt);
-        cb_pop_front(cb_xh, Tk * Dt);
-        cb_pop_front(cb_xl, Tk * Dt);
         cb_wait_front(cb_s, Tk);
         cb_wait_front(cb_sx, Tk);
 
@@ -252,7 +270,8 @@ void kernel_main() {
         cb_pop_front(cb_s, Tk);
         cb_wait_front(cb_max, 1);
 
-        // P = exp(Sx - m) in fp32, split; the tiles near the diagonal also go to the writer.
+        // Per key tile: P = exp(Sx - m) in fp32, split (the tiles near the diagonal also go to the
+        // writer); V split; the masked part of the row sum and O~ += P @ V.
         const uint32_t lo = qi == 0 ? 0 : qi - 1;
         const uint32_t hi = qi + 1 < Tk ? qi + 1 : Tk - 1;
         for (uint32_t kj = 0; kj < Tk; ++kj) {
@@ -267,21 +286,50 @@ void kernel_main() {
             exp_tile(0);
             stage(has_rel != 0 && kj >= lo && kj <= hi ? cb_pb : 0xFFFFu);
             split_staged(cb_ph, cb_pl, cb_pm);
+            cb_wait_front(cb_pm, 8);
+            cb_wait_front(cb_ph, 1);
+            cb_wait_front(cb_pl, kj + 1);
+
+            // V tiles (streamed by the reader after the biases), split into cb_xh / cb_xl.
+            for (uint32_t dt = 0; dt < Dt; ++dt) {
+                cb_wait_front(cb_v, 1);
+                tile_regs_acquire();
+                copy_tile_init(cb_v);
+                copy_tile(cb_v, 0, 0);
+                stage();
+                cb_pop_front(cb_v, 1);
+                split_staged(cb_xh, cb_xl);
+            }
+            cb_wait_front(cb_xh, Dt);
+            cb_wait_front(cb_xl, Dt);
+
+            // Rm += P_hi-masked @ ones.
+            tile_regs_acquire();
+            resume(cb_racc, kj == 0);
+            matmul_init(cb_pm, cb_mask);
+            for (uint32_t r = 0; r < 8; ++r) {
+                matmul_tiles(cb_pm, cb_mask, r, 0, 0);
+            }
+            pack_one(cb_racc);
+
+            // O~[dt] += P[kj] @ V[kj, dt].
+            for (uint32_t dt = 0; dt < Dt; ++dt) {
+                tile_regs_acquire();
+                resume(cb_oacc, kj == 0);
+                split_matmul(cb_pm, 0, cb_ph, 0, cb_pl, kj, cb_xh, dt, cb_xl, dt);
+                pack_one(cb_oacc);
+            }
+            cb_pop_front(cb_pm, 8);
+            cb_pop_front(cb_ph, 1);
+            cb_pop_front(cb_xh, Dt);
+            cb_pop_front(cb_xl, Dt);
         }
         cb_pop_front(cb_sx, Tk);
         cb_pop_front(cb_max, 1);
-        cb_wait_front(cb_pm, 8 * Tk);
-        cb_wait_front(cb_ph, Tk);
-        cb_wait_front(cb_pl, Tk);
 
-        // rs = 1 / (P @ ones): every column holds the row sum.
+        // rs = 1 / (Rm + P_lo @ ones): every column holds the row sum.
         tile_regs_acquire();
-        matmul_init(cb_pm, cb_mask);
-        for (uint32_t kj = 0; kj < Tk; ++kj) {
-            for (uint32_t r = 0; r < 8; ++r) {
-                matmul_tiles(cb_pm, cb_mask, 8 * kj + r, 0, 0);
-            }
-        }
+        resume(cb_racc, false);
         matmul_init(cb_pl, cb_mask);
         for (uint32_t kj = 0; kj < Tk; ++kj) {
             matmul_tiles(cb_pl, cb_mask, kj, 0, 0);
@@ -289,6 +337,7 @@ void kernel_main() {
         recip_tile_init();
         recip_tile(0);
         pack_one(cb_rsum);
+        cb_pop_front(cb_pl, Tk);
         cb_wait_front(cb_rsum, 1);
 
         // Pband from the writer, split.
@@ -305,46 +354,19 @@ void kernel_main() {
             cb_wait_front(cb_bl, 1);
         }
 
-        // V tiles (streamed by the reader after the biases), split into cb_xh / cb_xl.
-        for (uint32_t i = 0; i < Tk * Dt; ++i) {
-            cb_wait_front(cb_v, 1);
-            tile_regs_acquire();
-            copy_tile_init(cb_v);
-            copy_tile(cb_v, 0, 0);
-            stage();
-            cb_pop_front(cb_v, 1);
-            split_staged(cb_xh, cb_xl);
-        }
-        cb_wait_front(cb_xh, Tk * Dt);
-        cb_wait_front(cb_xl, Tk * Dt);
-
-        // O[dt] = (P @ V[:, dt] + Pband @ RelV[dt]) * rs.
+        // O[dt] = (O~[dt] + Pband @ RelV[dt]) * rs.
         for (uint32_t dt = 0; dt < Dt; ++dt) {
             tile_regs_acquire();
-            for (uint32_t kj = 0; kj < Tk; ++kj) {
-                const uint32_t b = kj * Dt + dt;
-                split_matmul(cb_pm, 8 * kj, cb_ph, cb_pl, kj, cb_xh, b, cb_xl, b);
-            }
+            resume(cb_oacc, false);
             if constexpr (has_rel != 0) {
-                split_matmul(cb_bm, 0, cb_bh, cb_bl, 0, cb_relv, dt, cb_relv, Dt + dt);
+                split_matmul(cb_bm, 0, cb_bh, 0, cb_bl, 0, cb_relv, dt, cb_relv, Dt + dt);
             }
-            pack_one(cb_o1);
-            cb_wait_front(cb_o1, 1);
-            tile_regs_acquire();
-            copy_tile_init(cb_o1);
-            copy_tile(cb_o1, 0, 0);
             copy_tile_init(cb_rsum);
             copy_tile(cb_rsum, 0, 1);
             mul_binary_tile_init();
             mul_binary_tile(0, 1, 0);
             pack_one(cb_out);
-            cb_pop_front(cb_o1, 1);
         }
-        cb_pop_front(cb_xh, Tk * Dt);
-        cb_pop_front(cb_xl, Tk * Dt);
-        cb_pop_front(cb_pm, 8 * Tk);
-        cb_pop_front(cb_ph, Tk);
-        cb_pop_front(cb_pl, Tk);
         cb_pop_front(cb_rsum, 1);
         if constexpr (has_rel != 0) {
             cb_pop_front(cb_bm, 8);

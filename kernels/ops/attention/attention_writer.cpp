@@ -44,41 +44,41 @@ void kernel_main() {
         if constexpr (has_rel != 0) {
             const uint32_t lo = qi == 0 ? 0 : qi - 1;
             const uint32_t hi = qi + 1 < Tk ? qi + 1 : Tk - 1;
-            const uint32_t nb = hi - lo + 1;
-            cb_wait_front(cb_pb, nb);
             cb_reserve_back(cb_pu, 1);
-            const uint32_t pb = get_read_ptr(cb_pb);
             const uint32_t pu = get_write_ptr(cb_pu);
             const uint32_t tile_bytes = get_tile_size(cb_pb);
             volatile tt_l1_ptr uint32_t* z = reinterpret_cast<volatile tt_l1_ptr uint32_t*>(pu);
             for (uint32_t i = 0; i < tile_bytes / 4; ++i) {
                 z[i] = 0;
             }
-            for (uint32_t r = 0; r < 32; ++r) {
-                const uint32_t i = qi * 32 + r;
-                for (uint32_t m = 0; m < 2 * w + 1; ++m) {
-                    if (i + m < w) {
-                        continue;
-                    }
-                    const uint32_t j = i + m - w;
-                    const uint32_t kt = j / 32;
-                    if (kt < lo || kt > hi) {
-                        continue;
-                    }
-                    const uint32_t src = pb + (kt - lo) * tile_bytes;
-                    const uint32_t se = face_index(r, j % 32);
-                    const uint32_t de = face_index(r, m);
-                    if constexpr (elem_bytes == 4) {
-                        reinterpret_cast<volatile tt_l1_ptr uint32_t*>(pu)[de] =
-                            reinterpret_cast<volatile tt_l1_ptr uint32_t*>(src)[se];
-                    } else {
-                        reinterpret_cast<volatile tt_l1_ptr uint16_t*>(pu)[de] =
-                            reinterpret_cast<volatile tt_l1_ptr uint16_t*>(src)[se];
+            // One band tile at a time (1 to 3 per item: whole pages never straddle the CB's end).
+            for (uint32_t kt = lo; kt <= hi; ++kt) {
+                cb_wait_front(cb_pb, 1);
+                const uint32_t src = get_read_ptr(cb_pb);
+                for (uint32_t r = 0; r < 32; ++r) {
+                    const uint32_t i = qi * 32 + r;
+                    for (uint32_t m = 0; m < 2 * w + 1; ++m) {
+                        if (i + m < w) {
+                            continue;
+                        }
+                        const uint32_t j = i + m - w;
+                        if (j / 32 != kt) {
+                            continue;
+                        }
+                        const uint32_t se = face_index(r, j % 32);
+                        const uint32_t de = face_index(r, m);
+                        if constexpr (elem_bytes == 4) {
+                            reinterpret_cast<volatile tt_l1_ptr uint32_t*>(pu)[de] =
+                                reinterpret_cast<volatile tt_l1_ptr uint32_t*>(src)[se];
+                        } else {
+                            reinterpret_cast<volatile tt_l1_ptr uint16_t*>(pu)[de] =
+                                reinterpret_cast<volatile tt_l1_ptr uint16_t*>(src)[se];
+                        }
                     }
                 }
+                cb_pop_front(cb_pb, 1);
             }
             cb_push_back(cb_pu, 1);
-            cb_pop_front(cb_pb, nb);
         }
 
         for (uint32_t dt = 0; dt < Dt; ++dt) {
