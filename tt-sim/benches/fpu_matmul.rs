@@ -51,6 +51,13 @@ fn tile_bytes(fmt: DataFormat, rng: &mut Rng) -> Vec<u8> {
     }
 }
 
+fn tile_bytes_from(fmt: DataFormat, v: &[f32; 1024]) -> Vec<u8> {
+    match tt_formats::codec::encode_tile_host(fmt, v) {
+        Ok(b) => b,
+        Err(e) => panic!("encoding a {fmt:?} tile: {e}"),
+    }
+}
+
 fn unpack(fmt: DataFormat, bytes: &[u8], cfg: &FpuConfig) -> SrcTile {
     match fpu::unpack(fmt, bytes, cfg) {
         Ok(t) => t,
@@ -125,6 +132,43 @@ fn main() {
             FLOP_PER_TILE / blk / 1e9,
             up * 1e6
         );
+    }
+
+    // The `hifi` conv plan of tt-kernels: Float32 activations unpacked as TF32, HiFi4, fp32
+    // DEST; 8 of its 10 passes multiply weight tiles with only the K rows k = j mod 8 non-zero
+    // (isolated products: one live product per group of 8 K), the others dense weights.
+    println!("hifi conv passes (TF32 x TF32/bf16, HiFi4, fp32 DEST), best of {batches} x {n}");
+    {
+        let cfg = FpuConfig::new(Fidelity::HiFi4, true, false);
+        let fmt = DataFormat::Float32;
+        let in0 = unpack(fmt, &tile_bytes(fmt, &mut rng), &cfg);
+        let mut w = [0f32; 1024];
+        for x in w.iter_mut() {
+            *x = rng.unit() * 0.5;
+        }
+        let dense = unpack(
+            DataFormat::Float16_b,
+            &tile_bytes_from(DataFormat::Float16_b, &w),
+            &cfg,
+        );
+        for (r, row) in w.chunks_mut(32).enumerate() {
+            if r % 8 != 3 {
+                row.fill(0.0);
+            }
+        }
+        // `w` is row-major [k][n]; the codec takes row-major values.
+        let masked = unpack(
+            DataFormat::Float16_b,
+            &tile_bytes_from(DataFormat::Float16_b, &w),
+            &cfg,
+        );
+        for (name, in1) in [("isolated (K = 3 mod 8)", &masked), ("dense", &dense)] {
+            let mut d = DestTile::zero();
+            let mm = best(batches, n, || {
+                fpu::matmul(&mut d, black_box(&in0), black_box(in1), false, &cfg)
+            });
+            println!("{name:24} matmul {:6.2} us/tile", mm * 1e6);
+        }
     }
 
     println!("other tile operations, us per tile, best of {batches} batches of {n} calls");

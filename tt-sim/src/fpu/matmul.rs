@@ -339,6 +339,51 @@ fn group_sums<const KEEP_E: bool, const P: usize>(
     (mx, acc)
 }
 
+/// The DEST updates of one output row: for each phase, the two MVMULs (K 0..15: groups 0 and
+/// 1, then K 16..31: groups 2 and 3) of the group sums `s` with group maximum exponents `em`.
+///
+/// With `FLUSH`, a group whose exponent in the phase is <= 0 is zero: it gets an exponent far
+/// below DEST's (>= 0), so that it never sets the maximum and its sum is shifted out entirely
+/// (`accum_step` clamps distances at 31), like the reference's zero term. Without `FLUSH` (for
+/// rows where every group with such an exponent has sum 0, see `matmul_row`) the exponent is
+/// used as is: a zero sum contributes 0 at any distance, and an exponent <= 0 never exceeds
+/// DEST's, so the maximum is the same.
+#[inline(always)]
+fn accum_row<const FP32: bool, const LZCNT: bool, const P: usize, const FLUSH: bool>(
+    s: &[[[i16; 32]; 4]; P],
+    em: &[[i32; 32]; 4],
+    live_k: u32,
+    dl: &mut DestLanes,
+) {
+    let mut normalised = false;
+    for p in 0..P {
+        let adj = exp_prod_adj(p as u32);
+        let live = |x: i32| {
+            if !FLUSH || x > 0 { x } else { -64 }
+        };
+        for h in 0..2 {
+            // An MVMUL whose two groups are zero only renormalises DEST (zero terms), which
+            // changes nothing once DEST holds a value this function produced: skip it after the
+            // first MVMUL.
+            if normalised && (live_k >> (16 * h)) & 0xFFFF == 0 {
+                continue;
+            }
+            normalised = true;
+            for n in 0..32 {
+                (dl.neg[n], dl.exp[n], dl.man[n]) = accum_step::<FP32, LZCNT>(
+                    s[p][2 * h][n] as i32,
+                    live(em[2 * h][n] + adj),
+                    s[p][2 * h + 1][n] as i32,
+                    live(em[2 * h + 1][n] + adj),
+                    dl.neg[n],
+                    dl.exp[n],
+                    dl.man[n],
+                );
+            }
+        }
+    }
+}
+
 /// One output row `m` (all 32 columns as lanes) of the tile matmul with `P` fidelity phases,
 /// accumulated onto `row` (fp32 bit patterns).
 #[inline(always)]
@@ -413,41 +458,21 @@ fn matmul_row<const FP32: bool, const LZCNT: bool, const KEEP_E: bool, const P: 
         emax[g] = mx;
     }
     let mut em = [[0i32; 32]; 4];
+    // A group with live products has a maximum exponent >= 2 (biased sum) and is flushed in
+    // a phase when that plus the phase's re-bias (-127 .. -139) is <= 0; every other group has
+    // sum 0. Rows without any such small maximum skip the flush test (see `accum_row`).
+    let mut small = false;
     for g in 0..4 {
         for n in 0..32 {
             em[g][n] = emax[g][n] as i32;
+            small |= ((em[g][n] - 2) as u32) < 138;
         }
     }
     let mut dl = DestLanes::decode(row);
-    let mut normalised = false;
-    for p in 0..P {
-        // Group exponents in this phase. A group whose exponent is <= 0 is zero: it gets an
-        // exponent far below DEST's (>= 0), so that it never sets the maximum and its sum is
-        // shifted out entirely (`accum_step` clamps distances at 31), like the reference's zero
-        // term.
-        let adj = exp_prod_adj(p as u32);
-        let live = |x: i32| if x > 0 { x } else { -64 };
-        // K 0..15 (groups 0, 1) then K 16..31 (groups 2, 3): two MVMULs, each rounded into DEST.
-        for h in 0..2 {
-            // An MVMUL whose two groups are zero only renormalises DEST (zero terms), which
-            // changes nothing once DEST holds a value this function produced: skip it after the
-            // first MVMUL.
-            if normalised && (live_k >> (16 * h)) & 0xFFFF == 0 {
-                continue;
-            }
-            normalised = true;
-            for n in 0..32 {
-                (dl.neg[n], dl.exp[n], dl.man[n]) = accum_step::<FP32, LZCNT>(
-                    s[p][2 * h][n] as i32,
-                    live(em[2 * h][n] + adj),
-                    s[p][2 * h + 1][n] as i32,
-                    live(em[2 * h + 1][n] + adj),
-                    dl.neg[n],
-                    dl.exp[n],
-                    dl.man[n],
-                );
-            }
-        }
+    if small {
+        accum_row::<FP32, LZCNT, P, true>(&s, &em, live_k, &mut dl);
+    } else {
+        accum_row::<FP32, LZCNT, P, false>(&s, &em, live_k, &mut dl);
     }
     dl.encode(row);
 }
@@ -731,7 +756,9 @@ pub(crate) mod tests {
     /// Random 19-bit source datums. `kind` picks the exponent distribution: 0 wide (half the
     /// exponent range, plus one datum in 512 with exponent 255: infinities and NaNs), 1 clustered (alignment distances 0..30,
     /// the common case), 2 tiny (products and group exponents at or below 0: flushes), 3 huge
-    /// (sums overflow to infinity). One datum in 16 has a zero exponent field (signed zero or
+    /// (sums overflow to infinity), 4 near the flush limit (biased product exponent sums
+    /// 124..142: groups flushed in some phases only), 5 at the last phase's flush limit
+    /// (sums 138..140). One datum in 16 has a zero exponent field (signed zero or
     /// denormal with a random mantissa). bf16-family tiles keep the low 3 mantissa bits 0.
     pub(crate) fn rand_raw_tile(rng: &mut Rng, tf32: bool, kind: u32) -> SrcTile {
         let mut v = [0u32; TILE_DATUMS];
@@ -752,7 +779,9 @@ pub(crate) mod tests {
                     0 => 64 + e % 128,
                     1 => 112 + e % 32,
                     2 => 1 + e % 70,
-                    _ => 140 + e % 50,
+                    3 => 140 + e % 50,
+                    4 => 62 + e % 10,
+                    _ => 69 + e % 2,
                 }
             };
             *x = (sign << 18) | (exp << 10) | man;
@@ -994,6 +1023,44 @@ pub(crate) mod tests {
         }
         // Every kind of group occurred often.
         assert!(seen.iter().all(|&c| c > 200), "{seen:?}");
+    }
+
+    #[test]
+    fn groups_at_the_flush_limit_equal_slow() {
+        // Group maximum exponents around the phases' flush limits (a group is zero in a phase
+        // when its exponent sum is <= 127 .. 139), DEST zero or tiny, so that flushed groups
+        // would visibly change DEST if they were not flushed; dense and one-product groups.
+        let mut rng = Rng::new(4711);
+        for fid in [
+            Fidelity::LoFi,
+            Fidelity::HiFi2,
+            Fidelity::HiFi3,
+            Fidelity::HiFi4,
+        ] {
+            for (fp32, kind) in [(false, 4), (true, 4), (false, 5), (true, 5)] {
+                for sparse in [false, true] {
+                    let cfg = FpuConfig::new(fid, fp32, false);
+                    let in0 = rand_raw_tile(&mut rng, fp32, kind);
+                    let mut in1 = rand_raw_tile(&mut rng, fp32, kind);
+                    if sparse {
+                        for k in (0..32).filter(|k| k % 8 != 5) {
+                            for n in 0..32 {
+                                in1.v[face_index(k, n)] = rand_zero(&mut rng);
+                            }
+                        }
+                    }
+                    for start in [DestTile::zero(), rand_dest(&mut rng, fp32, 3, 3)] {
+                        let (mut d0, mut d1) = (start.clone(), start);
+                        matmul(&mut d0, &in0, &in1, false, &cfg);
+                        matmul_slow(&mut d1, &in0, &in1, false, &cfg);
+                        assert_eq!(
+                            d0.v, d1.v,
+                            "{fid:?} fp32 {fp32} kind {kind} sparse {sparse}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]
