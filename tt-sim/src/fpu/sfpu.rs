@@ -9,10 +9,128 @@
 //! Expect hardware results to differ from these by a few bf16 ulp for the transcendental ops
 //! (more in approx mode); this model is the "ideal" the hardware approximates, which is what
 //! kernel tests should compare against with a format-derived tolerance.
+//!
+//! # Models (`TT_SIM_SFPU`)
+//!
+//! Two models are selectable, read once per process from the environment variable
+//! `TT_SIM_SFPU` (see [`SfpuModel::from_env`]):
+//! - `ideal` (default, also when the variable is unset or empty): the f64-and-round-once model
+//!   described above.
+//! - `llk`: exp, recip, rsqrt, sigmoid, tanh, softplus and gelu run the algorithm TT-Metal's LLK
+//!   runs on the hardware for the flags our kernels use (`math_approx_mode` off, `exp_tile<false>`,
+//!   `recip_tile` legacy_compat, `rsqrt_tile` defaults, `gelu_tile<false>`, fast_and_approx off
+//!   for sigmoid/tanh), per architecture, in the SFPU's own fp32 arithmetic (ttsim's SFPMAD
+//!   models), including its bf16 rounding (`float_to_fp16b` rounds half away from zero) and its
+//!   16-bit DEST store (truncation); see `sfpu_llk.rs` for the algorithms and the sources read.
+//!   Exact ops (relu, leaky relu, abs, neg, square, add/mul scalar) stay as in `ideal`. Ops whose
+//!   LLK program is not modelled (sqrt, log, erf, silu, elu) are an error in `llk` mode.
+//!   Caveat: the emulation header drops `gelu_tile`'s template flag, so `gelu_tile<true>` is
+//!   modelled as `gelu_tile<false>`.
 
 #[cfg(test)]
 use super::TILE_DATUMS;
+use super::sfpu_llk::{LlkOp, eval_llk};
 use super::{DestTile, FpuConfig};
+use std::sync::OnceLock;
+use tt_formats::Arch;
+
+/// Which SFPU model evaluates the transcendental ops (module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SfpuModel {
+    /// f64 evaluation rounded once (the default).
+    #[default]
+    Ideal,
+    /// The LLK's algorithm in the SFPU's fp32 arithmetic.
+    Llk,
+}
+
+/// Errors of the SFPU models.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SfpuError {
+    /// `TT_SIM_SFPU` holds something else than `ideal` or `llk`.
+    #[error("TT_SIM_SFPU={0:?} is not a known SFPU model: set it to `ideal` (default) or `llk`")]
+    BadModel(String),
+    /// The `llk` model has no hardware algorithm for this op.
+    #[error(
+        "{0:?} has no LLK model in tt-sim's `llk` SFPU mode (TT_SIM_SFPU=llk); unset TT_SIM_SFPU or set it to `ideal`"
+    )]
+    NoLlkModel(SfpuOp),
+}
+
+impl SfpuModel {
+    /// Parses a `TT_SIM_SFPU` value (`None`/empty = `ideal`).
+    pub fn parse(v: Option<&str>) -> Result<SfpuModel, SfpuError> {
+        match v.map(str::trim) {
+            None | Some("") | Some("ideal") => Ok(SfpuModel::Ideal),
+            Some("llk") => Ok(SfpuModel::Llk),
+            Some(o) => Err(SfpuError::BadModel(o.to_string())),
+        }
+    }
+
+    /// The model `TT_SIM_SFPU` selects, read once per process.
+    pub fn from_env() -> Result<SfpuModel, SfpuError> {
+        static MODEL: OnceLock<Result<SfpuModel, SfpuError>> = OnceLock::new();
+        MODEL
+            .get_or_init(|| {
+                let v = std::env::var("TT_SIM_SFPU").ok();
+                SfpuModel::parse(v.as_deref())
+            })
+            .clone()
+    }
+}
+
+/// Applies `op` to a DEST tile of a device of architecture `arch` with the model `TT_SIM_SFPU`
+/// selects.
+pub fn sfpu_for_arch(
+    dst: &mut DestTile,
+    op: SfpuOp,
+    cfg: &FpuConfig,
+    arch: Arch,
+) -> Result<(), SfpuError> {
+    sfpu_with_model(dst, op, cfg, arch, SfpuModel::from_env()?)
+}
+
+/// Applies `op` with an explicit model.
+pub fn sfpu_with_model(
+    dst: &mut DestTile,
+    op: SfpuOp,
+    cfg: &FpuConfig,
+    arch: Arch,
+    model: SfpuModel,
+) -> Result<(), SfpuError> {
+    if model == SfpuModel::Ideal {
+        sfpu(dst, op, cfg);
+        return Ok(());
+    }
+    let lop = match op {
+        SfpuOp::Exp => LlkOp::Exp,
+        SfpuOp::Recip => LlkOp::Recip,
+        SfpuOp::Rsqrt => LlkOp::Rsqrt,
+        SfpuOp::Sigmoid => LlkOp::Sigmoid,
+        SfpuOp::Tanh => LlkOp::Tanh,
+        SfpuOp::Softplus => LlkOp::Softplus,
+        SfpuOp::Gelu => LlkOp::Gelu,
+        SfpuOp::Relu
+        | SfpuOp::LeakyRelu(_)
+        | SfpuOp::Abs
+        | SfpuOp::Neg
+        | SfpuOp::Square
+        | SfpuOp::MulScalar(_)
+        | SfpuOp::AddScalar(_) => {
+            sfpu(dst, op, cfg);
+            return Ok(());
+        }
+        SfpuOp::Sqrt | SfpuOp::Log | SfpuOp::Erf | SfpuOp::Silu | SfpuOp::Elu(_) => {
+            return Err(SfpuError::NoLlkModel(op));
+        }
+    };
+    let fp32 = cfg.fp32_dest_acc;
+    for v in dst.v.iter_mut() {
+        *v = eval_llk(lop, arch, fp32, *v);
+    }
+    dst.set_all_valid();
+    Ok(())
+}
 
 /// An SFPU operation (`<op>_tile` in TT-Metal's compute API).
 #[derive(Debug, Clone, Copy, PartialEq)]
