@@ -71,11 +71,12 @@ mod eltwise;
 mod matmul;
 mod pack;
 mod sfpu;
+mod sfpu_llk;
 
 pub use eltwise::{datacopy, eltwise, reduce, transpose, transpose_dest};
 pub use matmul::{matmul, matmul_block};
 pub use pack::{pack, unpack, unpack_to_dest};
-pub use sfpu::sfpu;
+pub use sfpu::{SfpuError, SfpuModel, sfpu, sfpu_for_arch, sfpu_with_model};
 
 use thiserror::Error;
 use tt_formats::DataFormat;
