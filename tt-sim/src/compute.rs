@@ -529,9 +529,11 @@ pub(crate) fn dispatch(
                 }
                 _ => return Err(c.fault(format!("unknown SFPU operation code {code}"))),
             };
+            let arch = c.dev().arch.arch;
             let cs = c.cs();
             let cfg = cs.cfg;
-            fpu::sfpu(&mut cs.dest[d], op, &cfg);
+            let r = fpu::sfpu_for_arch(&mut cs.dest[d], op, &cfg, arch);
+            r.map_err(|e| c.fault(e.to_string()))?;
             sfpu_cycles = fpu::cost_cycles(CostOp::Sfpu(op), &cfg);
         }
         OP_SFPU_BINARY => {
