@@ -471,6 +471,79 @@ mod tests {
         }
     }
 
+    /// (c) The `ideal` model through the model switch is today's `sfpu`, bit for bit, on both
+    /// archs; `llk` leaves the exact ops on that path too and refuses the unmodelled ops.
+    #[test]
+    fn ideal_model_is_unchanged_and_llk_refuses_unmodelled_ops() {
+        let mut s = 0x0123_4567_89AB_CDEFu64;
+        let ops = [
+            SfpuOp::Exp,
+            SfpuOp::Recip,
+            SfpuOp::Rsqrt,
+            SfpuOp::Gelu,
+            SfpuOp::Sigmoid,
+            SfpuOp::Tanh,
+            SfpuOp::Softplus,
+            SfpuOp::Relu,
+            SfpuOp::LeakyRelu(0.1),
+            SfpuOp::MulScalar(-1.7),
+            SfpuOp::AddScalar(3.25),
+            SfpuOp::Sqrt,
+            SfpuOp::Log,
+        ];
+        for fp32 in [false, true] {
+            let cfg = FpuConfig::new(Fidelity::HiFi4, fp32, false);
+            let mut a = DestTile::zero();
+            for v in a.v.iter_mut() {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                *v = (((s % 4000) as f32 - 2000.0) / 173.0).to_bits();
+                if !fp32 {
+                    *v &= 0xFFFF_0000;
+                }
+            }
+            for op in ops {
+                for arch in [Arch::WormholeB0, Arch::Blackhole] {
+                    let (mut x, mut y) = (a.clone(), a.clone());
+                    sfpu(&mut x, op, &cfg);
+                    sfpu_with_model(&mut y, op, &cfg, arch, SfpuModel::Ideal).unwrap();
+                    assert_eq!(x.v, y.v, "{op:?}");
+                    let mut z = a.clone();
+                    let r = sfpu_with_model(&mut z, op, &cfg, arch, SfpuModel::Llk);
+                    match op {
+                        SfpuOp::Sqrt | SfpuOp::Log => {
+                            assert_eq!(r, Err(SfpuError::NoLlkModel(op)));
+                        }
+                        SfpuOp::Relu
+                        | SfpuOp::LeakyRelu(_)
+                        | SfpuOp::MulScalar(_)
+                        | SfpuOp::AddScalar(_) => {
+                            assert_eq!(r, Ok(()));
+                            assert_eq!(z.v, x.v, "{op:?} exact ops keep the ideal path");
+                        }
+                        _ => {
+                            assert_eq!(r, Ok(()));
+                            // The llk model is a different computation: it must differ from
+                            // ideal somewhere on 1024 random inputs, and stay close.
+                            assert_ne!(z.v, x.v, "{op:?} llk gave the ideal bits");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn model_names_parse_and_bad_names_say_what_to_do() {
+        assert_eq!(SfpuModel::parse(None), Ok(SfpuModel::Ideal));
+        assert_eq!(SfpuModel::parse(Some("")), Ok(SfpuModel::Ideal));
+        assert_eq!(SfpuModel::parse(Some("ideal")), Ok(SfpuModel::Ideal));
+        assert_eq!(SfpuModel::parse(Some("llk")), Ok(SfpuModel::Llk));
+        let e = SfpuModel::parse(Some("hw")).unwrap_err();
+        assert!(e.to_string().contains("`ideal` (default) or `llk`"), "{e}");
+    }
+
     #[test]
     fn store_rounds_to_bf16_nearest_even_in_16_bit_mode() {
         assert_eq!(store_to_dest(0x3F80_8000, false), 0x3F80_0000); // tie -> even
