@@ -503,10 +503,12 @@ pub(crate) fn dispatch(
                 12 => SfpuOp::Neg,
                 13 => SfpuOp::Square,
                 14 => {
-                    if f(p0) != 1.0 || f(p1) != 1.0 {
+                    if f(p0) != 1.0 || f(p1) != 1.0 || f(arg(a, 4)) != 20.0 {
                         return Err(c.fault(format!(
-                            "softplus_tile with beta {} is not supported by the simulator (beta = 1 only)",
-                            f(p0)
+                            "softplus_tile with beta {} threshold {} is not supported by the simulator \
+                             (beta = 1, threshold = 20 only)",
+                            f(p0),
+                            f(arg(a, 4))
                         )));
                     }
                     SfpuOp::Softplus
