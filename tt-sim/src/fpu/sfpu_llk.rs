@@ -408,7 +408,7 @@ fn recip_compat(s: Sfpu, x: u32) -> u32 {
 
 /// `rsqrt_tile`: magic-constant estimate y0 = 0x5f1110a0 - (x >> 1), one step of the cubic
 /// y (2.2825186 + c (2.2533049 + c)) with c = -x y^2, one Newton step y += y/2 (1 - x y^2);
-/// x = +inf gives 0, x = 0 gives +inf, x < 0 NaN.
+/// x = +inf gives 0, x = +0 gives +inf, negative x (and -0) NaN.
 fn rsqrt(s: Sfpu, x: u32) -> u32 {
     let mut y = 0x5F11_10A0u32.wrapping_sub(x >> 1);
     let xy = s.mul(x, y);
@@ -430,7 +430,8 @@ fn rsqrt(s: Sfpu, x: u32) -> u32 {
     } else {
         inf_minus_x
     };
-    if f(x) < 0.0 { 0x7FC0_0000 } else { y }
+    // `x < 0` against the literal 0 is SFPSETCC's sign test: -0 counts as negative.
+    if x & SIGN != 0 { 0x7FC0_0000 } else { y }
 }
 
 /// `sigmoid_tile`: 1 / (1 + e^-x) with exp_21f (unrounded) and a 1-step reciprocal for 16-bit
@@ -517,10 +518,11 @@ fn softplus(s: Sfpu, v: u32) -> Option<u32> {
     Some(s.mul(ONE, r))
 }
 
-/// `gelu_tile<false>`: 0 at 0; x >= 3: x; -5.5 <= x < 3: a degree-15 Chebyshev-fitted
+/// `gelu_tile<false>`: 0 at +0; x >= 3: x; -5.5 <= x < 3: a degree-15 Chebyshev-fitted
 /// polynomial in x with the sign of x forced onto it; x < -5.5: 0.
 fn gelu(s: Sfpu, x: u32) -> u32 {
-    if x & 0x7FFF_FFFF == 0 {
+    // `in == 0` is SFPSETCC's integer zero test: +0 only (-0 goes on to the polynomial).
+    if x == 0 {
         return 0;
     }
     if f(x) >= 3.0 {
