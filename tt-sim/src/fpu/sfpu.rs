@@ -26,6 +26,10 @@
 //!   LLK program is not modelled (sqrt, log, erf, silu, elu) are an error in `llk` mode.
 //!   Caveat: the emulation header drops `gelu_tile`'s template flag, so `gelu_tile<true>` is
 //!   modelled as `gelu_tile<false>`.
+//! - `llk:<ops>` (e.g. `llk:recip,exp`): `llk` for the listed ops (exp, recip, rsqrt, sigmoid,
+//!   tanh, softplus, gelu), `ideal` for the rest, to attribute a difference to single ops.
+//!
+//! Any other value is an error that names the accepted ones.
 
 #[cfg(test)]
 use super::TILE_DATUMS;
@@ -42,13 +46,18 @@ pub enum SfpuModel {
     Ideal,
     /// The LLK's algorithm in the SFPU's fp32 arithmetic.
     Llk,
+    /// `llk` for the ops in the set (bit `LlkOp as u8`), `ideal` for the other transcendental
+    /// ops: attributes an end-to-end difference to single ops (`TT_SIM_SFPU=llk:recip,exp`).
+    LlkOnly(u8),
 }
 
 /// Errors of the SFPU models.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SfpuError {
     /// `TT_SIM_SFPU` holds something else than `ideal` or `llk`.
-    #[error("TT_SIM_SFPU={0:?} is not a known SFPU model: set it to `ideal` (default) or `llk`")]
+    #[error(
+        "TT_SIM_SFPU={0:?} is not a known SFPU model: set it to `ideal` (default), `llk`, or `llk:` and a comma-separated list of exp, recip, rsqrt, sigmoid, tanh, softplus, gelu"
+    )]
     BadModel(String),
     /// The `llk` model has no hardware algorithm for this op.
     #[error(
@@ -63,7 +72,19 @@ impl SfpuModel {
         match v.map(str::trim) {
             None | Some("") | Some("ideal") => Ok(SfpuModel::Ideal),
             Some("llk") => Ok(SfpuModel::Llk),
-            Some(o) => Err(SfpuError::BadModel(o.to_string())),
+            Some(o) => {
+                let bad = || SfpuError::BadModel(o.to_string());
+                let list = o.strip_prefix("llk:").ok_or_else(bad)?;
+                let mut set = 0u8;
+                for name in list.split(',').map(str::trim) {
+                    let op = LlkOp::ALL
+                        .iter()
+                        .find(|op| op.name() == name)
+                        .ok_or_else(bad)?;
+                    set |= 1 << *op as u8;
+                }
+                Ok(SfpuModel::LlkOnly(set))
+            }
         }
     }
 
@@ -124,6 +145,12 @@ pub fn sfpu_with_model(
             return Err(SfpuError::NoLlkModel(op));
         }
     };
+    if let SfpuModel::LlkOnly(set) = model
+        && set & (1 << lop as u8) == 0
+    {
+        sfpu(dst, op, cfg);
+        return Ok(());
+    }
     let fp32 = cfg.fp32_dest_acc;
     for v in dst.v.iter_mut() {
         *v = eval_llk(lop, arch, fp32, *v);
@@ -540,8 +567,32 @@ mod tests {
         assert_eq!(SfpuModel::parse(Some("")), Ok(SfpuModel::Ideal));
         assert_eq!(SfpuModel::parse(Some("ideal")), Ok(SfpuModel::Ideal));
         assert_eq!(SfpuModel::parse(Some("llk")), Ok(SfpuModel::Llk));
-        let e = SfpuModel::parse(Some("hw")).unwrap_err();
-        assert!(e.to_string().contains("`ideal` (default) or `llk`"), "{e}");
+        assert_eq!(
+            SfpuModel::parse(Some("llk:recip, exp")),
+            Ok(SfpuModel::LlkOnly(
+                (1 << LlkOp::Recip as u8) | (1 << LlkOp::Exp as u8)
+            ))
+        );
+        for bad in ["hw", "llk:", "llk:sqrt", "llk:exp,,tanh"] {
+            let e = SfpuModel::parse(Some(bad)).unwrap_err();
+            assert!(e.to_string().contains("`ideal` (default), `llk`"), "{e}");
+        }
+        // llk:exp changes exp only.
+        let cfg = FpuConfig::new(Fidelity::HiFi4, true, false);
+        let mut a = DestTile::zero();
+        for (i, v) in a.v.iter_mut().enumerate() {
+            *v = ((i as f32 - 500.0) / 37.0).to_bits();
+        }
+        let only_exp = SfpuModel::parse(Some("llk:exp")).unwrap();
+        for (op, model) in [
+            (SfpuOp::Exp, SfpuModel::Llk),
+            (SfpuOp::Tanh, SfpuModel::Ideal),
+        ] {
+            let (mut x, mut y) = (a.clone(), a.clone());
+            sfpu_with_model(&mut x, op, &cfg, Arch::WormholeB0, only_exp).unwrap();
+            sfpu_with_model(&mut y, op, &cfg, Arch::WormholeB0, model).unwrap();
+            assert_eq!(x.v, y.v, "{op:?}");
+        }
     }
 
     #[test]

@@ -566,6 +566,31 @@ pub(crate) enum LlkOp {
     Gelu,
 }
 
+impl LlkOp {
+    pub(crate) const ALL: [LlkOp; 7] = [
+        LlkOp::Exp,
+        LlkOp::Recip,
+        LlkOp::Rsqrt,
+        LlkOp::Sigmoid,
+        LlkOp::Tanh,
+        LlkOp::Softplus,
+        LlkOp::Gelu,
+    ];
+
+    /// The name in `TT_SIM_SFPU=llk:<names>` (the compute API's `<name>_tile`).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            LlkOp::Exp => "exp",
+            LlkOp::Recip => "recip",
+            LlkOp::Rsqrt => "rsqrt",
+            LlkOp::Sigmoid => "sigmoid",
+            LlkOp::Tanh => "tanh",
+            LlkOp::Softplus => "softplus",
+            LlkOp::Gelu => "gelu",
+        }
+    }
+}
+
 /// One datum: DEST bits in, DEST bits out (as SFPLOAD / the LLK program / SFPSTORE do).
 pub(crate) fn eval_llk(op: LlkOp, arch: Arch, fp32: bool, x: u32) -> u32 {
     let s = Sfpu {
