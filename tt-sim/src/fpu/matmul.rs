@@ -16,6 +16,13 @@
 //! - the DEST rounding of each MVMUL is [`super::core::accum_normalize_encode`] rewritten
 //!   without branches over 32-bit lanes (`accum_step`), with the DEST row kept decoded (sign,
 //!   exponent, mantissa) from the first MVMUL of the tile to the last;
+//! - zero operands are skipped where that is exact (see `matmul_row`): each decomposed tile
+//!   records which datums are live, a group of 8 K takes only the K whose SrcA row and SrcB
+//!   datum are live, a group with none is zero and a group with one takes its product as is
+//!   (no alignment), and an MVMUL of two zero groups is skipped after the tile's first one (it
+//!   would only renormalise DEST). This is what makes the `hifi` plan's isolated-products
+//!   passes (weight tiles with one live K row per group of 8) cheap: about 0.6x the time of a
+//!   dense tile, all of it in the DEST updates;
 //! - the whole block is compiled once per x86-64 SIMD level (AVX-512BW/CD, AVX2, SSE4.1,
 //!   baseline) and picked at run time (`multiversion`); buffers are per thread and reused.
 //!
@@ -25,7 +32,9 @@
 //! `tests::matmul_slow` is the straightforward MVMUL-by-MVMUL version (on the scalar reference
 //! `core::mvmul_ref`) that the fast path is checked against bit for bit, on random tiles with
 //! every fidelity, both DEST widths, transposed in1, zeros, denormals, signed zeros, infinities,
-//! NaNs, flushed and overflowing sums and exact cancellations.
+//! NaNs, flushed and overflowing sums and exact cancellations, sparse operands (zero K rows
+//! and columns in the isolated-products pattern and random ones, groups at every phase's flush
+//! limit) and the fp32-DEST -1 quirk in a one-product group.
 
 use super::core::exp_prod_adj;
 use super::{DestTile, FpuConfig, FpuError, SrcTile, face_index};
@@ -53,6 +62,8 @@ struct Decomposed {
     nz: [u32; 32],
     /// Bit `r` set when `nz[r] != 0` (SrcA: K rows holding any live weight).
     rows: u32,
+    /// The smallest biased exponent of a live datum (above 255 when there is none).
+    min_exp: u16,
 }
 
 /// Decomposes 16 consecutive source datums (one face row) into exponent (`ZERO_EXP` for
@@ -96,6 +107,7 @@ impl Decomposed {
             man: [[[0; 32]; 32]; 2],
             nz: [0; 32],
             rows: 0,
+            min_exp: 0,
         }
     }
 
@@ -125,6 +137,20 @@ impl Decomposed {
             transpose32(&mut self.neg);
             transpose32(&mut self.man[0]);
             transpose32(&mut self.man[1]);
+        }
+        // Live datums have exponents 1..=255 (sign bit clear), flushed ones `ZERO_EXP` (sign
+        // bit set; above 255 as u16).
+        let (mut min_exp, mut all) = (u16::MAX, 0i16);
+        for &x in self.exp.as_flattened() {
+            min_exp = min_exp.min(x as u16);
+            all |= x;
+        }
+        self.min_exp = min_exp;
+        if all >= 0 {
+            // Every datum live (the common case): no need to look at each.
+            self.nz = [u32::MAX; 32];
+            self.rows = u32::MAX;
+            return;
         }
         self.rows = 0;
         for r in 0..32 {
@@ -306,7 +332,10 @@ fn group_sums<const KEEP_E: bool, const P: usize>(
     // recomputed below (no stores: with AVX-512 the stack stores measured up to 35% slower
     // in some call contexts, consistent with 4 KiB aliasing against the operand loads).
     let mut e = [[0i16; 32]; 8];
+    // (`k & 31`, `m & 31`: in range anyway; lets the compiler drop the bounds checks.)
+    let m = m & 31;
     for (kk, &k) in ks.iter().enumerate() {
+        let k = k & 31;
         let eb = b.exp[m][k];
         for n in 0..32 {
             let x = a.exp[k][n] + eb;
@@ -318,6 +347,7 @@ fn group_sums<const KEEP_E: bool, const P: usize>(
     }
     let mut acc = [[0i16; 32]; P];
     for (kk, &k) in ks.iter().enumerate() {
+        let k = k & 31;
         let (nb, eb) = (b.neg[m][k], b.exp[m][k]);
         let mut scale = [0i16; 32];
         let mut bias = [0i16; 32];
@@ -438,10 +468,47 @@ fn matmul_row<const FP32: bool, const LZCNT: bool, const KEEP_E: bool, const P: 
             }
             continue;
         }
-        let (mx, acc) = if mask == 0xFF {
-            let ks = [0, 1, 2, 3, 4, 5, 6, 7].map(|kk| 8 * g + kk);
-            group_sums::<KEEP_E, P>(a, b, m, &ks)
-        } else {
+        if mask == 0xFF {
+            let mut mx = [i16::MIN; 32];
+            let mut e = [[0i16; 32]; 8];
+            for kk in 0..8 {
+                let k = 8 * g + kk;
+                let eb = b.exp[m][k];
+                for n in 0..32 {
+                    let x = a.exp[k][n] + eb;
+                    if KEEP_E {
+                        e[kk][n] = x;
+                    }
+                    mx[n] = mx[n].max(x);
+                }
+            }
+            let mut acc = [[0i16; 32]; P];
+            for kk in 0..8 {
+                let k = 8 * g + kk;
+                let (nb, eb) = (b.neg[m][k], b.exp[m][k]);
+                let mut scale = [0i16; 32];
+                let mut bias = [0i16; 32];
+                for n in 0..32 {
+                    let x = if KEEP_E { e[kk][n] } else { a.exp[k][n] + eb };
+                    let d = ((mx[n] - x) as u16).min(13);
+                    scale[n] = (16384u16 >> d) as i16;
+                    bias[n] = ((2u16 << d) as i16) + (a.neg[k][n] ^ nb);
+                }
+                for p in 0..P {
+                    let am = &a.man[p & 1][k];
+                    let bk = b.man[p >> 1][m][k];
+                    for n in 0..32 {
+                        acc[p][n] += mulhi(am[n] * bk + bias[n], scale[n]);
+                    }
+                }
+            }
+            for p in 0..P {
+                s[p][g] = acc[p];
+            }
+            emax[g] = mx;
+            continue;
+        }
+        let (mx, acc) = {
             let mut ks = [0usize; 8];
             let mut cnt = 0;
             let mut bits = mask;
@@ -461,11 +528,18 @@ fn matmul_row<const FP32: bool, const LZCNT: bool, const KEEP_E: bool, const P: 
     // A group with live products has a maximum exponent >= 2 (biased sum) and is flushed in
     // a phase when that plus the phase's re-bias (-127 .. -139) is <= 0; every other group has
     // sum 0. Rows without any such small maximum skip the flush test (see `accum_row`).
-    let mut small = false;
     for g in 0..4 {
         for n in 0..32 {
             em[g][n] = emax[g][n] as i32;
-            small |= ((em[g][n] - 2) as u32) < 138;
+        }
+    }
+    // Such a maximum needs live operands whose exponents sum to <= 139: none in most tiles.
+    let mut small = false;
+    if a.min_exp as u32 + b.min_exp as u32 <= 139 {
+        for g in 0..4 {
+            for n in 0..32 {
+                small |= ((em[g][n] - 2) as u32) < 138;
+            }
         }
     }
     let mut dl = DestLanes::decode(row);
@@ -473,6 +547,107 @@ fn matmul_row<const FP32: bool, const LZCNT: bool, const KEEP_E: bool, const P: 
         accum_row::<FP32, LZCNT, P, true>(&s, &em, live_k, &mut dl);
     } else {
         accum_row::<FP32, LZCNT, P, false>(&s, &em, live_k, &mut dl);
+    }
+    dl.encode(row);
+}
+
+/// [`matmul_row`] for operands without flushed datums (every group dense, nothing to skip):
+/// the same arithmetic without the zero-K bookkeeping, which measurably slows the cheap
+/// (LoFi) tiles.
+#[inline(always)]
+fn matmul_row_dense<const FP32: bool, const LZCNT: bool, const KEEP_E: bool, const P: usize>(
+    a: &Decomposed,
+    b: &Decomposed,
+    m: usize,
+    row: &mut [u32; 32],
+) {
+    // Per group g of 8 K: the largest product exponent per column, then per product, with
+    // d = distance to that maximum clamped to 13 (every product then rounds to 0), `scale` =
+    // 2^(14 - d) and `bias` = 2^(d + 1), minus 1 for a negative product. Both are phase
+    // independent and used at once for the products of every phase (one pass over K).
+    //
+    // A product p = a * b (a < 2^5, b < 2^7 mantissa slices) aligned by d and rounded half away
+    // from zero on its magnitude, with its sign s, is then `mulhi(s * 4p + bias, scale)`:
+    // for s = +1, floor((4p 2^(14-d) + 2^15) / 2^16) = floor(p / 2^d + 1/2); for s = -1,
+    // floor((-(4p + 1) 2^(14-d) + 2^15) / 2^16) = floor(-(4p + 1) / 2^(d+2) + 1/2), which is
+    // -floor(p / 2^d + 1/2) (the -1 turns the half-up rounding of the negated value into
+    // half-down, and cannot change a non-tie because 4p and 2^(d+2) are multiples of 4).
+    // Ranges: |s (4p + 1)| <= 15749, bias <= 2^14, so all i16. With d = 13 the result is 0
+    // for every p < 2^12, as the unclamped distance requires.
+    let mut emax = [[0i16; 32]; 4];
+    // Signed group sums per phase (|sum| <= 8 * 31 * 127 fits i16).
+    let mut s = [[[0i16; 32]; 4]; P];
+    for g in 0..4 {
+        let mut mx = [i16::MIN; 32];
+        // The product exponents, kept from this pass when `KEEP_E` (fewer instructions), else
+        // recomputed below (no stores: with AVX-512 the stack stores measured up to 35% slower
+        // in some call contexts, consistent with 4 KiB aliasing against the operand loads).
+        let mut e = [[0i16; 32]; 8];
+        for kk in 0..8 {
+            let k = 8 * g + kk;
+            let eb = b.exp[m][k];
+            for n in 0..32 {
+                let x = a.exp[k][n] + eb;
+                if KEEP_E {
+                    e[kk][n] = x;
+                }
+                mx[n] = mx[n].max(x);
+            }
+        }
+        let mut acc = [[0i16; 32]; P];
+        for kk in 0..8 {
+            let k = 8 * g + kk;
+            let (nb, eb) = (b.neg[m][k], b.exp[m][k]);
+            let mut scale = [0i16; 32];
+            let mut bias = [0i16; 32];
+            for n in 0..32 {
+                let x = if KEEP_E { e[kk][n] } else { a.exp[k][n] + eb };
+                // mx >= the exponent: the distance is non-negative.
+                let d = ((mx[n] - x) as u16).min(13);
+                scale[n] = (16384u16 >> d) as i16;
+                bias[n] = ((2u16 << d) as i16) + (a.neg[k][n] ^ nb);
+            }
+            for p in 0..P {
+                let am = &a.man[p & 1][k];
+                let bk = b.man[p >> 1][m][k];
+                for n in 0..32 {
+                    acc[p][n] += mulhi(am[n] * bk + bias[n], scale[n]);
+                }
+            }
+        }
+        for p in 0..P {
+            s[p][g] = acc[p];
+        }
+        emax[g] = mx;
+    }
+    let mut em = [[0i32; 32]; 4];
+    for g in 0..4 {
+        for n in 0..32 {
+            em[g][n] = emax[g][n] as i32;
+        }
+    }
+    let mut dl = DestLanes::decode(row);
+    for p in 0..P {
+        // Group exponents in this phase. A group whose exponent is <= 0 is zero: it gets an
+        // exponent far below DEST's (>= 0), so that it never sets the maximum and its sum is
+        // shifted out entirely (`accum_step` clamps distances at 31), like the reference's zero
+        // term.
+        let adj = exp_prod_adj(p as u32);
+        let live = |x: i32| if x > 0 { x } else { -64 };
+        // K 0..15 (groups 0, 1) then K 16..31 (groups 2, 3): two MVMULs, each rounded into DEST.
+        for h in 0..2 {
+            for n in 0..32 {
+                (dl.neg[n], dl.exp[n], dl.man[n]) = accum_step::<FP32, LZCNT>(
+                    s[p][2 * h][n] as i32,
+                    live(em[2 * h][n] + adj),
+                    s[p][2 * h + 1][n] as i32,
+                    live(em[2 * h + 1][n] + adj),
+                    dl.neg[n],
+                    dl.exp[n],
+                    dl.man[n],
+                );
+            }
+        }
     }
     dl.encode(row);
 }
@@ -490,7 +665,11 @@ fn matmul_tile<const FP32: bool, const LZCNT: bool, const KEEP_E: bool, const P:
         let mut row = [0u32; 32];
         row[..16].copy_from_slice(&dst.v[base..base + 16]);
         row[16..].copy_from_slice(&dst.v[base + 256..base + 272]);
-        matmul_row::<FP32, LZCNT, KEEP_E, P>(a, b, m, &mut row);
+        if a.rows & b.nz[m] == u32::MAX {
+            matmul_row_dense::<FP32, LZCNT, KEEP_E, P>(a, b, m, &mut row);
+        } else {
+            matmul_row::<FP32, LZCNT, KEEP_E, P>(a, b, m, &mut row);
+        }
         dst.v[base..base + 16].copy_from_slice(&row[..16]);
         dst.v[base + 256..base + 272].copy_from_slice(&row[16..]);
     }
