@@ -48,10 +48,14 @@
 //!   output columns, compiled per SIMD level and dispatched at run time (see the `matmul`
 //!   module docs). Measured with `cargo bench -p tt-sim --bench fpu_matmul` on the shared
 //!   development machine (AMD EPYC, best of 15 batches, other builds running; 2 * 32^3 FLOP per
-//!   tile matmul): AVX-512 path about 17-19 GFLOP/s for bfp8 LoFi and 6.5-7 GFLOP/s for bf16
-//!   HiFi4 (fp32 or 16-bit DEST); the AVX2 path (measured with the AVX-512 clone removed) about
+//!   tile matmul): AVX-512 path about 15-18 GFLOP/s for bfp8 LoFi (17-19 before the zero-operand
+//!   bookkeeping below) and 6.5-7 GFLOP/s for bf16 HiFi4 (fp32 or 16-bit DEST); the AVX2 path (measured with the AVX-512 clone removed) about
 //!   9-10 and 4.3-4.6 GFLOP/s. Baseline x86-64 (SSE2) code was about 4x slower than AVX2 when last
-//!   measured. [`eltwise`] and GAPOOL [`reduce`] use the same lane code (1-2.5 us per tile);
+//!   measured. Zero operands are skipped where that is exact (zero K rows of in1 / rows of in0,
+//!   see the `matmul` module): a pass of the `hifi` conv plan's isolated products (weight tiles
+//!   with one live K row per group of 8; TF32 x bf16, HiFi4, fp32 DEST) measured 6.5 us per tile
+//!   against 9.6 us dense (AVX-512; the AVX2 clone about 9 us, measured one revision
+//!   earlier). [`eltwise`] and GAPOOL [`reduce`] use the same lane code (1-2.5 us per tile);
 //!   [`unpack`] and [`pack`] cost under 1 us per tile ([`SrcTile`] keeps its datums on the
 //!   heap: moving 4 KiB tiles through `Result`s cost more than the unpack itself).
 //! - [`matmul_block`] is the batched entry point: `dst[r * ct + c] += in0[r] x in1[c]`, each
