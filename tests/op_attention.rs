@@ -915,3 +915,35 @@ fn split_piper_t1100() {
         }
     }
 }
+
+/// The split path (and the plain Float32 path) with the simulator's `llk` SFPU model: the
+/// hardware's `recip_tile` algorithm (legacy_compat, ~9.4 bits) and exp, which the kernels'
+/// Newton-Raphson steps must bring back to fp32 grade. The model is chosen once per process by
+/// `TT_SIM_SFPU` (tt-sim has no programmatic override), so this test re-runs this test binary
+/// for `split_float32_attention` (the split bound, unchanged) and `float32_attention` with
+/// `TT_SIM_SFPU=llk` and asserts that both ran and passed. Without the refinement the split
+/// bound fails under `llk` (the reciprocal alone is off by up to 1.5e-3 relative).
+#[test]
+fn split_and_float32_under_llk_sfpu_model() {
+    let exe = std::env::current_exe().expect("the test binary's own path (std::env::current_exe)");
+    let tests = ["split_float32_attention", "float32_attention"];
+    let out = std::process::Command::new(exe)
+        .args(tests)
+        .args(["--exact", "--test-threads=1"])
+        .env("TT_SIM_SFPU", "llk")
+        .output()
+        .expect("re-running the test binary with TT_SIM_SFPU=llk");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "under TT_SIM_SFPU=llk: {}\n{stdout}\n{stderr}",
+        out.status
+    );
+    for t in tests {
+        assert!(
+            stdout.contains(&format!("test {t} ... ok")),
+            "{t} did not run under TT_SIM_SFPU=llk:\n{stdout}"
+        );
+    }
+}

@@ -25,6 +25,13 @@
 //! rel_v, the band gathered by the writer) and normalises at the end. The element shuffles of
 //! the band are data movement; every arithmetic operation runs on the FPU/SFPU.
 //!
+//! Reciprocal: the hardware `recip_tile` (legacy_compat, as called) is only ~9.4 bits accurate,
+//! so the kernels refine it with Newton-Raphson steps in fp32 on the SFPU (exact mul / sub):
+//! two in the split kernel (fp32-grade), one in the plain kernel with an fp32 DEST (its FPU
+//! broadcast multiply reads the reciprocal as TF32 anyway), none with a 16-bit DEST (every SFPU
+//! result is stored as bf16). Under tt-sim's `ideal` SFPU model they change nothing but roundings;
+//! `TT_SIM_SFPU=llk` runs the hardware algorithm they correct.
+//!
 //! Float32: `q`, `k`, `v` and/or the output (`precision.activations`) may be Float32 with
 //! `fp32_acc`. Then Float32 q and k are copied / transposed straight to DEST
 //! (`UnpackToDestFp32`), the scaled Q, K^T and the relative embeddings are kept as Float32, and
@@ -495,7 +502,15 @@ pub fn attention_with_stats(
             }),
             ranges.clone(),
         )
-        .compile_args(vec![dt, tk, u32::from(has_rel), scale.to_bits()]),
+        .compile_args(vec![
+            dt,
+            tk,
+            u32::from(has_rel),
+            scale.to_bits(),
+            // Newton-Raphson steps after recip_tile in the plain kernel (the split kernel always
+            // takes two): one with an fp32 DEST, none with a 16-bit one (kernel header).
+            u32::from(precision.fp32_acc),
+        ]),
     )?;
     let mut writer_ct = out.buffer().accessor_args()?;
     writer_ct.extend([ct, dt, tk, u32::from(has_rel), w as u32, elem_bytes]);

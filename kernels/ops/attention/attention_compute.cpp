@@ -13,7 +13,17 @@
 // (Pband[i, m] = P[i, i + m - w]). The data-movement kernels do the element shuffles (banding
 // and unbanding); every arithmetic operation is here, on the FPU/SFPU.
 //
-// Compile-time args: 0 Dt, 1 Tk, 2 has_rel, 3 scale_bits (f32).
+// The reciprocal: recip_tile as called here (legacy_compat) is only ~9.4 bits accurate on the
+// hardware (relative error up to 1.5e-3 = 2^-9.4, the simulator's `llk` SFPU model), so the
+// host asks for `newton_steps` Newton-Raphson steps r <- r (2 - s r) in fp32 on the SFPU:
+// - fp32 DEST (fp32_acc): one step (error ~2^-18.8). rs then goes through the FPU's broadcast
+//   multiply, which reads it as TF32 (11 significant bits, truncated: up to 2^-10 relative), so a
+//   second step could not be seen in the output.
+// - 16-bit DEST: none. Every SFPU result is stored to DEST as bf16 (8 significant bits, up to
+//   2^-8 relative), above the reciprocal's own error, so a step cannot improve the stored rs,
+//   and the output is bf16 as well.
+//
+// Compile-time args: 0 Dt, 1 Tk, 2 has_rel, 3 scale_bits (f32), 4 newton_steps (0 or 1).
 // Runtime args: 0 num_items, then per item its query tile row qi (band tiles kj in
 //   [qi - 1, qi + 1] ∩ [0, Tk) are sent to the writer when has_rel).
 #include <cstdint>
@@ -21,6 +31,7 @@
 #include "api/compute/bcast.h"
 #include "api/compute/compute_kernel_hw_startup.h"
 #include "api/compute/eltwise_binary.h"
+#include "api/compute/eltwise_binary_sfpu.h"
 #include "api/compute/eltwise_unary/binop_with_scalar.h"
 #include "api/compute/eltwise_unary/exp.h"
 #include "api/compute/eltwise_unary/recip.h"
@@ -57,6 +68,21 @@ inline void pack_one(uint32_t cb) {
     tile_regs_release();
     cb_push_back(cb, 1);
 }
+
+// One Newton-Raphson step for r ~ 1/s in DEST: r <- r (2 - s r), formed as r - r (s r - 1) with
+// the SFPU's fp32 mul / sub (t = s r is within ~2^-9 of 1, so t - 1 is exact and the correction
+// adds only fp32 roundings). DEST tiles: s in ds (kept), r in dr (updated), dt scratch.
+inline void newton_recip(uint32_t ds, uint32_t dr, uint32_t dt) {
+    constexpr uint32_t one_bits = 0x3F800000u;  // 1.0f
+    mul_binary_tile_init();
+    mul_binary_tile(ds, dr, dt);
+    binop_with_scalar_tile_init();
+    sub_unary_tile(dt, one_bits);
+    mul_binary_tile_init();
+    mul_binary_tile(dr, dt, dt);
+    sub_binary_tile_init();
+    sub_binary_tile(dr, dt, dr);
+}
 }  // namespace
 
 void kernel_main() {
@@ -64,6 +90,7 @@ void kernel_main() {
     constexpr uint32_t Tk = get_compile_time_arg_val(1);
     constexpr uint32_t has_rel = get_compile_time_arg_val(2);
     constexpr uint32_t scale_bits = get_compile_time_arg_val(3);
+    constexpr uint32_t newton_steps = get_compile_time_arg_val(4);
     const uint32_t num_items = get_arg_val<uint32_t>(0);
 
     compute_kernel_hw_startup(cb_q, cb_kt, cb_out);
@@ -150,16 +177,29 @@ void kernel_main() {
         cb_pop_front(cb_max, 1);
         cb_wait_front(cb_p, Tk);
 
-        // rs = 1 / rowsum P.
+        // rs = 1 / rowsum P, refined by `newton_steps` Newton-Raphson steps (see the header):
+        // the sum s is formed identically in DEST 0 and DEST 1, rs = recip(s) in DEST 1.
         tile_regs_acquire();
         reduce_init<PoolType::SUM, ReduceDim::REDUCE_ROW>(cb_p, cb_scaler, cb_rsum);
         for (uint32_t kj = 0; kj < Tk; ++kj) {
             reduce_tile<PoolType::SUM, ReduceDim::REDUCE_ROW>(cb_p, cb_scaler, kj, 0, 0);
+            if constexpr (newton_steps != 0) {
+                reduce_tile<PoolType::SUM, ReduceDim::REDUCE_ROW>(cb_p, cb_scaler, kj, 0, 1);
+            }
         }
         reduce_uninit();
+        constexpr uint32_t d_r = newton_steps != 0 ? 1 : 0;
         recip_tile_init();
-        recip_tile(0);
-        pack_one(cb_rsum);
+        recip_tile(d_r);
+        for (uint32_t i = 0; i < newton_steps; ++i) {
+            newton_recip(0, 1, 2);
+        }
+        tile_regs_commit();
+        cb_reserve_back(cb_rsum, 1);
+        tile_regs_wait();
+        pack_tile(d_r, cb_rsum);
+        tile_regs_release();
+        cb_push_back(cb_rsum, 1);
         cb_wait_front(cb_rsum, 1);
 
         // The P tiles near the diagonal go to the writer, which returns Pband in cb_pu.
