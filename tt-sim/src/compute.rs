@@ -534,7 +534,8 @@ pub(crate) fn dispatch(
             let arch = c.dev().arch.arch;
             let cs = c.cs();
             let cfg = cs.cfg;
-            let r = fpu::sfpu_for_arch(&mut cs.dest[d], op, &cfg, arch);
+            // a[5]: the compute API's template flags (emu compute.h `tt_sim_sfpu_flags`).
+            let r = fpu::sfpu_for_arch(&mut cs.dest[d], op, arg(a, 5), &cfg, arch);
             r.map_err(|e| c.fault(e.to_string()))?;
             sfpu_cycles = fpu::cost_cycles(CostOp::Sfpu(op), &cfg);
         }

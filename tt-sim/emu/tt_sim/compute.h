@@ -355,6 +355,27 @@ ALWI void pack_untilize_dest(uint32_t ocb, uint32_t block_rt_dim = 1, uint32_t b
 }
 
 // ---- SFPU ----
+// The template flags of TT-Metal's compute API (compute_kernel_api/eltwise_unary/{exp,recip,rsqrt,
+// gelu}.h, compute_kernel_api.h for sigmoid/tanh; same names and defaults) travel to the host as a
+// flags word (tt-sim/src/fpu/sfpu.rs `SfpuFlags`): the `ideal` model ignores approximation flags,
+// the `llk` model runs the combination it models and refuses any other by name.
+#define TT_SIM_SFPU_F_PRESENT 0x80000000u
+#define TT_SIM_SFPU_F_APPROX 0x1u
+#define TT_SIM_SFPU_F_FAST_APPROX 0x2u
+#define TT_SIM_SFPU_F_LEGACY_COMPAT 0x4u
+#define TT_SIM_SFPU_F_SCALE_EN 0x8u
+#define TT_SIM_SFPU_F_SKIP_POSITIVE_CHECK 0x10u
+constexpr uint32_t tt_sim_sfpu_flags(bool approx, bool fast, bool legacy, bool scale_en = false,
+                                     bool skip_positive = false) {
+    return TT_SIM_SFPU_F_PRESENT | (approx ? TT_SIM_SFPU_F_APPROX : 0u) | (fast ? TT_SIM_SFPU_F_FAST_APPROX : 0u) |
+           (legacy ? TT_SIM_SFPU_F_LEGACY_COMPAT : 0u) | (scale_en ? TT_SIM_SFPU_F_SCALE_EN : 0u) |
+           (skip_positive ? TT_SIM_SFPU_F_SKIP_POSITIVE_CHECK : 0u);
+}
+ALWI void tt_sim_sfpu_rc(const char* call, int vector_mode, uint32_t line) {
+    if (vector_mode != (int)VectorMode::RC)
+        tt_sim_fault(call, "vector_mode other than VectorMode::RC is not supported by tt-sim", line);
+}
+
 #define TT_SIM_SFPU_0(name, code)                                                  \
     template <bool approx = APPROX, typename... Ignored>                          \
     ALWI void name##_tile_init(Ignored...) {}                                     \
@@ -362,13 +383,7 @@ ALWI void pack_untilize_dest(uint32_t ocb, uint32_t block_rt_dim = 1, uint32_t b
     ALWI void name##_tile(uint32_t idst, Ignored...) {                            \
         tt_sim_op(TT_SIM_OP_SFPU, 0u, code, idst, 0u, 0u, 0u);                    \
     }
-TT_SIM_SFPU_0(exp, TT_SIM_SFPU_EXP)
-TT_SIM_SFPU_0(recip, TT_SIM_SFPU_RECIP)
 TT_SIM_SFPU_0(sqrt, TT_SIM_SFPU_SQRT)
-TT_SIM_SFPU_0(rsqrt, TT_SIM_SFPU_RSQRT)
-TT_SIM_SFPU_0(gelu, TT_SIM_SFPU_GELU)
-TT_SIM_SFPU_0(sigmoid, TT_SIM_SFPU_SIGMOID)
-TT_SIM_SFPU_0(tanh, TT_SIM_SFPU_TANH)
 TT_SIM_SFPU_0(relu, TT_SIM_SFPU_RELU)
 TT_SIM_SFPU_0(log, TT_SIM_SFPU_LOG)
 TT_SIM_SFPU_0(abs, TT_SIM_SFPU_ABS)
@@ -377,6 +392,60 @@ TT_SIM_SFPU_0(square, TT_SIM_SFPU_SQUARE)
 TT_SIM_SFPU_0(erf, TT_SIM_SFPU_ERF)
 TT_SIM_SFPU_0(silu, TT_SIM_SFPU_SILU)
 #undef TT_SIM_SFPU_0
+
+// exp.h: approx selects the approximate LLK path (then fast_and_approx and skip_positive_check
+// matter); scale_en multiplies by the bf16 `scale` first; iterations < 8 covers part of the tile.
+template <bool approx = false, bool fast_and_approx = true, uint32_t scale = 0x3F800000>
+ALWI void exp_tile_init() {}
+template <bool approx = false, bool fast_and_approx = true, bool scale_en = false, bool skip_positive_check = false,
+          int iterations = 8>
+ALWI void exp_tile(uint32_t idst, int vector_mode = (int)VectorMode::RC, uint16_t scale = 0x3F80, TT_SIM_LINE) {
+    static_assert(iterations == 8, "tt-sim models exp_tile on the whole tile only (iterations = 8)");
+    tt_sim_sfpu_rc("exp_tile", vector_mode, tt_sim_line);
+    tt_sim_op(TT_SIM_OP_SFPU, tt_sim_line, TT_SIM_SFPU_EXP, idst, (uint32_t)scale, 0u, 0u,
+              tt_sim_sfpu_flags(approx, fast_and_approx, false, scale_en, skip_positive_check));
+}
+// recip.h
+template <bool legacy_compat = true>
+ALWI void recip_tile_init() {}
+template <bool legacy_compat = true>
+ALWI void recip_tile(uint32_t idst, int vector_mode = (int)VectorMode::RC, TT_SIM_LINE) {
+    tt_sim_sfpu_rc("recip_tile", vector_mode, tt_sim_line);
+    tt_sim_op(TT_SIM_OP_SFPU, tt_sim_line, TT_SIM_SFPU_RECIP, idst, 0u, 0u, 0u,
+              tt_sim_sfpu_flags(APPROX, false, legacy_compat));
+}
+// rsqrt.h
+template <bool legacy_compat = false>
+ALWI void rsqrt_tile_init() {}
+template <bool legacy_compat = false, bool FAST_APPROX = false>
+ALWI void rsqrt_tile(uint32_t idst, TT_SIM_LINE) {
+    tt_sim_op(TT_SIM_OP_SFPU, tt_sim_line, TT_SIM_SFPU_RSQRT, idst, 0u, 0u, 0u,
+              tt_sim_sfpu_flags(APPROX, FAST_APPROX, legacy_compat));
+}
+// gelu.h
+template <bool fast_and_approx = true>
+ALWI void gelu_tile_init() {}
+template <bool fast_and_approx = true>
+ALWI void gelu_tile(uint32_t idst, TT_SIM_LINE) {
+    tt_sim_op(TT_SIM_OP_SFPU, tt_sim_line, TT_SIM_SFPU_GELU, idst, 0u, 0u, 0u,
+              tt_sim_sfpu_flags(false, fast_and_approx, false));
+}
+// compute_kernel_api.h (TT-Metal's `vec_mode` template parameter is an int there too)
+template <bool fast_and_approx = false>
+ALWI void sigmoid_tile_init() {}
+template <int vec_mode = (int)VectorMode::RC, bool fast_and_approx = false>
+ALWI void sigmoid_tile(uint32_t idst, TT_SIM_LINE) {
+    tt_sim_sfpu_rc("sigmoid_tile", vec_mode, tt_sim_line);
+    tt_sim_op(TT_SIM_OP_SFPU, tt_sim_line, TT_SIM_SFPU_SIGMOID, idst, 0u, 0u, 0u,
+              tt_sim_sfpu_flags(false, fast_and_approx, false));
+}
+template <bool fast_and_approx = false>
+ALWI void tanh_tile_init() {}
+template <bool fast_and_approx = false>
+ALWI void tanh_tile(uint32_t idst, TT_SIM_LINE) {
+    tt_sim_op(TT_SIM_OP_SFPU, tt_sim_line, TT_SIM_SFPU_TANH, idst, 0u, 0u, 0u,
+              tt_sim_sfpu_flags(false, fast_and_approx, false));
+}
 ALWI void leaky_relu_tile_init() {}
 ALWI void leaky_relu_tile(uint32_t idst, uint32_t slope = 0) {
     tt_sim_op(TT_SIM_OP_SFPU, 0u, TT_SIM_SFPU_LEAKY_RELU, idst, slope, 0u, 0u);
@@ -384,8 +453,10 @@ ALWI void leaky_relu_tile(uint32_t idst, uint32_t slope = 0) {
 ALWI void elu_tile_init() {}
 ALWI void elu_tile(uint32_t idst, uint32_t slope) { tt_sim_op(TT_SIM_OP_SFPU, 0u, TT_SIM_SFPU_ELU, idst, slope, 0u, 0u); }
 ALWI void softplus_tile_init() {}
-ALWI void softplus_tile(uint32_t idst, uint32_t beta, uint32_t beta_reciprocal, uint32_t threshold) {
-    tt_sim_op(TT_SIM_OP_SFPU, 0u, TT_SIM_SFPU_SOFTPLUS, idst, beta, beta_reciprocal, threshold);
+// softplus.h: no template flags; the LLK reads APPROX (math_approx_mode).
+ALWI void softplus_tile(uint32_t idst, uint32_t beta, uint32_t beta_reciprocal, uint32_t threshold, TT_SIM_LINE) {
+    tt_sim_op(TT_SIM_OP_SFPU, tt_sim_line, TT_SIM_SFPU_SOFTPLUS, idst, beta, beta_reciprocal, threshold,
+              tt_sim_sfpu_flags(APPROX, false, false));
 }
 ALWI void binop_with_scalar_tile_init() {}
 ALWI void mul_unary_tile(uint32_t idst, uint32_t param1) {

@@ -24,8 +24,14 @@
 //!   16-bit DEST store (truncation); see `sfpu_llk.rs` for the algorithms and the sources read.
 //!   Exact ops (relu, leaky relu, abs, neg, square, add/mul scalar) stay as in `ideal`. Ops whose
 //!   LLK program is not modelled (sqrt, log, erf, silu, elu) are an error in `llk` mode.
-//!   Caveat: the emulation header drops `gelu_tile`'s template flag, so `gelu_tile<true>` is
-//!   modelled as `gelu_tile<false>`.
+//!   The compute API's template flags reach the model ([`SfpuFlags`]); a combination the `llk`
+//!   model does not implement (e.g. `gelu_tile<true>`, the API default, or
+//!   `recip_tile<false>`) is an error naming the op, the flag and what is modelled, never a
+//!   silent substitution.
+//! - In `ideal` the approximation flags (`approx`, `fast_and_approx`, `legacy_compat`,
+//!   `FAST_APPROX`, `skip_positive_check`) do not change the result: it is the ideal function
+//!   they approximate. Flags that change the function itself (`exp_tile`'s `scale_en`) are an
+//!   error in every mode.
 //! - `llk:<ops>` (e.g. `llk:recip,exp`): `llk` for the listed ops (exp, recip, rsqrt, sigmoid,
 //!   tanh, softplus, gelu), `ideal` for the rest, to attribute a difference to single ops.
 //!
@@ -64,6 +70,154 @@ pub enum SfpuError {
         "{0:?} has no LLK model in tt-sim's `llk` SFPU mode (TT_SIM_SFPU=llk); unset TT_SIM_SFPU or set it to `ideal`"
     )]
     NoLlkModel(SfpuOp),
+    /// The `llk` model implements this op for other template flags only.
+    #[error(
+        "{op:?} with {flag} = {got} has no LLK model in tt-sim's `llk` SFPU mode (modelled: {modelled}); use the modelled flags in the kernel, or run with TT_SIM_SFPU=ideal (which ignores approximation flags)"
+    )]
+    UnmodelledFlags {
+        /// The op.
+        op: SfpuOp,
+        /// The compute-API template flag.
+        flag: &'static str,
+        /// The value the kernel passed.
+        got: bool,
+        /// The flag combination the `llk` model implements for this op.
+        modelled: &'static str,
+    },
+    /// A flag that changes the function itself, which no model implements.
+    #[error(
+        "{op:?} with {flag} = true is not supported by tt-sim (any SFPU model); leave {flag} false"
+    )]
+    UnsupportedFlag {
+        /// The op.
+        op: SfpuOp,
+        /// The compute-API template flag.
+        flag: &'static str,
+    },
+}
+
+/// The compute API's template flags of an SFPU call (TT-Metal `compute_kernel_api/eltwise_unary/
+/// {exp,recip,rsqrt,gelu}.h` and `compute_kernel_api.h`). Which flags an op reads:
+/// - `exp_tile<approx = false, fast_and_approx = true, scale_en = false, skip_positive_check =
+///   false>`: `approx`, `fast_and_approx`, `scale_en`, `skip_positive_check`;
+/// - `recip_tile<legacy_compat = true>`: `legacy_compat`, and `approx` = APPROX
+///   (`math_approx_mode`);
+/// - `rsqrt_tile<legacy_compat = false, FAST_APPROX = false>`: `legacy_compat`,
+///   `fast_and_approx` (= `FAST_APPROX`), `approx` = APPROX;
+/// - `gelu_tile<fast_and_approx = true>`, `sigmoid_tile<vec_mode, fast_and_approx = false>`,
+///   `tanh_tile<fast_and_approx = false>`: `fast_and_approx`;
+/// - `softplus_tile`: `approx` = APPROX.
+///
+/// Other ops read none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SfpuFlags {
+    /// `exp_tile`'s `approx`; APPROX (`math_approx_mode`) for recip, rsqrt and softplus.
+    pub approx: bool,
+    /// `fast_and_approx` (exp, gelu, sigmoid, tanh) or rsqrt's `FAST_APPROX`.
+    pub fast_and_approx: bool,
+    /// `legacy_compat` (recip, rsqrt).
+    pub legacy_compat: bool,
+    /// `exp_tile`'s `scale_en`.
+    pub scale_en: bool,
+    /// `exp_tile`'s `skip_positive_check`.
+    pub skip_positive_check: bool,
+}
+
+impl SfpuFlags {
+    /// Bit of the flags word (`tt-sim/emu/tt_sim/compute.h`) saying the header sent flags.
+    pub const PRESENT: u32 = 1 << 31;
+
+    /// Decodes the emulation header's flags word (`None` when the call carried no flags).
+    pub fn from_word(w: u32) -> Option<SfpuFlags> {
+        (w & Self::PRESENT != 0).then_some(SfpuFlags {
+            approx: w & 1 != 0,
+            fast_and_approx: w & 2 != 0,
+            legacy_compat: w & 4 != 0,
+            scale_en: w & 8 != 0,
+            skip_positive_check: w & 16 != 0,
+        })
+    }
+
+    /// The compute API's defaults for `op` with `math_approx_mode` off.
+    pub fn api_default(op: SfpuOp) -> SfpuFlags {
+        SfpuFlags {
+            fast_and_approx: matches!(op, SfpuOp::Exp | SfpuOp::Gelu),
+            legacy_compat: op == SfpuOp::Recip,
+            ..SfpuFlags::default()
+        }
+    }
+
+    /// The flags the `llk` model implements for `op` (for exp, `fast_and_approx` and
+    /// `skip_positive_check` are not read when `approx` is off: either value is modelled).
+    pub fn llk_modelled(op: SfpuOp) -> SfpuFlags {
+        SfpuFlags {
+            legacy_compat: op == SfpuOp::Recip,
+            ..SfpuFlags::default()
+        }
+    }
+
+    /// `Err` when `op` with these flags is a different function than the one every model
+    /// computes (`exp_tile`'s `scale_en`).
+    fn check_function(self, op: SfpuOp) -> Result<(), SfpuError> {
+        if op == SfpuOp::Exp && self.scale_en {
+            return Err(SfpuError::UnsupportedFlag {
+                op,
+                flag: "scale_en",
+            });
+        }
+        Ok(())
+    }
+
+    /// `Err` naming the first flag of `op` whose value the `llk` model does not implement.
+    fn check_llk(self, op: SfpuOp) -> Result<(), SfpuError> {
+        let (checks, modelled): (&[(&'static str, bool, bool)], &'static str) = match op {
+            SfpuOp::Exp => (
+                &[("approx", self.approx, false)],
+                "exp_tile<approx = false> (any fast_and_approx, skip_positive_check)",
+            ),
+            SfpuOp::Recip => (
+                &[
+                    ("legacy_compat", self.legacy_compat, true),
+                    ("APPROX (math_approx_mode)", self.approx, false),
+                ],
+                "recip_tile<legacy_compat = true> with math_approx_mode off",
+            ),
+            SfpuOp::Rsqrt => (
+                &[
+                    ("legacy_compat", self.legacy_compat, false),
+                    ("FAST_APPROX", self.fast_and_approx, false),
+                    ("APPROX (math_approx_mode)", self.approx, false),
+                ],
+                "rsqrt_tile<legacy_compat = false, FAST_APPROX = false> with math_approx_mode off",
+            ),
+            SfpuOp::Gelu => (
+                &[("fast_and_approx", self.fast_and_approx, false)],
+                "gelu_tile<fast_and_approx = false>",
+            ),
+            SfpuOp::Sigmoid => (
+                &[("fast_and_approx", self.fast_and_approx, false)],
+                "sigmoid_tile<VectorMode::RC, fast_and_approx = false>",
+            ),
+            SfpuOp::Tanh => (
+                &[("fast_and_approx", self.fast_and_approx, false)],
+                "tanh_tile<fast_and_approx = false>",
+            ),
+            SfpuOp::Softplus => (
+                &[("APPROX (math_approx_mode)", self.approx, false)],
+                "softplus_tile with math_approx_mode off",
+            ),
+            _ => (&[], ""),
+        };
+        match checks.iter().find(|(_, got, want)| got != want) {
+            Some(&(flag, got, _)) => Err(SfpuError::UnmodelledFlags {
+                op,
+                flag,
+                got,
+                modelled,
+            }),
+            None => Ok(()),
+        }
+    }
 }
 
 impl SfpuModel {
@@ -101,17 +255,21 @@ impl SfpuModel {
 }
 
 /// Applies `op` to a DEST tile of a device of architecture `arch` with the model `TT_SIM_SFPU`
-/// selects.
+/// selects. `flags_word` is the emulation header's encoding of the call's template flags
+/// ([`SfpuFlags::from_word`]); a call without flags gets the compute API's defaults.
 pub fn sfpu_for_arch(
     dst: &mut DestTile,
     op: SfpuOp,
+    flags_word: u32,
     cfg: &FpuConfig,
     arch: Arch,
 ) -> Result<(), SfpuError> {
-    sfpu_with_model(dst, op, cfg, arch, SfpuModel::from_env()?)
+    let flags = SfpuFlags::from_word(flags_word).unwrap_or_else(|| SfpuFlags::api_default(op));
+    sfpu_with_flags(dst, op, flags, cfg, arch, SfpuModel::from_env()?)
 }
 
-/// Applies `op` with an explicit model.
+/// Applies `op` with an explicit model and the flags the `llk` model implements
+/// ([`SfpuFlags::llk_modelled`]).
 pub fn sfpu_with_model(
     dst: &mut DestTile,
     op: SfpuOp,
@@ -119,6 +277,21 @@ pub fn sfpu_with_model(
     arch: Arch,
     model: SfpuModel,
 ) -> Result<(), SfpuError> {
+    sfpu_with_flags(dst, op, SfpuFlags::llk_modelled(op), cfg, arch, model)
+}
+
+/// Applies `op` called with the template flags `flags` with an explicit model: `ideal` ignores
+/// the approximation flags, `llk` refuses a combination it does not implement
+/// ([`SfpuError::UnmodelledFlags`]); the tile is unchanged on error.
+pub fn sfpu_with_flags(
+    dst: &mut DestTile,
+    op: SfpuOp,
+    flags: SfpuFlags,
+    cfg: &FpuConfig,
+    arch: Arch,
+    model: SfpuModel,
+) -> Result<(), SfpuError> {
+    flags.check_function(op)?;
     if model == SfpuModel::Ideal {
         sfpu(dst, op, cfg);
         return Ok(());
@@ -151,6 +324,7 @@ pub fn sfpu_with_model(
         sfpu(dst, op, cfg);
         return Ok(());
     }
+    flags.check_llk(op)?;
     let fp32 = cfg.fp32_dest_acc;
     for v in dst.v.iter_mut() {
         *v = eval_llk(lop, arch, fp32, *v);
@@ -592,6 +766,190 @@ mod tests {
             sfpu_with_model(&mut x, op, &cfg, Arch::WormholeB0, only_exp).unwrap();
             sfpu_with_model(&mut y, op, &cfg, Arch::WormholeB0, model).unwrap();
             assert_eq!(x.v, y.v, "{op:?}");
+        }
+    }
+
+    /// Every combination of the five flags (scale_en off).
+    fn all_flags() -> impl Iterator<Item = SfpuFlags> {
+        (0u32..16)
+            .map(|w| SfpuFlags::from_word(SfpuFlags::PRESENT | (w & 7) | ((w & 8) << 1)).unwrap())
+    }
+
+    fn random_tile(seed: u64) -> DestTile {
+        let mut s = seed;
+        let mut a = DestTile::zero();
+        for v in a.v.iter_mut() {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            *v = (((s % 4000) as f32 - 2000.0) / 173.0).to_bits() & 0xFFFF_0000;
+        }
+        a
+    }
+
+    const FLAGGED: [SfpuOp; 7] = [
+        SfpuOp::Exp,
+        SfpuOp::Recip,
+        SfpuOp::Rsqrt,
+        SfpuOp::Gelu,
+        SfpuOp::Sigmoid,
+        SfpuOp::Tanh,
+        SfpuOp::Softplus,
+    ];
+
+    #[test]
+    fn flags_word_decodes_and_absent_flags_are_the_api_defaults() {
+        assert_eq!(SfpuFlags::from_word(0), None);
+        assert_eq!(SfpuFlags::from_word(0x1F), None);
+        let f = SfpuFlags::from_word(SfpuFlags::PRESENT | 0x2 | 0x8).unwrap();
+        assert!(f.fast_and_approx && f.scale_en);
+        assert!(!f.approx && !f.legacy_compat && !f.skip_positive_check);
+        // TT-Metal defaults: gelu_tile<fast_and_approx = true>, recip_tile<legacy_compat = true>,
+        // exp_tile<approx = false, fast_and_approx = true>, the others all false.
+        assert!(SfpuFlags::api_default(SfpuOp::Gelu).fast_and_approx);
+        assert!(SfpuFlags::api_default(SfpuOp::Recip).legacy_compat);
+        assert!(!SfpuFlags::api_default(SfpuOp::Rsqrt).legacy_compat);
+        assert!(!SfpuFlags::api_default(SfpuOp::Sigmoid).fast_and_approx);
+    }
+
+    #[test]
+    fn ideal_ignores_approximation_flags_bit_for_bit() {
+        for fp32 in [false, true] {
+            let cfg = FpuConfig::new(Fidelity::HiFi4, fp32, false);
+            let a = random_tile(0x5eed_f1a9);
+            for op in FLAGGED {
+                let mut want = a.clone();
+                sfpu(&mut want, op, &cfg);
+                for flags in all_flags() {
+                    let mut y = a.clone();
+                    sfpu_with_flags(&mut y, op, flags, &cfg, Arch::WormholeB0, SfpuModel::Ideal)
+                        .unwrap();
+                    assert_eq!(y.v, want.v, "{op:?} {flags:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn llk_refuses_unmodelled_flags_and_runs_the_modelled_ones() {
+        let cfg = FpuConfig::new(Fidelity::HiFi4, false, false);
+        let a = random_tile(0x0dd_ba11);
+        // gelu_tile<true> (the API default): an error naming op, flag and the modelled form;
+        // the tile is left as it was.
+        let mut x = a.clone();
+        let fast = SfpuFlags::api_default(SfpuOp::Gelu);
+        let e = sfpu_with_flags(
+            &mut x,
+            SfpuOp::Gelu,
+            fast,
+            &cfg,
+            Arch::WormholeB0,
+            SfpuModel::Llk,
+        )
+        .unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("Gelu")
+                && msg.contains("fast_and_approx = true")
+                && msg.contains("gelu_tile<fast_and_approx = false>"),
+            "{msg}"
+        );
+        assert_eq!(x.v, a.v);
+        // recip_tile<false> is refused; the default recip_tile<true> runs.
+        let no_legacy = SfpuFlags::default();
+        let e = sfpu_with_flags(
+            &mut x,
+            SfpuOp::Recip,
+            no_legacy,
+            &cfg,
+            Arch::Blackhole,
+            SfpuModel::Llk,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("legacy_compat = false"), "{e}");
+        // llk:gelu refuses gelu<true> too; llk:exp leaves gelu to ideal, flags and all.
+        let only_gelu = SfpuModel::parse(Some("llk:gelu")).unwrap();
+        assert!(
+            sfpu_with_flags(
+                &mut x,
+                SfpuOp::Gelu,
+                fast,
+                &cfg,
+                Arch::WormholeB0,
+                only_gelu
+            )
+            .is_err()
+        );
+        let only_exp = SfpuModel::parse(Some("llk:exp")).unwrap();
+        let mut ideal = a.clone();
+        sfpu(&mut ideal, SfpuOp::Gelu, &cfg);
+        sfpu_with_flags(&mut x, SfpuOp::Gelu, fast, &cfg, Arch::WormholeB0, only_exp).unwrap();
+        assert_eq!(x.v, ideal.v);
+        // Every modelled combination runs the llk program (which differs from ideal), and so
+        // does exp with the flags its non-approximate path does not read.
+        for op in FLAGGED {
+            for arch in [Arch::WormholeB0, Arch::Blackhole] {
+                let mut y = a.clone();
+                sfpu_with_flags(
+                    &mut y,
+                    op,
+                    SfpuFlags::llk_modelled(op),
+                    &cfg,
+                    arch,
+                    SfpuModel::Llk,
+                )
+                .unwrap();
+                let mut i = a.clone();
+                sfpu(&mut i, op, &cfg);
+                assert_ne!(y.v, i.v, "{op:?} llk gave the ideal bits");
+                let mut n_ok = 0;
+                for flags in all_flags() {
+                    let mut z = a.clone();
+                    match sfpu_with_flags(&mut z, op, flags, &cfg, arch, SfpuModel::Llk) {
+                        Ok(()) => {
+                            n_ok += 1;
+                            assert_eq!(z.v, y.v, "{op:?} {flags:?}");
+                        }
+                        Err(e) => {
+                            assert!(
+                                matches!(e, SfpuError::UnmodelledFlags { op: o, .. } if o == op),
+                                "{e}"
+                            );
+                            assert_eq!(z.v, a.v);
+                        }
+                    }
+                }
+                // 16 combinations of approx, fast_and_approx, legacy_compat, skip_positive_check;
+                // a flag an op does not read is free: exp, gelu, sigmoid, tanh and softplus
+                // require one flag (8 pass), recip two (4), rsqrt three (2).
+                let want = match op {
+                    SfpuOp::Recip => 4,
+                    SfpuOp::Rsqrt => 2,
+                    _ => 8,
+                };
+                assert_eq!(n_ok, want, "{op:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn exp_scale_en_is_refused_in_every_model() {
+        let cfg = FpuConfig::new(Fidelity::HiFi4, true, false);
+        let flags = SfpuFlags {
+            scale_en: true,
+            ..SfpuFlags::default()
+        };
+        for model in [SfpuModel::Ideal, SfpuModel::Llk] {
+            let mut x = random_tile(7);
+            let e = sfpu_with_flags(&mut x, SfpuOp::Exp, flags, &cfg, Arch::WormholeB0, model)
+                .unwrap_err();
+            assert_eq!(
+                e,
+                SfpuError::UnsupportedFlag {
+                    op: SfpuOp::Exp,
+                    flag: "scale_en"
+                }
+            );
         }
     }
 
