@@ -621,33 +621,28 @@ fn matmul_row_dense<const FP32: bool, const LZCNT: bool, const KEEP_E: bool, con
         emax[g] = mx;
     }
     let mut em = [[0i32; 32]; 4];
+    // A group with live products has a maximum exponent >= 2 (biased sum) and is flushed in
+    // a phase when that plus the phase's re-bias (-127 .. -139) is <= 0; every other group has
+    // sum 0. Rows without any such small maximum skip the flush test (see `accum_row`).
     for g in 0..4 {
         for n in 0..32 {
             em[g][n] = emax[g][n] as i32;
         }
     }
-    let mut dl = DestLanes::decode(row);
-    for p in 0..P {
-        // Group exponents in this phase. A group whose exponent is <= 0 is zero: it gets an
-        // exponent far below DEST's (>= 0), so that it never sets the maximum and its sum is
-        // shifted out entirely (`accum_step` clamps distances at 31), like the reference's zero
-        // term.
-        let adj = exp_prod_adj(p as u32);
-        let live = |x: i32| if x > 0 { x } else { -64 };
-        // K 0..15 (groups 0, 1) then K 16..31 (groups 2, 3): two MVMULs, each rounded into DEST.
-        for h in 0..2 {
+    // Such a maximum needs live operands whose exponents sum to <= 139: none in most tiles.
+    let mut small = false;
+    if a.min_exp as u32 + b.min_exp as u32 <= 139 {
+        for g in 0..4 {
             for n in 0..32 {
-                (dl.neg[n], dl.exp[n], dl.man[n]) = accum_step::<FP32, LZCNT>(
-                    s[p][2 * h][n] as i32,
-                    live(em[2 * h][n] + adj),
-                    s[p][2 * h + 1][n] as i32,
-                    live(em[2 * h + 1][n] + adj),
-                    dl.neg[n],
-                    dl.exp[n],
-                    dl.man[n],
-                );
+                small |= ((em[g][n] - 2) as u32) < 138;
             }
         }
+    }
+    let mut dl = DestLanes::decode(row);
+    if small {
+        accum_row::<FP32, LZCNT, P, true>(&s, &em, u32::MAX, &mut dl);
+    } else {
+        accum_row::<FP32, LZCNT, P, false>(&s, &em, u32::MAX, &mut dl);
     }
     dl.encode(row);
 }
