@@ -14,6 +14,8 @@
 //! default `legacy_compat = true`, `rsqrt_tile` defaults (`legacy_compat = false`,
 //! `FAST_APPROX = false`), `sigmoid_tile`/`tanh_tile` with `fast_and_approx = false`,
 //! `gelu_tile<false>` and `softplus_tile(beta 1, 1/beta 1, threshold 20)`.
+//! Calls with other flags are refused before they get here (`sfpu.rs`, `SfpuFlags`): the
+//! emulation header passes the compute API's template flags through.
 //!
 //! Arithmetic: every `a * b + c` written in the LLK source is one SFPMAD (a single rounding of
 //! a partially fused product, ttsim's per-arch model in [`mad`]); `a * b` is SFPMAD with `c = +0`,
