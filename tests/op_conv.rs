@@ -331,6 +331,13 @@ fn suite() -> Vec<(&'static str, Conv1dParams, usize, Activation, bool)> {
             Activation::None,
             false,
         ),
+        (
+            "20->36 k3 gelu (the accurate gelu_tile<false>)",
+            params(20, 36, 3, 1, (1, 1), 1, 1),
+            37,
+            Activation::Gelu,
+            true,
+        ),
     ]
 }
 

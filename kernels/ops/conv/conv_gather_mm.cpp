@@ -48,8 +48,9 @@ inline void activate(uint32_t first, uint32_t n) {
         leaky_relu_tile_init();
         for (uint32_t j = 0; j < n; ++j) leaky_relu_tile(first + j, param);
     } else if constexpr (code == 3) {
-        gelu_tile_init();
-        for (uint32_t j = 0; j < n; ++j) gelu_tile(first + j);
+        // <false>: the accurate (erf) GELU; the API default <true> is the fast approximation.
+        gelu_tile_init<false>();
+        for (uint32_t j = 0; j < n; ++j) gelu_tile<false>(first + j);
     } else if constexpr (code == 4) {
         tanh_tile_init();
         for (uint32_t j = 0; j < n; ++j) tanh_tile(first + j);
