@@ -201,12 +201,11 @@ fn weight_rounding_floor() {
     }
 }
 
+/// A rounding of one weight tensor (dims, values).
+type RoundTensor = dyn Fn(&[usize], Vec<f32>) -> Vec<f32>;
+
 /// One compute layer's weight rounded with `round` (everything else exact), or a set of them.
-fn round_layers(
-    v: &Voice,
-    names: &[&str],
-    round: &dyn Fn(&[usize], Vec<f32>) -> Vec<f32>,
-) -> Voice {
+fn round_layers(v: &Voice, names: &[&str], round: &RoundTensor) -> Voice {
     let w = v
         .weights
         .map_f32(|name, dims, vals| match name.strip_suffix(".weight") {
@@ -261,9 +260,8 @@ fn share_gates_against_the_floor() {
         .into_iter()
         .filter(|l| l.is_compute())
         .collect();
-    let lofi: &dyn Fn(&[usize], Vec<f32>) -> Vec<f32> =
-        &|_, vals| vals.into_iter().map(lofi5).collect();
-    let bfp8: &dyn Fn(&[usize], Vec<f32>) -> Vec<f32> = &|dims, vals| {
+    let lofi: &RoundTensor = &|_, vals| vals.into_iter().map(lofi5).collect();
+    let bfp8: &RoundTensor = &|dims, vals| {
         if dims.len() < 2 {
             return vals;
         }
@@ -271,7 +269,7 @@ fn share_gates_against_the_floor() {
     };
     // The device's BFP8 blocks run along the output channels: axis 0 of a Conv1d weight, 1 of a
     // ConvTranspose1d's.
-    let bfp8_ct: &dyn Fn(&[usize], Vec<f32>) -> Vec<f32> = &|dims, vals| bfp(dims, vals, 1, 7);
+    let bfp8_ct: &RoundTensor = &|dims, vals| bfp(dims, vals, 1, 7);
     let bfp8_of = |name: &str| {
         if name.starts_with("dec.ups.") {
             bfp8_ct
