@@ -14,8 +14,8 @@ use std::path::PathBuf;
 
 use tts_model::Voice;
 use tts_model::cpu::{CpuBackend, CpuOptions};
-use tts_model::quality::{MelAnalyzer, MelConfig, compare};
-use tts_model::synth::{SynthOptions, Synthesizer};
+use tts_model::quality::{Comparison, MelAnalyzer, MelConfig, compare};
+use tts_model::synth::{Audio, SynthOptions, Synthesizer};
 
 const HELLO: &[i64] = &[
     1, 0, 20, 0, 59, 0, 24, 0, 120, 0, 27, 0, 100, 0, 3, 0, 35, 0, 120, 0, 62, 0, 122, 0, 24, 0,
@@ -86,9 +86,8 @@ fn synth(v: &Voice) -> Synthesizer {
     Synthesizer::new(Box::new(cpu), v.config.clone())
 }
 
-#[test]
-#[ignore = "measurement (prints a table): cargo test --release -p tts-model --test precision_floor -- --ignored --nocapture"]
-fn weight_rounding_floor() {
+/// The voice (`TTS_VOICE`, else the repository's), or `None` with the reason printed.
+fn load_voice() -> Option<Voice> {
     let path = std::env::var_os("TTS_VOICE")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -99,9 +98,50 @@ fn weight_rounding_floor() {
             "skipped: voice {} not found (run scripts/setup.sh)",
             path.display()
         );
-        return;
+        return None;
     }
-    let v = Voice::load(&path).expect("voice loads");
+    Some(Voice::load(&path).expect("voice loads"))
+}
+
+/// The f32 voice's synthesis of `ids` (noise off) and the analyzer every comparison uses.
+struct Reference {
+    ids: Vec<i64>,
+    opts: SynthOptions,
+    out: Audio,
+    an: MelAnalyzer,
+}
+
+impl Reference {
+    fn new(v: &Voice, ids: Vec<i64>) -> Self {
+        let opts = SynthOptions::deterministic();
+        let out = synth(v).synthesize_ids(&ids, &opts).expect("reference");
+        let an = MelAnalyzer::new(MelConfig {
+            sample_rate: v.sample_rate(),
+            hop: v.hparams.hop(),
+            ..MelConfig::default()
+        });
+        Self { ids, opts, out, an }
+    }
+
+    /// A voice with rounded weights: its free-running synthesis, and its audio with the
+    /// reference durations compared with the reference.
+    fn measure(&self, vr: &Voice) -> (Audio, Comparison) {
+        let s = synth(vr);
+        let free = s
+            .synthesize_ids(&self.ids, &self.opts)
+            .expect("free-running");
+        let forced = s
+            .synthesize_ids_with_durations(&self.ids, &self.opts, &self.out.durations)
+            .expect("forced");
+        let c = compare(&self.an, &self.out.samples, &forced.samples);
+        (free, c)
+    }
+}
+
+#[test]
+#[ignore = "measurement (prints a table): cargo test --release -p tts-model --test precision_floor -- --ignored --nocapture"]
+fn weight_rounding_floor() {
+    let Some(v) = load_voice() else { return };
     let ids: Vec<i64> = std::env::var("TTS_IDS")
         .ok()
         .map(|s| {
@@ -110,13 +150,8 @@ fn weight_rounding_floor() {
                 .collect()
         })
         .unwrap_or_else(|| HELLO.to_vec());
-    let opts = SynthOptions::deterministic();
-    let reference = synth(&v).synthesize_ids(&ids, &opts).expect("reference");
-    let an = MelAnalyzer::new(MelConfig {
-        sample_rate: v.sample_rate(),
-        hop: v.hparams.hop(),
-        ..MelConfig::default()
-    });
+    let r = Reference::new(&v, ids);
+    let reference = &r.out;
     type Round = fn(f32) -> f32;
     let id: Round = |x| x;
     let variants: [(&str, &str, Round); 15] = [
@@ -177,23 +212,18 @@ fn weight_rounding_floor() {
             })
             .expect("map weights");
         let vr = Voice::from_parts(&v.path, v.config.clone(), w).expect("voice");
-        let s = synth(&vr);
-        let free = s.synthesize_ids(&ids, &opts).expect("free-running");
+        let (free, c) = r.measure(&vr);
         let changed = free
             .durations
             .iter()
             .zip(&reference.durations)
             .filter(|(a, b)| a != b)
             .count();
-        let forced = s
-            .synthesize_ids_with_durations(&ids, &opts, &reference.durations)
-            .expect("forced");
-        let c = compare(&an, &reference.samples, &forced.samples);
         eprintln!(
             "{label} | {}/{} | {changed}/{} | {:.4} | {:.5} | {:.1}",
             reference.frames,
             free.frames,
-            ids.len(),
+            r.ids.len(),
             c.mcd_db.unwrap_or(f64::NAN),
             c.log_mel_l1.unwrap_or(f64::NAN),
             c.snr_db.unwrap_or(f64::NAN),
@@ -202,14 +232,30 @@ fn weight_rounding_floor() {
 }
 
 /// A rounding of one weight tensor (dims, values).
-type RoundTensor = dyn Fn(&[usize], Vec<f32>) -> Vec<f32>;
+type RoundTensor = fn(&[usize], Vec<f32>) -> Vec<f32>;
 
-/// One compute layer's weight rounded with `round` (everything else exact), or a set of them.
-fn round_layers(v: &Voice, names: &[&str], round: &RoundTensor) -> Voice {
+/// LoFi's 5 significant bits on every value of the tensor.
+fn lofi_tensor(_: &[usize], vals: Vec<f32>) -> Vec<f32> {
+    vals.into_iter().map(lofi5).collect()
+}
+
+/// bfp8_b as the device stores a layer's weight: blocks along the output channels, axis 0 of a
+/// Conv1d weight and 1 of a ConvTranspose1d's (`dec.ups.*`).
+fn bfp8_for(name: &str) -> RoundTensor {
+    if name.starts_with("dec.ups.") {
+        |dims, vals| bfp(dims, vals, 1, 7)
+    } else {
+        |dims, vals| bfp(dims, vals, 0, 7)
+    }
+}
+
+/// The weights of the compute layers `names` rounded (`round` picks the rounding by layer name),
+/// everything else exact.
+fn round_layers(v: &Voice, names: &[&str], round: &dyn Fn(&str) -> RoundTensor) -> Voice {
     let w = v
         .weights
         .map_f32(|name, dims, vals| match name.strip_suffix(".weight") {
-            Some(m) if names.contains(&m) => round(dims, vals),
+            Some(m) if names.contains(&m) => round(m)(dims, vals),
             _ => vals,
         })
         .expect("map weights");
@@ -228,64 +274,22 @@ fn round_layers(v: &Voice, names: &[&str], round: &RoundTensor) -> Voice {
 #[test]
 #[ignore = "measurement (~2 min): cargo test --release -p tts-model --test precision_floor -- --ignored --nocapture share_gates"]
 fn share_gates_against_the_floor() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../voices/en_US-joe-medium.onnx");
-    if !path.exists() {
-        eprintln!(
-            "skipped: voice {} not found (run scripts/setup.sh)",
-            path.display()
-        );
-        return;
-    }
-    let v = Voice::load(&path).expect("voice loads");
-    let ids = HELLO.to_vec();
-    let opts = SynthOptions::deterministic();
-    let reference = synth(&v).synthesize_ids(&ids, &opts).expect("reference");
-    let an = MelAnalyzer::new(MelConfig {
-        sample_rate: v.sample_rate(),
-        hop: v.hparams.hop(),
-        ..MelConfig::default()
-    });
-    let measure = |vr: &Voice| {
-        let s = synth(vr);
-        let free = s.synthesize_ids(&ids, &opts).expect("free-running");
-        let forced = s
-            .synthesize_ids_with_durations(&ids, &opts, &reference.durations)
-            .expect("forced");
-        (
-            free.frames,
-            compare(&an, &reference.samples, &forced.samples),
-        )
-    };
+    let Some(v) = load_voice() else { return };
+    let r = Reference::new(&v, HELLO.to_vec());
     let layers: Vec<_> = tts_model::precision::layers(&v)
         .into_iter()
         .filter(|l| l.is_compute())
         .collect();
-    let lofi: &RoundTensor = &|_, vals| vals.into_iter().map(lofi5).collect();
-    let bfp8: &RoundTensor = &|dims, vals| {
-        if dims.len() < 2 {
-            return vals;
-        }
-        bfp(dims, vals, 0, 7)
-    };
-    // The device's BFP8 blocks run along the output channels: axis 0 of a Conv1d weight, 1 of a
-    // ConvTranspose1d's.
-    let bfp8_ct: &RoundTensor = &|dims, vals| bfp(dims, vals, 1, 7);
-    let bfp8_of = |name: &str| {
-        if name.starts_with("dec.ups.") {
-            bfp8_ct
-        } else {
-            bfp8
-        }
-    };
+    let lofi = |_: &str| -> RoundTensor { lofi_tensor };
     // Per layer: (name, weight bytes as bf16, LoFi error power, BFP8 error power).
     let mut per: Vec<(String, usize, f64, f64)> = Vec::new();
     for l in &layers {
         let e = |vr: Voice| {
-            let (_, c) = measure(&vr);
+            let (_, c) = r.measure(&vr);
             10f64.powf(-c.snr_db.unwrap_or(f64::INFINITY) / 10.0)
         };
-        let el = e(round_layers(&v, &[l.name.as_str()], lofi));
-        let eb = e(round_layers(&v, &[l.name.as_str()], bfp8_of(&l.name)));
+        let el = e(round_layers(&v, &[l.name.as_str()], &lofi));
+        let eb = e(round_layers(&v, &[l.name.as_str()], &bfp8_for));
         per.push((l.name.clone(), 2 * l.params, el, eb));
     }
     let total_bytes: usize = per.iter().map(|p| p.1).sum();
@@ -295,10 +299,11 @@ fn share_gates_against_the_floor() {
         total_bytes as f64 / 1e6
     );
     let report = |label: &str, vr: Voice| {
-        let (frames, c) = measure(&vr);
+        let (free, c) = r.measure(&vr);
         eprintln!(
-            "{label}: frames {}/{frames}, MCD {:.3} dB, log-mel L1 {:.4}, SNR {:.1} dB",
-            reference.frames,
+            "{label}: frames {}/{}, MCD {:.3} dB, log-mel L1 {:.4}, SNR {:.1} dB",
+            r.out.frames,
+            free.frames,
             c.mcd_db.unwrap_or(f64::NAN),
             c.log_mel_l1.unwrap_or(f64::NAN),
             c.snr_db.unwrap_or(f64::NAN)
@@ -326,7 +331,7 @@ fn share_gates_against_the_floor() {
             lofi_names.len(),
             per.len()
         ),
-        round_layers(&v, &lofi_names, lofi),
+        round_layers(&v, &lofi_names, &lofi),
     );
     // BFP8: least error per byte first, until 80% of the bytes.
     let mut by_b: Vec<usize> = (0..per.len()).collect();
@@ -339,19 +344,13 @@ fn share_gates_against_the_floor() {
         bytes += per[i].1;
         chosen.push(i);
     }
-    let w = v
-        .weights
-        .map_f32(|name, dims, vals| match name.strip_suffix(".weight") {
-            Some(m) if chosen.iter().any(|&i| per[i].0 == m) => bfp8_of(m)(dims, vals),
-            _ => vals,
-        })
-        .expect("map weights");
+    let chosen_names: Vec<&str> = chosen.iter().map(|&i| per[i].0.as_str()).collect();
     report(
         &format!(
             "bfp8_b on {} layers, {:.1}% of the weight bytes (least error per byte first)",
             chosen.len(),
             100.0 * bytes as f64 / total_bytes as f64
         ),
-        Voice::from_parts(&v.path, v.config.clone(), w).expect("voice"),
+        round_layers(&v, &chosen_names, &bfp8_for),
     );
 }
